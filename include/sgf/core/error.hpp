@@ -1,0 +1,52 @@
+// Error types. Every failure in sgf is an exception derived from sgf::Error whose message says
+// what went wrong in terms the user can act on (file name, layer name, expected vs actual shape).
+// The source location is kept separately (where()) so messages stay readable.
+#pragma once
+
+#include <fmt/format.h>
+
+#include <source_location>
+#include <stdexcept>
+#include <string>
+
+namespace sgf {
+
+class Error : public std::runtime_error {
+public:
+    explicit Error(const std::string& msg, std::source_location loc = std::source_location::current())
+        : std::runtime_error(msg), where_(fmt::format("{}:{}", loc.file_name(), loc.line())) {}
+    const std::string& where() const noexcept { return where_; }
+
+private:
+    std::string where_;
+};
+
+/// A caller passed something invalid (bad shape, negative size, malformed fingerprint text).
+class ArgumentError : public Error { using Error::Error; };
+/// Tensor shapes that do not fit a layer or op.
+class ShapeError : public ArgumentError { using ArgumentError::ArgumentError; };
+/// A file could not be opened, read or written.
+class IoError : public Error { using Error::Error; };
+/// A file was read but its content is malformed, truncated or inconsistent.
+class FormatError : public Error { using Error::Error; };
+/// A numerical failure (NaN/Inf) was detected.
+class NumericError : public Error { using Error::Error; };
+/// A backend (e.g. CUDA, cuDNN, cuBLAS) call failed.
+class BackendError : public Error { using Error::Error; };
+
+namespace detail {
+template <class E, class... Args>
+[[noreturn]] inline void raise(std::source_location loc, fmt::format_string<Args...> f, Args&&... args) {
+    throw E(fmt::format(f, std::forward<Args>(args)...), loc);
+}
+}  // namespace detail
+
+}  // namespace sgf
+
+/// SGF_THROW(ShapeError, "conv '{}': expected {} got {}", name, a, b)
+#define SGF_THROW(Type, ...) ::sgf::detail::raise<::sgf::Type>(std::source_location::current(), __VA_ARGS__)
+/// SGF_CHECK(cond, Type, fmt, args...): throw Type with the formatted message when cond is false.
+#define SGF_CHECK(cond, Type, ...)                                     \
+    do {                                                               \
+        if (!(cond)) SGF_THROW(Type, __VA_ARGS__);                     \
+    } while (0)
