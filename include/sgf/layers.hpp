@@ -1,0 +1,9 @@
+#pragma once
+#include <sgf/layers/parameter.hpp>
+#include <sgf/layers/dense.hpp>
+#include <sgf/layers/conv.hpp>
+#include <sgf/layers/modconv.hpp>
+#include <sgf/layers/resample.hpp>
+#include <sgf/layers/resblock.hpp>
+#include <sgf/layers/losses.hpp>
+#include <sgf/layers/optim.hpp>

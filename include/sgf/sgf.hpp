@@ -1,0 +1,16 @@
+// sgf: scalable fingerprinting of generative models. Public entry point (backend-neutral).
+// Include a backend as well: <sgf/backends/eigen.hpp> (CPU) or <sgf/backends/cuda.cuh> (GPU).
+#pragma once
+#include <sgf/core/error.hpp>
+#include <sgf/core/shape.hpp>
+#include <sgf/core/descriptors.hpp>
+#include <sgf/core/philox.hpp>
+#include <sgf/core/concepts.hpp>
+#include <sgf/core/tensor.hpp>
+#include <sgf/layers.hpp>
+#if __has_include(<sgf/io.hpp>)
+#include <sgf/io.hpp>
+#endif
+#if __has_include(<sgf/fingerprint.hpp>)
+#include <sgf/fingerprint.hpp>
+#endif
