@@ -11,6 +11,18 @@
 
 namespace sgf {
 
+/// A non-owning view of a tensor's storage: what layer contexts keep of their inputs. The data
+/// pointer stays valid when the owning Tensor is moved (only its buffer handle moves), so contexts
+/// can be moved around freely as long as the owner lives.
+template <class Scalar>
+struct TensorView {
+    const Scalar* ptr = nullptr;
+    Shape shp{};
+    const Scalar* data() const noexcept { return ptr; }
+    const Shape& shape() const noexcept { return shp; }
+    std::size_t size() const noexcept { return static_cast<std::size_t>(shp.size()); }
+};
+
 template <StorageBackend B>
 class Tensor {
 public:
@@ -43,6 +55,9 @@ public:
                   shape_.size(), s.str(), s.size());
         shape_ = s;
     }
+
+    TensorView<Scalar> view() const noexcept { return {data(), shape_}; }
+    operator TensorView<Scalar>() const noexcept { return view(); }
 
     Tensor clone(B& b) const {
         Tensor t(b, shape_);

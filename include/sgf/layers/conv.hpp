@@ -29,7 +29,7 @@ public:
     using T = typename B::Scalar;
 
     struct Ctx {
-        const Tensor<B>* x = nullptr;  ///< input; must outlive the context
+        TensorView<T> x;  ///< input; its owner must outlive the context
         Tensor<B> xb;                  ///< blurred input (down only)
         Tensor<B> y;                   ///< output (post-activation)
     };
@@ -56,24 +56,24 @@ public:
         return cfg_.down ? Shape{x.n, cfg_.c_out, x.h / 2, x.w / 2} : Shape{x.n, cfg_.c_out, x.h, x.w};
     }
 
-    Ctx forward(B& b, const Tensor<B>& x) const {
+    Ctx forward(B& b, TensorView<T> x) const {
         const Shape& s = x.shape();
         SGF_CHECK(s.c == cfg_.c_in, ShapeError, "conv '{}': expected {} input channels, got shape {}", name_, cfg_.c_in,
                   s.str());
         SGF_CHECK(!cfg_.down || (s.h % 2 == 0 && s.w % 2 == 0 && s.h >= 2), ShapeError,
                   "conv '{}': downsampling needs an even input size, got shape {}", name_, s.str());
         Ctx ctx;
-        ctx.x = &x;
-        const Tensor<B>* in = &x;
+        ctx.x = x;
+        TensorView<T> in = x;
         if (cfg_.down) {
             const FirDesc f = blur_desc(s);
             ctx.xb = Tensor<B>(b, f.y_shape());
             b.fir(f, x.data(), ctx.xb.data());
-            in = &ctx.xb;
+            in = ctx.xb.view();
         }
-        const ConvDesc d = conv_desc(in->shape());
+        const ConvDesc d = conv_desc(in.shape());
         ctx.y = Tensor<B>(b, d.y_shape());
-        b.conv2d_forward(d, weight_scale(), in->data(), weight_.value.data(), T(0), ctx.y.data());
+        b.conv2d_forward(d, weight_scale(), in.data(), weight_.value.data(), T(0), ctx.y.data());
         b.bias_act(ctx.y.shape(), ctx.y.data(), cfg_.bias ? bias_.value.data() : nullptr, T(cfg_.lr_mult), cfg_.act,
                    T(cfg_.gain), ctx.y.data());
         return ctx;
@@ -84,7 +84,7 @@ public:
         T* dbias = (cfg_.bias && mode != GradMode::skip) ? bias_.grad.data() : nullptr;
         b.bias_act_backward(dy.shape(), ctx.y.data(), dy.data(), cfg_.act, T(cfg_.gain), dy.data(), dbias, T(cfg_.lr_mult),
                             grad_beta<T>(mode));
-        const Tensor<B>& in = cfg_.down ? ctx.xb : *ctx.x;
+        const TensorView<T> in = cfg_.down ? ctx.xb.view() : ctx.x;
         const ConvDesc d = conv_desc(in.shape());
         if (mode != GradMode::skip)
             b.conv2d_backward_filter(d, weight_scale(), in.data(), dy.data(), grad_beta<T>(mode), weight_.grad.data());
@@ -92,8 +92,8 @@ public:
         Tensor<B> din(b, in.shape());
         b.conv2d_backward_data(d, weight_scale(), dy.data(), weight_.value.data(), T(0), din.data());
         if (!cfg_.down) return din;
-        Tensor<B> dx(b, ctx.x->shape());
-        b.fir_backward(blur_desc(ctx.x->shape()), din.data(), dx.data());
+        Tensor<B> dx(b, ctx.x.shape());
+        b.fir_backward(blur_desc(ctx.x.shape()), din.data(), dx.data());
         return dx;
     }
 

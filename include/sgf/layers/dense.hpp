@@ -24,7 +24,7 @@ public:
     using T = typename B::Scalar;
 
     struct Ctx {
-        const Tensor<B>* x = nullptr;  ///< input; must outlive the context
+        TensorView<T> x;  ///< input; its owner must outlive the context
         Tensor<B> y;                   ///< output (post-activation)
     };
 
@@ -47,11 +47,11 @@ public:
         if (cfg_.bias) f(bias_);
     }
 
-    Ctx forward(B& b, const Tensor<B>& x) const {
+    Ctx forward(B& b, TensorView<T> x) const {
         SGF_CHECK(x.shape().sample_size() == cfg_.in, ShapeError,
                   "dense '{}': expected input with {} features per sample, got shape {}", name_, cfg_.in, x.shape().str());
         const std::int64_t N = x.shape().n;
-        Ctx ctx{&x, Tensor<B>(b, Shape{N, cfg_.out})};
+        Ctx ctx{x, Tensor<B>(b, Shape{N, cfg_.out})};
         b.gemm(false, true, N, cfg_.out, cfg_.in, weight_scale(), x.data(), cfg_.in, weight_.value.data(), cfg_.in, T(0),
                ctx.y.data(), cfg_.out);
         b.bias_act(ctx.y.shape(), ctx.y.data(), cfg_.bias ? bias_.value.data() : nullptr, T(cfg_.lr_mult), cfg_.act,
@@ -68,10 +68,10 @@ public:
         b.bias_act_backward(dy.shape(), ctx.y.data(), dy.data(), cfg_.act, T(cfg_.gain), dy.data(), dbias, T(cfg_.lr_mult),
                             grad_beta<T>(mode));
         if (mode != GradMode::skip)
-            b.gemm(true, false, cfg_.out, cfg_.in, N, weight_scale(), dy.data(), cfg_.out, ctx.x->data(), cfg_.in,
+            b.gemm(true, false, cfg_.out, cfg_.in, N, weight_scale(), dy.data(), cfg_.out, ctx.x.data(), cfg_.in,
                    grad_beta<T>(mode), weight_.grad.data(), cfg_.in);
         if (!need_dx) return {};
-        Tensor<B> dx(b, ctx.x->shape());
+        Tensor<B> dx(b, ctx.x.shape());
         b.gemm(false, false, N, cfg_.in, cfg_.out, weight_scale(), dy.data(), cfg_.out, weight_.value.data(), cfg_.in, T(0),
                dx.data(), cfg_.in);
         return dx;

@@ -35,7 +35,7 @@ public:
     static constexpr double kDemodEps = 1e-8;
 
     struct Ctx {
-        const Tensor<B>* x = nullptr;  ///< input; must outlive the context
+        TensorView<T> x;  ///< input; its owner must outlive the context
         typename Dense<B>::Ctx style;  ///< s = style.y, [N, C_in]
         Tensor<B> xs;                  ///< x (.) s
         Tensor<B> u;                   ///< conv output before demodulation (after FIR for up layers)
@@ -79,7 +79,7 @@ public:
 
     /// x: [N, C_in, H, W]; w: [N, w_dim]; noise_key: where the noise is drawn from (same key, same
     /// noise on every backend); nullopt means no noise (zero).
-    Ctx forward(B& b, const Tensor<B>& x, const Tensor<B>& w, std::optional<RngKey> noise_key) const {
+    Ctx forward(B& b, TensorView<T> x, TensorView<T> w, std::optional<RngKey> noise_key) const {
         const Shape& s = x.shape();
         SGF_CHECK(s.c == cfg_.c_in, ShapeError, "modconv '{}': expected {} input channels, got shape {}", name_, cfg_.c_in,
                   s.str());
@@ -87,7 +87,7 @@ public:
                   "modconv '{}': expected styles of shape [{}, {}], got {}", name_, s.n, cfg_.w_dim, w.shape().str());
         const std::int64_t N = s.n;
         Ctx ctx;
-        ctx.x = &x;
+        ctx.x = x;
         ctx.style = affine_.forward(b, w);
         const T* sv = ctx.style.y.data();
         ctx.xs = Tensor<B>(b, s);
@@ -128,7 +128,7 @@ public:
                        bool need_dx = true) {
         check_shape(dy.shape(), ctx.y.shape(), "modconv '" + name_ + "' backward dy");
         const Shape& ys = dy.shape();
-        const Shape& xs = ctx.x->shape();
+        const Shape& xs = ctx.x.shape();
         const std::int64_t N = xs.n;
         const T beta = grad_beta<T>(mode);
         const bool params = mode != GradMode::skip;
@@ -146,7 +146,7 @@ public:
         Tensor<B> gxs = conv_backward(b, ctx, std::move(dy), mode);
         // s-gradient from the activation scaling: gs[n,i] = sum_hw gxs * x
         Tensor<B> gs(b, Shape{N, cfg_.c_in});
-        b.channel_dot(xs, gxs.data(), ctx.x->data(), T(0), gs.data());
+        b.channel_dot(xs, gxs.data(), ctx.x.data(), T(0), gs.data());
         if (cfg_.demodulate) {
             // d = (q + eps)^-1/2  ->  gq = -1/2 d^3 gd
             Tensor<B> gq(b, gd.shape());
@@ -188,7 +188,7 @@ public:
 
     /// The baked weight W''[o,i,k] = W[o,i,k] s_i d_o for ONE style vector w ([1, w_dim]), in the
     /// same layout as the stored weight (already including the equalised-lr scale), on the host.
-    std::vector<double> bake_weight(B& b, const Tensor<B>& w) const {
+    std::vector<double> bake_weight(B& b, TensorView<T> w) const {
         SGF_CHECK(w.shape().n == 1 && w.shape().sample_size() == cfg_.w_dim, ShapeError,
                   "modconv '{}': bake needs one style vector [1, {}], got {}", name_, cfg_.w_dim, w.shape().str());
         auto style = affine_.forward(b, w);
@@ -244,7 +244,7 @@ private:
 
     /// dL/du -> dL/dxs, and the weight gradient from the convolution itself.
     Tensor<B> conv_backward(B& b, const Ctx& ctx, Tensor<B>&& gu, GradMode mode) {
-        const Shape& s = ctx.x->shape();
+        const Shape& s = ctx.x.shape();
         const T beta = grad_beta<T>(mode);
         Tensor<B> gxs(b, s);
         if (!cfg_.up) {

@@ -34,7 +34,7 @@ public:
         skip_.visit(f);
     }
 
-    Ctx forward(B& b, const Tensor<B>& x) const {
+    Ctx forward(B& b, TensorView<T> x) const {
         Ctx ctx;
         ctx.c0 = conv0_.forward(b, x);
         ctx.c1 = conv1_.forward(b, ctx.c0.y);
