@@ -1,0 +1,138 @@
+// One config struct for the whole fingerprinted GAN (G with its embedding E, decoder F, and D),
+// its presets, and its JSON form (stored in every model file's metadata).
+#pragma once
+
+#include <sgf/core/error.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace sgf {
+
+struct ModelConfig {
+    std::string preset = "custom";
+    int resolution = 32;      ///< output side, a power of two >= 8
+    int image_channels = 1;   ///< 1 (grayscale) or 3 (RGB)
+    int fingerprint_bits = 128;
+    int z_dim = 64;
+    int w_dim = 128;          ///< width of E's output, fed to every modulated layer
+    int embed_layers = 8;     ///< depth of E
+    int embed_width = 128;    ///< hidden width of E
+    double embed_lr_mult = 0.01;
+    int channel_base = 1024;  ///< channels at resolution r: min(channel_base / r, channel_max)
+    int channel_max = 128;
+    int mbstd_group = 4;
+
+    int channels_at(int r) const { return std::max(1, std::min(channel_base / r, channel_max)); }
+    /// Resolutions of the synthesis blocks: 4, 8, ..., resolution.
+    std::vector<int> resolutions() const {
+        std::vector<int> rs;
+        for (int r = 4; r <= resolution; r *= 2) rs.push_back(r);
+        return rs;
+    }
+    int decoder_outputs() const { return z_dim + fingerprint_bits; }
+
+    void validate() const {
+        SGF_CHECK(resolution >= 8 && (resolution & (resolution - 1)) == 0, ArgumentError,
+                  "model config: resolution must be a power of two >= 8, got {}", resolution);
+        SGF_CHECK(image_channels == 1 || image_channels == 3, ArgumentError,
+                  "model config: image_channels must be 1 or 3, got {}", image_channels);
+        SGF_CHECK(fingerprint_bits >= 1 && fingerprint_bits <= 4096, ArgumentError,
+                  "model config: fingerprint_bits must be in 1..4096, got {}", fingerprint_bits);
+        SGF_CHECK(z_dim >= 1 && w_dim >= 1 && embed_layers >= 1 && embed_width >= 1 && channel_base >= 1 &&
+                      channel_max >= 1 && mbstd_group >= 1,
+                  ArgumentError, "model config: sizes must be positive");
+        SGF_CHECK(embed_lr_mult > 0, ArgumentError, "model config: embed_lr_mult must be positive");
+    }
+
+    /// For tests: 16 px, 16 bits, a few channels; one training step takes milliseconds.
+    static ModelConfig tiny() {
+        ModelConfig c;
+        c.preset = "tiny";
+        c.resolution = 16;
+        c.fingerprint_bits = 16;
+        c.z_dim = 8;
+        c.w_dim = 32;
+        c.embed_layers = 2;
+        c.embed_width = 32;
+        c.channel_base = 128;
+        c.channel_max = 16;
+        return c;
+    }
+    /// The CPU default: 32 px grayscale (Fashion-MNIST padded), 128 bits.
+    static ModelConfig small() {
+        ModelConfig c;
+        c.preset = "small";
+        c.resolution = 32;
+        c.fingerprint_bits = 128;
+        c.z_dim = 64;
+        c.w_dim = 128;
+        c.embed_layers = 8;
+        c.embed_width = 128;
+        c.channel_base = 2048;
+        c.channel_max = 128;
+        return c;
+    }
+    /// The paper's 128-px architecture: 512 channels up to 32 px, 256 at 64, 128 at 128; E 8x512.
+    static ModelConfig paper128() {
+        ModelConfig c;
+        c.preset = "paper128";
+        c.resolution = 128;
+        c.image_channels = 3;
+        c.fingerprint_bits = 128;
+        c.z_dim = 512;
+        c.w_dim = 512;
+        c.embed_layers = 8;
+        c.embed_width = 512;
+        c.channel_base = 16384;
+        c.channel_max = 512;
+        return c;
+    }
+    static ModelConfig preset_named(const std::string& name) {
+        if (name == "tiny") return tiny();
+        if (name == "small") return small();
+        if (name == "paper128") return paper128();
+        SGF_THROW(ArgumentError, "unknown preset '{}' (known: tiny, small, paper128)", name);
+    }
+};
+
+inline void to_json(nlohmann::json& j, const ModelConfig& c) {
+    j = nlohmann::json{{"preset", c.preset},
+                       {"resolution", c.resolution},
+                       {"image_channels", c.image_channels},
+                       {"fingerprint_bits", c.fingerprint_bits},
+                       {"z_dim", c.z_dim},
+                       {"w_dim", c.w_dim},
+                       {"embed_layers", c.embed_layers},
+                       {"embed_width", c.embed_width},
+                       {"embed_lr_mult", c.embed_lr_mult},
+                       {"channel_base", c.channel_base},
+                       {"channel_max", c.channel_max},
+                       {"mbstd_group", c.mbstd_group}};
+}
+
+inline void from_json(const nlohmann::json& j, ModelConfig& c) {
+    try {
+        j.at("preset").get_to(c.preset);
+        j.at("resolution").get_to(c.resolution);
+        j.at("image_channels").get_to(c.image_channels);
+        j.at("fingerprint_bits").get_to(c.fingerprint_bits);
+        j.at("z_dim").get_to(c.z_dim);
+        j.at("w_dim").get_to(c.w_dim);
+        j.at("embed_layers").get_to(c.embed_layers);
+        j.at("embed_width").get_to(c.embed_width);
+        j.at("embed_lr_mult").get_to(c.embed_lr_mult);
+        j.at("channel_base").get_to(c.channel_base);
+        j.at("channel_max").get_to(c.channel_max);
+        j.at("mbstd_group").get_to(c.mbstd_group);
+    } catch (const nlohmann::json::exception& e) {
+        SGF_THROW(FormatError, "model config: {}", e.what());
+    }
+    c.validate();
+}
+
+}  // namespace sgf

@@ -1,0 +1,200 @@
+// The meta generator G(z, c) of algorithm.md 3.1-3.2:
+//   E:   w = MLP(c), embed_layers dense layers with lrelu*sqrt2 after each, lr_mult 0.01
+//   in:  x = lrelu(dense(z)) reshaped to [N, C_4, 4, 4]
+//   4:   x = modconv3x3(x);            rgb = ToRGB_4(x)
+//   r>4: x = modconv3x3_up(x); x = modconv3x3(x);  rgb = up2(rgb) + ToRGB_r(x)
+// Every modconv is demodulated, has noise + bias + lrelu*sqrt2; ToRGB is a 1x1 modulated conv
+// without demodulation, with bias, linear. The output is rgb, linear (no tanh, no clamp).
+// Layer names (model-file tensor names) are listed in docs/model-format.md.
+#pragma once
+
+#include <sgf/layers.hpp>
+#include <sgf/nets/config.hpp>
+
+#include <optional>
+
+namespace sgf {
+
+template <Backend B>
+class FingerprintEmbedding {
+public:
+    using T = typename B::Scalar;
+    struct Ctx {
+        std::vector<typename Dense<B>::Ctx> layers;
+        const Tensor<B>& w() const { return layers.back().y; }
+    };
+
+    FingerprintEmbedding() = default;
+    FingerprintEmbedding(B& b, const ModelConfig& cfg, std::uint64_t seed) {
+        std::int64_t in = cfg.fingerprint_bits;
+        for (int i = 0; i < cfg.embed_layers; ++i) {
+            const std::int64_t out = i + 1 == cfg.embed_layers ? cfg.w_dim : cfg.embed_width;
+            layers_.emplace_back(b, fmt::format("G.embed.fc{}", i),
+                                 DenseConfig{in, out, cfg.embed_lr_mult, 0.0, Act::lrelu, kSqrt2, true}, seed);
+            in = out;
+        }
+    }
+    void visit(const ParamVisitor<B>& f) {
+        for (auto& l : layers_) l.visit(f);
+    }
+    Ctx forward(B& b, TensorView<T> c) const {
+        Ctx ctx;
+        ctx.layers.reserve(layers_.size());
+        TensorView<T> h = c;
+        for (const auto& l : layers_) {
+            ctx.layers.push_back(l.forward(b, h));
+            h = ctx.layers.back().y.view();
+        }
+        return ctx;
+    }
+    /// dw: dL/dw (consumed). The input (fingerprint bits) gets no gradient.
+    void backward(B& b, const Ctx& ctx, Tensor<B>&& dw, GradMode mode) {
+        Tensor<B> g = std::move(dw);
+        for (std::size_t i = layers_.size(); i-- > 0;) g = layers_[i].backward(b, ctx.layers[i], std::move(g), mode, i > 0);
+    }
+
+private:
+    std::vector<Dense<B>> layers_;
+};
+
+template <Backend B>
+class MetaGenerator {
+public:
+    using T = typename B::Scalar;
+
+    struct Ctx {
+        typename FingerprintEmbedding<B>::Ctx embed;
+        typename Dense<B>::Ctx input;
+        std::vector<typename ModConv<B>::Ctx> ups, convs, torgbs;  // ups[i] is block i+1's first conv
+        std::vector<Tensor<B>> rgb;                                // running skip sums, one per resolution
+        const Tensor<B>& image() const { return rgb.back(); }
+        const Tensor<B>& w() const { return embed.w(); }
+    };
+
+    MetaGenerator() = default;
+    MetaGenerator(B& b, const ModelConfig& cfg, std::uint64_t seed) : cfg_(cfg) {
+        cfg.validate();
+        embed_ = FingerprintEmbedding<B>(b, cfg, seed);
+        const std::int64_t c4 = cfg.channels_at(4);
+        input_ = Dense<B>(b, "G.input", DenseConfig{cfg.z_dim, c4 * 16, 1.0, 0.0, Act::lrelu, kSqrt2, true}, seed);
+        std::int64_t prev = c4;
+        for (int r : cfg.resolutions()) {
+            const std::int64_t ch = cfg.channels_at(r);
+            if (r > 4)
+                ups_.emplace_back(b, fmt::format("G.b{}.conv0", r),
+                                  ModConvConfig{prev, ch, 3, cfg.w_dim, true, true, true, Act::lrelu, kSqrt2}, seed);
+            convs_.emplace_back(b, fmt::format("G.b{}.conv{}", r, r > 4 ? 1 : 0),
+                                ModConvConfig{ch, ch, 3, cfg.w_dim, true, false, true, Act::lrelu, kSqrt2}, seed);
+            torgbs_.emplace_back(b, fmt::format("G.b{}.torgb", r),
+                                 ModConvConfig{ch, cfg.image_channels, 1, cfg.w_dim, false, false, false, Act::linear, 1.0},
+                                 seed);
+            prev = ch;
+        }
+    }
+
+    const ModelConfig& config() const { return cfg_; }
+    FingerprintEmbedding<B>& embedding() { return embed_; }
+    Dense<B>& input_layer() { return input_; }
+    std::vector<ModConv<B>>& up_convs() { return ups_; }
+    std::vector<ModConv<B>>& convs() { return convs_; }
+    std::vector<ModConv<B>>& torgbs() { return torgbs_; }
+
+    void visit(const ParamVisitor<B>& f) {
+        embed_.visit(f);
+        input_.visit(f);
+        for (std::size_t i = 0; i < convs_.size(); ++i) {
+            if (i > 0) ups_[i - 1].visit(f);
+            convs_[i].visit(f);
+            torgbs_[i].visit(f);
+        }
+    }
+    std::vector<Parameter<B>*> parameters() {
+        std::vector<Parameter<B>*> ps;
+        visit([&](Parameter<B>& p) { ps.push_back(&p); });
+        return ps;
+    }
+
+    /// z: [N, z_dim]; c: [N, bits] of 0/1 floats. noise_seed: per-layer noise is drawn from
+    /// RngKey{noise_seed, layer index, 0} (nullopt: no noise).
+    Ctx forward(B& b, TensorView<T> z, TensorView<T> c, std::optional<std::uint64_t> noise_seed) const {
+        const std::int64_t N = z.shape().n;
+        SGF_CHECK(z.shape().sample_size() == cfg_.z_dim, ShapeError, "generator: expected z of shape [{}, {}], got {}", N,
+                  cfg_.z_dim, z.shape().str());
+        SGF_CHECK(c.shape().n == N && c.shape().sample_size() == cfg_.fingerprint_bits, ShapeError,
+                  "generator: expected fingerprints of shape [{}, {}], got {}", N, cfg_.fingerprint_bits, c.shape().str());
+        Ctx ctx;
+        ctx.embed = embed_.forward(b, c);
+        const TensorView<T> w = ctx.embed.w().view();
+        return synthesize(b, std::move(ctx), z, w, noise_seed);
+    }
+
+    /// Backward from dL/d(image). Parameter gradients of G (incl. E and the affines) follow `mode`.
+    void backward(B& b, const Ctx& ctx, Tensor<B>&& dimage, GradMode mode) {
+        check_shape(dimage.shape(), ctx.image().shape(), "generator backward d(image)");
+        const T* wdata = ctx.w().data();
+        (void)wdata;
+        Tensor<B> dw(b, ctx.w().shape());
+        bool first_w = true;
+        auto wbeta = [&] {
+            const T beta = first_w ? T(0) : T(1);
+            first_w = false;
+            return beta;
+        };
+        Tensor<B> drgb = std::move(dimage);
+        Tensor<B> dx;  // gradient w.r.t. the output of the current block's last conv, from the block above
+        for (std::size_t i = convs_.size(); i-- > 0;) {
+            Tensor<B> dxt = torgbs_[i].backward(b, ctx.torgbs[i], drgb.clone(b), mode, dw, wbeta());
+            if (!dx.empty()) b.axpby(dxt.size(), T(1), dx.data(), T(1), dxt.data());
+            Tensor<B> dup = convs_[i].backward(b, ctx.convs[i], std::move(dxt), mode, dw, wbeta());
+            if (i > 0) {
+                dx = ups_[i - 1].backward(b, ctx.ups[i - 1], std::move(dup), mode, dw, wbeta());
+                drgb = upsample2x_backward(b, ctx.rgb[i - 1].shape(), drgb);
+            } else {
+                dup.reshape_inplace(ctx.input.y.shape());
+                input_.backward(b, ctx.input, std::move(dup), mode, false);
+            }
+        }
+        embed_.backward(b, ctx.embed, std::move(dw), mode);
+    }
+
+    /// Everything after E, given w: shared by the meta generator and by path-length style uses.
+    Ctx synthesize(B& b, Ctx&& ctx, TensorView<T> z, TensorView<T> w, std::optional<std::uint64_t> noise_seed) const {
+        const std::int64_t N = z.shape().n;
+        auto key = [&](std::uint64_t layer) -> std::optional<RngKey> {
+            if (!noise_seed) return std::nullopt;
+            return RngKey{*noise_seed, layer, 0};
+        };
+        ctx.input = input_.forward(b, z);
+        TensorView<T> x{ctx.input.y.data(), Shape{N, cfg_.channels_at(4), 4, 4}};
+        ctx.convs.reserve(convs_.size());
+        ctx.torgbs.reserve(convs_.size());
+        ctx.ups.reserve(ups_.size());
+        std::uint64_t layer = 0;
+        for (std::size_t i = 0; i < convs_.size(); ++i) {
+            if (i > 0) {
+                ctx.ups.push_back(ups_[i - 1].forward(b, x, w, key(layer++)));
+                x = ctx.ups.back().y.view();
+            }
+            ctx.convs.push_back(convs_[i].forward(b, x, w, key(layer++)));
+            x = ctx.convs.back().y.view();
+            ctx.torgbs.push_back(torgbs_[i].forward(b, x, w, std::nullopt));
+            const Tensor<B>& t = ctx.torgbs.back().y;
+            if (i == 0) {
+                ctx.rgb.push_back(t.clone(b));
+            } else {
+                Tensor<B> up = upsample2x(b, ctx.rgb.back());
+                b.axpby(up.size(), T(1), t.data(), T(1), up.data());
+                ctx.rgb.push_back(std::move(up));
+            }
+        }
+        return std::move(ctx);
+    }
+
+private:
+    ModelConfig cfg_;
+    FingerprintEmbedding<B> embed_;
+    Dense<B> input_;
+    std::vector<ModConv<B>> ups_, convs_, torgbs_;
+};
+
+}  // namespace sgf

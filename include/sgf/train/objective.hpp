@@ -1,0 +1,182 @@
+// The training objective of algorithm.md 4, as functions that compute losses AND write parameter
+// gradients with hand-written backward passes:
+//   generator_step_grads: G and F minimise  w_adv L_adv + w_const L_const + w_z L_z + w_c L_c
+//                         (D's gradients are not touched: D runs backward in GradMode::skip)
+//   discriminator_grads:  D minimises softplus(D(G(z,c))) + softplus(-D(x_real))
+//   r1_grads:             D's lazy R1 penalty (gamma/2) ||grad_x sum D(x_real)||^2 (mean over the
+//                         batch), whose parameter gradient is a Hessian-vector product computed by a
+//                         central difference of first-order gradients (algorithm.md 4):
+//                           grad_theta P = gamma/N * [grad_theta S(x + e g) - grad_theta S(x - e g)] / (2e)
+//                         with S = sum_n D(x_n) and g = grad_x S(x).
+#pragma once
+
+#include <sgf/nets.hpp>
+
+#include <cmath>
+
+namespace sgf {
+
+struct LossWeights {
+    double adversarial = 1.0;
+    double consistency = 2.0;
+    double latent = 1.0;
+    double fingerprint = 2.0;
+};
+
+/// The random inputs of one G+F evaluation: same z, two fingerprints, independent noise.
+template <Backend B>
+struct GeneratorBatch {
+    Tensor<B> z, c1, c2;
+    std::uint64_t noise1 = 0, noise2 = 0;
+};
+
+/// Draws a GeneratorBatch from the counter-based RNG: everything depends only on (seed, stream).
+template <Backend B>
+GeneratorBatch<B> draw_generator_batch(B& b, const ModelConfig& cfg, std::int64_t n, std::uint64_t seed,
+                                       std::uint64_t stream) {
+    GeneratorBatch<B> gb{Tensor<B>(b, Shape{n, cfg.z_dim}), Tensor<B>(b, Shape{n, cfg.fingerprint_bits}),
+                         Tensor<B>(b, Shape{n, cfg.fingerprint_bits}), 0, 0};
+    b.normal(RngKey{seed, stream, 0}, gb.z.size(), gb.z.data());
+    b.bits(RngKey{seed, stream, 1ull << 40}, gb.c1.size(), gb.c1.data());
+    b.bits(RngKey{seed, stream, 2ull << 40}, gb.c2.size(), gb.c2.data());
+    const philox::U32x4 r = philox::draw(RngKey{seed, stream, 3ull << 40}, 0);
+    gb.noise1 = (std::uint64_t(r.v[1]) << 32) | r.v[0];
+    gb.noise2 = (std::uint64_t(r.v[3]) << 32) | r.v[2];
+    return gb;
+}
+
+struct GeneratorLosses {
+    double adversarial = 0, consistency = 0, latent = 0, fingerprint = 0, total = 0;
+    double bit_accuracy = 0;  ///< fraction of fingerprint bits F decodes correctly from img1
+};
+
+/// Fraction of matching bits between logits (> 0 -> 1) and 0/1 targets.
+template <Backend B>
+double bit_accuracy(B& b, const Tensor<B>& logits_and_z, std::int64_t z_dim, const Tensor<B>& bits) {
+    const auto out = to_host_vector<double>(b, logits_and_z);
+    const auto c = to_host_vector<double>(b, bits);
+    const std::int64_t N = bits.shape().n, n = bits.shape().sample_size(), stride = logits_and_z.shape().sample_size();
+    std::int64_t ok = 0;
+    for (std::int64_t i = 0; i < N; ++i)
+        for (std::int64_t k = 0; k < n; ++k) ok += ((out[i * stride + z_dim + k] > 0) == (c[i * n + k] > 0.5));
+    return double(ok) / double(N * n);
+}
+
+/// Computes the G+F losses on one GeneratorBatch and writes the gradients of the weighted total into
+/// G's and F's parameter gradients (`mode`: overwrite or accumulate). D's gradients are untouched.
+template <Backend B>
+GeneratorLosses generator_step_grads(B& b, MetaGenerator<B>& G, ResidualCritic<B>& F, ResidualCritic<B>& D,
+                                     const GeneratorBatch<B>& gb, const LossWeights& w, GradMode mode) {
+    using T = typename B::Scalar;
+    SGF_CHECK(mode != GradMode::skip, ArgumentError, "generator_step_grads: mode must be overwrite or accumulate");
+    const ModelConfig& cfg = G.config();
+    const std::int64_t N = gb.z.shape().n;
+    auto g1 = G.forward(b, gb.z, gb.c1, gb.noise1);
+    auto g2 = G.forward(b, gb.z, gb.c2, gb.noise2);
+    const Tensor<B>& img1 = g1.image();
+    const Tensor<B>& img2 = g2.image();
+
+    GeneratorLosses L;
+    // adversarial: softplus(-D(img1)); D's parameters are frozen (skip), only dL/dimg1 flows.
+    Tensor<B> dimg1;
+    {
+        auto dctx = D.forward(b, img1);
+        auto adv = softplus_mean(b, dctx.output(), -1.0, w.adversarial, true);
+        L.adversarial = adv.value;
+        dimg1 = D.backward(b, dctx, std::move(adv.grad), GradMode::skip, true);
+    }
+    // consistency: mean (img1 - img2)^2; gradient +g on img1, -g on img2
+    auto cons = mse_mean(b, img1, img2, w.consistency, true);
+    L.consistency = cons.value;
+    b.axpby(dimg1.size(), T(1), cons.grad.data(), T(1), dimg1.data());
+    // decoder: z_hat = out[:, :z_dim], logits = out[:, z_dim:]
+    {
+        auto fctx = F.forward(b, img1);
+        const Tensor<B>& out = fctx.output();
+        const std::int64_t stride = out.shape().sample_size();
+        Tensor<B> zhat(b, gb.z.shape()), logits(b, gb.c1.shape());
+        b.copy2d(N, cfg.z_dim, out.data(), stride, zhat.data(), cfg.z_dim);
+        b.copy2d(N, cfg.fingerprint_bits, out.data() + cfg.z_dim, stride, logits.data(), cfg.fingerprint_bits);
+        auto lz = mse_mean(b, zhat, gb.z, w.latent, true);
+        auto lc = bce_logits_mean(b, logits, gb.c1, w.fingerprint, true);
+        L.latent = lz.value;
+        L.fingerprint = lc.value;
+        L.bit_accuracy = bit_accuracy(b, out, cfg.z_dim, gb.c1);
+        Tensor<B> dout(b, out.shape());
+        b.copy2d(N, cfg.z_dim, lz.grad.data(), cfg.z_dim, dout.data(), stride);
+        b.copy2d(N, cfg.fingerprint_bits, lc.grad.data(), cfg.fingerprint_bits, dout.data() + cfg.z_dim, stride);
+        Tensor<B> dimg_f = F.backward(b, fctx, std::move(dout), mode, true);
+        b.axpby(dimg1.size(), T(1), dimg_f.data(), T(1), dimg1.data());
+    }
+    G.backward(b, g1, std::move(dimg1), mode);
+    b.axpby(cons.grad.size(), T(0), cons.grad.data(), T(-1), cons.grad.data());
+    G.backward(b, g2, std::move(cons.grad), GradMode::accumulate);  // img2's path adds to img1's
+    L.total = L.adversarial + L.consistency + L.latent + L.fingerprint;
+    return L;
+}
+
+struct DiscriminatorLosses {
+    double fake = 0, real = 0, total = 0;
+    double r1 = 0;  ///< the penalty value (gamma/2) mean_n ||grad||^2, when computed
+};
+
+/// D's logistic loss on fakes (already generated images) and reals; writes D's gradients.
+template <Backend B>
+DiscriminatorLosses discriminator_grads(B& b, ResidualCritic<B>& D, const Tensor<B>& fake, const Tensor<B>& real,
+                                        GradMode mode) {
+    DiscriminatorLosses L;
+    {
+        auto ctx = D.forward(b, fake);
+        auto l = softplus_mean(b, ctx.output(), +1.0, 1.0, true);
+        L.fake = l.value;
+        D.backward(b, ctx, std::move(l.grad), mode, false);
+    }
+    {
+        auto ctx = D.forward(b, real);
+        auto l = softplus_mean(b, ctx.output(), -1.0, 1.0, true);
+        L.real = l.value;
+        D.backward(b, ctx, std::move(l.grad), GradMode::accumulate, false);
+    }
+    L.total = L.fake + L.real;
+    return L;
+}
+
+/// g = grad_x sum_n D(x_n), without touching D's parameter gradients.
+template <Backend B>
+Tensor<B> input_gradient(B& b, ResidualCritic<B>& D, const Tensor<B>& x) {
+    auto ctx = D.forward(b, x);
+    Tensor<B> ones(b, ctx.output().shape(), typename B::Scalar(1));
+    return D.backward(b, ctx, std::move(ones), GradMode::skip, true);
+}
+
+/// R1 penalty value P = (gamma/2) * mean_n sum_pixels g^2 and the gradient scale * dP/dtheta written
+/// into D's parameter gradients per `mode` (scale = the lazy interval, e.g. 16).
+template <Backend B>
+double r1_grads(B& b, ResidualCritic<B>& D, const Tensor<B>& real, double gamma, double scale, GradMode mode) {
+    using T = typename B::Scalar;
+    const std::int64_t N = real.shape().n;
+    Tensor<B> g = input_gradient(b, D, real);
+    const double sq = b.dot(g.size(), g.data(), g.data());
+    const double penalty = 0.5 * gamma * sq / double(N);
+    if (mode == GradMode::skip) return penalty;
+    // Step: every pixel moves by about `step` (eps * rms(g)). D is piecewise linear (lrelu), so its
+    // input gradient is piecewise constant; the difference quotient is exact inside one linear
+    // region and picks up the kinks it crosses, whose number grows with the step. float64 uses a
+    // step small enough to cross none; float32 needs a larger one to stay above rounding noise,
+    // which makes its R1 gradient the gradient of a slightly smoothed penalty (docs/architecture.md).
+    const double gnorm = std::sqrt(sq / double(g.size()));
+    const double step = std::is_same_v<T, float> ? 1e-2 : 1e-7;
+    const double eps = step / std::max(gnorm, 1e-30);
+    const double coef = scale * gamma / double(N) / (2.0 * eps);
+    for (int side = 0; side < 2; ++side) {
+        const double sign = side == 0 ? 1.0 : -1.0;
+        Tensor<B> xe = real.clone(b);
+        b.axpby(xe.size(), T(sign * eps), g.data(), T(1), xe.data());
+        auto ctx = D.forward(b, xe);
+        Tensor<B> dout(b, ctx.output().shape(), T(sign * coef));
+        D.backward(b, ctx, std::move(dout), side == 0 ? mode : GradMode::accumulate, false);
+    }
+    return penalty;
+}
+
+}  // namespace sgf
