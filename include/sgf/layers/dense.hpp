@@ -1,6 +1,7 @@
 // Equalised-learning-rate dense layer: y = act(x W^T * lr_mult/sqrt(in) + b * lr_mult) * gain.
-// Stored W ~ N(0,1) of shape [out, in]; b starts at bias_init / lr_mult (so the effective bias
-// starts at bias_init). Inputs [N, C, H, W] are flattened to [N, C*H*W].
+// Stored W ~ N(0, 1/lr_mult^2) of shape [out, in] (StyleGAN2's convention, so the effective
+// initial weights are He-initialised whatever lr_mult); b starts at bias_init / lr_mult (so the
+// effective bias starts at bias_init). Inputs [N, C, H, W] are flattened to [N, C*H*W].
 #pragma once
 
 #include <sgf/layers/parameter.hpp>
@@ -32,7 +33,7 @@ public:
     Dense(B& b, std::string name, DenseConfig cfg, std::uint64_t seed) : name_(std::move(name)), cfg_(cfg) {
         SGF_CHECK(cfg.in > 0 && cfg.out > 0, ArgumentError, "dense '{}': sizes must be positive (in={}, out={})", name_,
                   cfg.in, cfg.out);
-        weight_ = make_parameter(b, name_ + ".weight", {cfg.out, cfg.in}, seed, true);
+        weight_ = make_parameter(b, name_ + ".weight", {cfg.out, cfg.in}, seed, true, 1.0 / cfg.lr_mult);
         if (cfg.bias) bias_ = make_parameter(b, name_ + ".bias", {cfg.out}, seed, false, cfg.bias_init / cfg.lr_mult);
     }
 

@@ -43,6 +43,8 @@ constexpr std::uint64_t name_hash(std::string_view s) {
     return h;
 }
 
+/// random_normal: values ~ N(0, constant^2) (constant 0 or 1 means unit variance); otherwise all
+/// values equal `constant`.
 template <Backend B>
 Parameter<B> make_parameter(B& b, std::string name, std::vector<std::int64_t> dims, std::uint64_t seed,
                             bool random_normal, double constant = 0.0) {
@@ -52,8 +54,11 @@ Parameter<B> make_parameter(B& b, std::string name, std::vector<std::int64_t> di
     if (dims.size() > 2) s.h = dims[2];
     if (dims.size() > 3) s.w = dims[3];
     Parameter<B> p{std::move(name), Tensor<B>(b, s), Tensor<B>(b, s, typename B::Scalar(0)), std::move(dims)};
-    if (random_normal) b.normal(RngKey{seed, name_hash(p.name), 0}, s.size(), p.value.data());
-    else b.fill(p.value.data(), p.value.size(), typename B::Scalar(constant));
+    if (random_normal) {
+        b.normal(RngKey{seed, name_hash(p.name), 0}, s.size(), p.value.data());
+        if (constant != 0.0 && constant != 1.0) b.axpby(s.size(), typename B::Scalar(0), p.value.data(),
+                                                        typename B::Scalar(constant), p.value.data());
+    } else b.fill(p.value.data(), p.value.size(), typename B::Scalar(constant));
     return p;
 }
 

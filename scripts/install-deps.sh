@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs everything sgf needs to build, test and run its demo, from Debian packages only.
+# Safe to re-run; uses sudo when not root.
+set -euo pipefail
+PKGS=(build-essential cmake pkg-config
+      libeigen3-dev libfmt-dev libstb-dev nlohmann-json3-dev libcli11-dev
+      libsqlite3-dev zlib1g-dev libgtest-dev libbenchmark-dev
+      dataset-fashion-mnist)
+missing=()
+for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -eq 0 ]; then echo "install-deps: all ${#PKGS[@]} packages present"; exit 0; fi
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "install-deps: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
