@@ -1,0 +1,168 @@
+// One training iteration of algorithm.md 5, over any backend:
+//   (1) G+F step on the joint loss (Adam, lazy-regularisation corrected for interval g_reg_interval)
+//   (2) D step on fresh fakes and the real batch; EMA update of G
+//   (3) every d_reg_interval steps: D's R1 step (lazy, multiplied by the interval)
+// All randomness comes from the counter-based RNG keyed by (seed, step), so a run resumed from a
+// checkpoint at step k continues bit-identically.
+#pragma once
+
+#include <sgf/train/objective.hpp>
+
+#include <nlohmann/json.hpp>
+
+namespace sgf {
+
+struct TrainConfig {
+    int batch = 16;
+    AdamParams adam{0.002, 0.0, 0.99, 1e-8};
+    int g_reg_interval = 4;    ///< G/F lazy correction (the reference's path-length interval)
+    int d_reg_interval = 16;   ///< R1 interval (0 disables R1)
+    double r1_gamma = 0.1;     ///< small images want a small gamma (the reference: 100 at 128 px)
+    double ema_kimg = 10.0;    ///< EMA half-life in thousands of images
+    double ema_rampup = 0.05;  ///< half-life <= rampup * images seen (StyleGAN2-ADA), 0 disables
+    LossWeights weights{};
+    bool fingerprint = true;   ///< false trains the same architecture without the fingerprint losses
+    std::uint64_t seed = 1;
+};
+
+inline void to_json(nlohmann::json& j, const TrainConfig& t) {
+    j = nlohmann::json{{"batch", t.batch},
+                       {"lr", t.adam.lr},
+                       {"beta1", t.adam.beta1},
+                       {"beta2", t.adam.beta2},
+                       {"eps", t.adam.eps},
+                       {"g_reg_interval", t.g_reg_interval},
+                       {"d_reg_interval", t.d_reg_interval},
+                       {"r1_gamma", t.r1_gamma},
+                       {"ema_kimg", t.ema_kimg},
+                       {"ema_rampup", t.ema_rampup},
+                       {"w_adversarial", t.weights.adversarial},
+                       {"w_consistency", t.weights.consistency},
+                       {"w_latent", t.weights.latent},
+                       {"w_fingerprint", t.weights.fingerprint},
+                       {"fingerprint", t.fingerprint},
+                       {"seed", t.seed}};
+}
+inline void from_json(const nlohmann::json& j, TrainConfig& t) {
+    try {
+        j.at("batch").get_to(t.batch);
+        j.at("lr").get_to(t.adam.lr);
+        j.at("beta1").get_to(t.adam.beta1);
+        j.at("beta2").get_to(t.adam.beta2);
+        j.at("eps").get_to(t.adam.eps);
+        j.at("g_reg_interval").get_to(t.g_reg_interval);
+        j.at("d_reg_interval").get_to(t.d_reg_interval);
+        j.at("r1_gamma").get_to(t.r1_gamma);
+        j.at("ema_kimg").get_to(t.ema_kimg);
+        j.at("ema_rampup").get_to(t.ema_rampup);
+        j.at("w_adversarial").get_to(t.weights.adversarial);
+        j.at("w_consistency").get_to(t.weights.consistency);
+        j.at("w_latent").get_to(t.weights.latent);
+        j.at("w_fingerprint").get_to(t.weights.fingerprint);
+        j.at("fingerprint").get_to(t.fingerprint);
+        j.at("seed").get_to(t.seed);
+    } catch (const nlohmann::json::exception& e) {
+        SGF_THROW(FormatError, "training config: {}", e.what());
+    }
+}
+
+struct StepStats {
+    std::int64_t step = 0;  ///< the step just completed (1-based)
+    GeneratorLosses g;
+    DiscriminatorLosses d;
+    bool r1 = false;  ///< whether this step ran the R1 step
+};
+
+template <Backend B>
+class Trainer {
+public:
+    using T = typename B::Scalar;
+
+    Trainer(B& b, const ModelConfig& mc, const TrainConfig& tc)
+        : b_(b), mc_(mc), tc_(tc), G_(b, mc, tc.seed), G_ema_(b, mc, tc.seed), F_(make_decoder(b, mc, tc.seed ^ 0xF)),
+          D_(make_discriminator(b, mc, tc.seed ^ 0xD)) {
+        SGF_CHECK(tc.batch >= 1, ArgumentError, "training: batch must be >= 1, got {}", tc.batch);
+        SGF_CHECK(tc.batch % std::min(tc.batch, mc.mbstd_group) == 0, ArgumentError,
+                  "training: batch {} must be a multiple of the minibatch-stddev group {}", tc.batch, mc.mbstd_group);
+        copy_params(G_.parameters(), G_ema_.parameters());
+        const AdamParams gf = lazy_regularised(tc.adam, tc.g_reg_interval);
+        optG_ = Adam<B>(b, G_.parameters(), gf);
+        optF_ = Adam<B>(b, F_.parameters(), gf);
+        optD_ = Adam<B>(b, D_.parameters(), lazy_regularised(tc.adam, tc.d_reg_interval));
+    }
+
+    const ModelConfig& model_config() const { return mc_; }
+    const TrainConfig& train_config() const { return tc_; }
+    std::int64_t step_count() const { return step_; }
+    void set_step_count(std::int64_t s) { step_ = s; }
+    MetaGenerator<B>& generator() { return G_; }
+    MetaGenerator<B>& generator_ema() { return G_ema_; }
+    ResidualCritic<B>& decoder() { return F_; }
+    ResidualCritic<B>& discriminator() { return D_; }
+    Adam<B>& opt_generator() { return optG_; }
+    Adam<B>& opt_decoder() { return optF_; }
+    Adam<B>& opt_discriminator() { return optD_; }
+
+    /// The weights of the G+F objective used at this step (fingerprint losses off for a baseline).
+    LossWeights effective_weights() const {
+        LossWeights w = tc_.weights;
+        if (!tc_.fingerprint) w.consistency = w.latent = w.fingerprint = 0.0;
+        return w;
+    }
+
+    /// One iteration on a batch of real images [batch, C, R, R] in [-1, 1].
+    StepStats step(const Tensor<B>& real) {
+        const std::int64_t N = tc_.batch;
+        check_shape(real.shape(), Shape{N, mc_.image_channels, mc_.resolution, mc_.resolution}, "training real batch");
+        StepStats st;
+        const std::uint64_t stream = static_cast<std::uint64_t>(step_) * 8;
+        // (1) G + F
+        {
+            auto gb = draw_generator_batch(b_, mc_, N, tc_.seed, stream + 0);
+            st.g = generator_step_grads(b_, G_, F_, D_, gb, effective_weights(), GradMode::overwrite);
+            optG_.step(b_);
+            if (tc_.fingerprint) optF_.step(b_);
+        }
+        // (2) D on fresh fakes and reals
+        {
+            auto gb = draw_generator_batch(b_, mc_, N, tc_.seed, stream + 1);
+            auto g = G_.forward(b_, gb.z, gb.c1, gb.noise1);
+            st.d = discriminator_grads(b_, D_, g.image(), real, GradMode::overwrite);
+            optD_.step(b_);
+        }
+        // (3) lazy R1
+        if (tc_.d_reg_interval > 0 && tc_.r1_gamma > 0 && (step_ % tc_.d_reg_interval) == 0) {
+            st.d.r1 = r1_grads(b_, D_, real, tc_.r1_gamma, double(tc_.d_reg_interval), GradMode::overwrite);
+            optD_.step(b_);
+            st.r1 = true;
+        }
+        ++step_;
+        // EMA of G
+        const double images = double(step_) * double(N);
+        double half_life = tc_.ema_kimg * 1000.0;
+        if (tc_.ema_rampup > 0) half_life = std::min(half_life, images * tc_.ema_rampup);
+        ema_update(b_, G_ema_.parameters(), G_.parameters(), ema_beta(double(N), half_life));
+        st.step = step_;
+        if (!std::isfinite(st.g.total) || !std::isfinite(st.d.total) || !std::isfinite(st.d.r1))
+            SGF_THROW(NumericError,
+                      "training diverged at step {}: G+F loss {}, D loss {}, R1 {} (try a lower learning rate or a "
+                      "larger r1_gamma; resume from the last checkpoint)",
+                      step_, st.g.total, st.d.total, st.d.r1);
+        return st;
+    }
+
+private:
+    void copy_params(const std::vector<Parameter<B>*>& from, const std::vector<Parameter<B>*>& to) {
+        for (std::size_t i = 0; i < from.size(); ++i) b_.copy(from[i]->value.data(), to[i]->value.data(), from[i]->value.size());
+    }
+
+    B& b_;
+    ModelConfig mc_;
+    TrainConfig tc_;
+    MetaGenerator<B> G_, G_ema_;
+    ResidualCritic<B> F_, D_;
+    Adam<B> optG_, optF_, optD_;
+    std::int64_t step_ = 0;
+};
+
+}  // namespace sgf
