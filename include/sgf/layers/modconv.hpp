@@ -26,6 +26,10 @@ struct ModConvConfig {
     bool noise = true;           ///< learned-strength noise injection
     Act act = Act::lrelu;
     double gain = kSqrt2;
+    /// A baked layer (a fingerprinted per-user copy): the weight already holds W'' (modulated,
+    /// demodulated and equalised-lr scaled), so there is no affine, no modulation, no
+    /// demodulation and no run-time scale; forward ignores w.
+    bool baked = false;
 };
 
 template <Backend B>
@@ -50,7 +54,8 @@ public:
                   "modconv '{}': sizes must be positive (c_in={}, c_out={}, k={}, w_dim={})", name_, cfg.c_in, cfg.c_out,
                   cfg.k, cfg.w_dim);
         SGF_CHECK(!cfg.up || cfg.k == 3, ArgumentError, "modconv '{}': upsampling layers use k = 3, got {}", name_, cfg.k);
-        affine_ = Dense<B>(b, name_ + ".affine", DenseConfig{cfg.w_dim, cfg.c_in, 1.0, 1.0, Act::linear, 1.0, true}, seed);
+        if (!cfg.baked)
+            affine_ = Dense<B>(b, name_ + ".affine", DenseConfig{cfg.w_dim, cfg.c_in, 1.0, 1.0, Act::linear, 1.0, true}, seed);
         std::vector<std::int64_t> ws = cfg.up ? std::vector<std::int64_t>{cfg.c_in, cfg.c_out, cfg.k, cfg.k}
                                                : std::vector<std::int64_t>{cfg.c_out, cfg.c_in, cfg.k, cfg.k};
         weight_ = make_parameter(b, name_ + ".weight", ws, seed, true);
@@ -60,14 +65,14 @@ public:
 
     const std::string& name() const { return name_; }
     const ModConvConfig& config() const { return cfg_; }
-    T weight_scale() const { return T(1.0 / std::sqrt(double(cfg_.c_in * cfg_.k * cfg_.k))); }
+    T weight_scale() const { return cfg_.baked ? T(1) : T(1.0 / std::sqrt(double(cfg_.c_in * cfg_.k * cfg_.k))); }
     Dense<B>& affine() { return affine_; }
     Parameter<B>& weight() { return weight_; }
     Parameter<B>& bias() { return bias_; }
     Parameter<B>& noise_strength() { return noise_strength_; }
 
     void visit(const ParamVisitor<B>& f) {
-        affine_.visit(f);
+        if (!cfg_.baked) affine_.visit(f);
         f(weight_);
         if (cfg_.noise) f(noise_strength_);
         f(bias_);
@@ -83,19 +88,23 @@ public:
         const Shape& s = x.shape();
         SGF_CHECK(s.c == cfg_.c_in, ShapeError, "modconv '{}': expected {} input channels, got shape {}", name_, cfg_.c_in,
                   s.str());
-        SGF_CHECK(w.shape().n == s.n && w.shape().sample_size() == cfg_.w_dim, ShapeError,
+        SGF_CHECK(cfg_.baked || (w.shape().n == s.n && w.shape().sample_size() == cfg_.w_dim), ShapeError,
                   "modconv '{}': expected styles of shape [{}, {}], got {}", name_, s.n, cfg_.w_dim, w.shape().str());
         const std::int64_t N = s.n;
         Ctx ctx;
         ctx.x = x;
-        ctx.style = affine_.forward(b, w);
-        const T* sv = ctx.style.y.data();
-        ctx.xs = Tensor<B>(b, s);
-        b.scale_channels(s, x.data(), sv, ctx.xs.data());
-        ctx.u = conv(b, ctx.xs);
+        if (cfg_.baked) {
+            ctx.u = conv(b, x);
+        } else {
+            ctx.style = affine_.forward(b, w);
+            ctx.xs = Tensor<B>(b, s);
+            b.scale_channels(s, x.data(), ctx.style.y.data(), ctx.xs.data());
+            ctx.u = conv(b, ctx.xs);
+        }
+        const T* sv = cfg_.baked ? nullptr : ctx.style.y.data();
         const Shape& ys = ctx.u.shape();
         ctx.y = Tensor<B>(b, ys);
-        if (cfg_.demodulate) {
+        if (cfg_.demodulate && !cfg_.baked) {
             ctx.s2 = Tensor<B>(b, Shape{N, cfg_.c_in});
             b.square(ctx.s2.size(), sv, ctx.s2.data());
             ctx.wsq = Tensor<B>(b, Shape{cfg_.up ? cfg_.c_in : cfg_.c_out, cfg_.up ? cfg_.c_out : cfg_.c_in});
@@ -137,13 +146,14 @@ public:
         if (params && cfg_.noise && !ctx.noise.empty())
             b.noise_backward(ys, dy.data(), ctx.noise.data(), beta, noise_strength_.grad.data());
         // dy is now dL/d(d (.) u).
+        if (cfg_.baked) return conv_backward(b, ctx, std::move(dy), mode, need_dx);
         Tensor<B> gd;
         if (cfg_.demodulate) {
             gd = Tensor<B>(b, Shape{N, cfg_.c_out});
             b.channel_dot(ys, dy.data(), ctx.u.data(), T(0), gd.data());
             b.scale_channels(ys, dy.data(), ctx.d.data(), dy.data());  // dy := dL/du
         }
-        Tensor<B> gxs = conv_backward(b, ctx, std::move(dy), mode);
+        Tensor<B> gxs = conv_backward(b, ctx, std::move(dy), mode, true);
         // s-gradient from the activation scaling: gs[n,i] = sum_hw gxs * x
         Tensor<B> gs(b, Shape{N, cfg_.c_in});
         b.channel_dot(xs, gxs.data(), ctx.x.data(), T(0), gs.data());
@@ -189,6 +199,7 @@ public:
     /// The baked weight W''[o,i,k] = W[o,i,k] s_i d_o for ONE style vector w ([1, w_dim]), in the
     /// same layout as the stored weight (already including the equalised-lr scale), on the host.
     std::vector<double> bake_weight(B& b, TensorView<T> w) const {
+        SGF_CHECK(!cfg_.baked, ArgumentError, "modconv '{}': already baked", name_);
         SGF_CHECK(w.shape().n == 1 && w.shape().sample_size() == cfg_.w_dim, ShapeError,
                   "modconv '{}': bake needs one style vector [1, {}], got {}", name_, cfg_.w_dim, w.shape().str());
         auto style = affine_.forward(b, w);
@@ -225,7 +236,7 @@ private:
     }
     static FirDesc up_fir(const Shape& t) { return FirDesc::blur(t, 1, 1, 4.0); }
 
-    Tensor<B> conv(B& b, const Tensor<B>& xs) const {
+    Tensor<B> conv(B& b, TensorView<T> xs) const {
         const Shape& s = xs.shape();
         if (!cfg_.up) {
             const ConvDesc d = plain_desc(s);
@@ -242,23 +253,26 @@ private:
         return u;
     }
 
-    /// dL/du -> dL/dxs, and the weight gradient from the convolution itself.
-    Tensor<B> conv_backward(B& b, const Ctx& ctx, Tensor<B>&& gu, GradMode mode) {
+    /// dL/du -> dL/d(conv input), and the weight gradient from the convolution itself.
+    Tensor<B> conv_backward(B& b, const Ctx& ctx, Tensor<B>&& gu, GradMode mode, bool need_dx) {
         const Shape& s = ctx.x.shape();
         const T beta = grad_beta<T>(mode);
-        Tensor<B> gxs(b, s);
+        const T* in = cfg_.baked ? ctx.x.data() : ctx.xs.data();
         if (!cfg_.up) {
             const ConvDesc d = plain_desc(s);
             if (mode != GradMode::skip)
-                b.conv2d_backward_filter(d, weight_scale(), ctx.xs.data(), gu.data(), beta, weight_.grad.data());
+                b.conv2d_backward_filter(d, weight_scale(), in, gu.data(), beta, weight_.grad.data());
+            if (!need_dx) return {};
+            Tensor<B> gxs(b, s);
             b.conv2d_backward_data(d, weight_scale(), gu.data(), weight_.value.data(), T(0), gxs.data());
             return gxs;
         }
         const ConvDesc d = up_desc(s);
         Tensor<B> gt(b, d.x_shape());
         b.fir_backward(up_fir(gt.shape()), gu.data(), gt.data());
-        if (mode != GradMode::skip)
-            b.conv2d_backward_filter(d, weight_scale(), gt.data(), ctx.xs.data(), beta, weight_.grad.data());
+        if (mode != GradMode::skip) b.conv2d_backward_filter(d, weight_scale(), gt.data(), in, beta, weight_.grad.data());
+        if (!need_dx) return {};
+        Tensor<B> gxs(b, s);
         b.conv2d_forward(d, weight_scale(), gt.data(), weight_.value.data(), T(0), gxs.data());
         return gxs;
     }

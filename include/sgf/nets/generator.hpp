@@ -72,9 +72,11 @@ public:
     };
 
     MetaGenerator() = default;
-    MetaGenerator(B& b, const ModelConfig& cfg, std::uint64_t seed) : cfg_(cfg) {
+    /// baked = true builds the structure of a per-user copy (see instantiate()): no embedding, no
+    /// affines, weights that already hold the fingerprint.
+    MetaGenerator(B& b, const ModelConfig& cfg, std::uint64_t seed, bool baked = false) : cfg_(cfg), baked_(baked) {
         cfg.validate();
-        embed_ = FingerprintEmbedding<B>(b, cfg, seed);
+        if (!baked) embed_ = FingerprintEmbedding<B>(b, cfg, seed);
         const std::int64_t c4 = cfg.channels_at(4);
         input_ = Dense<B>(b, "G.input", DenseConfig{cfg.z_dim, c4 * 16, 1.0, 0.0, Act::lrelu, kSqrt2, true}, seed);
         std::int64_t prev = c4;
@@ -82,17 +84,18 @@ public:
             const std::int64_t ch = cfg.channels_at(r);
             if (r > 4)
                 ups_.emplace_back(b, fmt::format("G.b{}.conv0", r),
-                                  ModConvConfig{prev, ch, 3, cfg.w_dim, true, true, true, Act::lrelu, kSqrt2}, seed);
+                                  ModConvConfig{prev, ch, 3, cfg.w_dim, true, true, true, Act::lrelu, kSqrt2, baked}, seed);
             convs_.emplace_back(b, fmt::format("G.b{}.conv{}", r, r > 4 ? 1 : 0),
-                                ModConvConfig{ch, ch, 3, cfg.w_dim, true, false, true, Act::lrelu, kSqrt2}, seed);
-            torgbs_.emplace_back(b, fmt::format("G.b{}.torgb", r),
-                                 ModConvConfig{ch, cfg.image_channels, 1, cfg.w_dim, false, false, false, Act::linear, 1.0},
-                                 seed);
+                                ModConvConfig{ch, ch, 3, cfg.w_dim, true, false, true, Act::lrelu, kSqrt2, baked}, seed);
+            torgbs_.emplace_back(
+                b, fmt::format("G.b{}.torgb", r),
+                ModConvConfig{ch, cfg.image_channels, 1, cfg.w_dim, false, false, false, Act::linear, 1.0, baked}, seed);
             prev = ch;
         }
     }
 
     const ModelConfig& config() const { return cfg_; }
+    bool baked() const { return baked_; }
     FingerprintEmbedding<B>& embedding() { return embed_; }
     Dense<B>& input_layer() { return input_; }
     std::vector<ModConv<B>>& up_convs() { return ups_; }
@@ -100,7 +103,7 @@ public:
     std::vector<ModConv<B>>& torgbs() { return torgbs_; }
 
     void visit(const ParamVisitor<B>& f) {
-        embed_.visit(f);
+        if (!baked_) embed_.visit(f);
         input_.visit(f);
         for (std::size_t i = 0; i < convs_.size(); ++i) {
             if (i > 0) ups_[i - 1].visit(f);
@@ -118,6 +121,7 @@ public:
     /// RngKey{noise_seed, layer index, 0} (nullopt: no noise).
     Ctx forward(B& b, TensorView<T> z, TensorView<T> c, std::optional<std::uint64_t> noise_seed) const {
         const std::int64_t N = z.shape().n;
+        SGF_CHECK(!baked_, ArgumentError, "generator: a baked (fingerprinted) generator takes no fingerprint; call forward_baked");
         SGF_CHECK(z.shape().sample_size() == cfg_.z_dim, ShapeError, "generator: expected z of shape [{}, {}], got {}", N,
                   cfg_.z_dim, z.shape().str());
         SGF_CHECK(c.shape().n == N && c.shape().sample_size() == cfg_.fingerprint_bits, ShapeError,
@@ -128,12 +132,18 @@ public:
         return synthesize(b, std::move(ctx), z, w, noise_seed);
     }
 
+    /// Forward of a baked generator: the fingerprint is in the weights. Same noise keys as forward().
+    Ctx forward_baked(B& b, TensorView<T> z, std::optional<std::uint64_t> noise_seed) const {
+        SGF_CHECK(baked_, ArgumentError, "generator: forward_baked needs a baked generator (see instantiate)");
+        SGF_CHECK(z.shape().n > 0 && z.shape().sample_size() == cfg_.z_dim, ShapeError,
+                  "generator: expected z of shape [N, {}], got {}", cfg_.z_dim, z.shape().str());
+        return synthesize(b, Ctx{}, z, TensorView<T>{}, noise_seed);
+    }
+
     /// Backward from dL/d(image). Parameter gradients of G (incl. E and the affines) follow `mode`.
     void backward(B& b, const Ctx& ctx, Tensor<B>&& dimage, GradMode mode) {
         check_shape(dimage.shape(), ctx.image().shape(), "generator backward d(image)");
-        const T* wdata = ctx.w().data();
-        (void)wdata;
-        Tensor<B> dw(b, ctx.w().shape());
+        Tensor<B> dw = baked_ ? Tensor<B>() : Tensor<B>(b, ctx.w().shape());
         bool first_w = true;
         auto wbeta = [&] {
             const T beta = first_w ? T(0) : T(1);
@@ -154,7 +164,7 @@ public:
                 input_.backward(b, ctx.input, std::move(dup), mode, false);
             }
         }
-        embed_.backward(b, ctx.embed, std::move(dw), mode);
+        if (!baked_) embed_.backward(b, ctx.embed, std::move(dw), mode);
     }
 
     /// Everything after E, given w: shared by the meta generator and by path-length style uses.
@@ -192,9 +202,41 @@ public:
 
 private:
     ModelConfig cfg_;
+    bool baked_ = false;
     FingerprintEmbedding<B> embed_;
     Dense<B> input_;
     std::vector<ModConv<B>> ups_, convs_, torgbs_;
 };
+
+/// Bakes fingerprint bits c ([1, bits] of 0/1) into a standalone generator (algorithm.md 3.3): for
+/// every modulated layer W_u = W'' computed once for c; the input layer, biases and noise strengths
+/// are copied. The result has no embedding, no affines and no fingerprint input, and reproduces
+/// G(z, c) for the same z and noise seed to float rounding.
+template <Backend B>
+MetaGenerator<B> instantiate(B& b, MetaGenerator<B>& G, TensorView<typename B::Scalar> c) {
+    using T = typename B::Scalar;
+    const ModelConfig& cfg = G.config();
+    SGF_CHECK(!G.baked(), ArgumentError, "instantiate: the generator is already baked");
+    SGF_CHECK(c.shape().n == 1 && c.shape().sample_size() == cfg.fingerprint_bits, ShapeError,
+              "instantiate: expected one fingerprint of shape [1, {}], got {}", cfg.fingerprint_bits, c.shape().str());
+    MetaGenerator<B> out(b, cfg, 0, true);
+    auto embed = G.embedding().forward(b, c);
+    const TensorView<T> w = embed.w().view();
+    auto copy = [&](Parameter<B>& from, Parameter<B>& to) { b.copy(from.value.data(), to.value.data(), from.value.size()); };
+    copy(G.input_layer().weight(), out.input_layer().weight());
+    copy(G.input_layer().bias(), out.input_layer().bias());
+    auto bake = [&](ModConv<B>& from, ModConv<B>& to) {
+        const auto wb = from.bake_weight(b, w);
+        upload_into(b, std::span<const double>(wb), to.weight().value);
+        copy(from.bias(), to.bias());
+        if (from.config().noise) copy(from.noise_strength(), to.noise_strength());
+    };
+    for (std::size_t i = 0; i < G.convs().size(); ++i) {
+        if (i > 0) bake(G.up_convs()[i - 1], out.up_convs()[i - 1]);
+        bake(G.convs()[i], out.convs()[i]);
+        bake(G.torgbs()[i], out.torgbs()[i]);
+    }
+    return out;
+}
 
 }  // namespace sgf
