@@ -52,16 +52,17 @@ TEST(Trainer, TinyPresetLearnsToDecodeFingerprints) {
     TrainConfig tc;
     tc.batch = 8;
     tc.seed = 3;
+    tc.adam.lr = 0.005;  // a faster schedule than the paper's 0.002 so the test fits a CPU minute
     Trainer<B> tr(b, cfg, tc);
     const auto t0 = std::chrono::steady_clock::now();
     double acc = 0;
     int steps = 0;
-    for (; steps < 1500; ++steps) {
+    for (; steps < 4000; ++steps) {
         auto real = real_batch(b, cfg, tc.batch, steps);
         auto st = tr.step(real);
         acc = 0.9 * acc + 0.1 * st.g.bit_accuracy;
-        if (steps > 50 && acc > 0.9) break;
-        if (std::chrono::steady_clock::now() - t0 > std::chrono::seconds(60)) break;
+        if (steps > 100 && acc > 0.9) break;
+        if (std::chrono::steady_clock::now() - t0 > std::chrono::seconds(90)) break;
     }
     // evaluate the EMA generator with fresh fingerprints
     auto gb = draw_generator_batch(b, cfg, 64, 777, 0);

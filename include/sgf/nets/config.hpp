@@ -49,12 +49,14 @@ struct ModelConfig {
         SGF_CHECK(embed_lr_mult > 0, ArgumentError, "model config: embed_lr_mult must be positive");
     }
 
-    /// For tests: 16 px, 16 bits, a few channels; one training step takes milliseconds.
+    /// For tests: 16 px, 4 bits, a few channels; one training step takes milliseconds and the bits
+    /// become decodable within a few hundred steps (fewer bits train much faster: 16 bits at this
+    /// size need thousands of steps).
     static ModelConfig tiny() {
         ModelConfig c;
         c.preset = "tiny";
         c.resolution = 16;
-        c.fingerprint_bits = 16;
+        c.fingerprint_bits = 4;
         c.z_dim = 8;
         c.w_dim = 32;
         c.embed_layers = 2;
