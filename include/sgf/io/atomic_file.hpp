@@ -1,0 +1,121 @@
+// Whole-file reads and atomic writes. A write goes to a temporary file in the target's directory,
+// is flushed to disk (fsync), then renamed over the target and the directory is fsynced: a reader
+// (or a crash) sees either the old file or the new one, never a partial write.
+#pragma once
+
+#include <sgf/core/error.hpp>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sgf::io {
+
+namespace detail {
+inline std::string errno_text() { return std::strerror(errno); }
+
+inline void write_all(int fd, const void* data, std::size_t n, const std::string& path) {
+    const char* p = static_cast<const char*>(data);
+    while (n > 0) {
+        const ssize_t w = ::write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            SGF_THROW(IoError, "{}: write failed: {}", path, errno_text());
+        }
+        p += w;
+        n -= static_cast<std::size_t>(w);
+    }
+}
+}  // namespace detail
+
+/// Sink handed to the writer callback of write_file_atomic.
+class FileSink {
+public:
+    FileSink(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+    void write(const void* data, std::size_t n) {
+        if (n) detail::write_all(fd_, data, n, path_);
+    }
+    void write(std::string_view s) { write(s.data(), s.size()); }
+
+private:
+    int fd_;
+    std::string path_;
+};
+
+/// Writes a file atomically; `writer` streams the content into the sink. On any failure the
+/// temporary file is removed, the old file (if any) is left as it was, and IoError names the path.
+inline void write_file_atomic(const std::filesystem::path& path, const std::function<void(FileSink&)>& writer) {
+    namespace fs = std::filesystem;
+    const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
+    std::random_device rd;
+    const fs::path tmp = dir / fmt::format(".{}.tmp.{}.{:08x}", path.filename().string(), ::getpid(), rd());
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) SGF_THROW(IoError, "{}: cannot create temporary file in '{}': {}", path.string(), dir.string(), detail::errno_text());
+    try {
+        FileSink sink(fd, path.string());
+        writer(sink);
+        if (::fsync(fd) != 0) SGF_THROW(IoError, "{}: fsync failed: {}", path.string(), detail::errno_text());
+        if (::close(fd) != 0) {
+            SGF_THROW(IoError, "{}: close failed: {}", path.string(), detail::errno_text());
+        }
+    } catch (...) {
+        ::close(fd);
+        ::unlink(tmp.c_str());
+        throw;
+    }
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        const std::string why = detail::errno_text();
+        ::unlink(tmp.c_str());
+        SGF_THROW(IoError, "{}: cannot rename temporary file into place: {}", path.string(), why);
+    }
+    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        ::fsync(dfd);
+        ::close(dfd);
+    }
+}
+
+inline void write_file_atomic(const std::filesystem::path& path, std::string_view bytes) {
+    write_file_atomic(path, [&](FileSink& s) { s.write(bytes); });
+}
+
+/// Reads a whole file; IoError names the path when it is missing or unreadable.
+inline std::vector<std::uint8_t> read_file(const std::filesystem::path& path, std::uint64_t max_bytes = std::uint64_t(1) << 36) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) SGF_THROW(IoError, "{}: cannot open: {}", path.string(), detail::errno_text());
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        ::close(fd);
+        SGF_THROW(IoError, "{}: not a regular file", path.string());
+    }
+    if (static_cast<std::uint64_t>(st.st_size) > max_bytes) {
+        ::close(fd);
+        SGF_THROW(FormatError, "{}: file is {} bytes, above the limit of {}", path.string(), st.st_size, max_bytes);
+    }
+    std::vector<std::uint8_t> out(static_cast<std::size_t>(st.st_size));
+    std::size_t got = 0;
+    while (got < out.size()) {
+        const ssize_t r = ::read(fd, out.data() + got, out.size() - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            const std::string why = r < 0 ? detail::errno_text() : "unexpected end of file";
+            ::close(fd);
+            SGF_THROW(IoError, "{}: read failed: {}", path.string(), why);
+        }
+        got += static_cast<std::size_t>(r);
+    }
+    ::close(fd);
+    return out;
+}
+
+}  // namespace sgf::io

@@ -1,0 +1,155 @@
+// Training data: Fashion-MNIST from Debian's dataset-fashion-mnist package (IDX files, gzip), padded
+// with background (-1) from 28x28 to 32x32, and a deterministic, resumable sampler.
+#pragma once
+
+#include <sgf/core/philox.hpp>
+#include <sgf/core/shape.hpp>
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <numeric>
+#include <string>
+#include <vector>
+
+namespace sgf::io {
+
+inline constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
+
+/// An in-memory image dataset: uint8 pixels [N, C, H, W] plus optional labels.
+struct ImageDataset {
+    std::string name;
+    std::int64_t count = 0;
+    int channels = 1, height = 0, width = 0;
+    std::vector<std::uint8_t> pixels;
+    std::vector<int> labels;  ///< empty when unlabelled
+
+    std::int64_t size() const { return count; }
+    std::int64_t sample_size() const { return std::int64_t(channels) * height * width; }
+    /// Images at `indices` as floats in [-1, 1]: u8 / 127.5 - 1.
+    HostTensor<float> batch(const std::vector<std::int64_t>& indices) const {
+        HostTensor<float> t(Shape{static_cast<std::int64_t>(indices.size()), channels, height, width});
+        const std::int64_t S = sample_size();
+        for (std::size_t i = 0; i < indices.size(); ++i) {
+            SGF_CHECK(indices[i] >= 0 && indices[i] < count, ArgumentError, "{}: index {} out of range [0, {})", name,
+                      indices[i], count);
+            const std::uint8_t* src = pixels.data() + indices[i] * S;
+            for (std::int64_t j = 0; j < S; ++j) t.data[i * S + j] = float(src[j]) / 127.5f - 1.0f;
+        }
+        return t;
+    }
+};
+
+namespace detail {
+inline std::vector<std::uint8_t> read_gzip(const std::filesystem::path& path, const char* what_to_install) {
+    if (!std::filesystem::exists(path))
+        SGF_THROW(IoError, "{}: not found; {}", path.string(), what_to_install);
+    gzFile gz = gzopen(path.c_str(), "rb");
+    if (!gz) SGF_THROW(IoError, "{}: cannot open", path.string());
+    std::vector<std::uint8_t> out;
+    std::uint8_t buf[1 << 16];
+    for (;;) {
+        const int n = gzread(gz, buf, sizeof buf);
+        if (n < 0) {
+            int err = 0;
+            const std::string msg = gzerror(gz, &err);
+            gzclose(gz);
+            SGF_THROW(FormatError, "{}: corrupt gzip data: {}", path.string(), msg);
+        }
+        if (n == 0) break;
+        out.insert(out.end(), buf, buf + n);
+        if (out.size() > (std::size_t(1) << 31)) {
+            gzclose(gz);
+            SGF_THROW(FormatError, "{}: decompresses to more than 2 GiB", path.string());
+        }
+    }
+    gzclose(gz);
+    return out;
+}
+inline std::uint32_t be32(const std::uint8_t* p) {
+    return (std::uint32_t(p[0]) << 24) | (std::uint32_t(p[1]) << 16) | (std::uint32_t(p[2]) << 8) | p[3];
+}
+}  // namespace detail
+
+/// Loads the "train" (60000) or "test" (10000) split, padded to 32x32 with background -1 (u8 0).
+inline ImageDataset load_fashion_mnist(const std::string& split, const std::filesystem::path& dir = kFashionMnistDir) {
+    SGF_CHECK(split == "train" || split == "test", ArgumentError, "fashion-mnist: split must be 'train' or 'test', got '{}'", split);
+    const std::string stem = split == "train" ? "train" : "t10k";
+    const char* hint = "install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist) or pass --data";
+    const auto ipath = dir / (stem + "-images-idx3-ubyte.gz"), lpath = dir / (stem + "-labels-idx1-ubyte.gz");
+    const auto img = detail::read_gzip(ipath, hint);
+    const auto lab = detail::read_gzip(lpath, hint);
+    if (img.size() < 16 || detail::be32(img.data()) != 0x00000803)
+        SGF_THROW(FormatError, "{}: not an IDX image file (bad magic number)", ipath.string());
+    if (lab.size() < 8 || detail::be32(lab.data()) != 0x00000801)
+        SGF_THROW(FormatError, "{}: not an IDX label file (bad magic number)", lpath.string());
+    const std::uint32_t n = detail::be32(img.data() + 4), h = detail::be32(img.data() + 8), w = detail::be32(img.data() + 12);
+    if (h != 28 || w != 28) SGF_THROW(FormatError, "{}: images are {}x{}, expected 28x28", ipath.string(), h, w);
+    if (img.size() != 16 + std::size_t(n) * h * w)
+        SGF_THROW(FormatError, "{}: truncated: header says {} images ({} bytes), file has {} bytes", ipath.string(), n,
+                  16 + std::size_t(n) * h * w, img.size());
+    if (detail::be32(lab.data() + 4) != n || lab.size() != 8 + std::size_t(n))
+        SGF_THROW(FormatError, "{}: label count does not match the {} images of {}", lpath.string(), n, ipath.string());
+    ImageDataset ds;
+    ds.name = "fashion-mnist/" + split;
+    ds.count = n;
+    ds.channels = 1;
+    ds.height = ds.width = 32;
+    ds.pixels.assign(std::size_t(n) * 32 * 32, 0);
+    ds.labels.resize(n);
+    for (std::uint32_t i = 0; i < n; ++i) {
+        for (int y = 0; y < 28; ++y)
+            std::copy_n(img.data() + 16 + (std::size_t(i) * 28 + y) * 28, 28, ds.pixels.data() + (std::size_t(i) * 32 + y + 2) * 32 + 2);
+        ds.labels[i] = lab[8 + i];
+        if (ds.labels[i] > 9) SGF_THROW(FormatError, "{}: label {} of image {} is outside 0..9", lpath.string(), ds.labels[i], i);
+    }
+    return ds;
+}
+
+/// Deterministic shuffling: epoch e visits a permutation drawn from Philox(seed, e) (Fisher-Yates
+/// with uniform draws); the state (epoch, position) is all a checkpoint needs to resume exactly.
+class Sampler {
+public:
+    Sampler() = default;
+    Sampler(std::int64_t n, std::uint64_t seed) : n_(n), seed_(seed) { reshuffle(); }
+    std::int64_t epoch() const { return epoch_; }
+    std::int64_t position() const { return pos_; }
+    void restore(std::int64_t epoch, std::int64_t position) {
+        SGF_CHECK(epoch >= 0 && position >= 0 && position <= n_, ArgumentError, "sampler: invalid state ({}, {})", epoch, position);
+        epoch_ = epoch;
+        reshuffle();
+        pos_ = position;
+    }
+    std::vector<std::int64_t> next(std::int64_t count) {
+        SGF_CHECK(n_ > 0, ArgumentError, "sampler: the dataset is empty");
+        std::vector<std::int64_t> out;
+        out.reserve(count);
+        while (static_cast<std::int64_t>(out.size()) < count) {
+            if (pos_ == n_) {
+                ++epoch_;
+                reshuffle();
+                pos_ = 0;
+            }
+            out.push_back(perm_[pos_++]);
+        }
+        return out;
+    }
+
+private:
+    void reshuffle() {
+        perm_.resize(n_);
+        std::iota(perm_.begin(), perm_.end(), 0);
+        const RngKey key{seed_, 0x5A3B1E ^ std::uint64_t(epoch_), 0};
+        for (std::int64_t i = n_ - 1; i > 0; --i) {
+            const auto j = static_cast<std::int64_t>(philox::uniform(key, i) * double(i + 1));
+            std::swap(perm_[i], perm_[std::min(j, i)]);
+        }
+    }
+    std::int64_t n_ = 0;
+    std::uint64_t seed_ = 0;
+    std::int64_t epoch_ = 0, pos_ = 0;
+    std::vector<std::int64_t> perm_;
+};
+
+}  // namespace sgf::io

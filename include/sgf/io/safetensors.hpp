@@ -1,0 +1,239 @@
+// The safetensors container (https://github.com/huggingface/safetensors format description):
+//   [u64 little-endian N][N bytes of JSON header, space-padded to a multiple of 8][data]
+//   header: {"__metadata__": {str: str}, "<name>": {"dtype": "F32", "shape": [..], "data_offsets": [b, e]}}
+// Offsets are relative to the start of the data area. sgf writes tensors sorted by name, packed
+// without gaps, and records a CRC-32 of the data area in __metadata__["sgf.checksum"], which load()
+// verifies. load() validates everything before trusting it (limits in SafetensorsLimits); every
+// problem is a FormatError that names the file.
+#pragma once
+
+#include <sgf/io/atomic_file.hpp>
+
+#include <nlohmann/json.hpp>
+#include <zlib.h>
+
+#include <bit>
+#include <cstring>
+#include <map>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace sgf::io {
+
+static_assert(std::endian::native == std::endian::little, "sgf's model files assume a little-endian host");
+
+struct SafetensorsLimits {
+    std::uint64_t max_header_bytes = 100u << 20;
+    std::size_t max_tensors = 100000;
+    std::uint64_t max_file_bytes = std::uint64_t(1) << 36;
+};
+
+struct SafeTensor {
+    std::string dtype;
+    std::vector<std::int64_t> shape;
+    std::vector<std::uint8_t> bytes;
+
+    std::int64_t numel() const {
+        std::int64_t n = 1;
+        for (auto d : shape) n *= d;
+        return n;
+    }
+};
+
+inline std::size_t dtype_size(std::string_view dt) {
+    if (dt == "F32" || dt == "I32" || dt == "U32") return 4;
+    if (dt == "F64" || dt == "I64" || dt == "U64") return 8;
+    if (dt == "F16" || dt == "BF16" || dt == "I16" || dt == "U16") return 2;
+    if (dt == "U8" || dt == "I8" || dt == "BOOL") return 1;
+    return 0;
+}
+
+template <class T>
+constexpr const char* dtype_of() {
+    if constexpr (std::is_same_v<T, float>) return "F32";
+    else if constexpr (std::is_same_v<T, double>) return "F64";
+    else if constexpr (std::is_same_v<T, std::int64_t>) return "I64";
+    else if constexpr (std::is_same_v<T, std::uint64_t>) return "U64";
+    else if constexpr (std::is_same_v<T, std::uint32_t>) return "U32";
+    else if constexpr (std::is_same_v<T, std::uint8_t>) return "U8";
+    else static_assert(sizeof(T) == 0, "unsupported dtype");
+}
+
+inline std::string crc32_hex(const std::uint8_t* data, std::size_t n) {
+    uLong crc = ::crc32(0L, Z_NULL, 0);
+    while (n > 0) {
+        const uInt chunk = static_cast<uInt>(std::min<std::size_t>(n, 1u << 30));
+        crc = ::crc32(crc, data, chunk);
+        data += chunk;
+        n -= chunk;
+    }
+    return fmt::format("crc32:{:08x}", static_cast<std::uint32_t>(crc));
+}
+
+class SafetensorsFile {
+public:
+    std::map<std::string, std::string> metadata;
+
+    std::string source;  ///< the path it was loaded from (for messages)
+
+    const std::map<std::string, SafeTensor>& tensors() const { return tensors_; }
+    bool has(const std::string& name) const { return tensors_.count(name) != 0; }
+    std::size_t size() const { return tensors_.size(); }
+
+    template <class T>
+    void put(const std::string& name, std::vector<std::int64_t> shape, std::span<const T> values) {
+        SafeTensor t{dtype_of<T>(), std::move(shape), {}};
+        SGF_CHECK(t.numel() == static_cast<std::int64_t>(values.size()), ArgumentError,
+                  "safetensors: tensor '{}' has {} values for {} elements", name, values.size(), t.numel());
+        t.bytes.resize(values.size() * sizeof(T));
+        if (!values.empty()) std::memcpy(t.bytes.data(), values.data(), t.bytes.size());
+        tensors_[name] = std::move(t);
+    }
+    template <class T>
+    void put(const std::string& name, std::vector<std::int64_t> shape, const std::vector<T>& values) {
+        put<T>(name, std::move(shape), std::span<const T>(values));
+    }
+
+    /// The values of tensor `name` as T; FormatError (naming file and tensor) when it is missing,
+    /// has another dtype, or (when expected_shape is given) another shape.
+    template <class T>
+    std::vector<T> get(const std::string& name, const std::vector<std::int64_t>* expected_shape = nullptr) const {
+        auto it = tensors_.find(name);
+        if (it == tensors_.end()) SGF_THROW(FormatError, "{}: tensor '{}' is missing", where(), name);
+        const SafeTensor& t = it->second;
+        if (t.dtype != dtype_of<T>())
+            SGF_THROW(FormatError, "{}: tensor '{}' has dtype {}, expected {}", where(), name, t.dtype, dtype_of<T>());
+        if (expected_shape && *expected_shape != t.shape)
+            SGF_THROW(FormatError, "{}: tensor '{}' has shape [{}], expected [{}]", where(), name, fmt::join(t.shape, ", "),
+                      fmt::join(*expected_shape, ", "));
+        std::vector<T> out(t.bytes.size() / sizeof(T));
+        if (!out.empty()) std::memcpy(out.data(), t.bytes.data(), t.bytes.size());
+        return out;
+    }
+    const std::string& meta(const std::string& key) const {
+        auto it = metadata.find(key);
+        if (it == metadata.end()) SGF_THROW(FormatError, "{}: metadata key '{}' is missing", where(), key);
+        return it->second;
+    }
+
+    /// Serialises to bytes (header + data); sets metadata["sgf.checksum"].
+    std::string serialize() {
+        std::uint64_t offset = 0;
+        nlohmann::json header = nlohmann::json::object();
+        std::string data;
+        std::size_t total = 0;
+        for (const auto& [name, t] : tensors_) total += t.bytes.size();
+        data.reserve(total);
+        for (const auto& [name, t] : tensors_) {
+            header[name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.bytes.size()}}};
+            data.append(reinterpret_cast<const char*>(t.bytes.data()), t.bytes.size());
+            offset += t.bytes.size();
+        }
+        metadata["sgf.checksum"] = crc32_hex(reinterpret_cast<const std::uint8_t*>(data.data()), data.size());
+        header["__metadata__"] = metadata;
+        std::string h = header.dump();
+        while (h.size() % 8) h.push_back(' ');
+        std::string out(8, '\0');
+        const std::uint64_t n = h.size();
+        std::memcpy(out.data(), &n, 8);
+        out += h;
+        out += data;
+        return out;
+    }
+
+    void save(const std::filesystem::path& path) { write_file_atomic(path, serialize()); }
+
+    static SafetensorsFile load(const std::filesystem::path& path, const SafetensorsLimits& lim = {}) {
+        const auto bytes = read_file(path, lim.max_file_bytes);
+        return parse(bytes.data(), bytes.size(), path.string(), lim);
+    }
+
+    static SafetensorsFile parse(const std::uint8_t* p, std::size_t size, const std::string& name,
+                                 const SafetensorsLimits& lim = {}) {
+        SafetensorsFile f;
+        f.source = name;
+        auto fail = [&](std::string_view f, const auto&... args) -> void {
+            SGF_THROW(FormatError, "{}: {}", name, fmt::vformat(f, fmt::make_format_args(args...)));
+        };
+        if (size < 8) fail("truncated: {} bytes, not a safetensors file (needs at least 8)", size);
+        std::uint64_t n = 0;
+        std::memcpy(&n, p, 8);
+        if (n > lim.max_header_bytes) fail("header length {} exceeds the limit of {} bytes", n, lim.max_header_bytes);
+        if (n > size - 8) fail("truncated: header says {} bytes of JSON, file has {} after the length", n, size - 8);
+        nlohmann::json header;
+        try {
+            header = nlohmann::json::parse(reinterpret_cast<const char*>(p + 8), reinterpret_cast<const char*>(p + 8 + n));
+        } catch (const nlohmann::json::exception& e) {
+            fail("header is not valid JSON: {}", e.what());
+        }
+        if (!header.is_object()) fail("header is not a JSON object");
+        if (header.size() > lim.max_tensors + 1) fail("{} entries exceed the limit of {} tensors", header.size() - 1, lim.max_tensors);
+        const std::uint64_t data_size = size - 8 - n;
+        const std::uint8_t* data = p + 8 + n;
+        struct Span {
+            std::uint64_t b, e;
+            std::string name;
+        };
+        std::vector<Span> spans;
+        for (auto it = header.begin(); it != header.end(); ++it) {
+            if (it.key() == "__metadata__") {
+                if (!it.value().is_object()) fail("__metadata__ is not an object");
+                for (auto m = it.value().begin(); m != it.value().end(); ++m) {
+                    if (!m.value().is_string()) fail("metadata value '{}' is not a string", m.key());
+                    f.metadata[m.key()] = m.value().get<std::string>();
+                }
+                continue;
+            }
+            const auto& e = it.value();
+            if (!e.is_object() || !e.contains("dtype") || !e.contains("shape") || !e.contains("data_offsets"))
+                fail("tensor '{}': entry needs dtype, shape and data_offsets", it.key());
+            if (!e["dtype"].is_string()) fail("tensor '{}': dtype is not a string", it.key());
+            SafeTensor t;
+            t.dtype = e["dtype"].get<std::string>();
+            const std::size_t isz = dtype_size(t.dtype);
+            if (isz == 0) fail("tensor '{}': unknown dtype '{}'", it.key(), t.dtype);
+            if (!e["shape"].is_array() || e["shape"].size() > 8) fail("tensor '{}': shape must be an array of rank <= 8", it.key());
+            std::uint64_t numel = 1;
+            for (const auto& d : e["shape"]) {
+                if (!d.is_number_integer() || d.get<std::int64_t>() < 0) fail("tensor '{}': shape has a negative or non-integer dimension", it.key());
+                const auto v = d.get<std::uint64_t>();
+                if (v != 0 && numel > (std::uint64_t(1) << 40) / v) fail("tensor '{}': shape is too large", it.key());
+                numel *= v;
+                t.shape.push_back(static_cast<std::int64_t>(v));
+            }
+            const auto& off = e["data_offsets"];
+            if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
+                fail("tensor '{}': data_offsets must be two non-negative integers", it.key());
+            const std::uint64_t b = off[0].get<std::uint64_t>(), en = off[1].get<std::uint64_t>();
+            if (b > en || en > data_size)
+                fail("truncated or corrupt: tensor '{}' spans bytes [{}, {}) but the data area has {} bytes", it.key(), b,
+                     en, data_size);
+            if (en - b != numel * isz)
+                fail("tensor '{}': {} bytes for shape [{}] of {} ({} expected)", it.key(), en - b,
+                     fmt::format("{}", fmt::join(t.shape, ", ")), t.dtype, numel * isz);
+            t.bytes.assign(data + b, data + en);
+            spans.push_back({b, en, it.key()});
+            f.tensors_[it.key()] = std::move(t);
+        }
+        std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& c) { return a.b < c.b; });
+        std::uint64_t pos = 0;
+        for (const auto& s : spans) {
+            if (s.b < pos) fail("tensor '{}' overlaps the previous tensor", s.name);
+            if (s.b > pos) fail("gap of {} bytes before tensor '{}'", s.b - pos, s.name);
+            pos = s.e;
+        }
+        if (pos != data_size) fail("{} trailing bytes after the last tensor", data_size - pos);
+        auto ck = f.metadata.find("sgf.checksum");
+        if (ck != f.metadata.end() && ck->second != crc32_hex(data, data_size))
+            fail("checksum mismatch: the tensor data is corrupt (metadata says {}, data has {})", ck->second,
+                 crc32_hex(data, data_size));
+        return f;
+    }
+
+private:
+    std::string where() const { return source.empty() ? std::string("safetensors") : source; }
+    std::map<std::string, SafeTensor> tensors_;
+};
+
+}  // namespace sgf::io

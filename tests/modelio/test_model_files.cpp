@@ -1,0 +1,146 @@
+// Model files (meta model, baked generator, checkpoint) and exact resume of training.
+#include <sgf/sgf.hpp>
+#include <sgf/nets.hpp>
+#include <sgf/io/model_file.hpp>
+#include <sgf/train/checkpoint.hpp>
+#include <sgf/backends/eigen.hpp>
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+namespace sgf {
+namespace {
+
+namespace fs = std::filesystem;
+using B = EigenCpu;
+
+fs::path tmpdir() {
+    fs::path d = fs::path(SGF_TEST_TMPDIR) / "models";
+    fs::create_directories(d);
+    return d;
+}
+
+io::ImageDataset random_dataset(const ModelConfig& cfg, int n) {
+    io::ImageDataset ds;
+    ds.name = "random";
+    ds.count = n;
+    ds.channels = cfg.image_channels;
+    ds.height = ds.width = cfg.resolution;
+    ds.pixels.resize(std::size_t(n) * ds.sample_size());
+    for (std::size_t i = 0; i < ds.pixels.size(); ++i) ds.pixels[i] = std::uint8_t(philox::draw(RngKey{4, 5, 0}, i).v[0] & 255);
+    return ds;
+}
+
+TEST(ModelFiles, MetaModelRoundTripIsBitExact) {
+    B b(1);
+    const ModelConfig cfg = ModelConfig::tiny();
+    MetaGenerator<B> G(b, cfg, 1);
+    auto F = make_decoder(b, cfg, 2);
+    auto D = make_discriminator(b, cfg, 3);
+    const fs::path p = tmpdir() / "meta.safetensors";
+    io::save_meta_model(b, p, G, F, D);
+    auto m = io::load_meta_model<B>(b, p);
+    auto gb = draw_generator_batch(b, cfg, 2, 1, 0);
+    const auto a = to_host_vector(b, G.forward(b, gb.z, gb.c1, 3).image());
+    const auto c = to_host_vector(b, m.G.forward(b, gb.z, gb.c1, 3).image());
+    EXPECT_EQ(a, c);
+    auto gi = G.forward(b, gb.z, gb.c1, 3);
+    EXPECT_EQ(to_host_vector(b, F.forward(b, gi.image()).output()), to_host_vector(b, m.F.forward(b, gi.image()).output()));
+    EXPECT_EQ(to_host_vector(b, D.forward(b, gi.image()).output()), to_host_vector(b, m.D.forward(b, gi.image()).output()));
+    // a baked generator file is not a meta model, and vice versa
+    Tensor<B> c1(b, Shape{1, cfg.fingerprint_bits}, 1.0f);
+    auto Gu = instantiate(b, G, c1);
+    const fs::path pu = tmpdir() / "user.safetensors";
+    io::save_baked_generator(b, pu, Gu);
+    EXPECT_THROW(io::load_meta_model<B>(b, pu), FormatError);
+    EXPECT_THROW(io::load_baked_generator<B>(b, p), FormatError);
+    auto Gu2 = io::load_baked_generator<B>(b, pu);
+    EXPECT_EQ(to_host_vector(b, Gu.forward_baked(b, gb.z, 5).image()), to_host_vector(b, Gu2.forward_baked(b, gb.z, 5).image()));
+    const auto baked_file = io::SafetensorsFile::load(pu);
+    for (const auto& [name, t] : baked_file.tensors()) {
+        EXPECT_EQ(name.rfind("G.", 0), 0u) << "baked files hold only the generator: " << name;
+        EXPECT_EQ(name.find("embed"), std::string::npos) << name;
+        EXPECT_EQ(name.find("affine"), std::string::npos) << name;
+    }
+}
+
+TEST(ModelFiles, TruncatedOrCorruptedModelIsRejected) {
+    B b(1);
+    const ModelConfig cfg = ModelConfig::tiny();
+    MetaGenerator<B> G(b, cfg, 1);
+    auto F = make_decoder(b, cfg, 2);
+    auto D = make_discriminator(b, cfg, 3);
+    const fs::path p = tmpdir() / "meta2.safetensors";
+    io::save_meta_model(b, p, G, F, D);
+    auto bytes = io::read_file(p);
+    const fs::path t = tmpdir() / "truncated.safetensors";
+    io::write_file_atomic(t, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size() / 2));
+    try {
+        io::load_meta_model<B>(b, t);
+        FAIL();
+    } catch (const FormatError& e) {
+        EXPECT_NE(std::string(e.what()).find("truncated.safetensors"), std::string::npos) << e.what();
+    }
+    bytes[bytes.size() - 10] ^= 1;
+    const fs::path c = tmpdir() / "corrupt.safetensors";
+    io::write_file_atomic(c, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+    EXPECT_THROW(io::load_meta_model<B>(b, c), FormatError);
+    // a file for another architecture: shapes do not match
+    ModelConfig other = cfg;
+    other.channel_max = 8;
+    MetaGenerator<B> G2(b, other, 1);
+    auto F2 = make_decoder(b, other, 2);
+    auto D2 = make_discriminator(b, other, 3);
+    io::SafetensorsFile f = io::SafetensorsFile::load(p);
+    f.metadata["sgf.config"] = nlohmann::json(other).dump();
+    const fs::path m = tmpdir() / "mismatch.safetensors";
+    f.save(m);
+    EXPECT_THROW(io::load_meta_model<B>(b, m), FormatError);
+}
+
+TEST(Checkpoint, ResumeGivesBitIdenticalLosses) {
+    B b(2);
+    const ModelConfig cfg = ModelConfig::tiny();
+    TrainConfig tc;
+    tc.batch = 4;
+    tc.d_reg_interval = 3;  // exercise R1 inside the window
+    const auto ds = random_dataset(cfg, 37);
+    const int k = 4;
+    auto run = [&](Trainer<B>& tr, io::Sampler& s, int steps) {
+        std::vector<double> losses;
+        for (int i = 0; i < steps; ++i) {
+            auto real = from_host(b, ds.batch(s.next(tc.batch)));
+            auto st = tr.step(real);
+            losses.insert(losses.end(), {st.g.total, st.d.total, st.d.r1, st.g.bit_accuracy});
+        }
+        return losses;
+    };
+    Trainer<B> straight(b, cfg, tc);
+    io::Sampler s1(ds.size(), tc.seed);
+    const auto all = run(straight, s1, 2 * k);
+
+    const fs::path p = tmpdir() / "ckpt.safetensors";
+    std::vector<double> resumed;
+    {
+        Trainer<B> first(b, cfg, tc);
+        io::Sampler s(ds.size(), tc.seed);
+        resumed = run(first, s, k);
+        save_checkpoint(b, p, first, s);
+    }
+    auto [mc, tc2] = read_checkpoint_configs(p);
+    Trainer<B> second(b, mc, tc2);
+    io::Sampler s2(ds.size(), tc2.seed);
+    load_checkpoint(b, p, second, s2);
+    EXPECT_EQ(second.step_count(), k);
+    const auto rest = run(second, s2, k);
+    resumed.insert(resumed.end(), rest.begin(), rest.end());
+    ASSERT_EQ(all.size(), resumed.size());
+    for (std::size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i], resumed[i]) << "value " << i;
+    const auto ga = to_host_vector(b, straight.generator_ema().parameters().back()->value);
+    const auto gb = to_host_vector(b, second.generator_ema().parameters().back()->value);
+    EXPECT_EQ(ga, gb);
+}
+
+}  // namespace
+}  // namespace sgf

@@ -1,0 +1,208 @@
+// The safetensors container: round trips, atomic writes, and every malformed-file case.
+#include <sgf/io/safetensors.hpp>
+#include <sgf/io/datasets.hpp>
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <fstream>
+
+namespace sgf::io {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path tmpdir() {
+    fs::path d = fs::path(SGF_TEST_TMPDIR) / "safetensors";
+    fs::create_directories(d);
+    return d;
+}
+
+std::string sample_bytes() {
+    SafetensorsFile f;
+    f.put<float>("b", {2, 3}, std::vector<float>{1, 2, 3, 4, 5, 6.5f});
+    f.put<std::int64_t>("a", {1}, std::vector<std::int64_t>{-7});
+    f.metadata["k"] = "v";
+    return f.serialize();
+}
+
+void write_raw(const fs::path& p, const std::string& bytes) {
+    std::ofstream o(p, std::ios::binary | std::ios::trunc);
+    o.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+std::string header_json(const std::string& bytes) {
+    std::uint64_t n = 0;
+    std::memcpy(&n, bytes.data(), 8);
+    return bytes.substr(8, n);
+}
+
+/// Replaces the JSON header (re-padding it) and keeps the data.
+std::string with_header(const std::string& bytes, std::string json) {
+    std::uint64_t n = 0;
+    std::memcpy(&n, bytes.data(), 8);
+    const std::string data = bytes.substr(8 + n);
+    while (json.size() % 8) json.push_back(' ');
+    std::string out(8, '\0');
+    const std::uint64_t m = json.size();
+    std::memcpy(out.data(), &m, 8);
+    return out + json + data;
+}
+
+void expect_format_error(const std::string& bytes, const std::string& needle) {
+    const fs::path p = tmpdir() / "bad.safetensors";
+    write_raw(p, bytes);
+    try {
+        SafetensorsFile::load(p);
+        FAIL() << "expected FormatError containing '" << needle << "'";
+    } catch (const FormatError& e) {
+        const std::string m = e.what();
+        EXPECT_NE(m.find("bad.safetensors"), std::string::npos) << m;
+        EXPECT_NE(m.find(needle), std::string::npos) << m;
+    }
+}
+
+TEST(Safetensors, RoundTripIsBitExact) {
+    const fs::path p = tmpdir() / "rt.safetensors";
+    SafetensorsFile f;
+    std::vector<float> v(1000);
+    for (std::size_t i = 0; i < v.size(); ++i) v[i] = std::sin(float(i)) * 1e-3f + float(i);
+    f.put<float>("w", {10, 100}, v);
+    f.put<double>("d", {3}, std::vector<double>{1.0 / 3, 2e-300, -0.0});
+    f.metadata["sgf.kind"] = "test";
+    f.save(p);
+    const auto g = SafetensorsFile::load(p);
+    EXPECT_EQ(g.get<float>("w"), v);
+    const auto d = g.get<double>("d");
+    EXPECT_EQ(std::memcmp(d.data(), std::vector<double>{1.0 / 3, 2e-300, -0.0}.data(), 24), 0);
+    EXPECT_EQ(g.meta("sgf.kind"), "test");
+    const std::vector<std::int64_t> wrong{100, 10};
+    EXPECT_THROW(g.get<float>("w", &wrong), FormatError);
+    EXPECT_THROW(g.get<double>("w"), FormatError);
+    EXPECT_THROW(g.get<float>("missing"), FormatError);
+}
+
+TEST(Safetensors, HeaderLayoutFollowsTheSpec) {
+    const std::string bytes = sample_bytes();
+    std::uint64_t n = 0;
+    std::memcpy(&n, bytes.data(), 8);
+    EXPECT_EQ(n % 8, 0u);
+    const auto j = nlohmann::json::parse(header_json(bytes));
+    EXPECT_EQ(j["a"]["dtype"], "I64");
+    EXPECT_EQ(j["a"]["data_offsets"], nlohmann::json::array({0, 8}));
+    EXPECT_EQ(j["b"]["shape"], nlohmann::json::array({2, 3}));
+    EXPECT_EQ(j["b"]["data_offsets"], nlohmann::json::array({8, 32}));
+    EXPECT_EQ(bytes.size(), 8 + n + 32);
+}
+
+TEST(Safetensors, MalformedFilesAreRejectedWithTheFileName) {
+    const std::string good = sample_bytes();
+    expect_format_error(good.substr(0, 5), "truncated");
+    expect_format_error(good.substr(0, 20), "truncated");
+    expect_format_error(good.substr(0, good.size() - 4), "truncated or corrupt");
+    std::string huge = good;
+    const std::uint64_t big = std::uint64_t(1) << 40;
+    std::memcpy(huge.data(), &big, 8);
+    expect_format_error(huge, "exceeds the limit");
+    expect_format_error(with_header(good, "{not json"), "not valid JSON");
+    auto j = nlohmann::json::parse(header_json(good));
+    auto overlap = j;
+    overlap["b"]["data_offsets"] = {4, 28};
+    expect_format_error(with_header(good, overlap.dump()), "overlaps");
+    auto oob = j;
+    oob["b"]["data_offsets"] = {8, 4000};
+    expect_format_error(with_header(good, oob.dump()), "truncated or corrupt");
+    auto wrong_len = j;
+    wrong_len["b"]["shape"] = {2, 2};
+    expect_format_error(with_header(good, wrong_len.dump()), "expected");
+    auto neg = j;
+    neg["b"]["shape"] = {-2, 3};
+    expect_format_error(with_header(good, neg.dump()), "negative");
+    auto dtype = j;
+    dtype["b"]["dtype"] = "X7";
+    expect_format_error(with_header(good, dtype.dump()), "unknown dtype");
+    std::string flipped = good;
+    flipped.back() ^= 0x40;
+    expect_format_error(flipped, "checksum mismatch");
+    auto gap = j;
+    gap["b"]["data_offsets"] = {8, 32};
+    gap["a"]["data_offsets"] = {0, 8};
+    gap["__metadata__"]["sgf.checksum"] = "crc32:00000000";
+    expect_format_error(with_header(good, gap.dump()), "checksum mismatch");
+}
+
+TEST(Safetensors, MissingFileIsAnIoError) {
+    EXPECT_THROW(SafetensorsFile::load(tmpdir() / "does-not-exist.safetensors"), IoError);
+}
+
+TEST(AtomicWrite, FailedWriteLeavesTheOldFileIntact) {
+    const fs::path p = tmpdir() / "atomic.bin";
+    write_file_atomic(p, std::string_view("old content"));
+    EXPECT_THROW(write_file_atomic(p,
+                                   [](FileSink& s) {
+                                       s.write(std::string_view("new cont"));
+                                       throw std::runtime_error("disk on fire");
+                                   }),
+                 std::runtime_error);
+    const auto back = read_file(p);
+    EXPECT_EQ(std::string(back.begin(), back.end()), "old content");
+    for (const auto& e : fs::directory_iterator(tmpdir()))
+        EXPECT_EQ(e.path().filename().string().find(".atomic.bin.tmp"), std::string::npos) << "temp file left behind";
+    EXPECT_THROW(write_file_atomic(tmpdir() / "no-such-dir" / "x", std::string_view("x")), IoError);
+}
+
+TEST(Datasets, FashionMnistLoadsAndPads) {
+    if (!fs::exists(kFashionMnistDir)) GTEST_SKIP() << "dataset-fashion-mnist is not installed at " << kFashionMnistDir;
+    const auto ds = load_fashion_mnist("test");
+    ASSERT_EQ(ds.size(), 10000);
+    const auto batch = ds.batch({0, 1, 9999});
+    EXPECT_EQ(batch.shape, (Shape{3, 1, 32, 32}));
+    double mx = -2, inner_max = -2;
+    for (int n = 0; n < 3; ++n)
+        for (int y = 0; y < 32; ++y)
+            for (int x = 0; x < 32; ++x) {
+                const float v = batch.at(n, 0, y, x);
+                ASSERT_GE(v, -1.0f);
+                ASSERT_LE(v, 1.0f);
+                if (y < 2 || y >= 30 || x < 2 || x >= 30) EXPECT_EQ(v, -1.0f) << "padding must be background";
+                else inner_max = std::max<double>(inner_max, v);
+                mx = std::max<double>(mx, v);
+            }
+    EXPECT_GT(inner_max, 0.5) << "garments are bright on a dark background";
+    for (int l : ds.labels) ASSERT_TRUE(l >= 0 && l <= 9);
+}
+
+TEST(Datasets, MissingDatasetNamesFileAndPackage) {
+    try {
+        load_fashion_mnist("train", tmpdir() / "nowhere");
+        FAIL();
+    } catch (const IoError& e) {
+        const std::string m = e.what();
+        EXPECT_NE(m.find("train-images-idx3-ubyte.gz"), std::string::npos) << m;
+        EXPECT_NE(m.find("dataset-fashion-mnist"), std::string::npos) << m;
+    }
+    const fs::path d = tmpdir() / "corrupt";
+    fs::create_directories(d);
+    write_raw(d / "t10k-images-idx3-ubyte.gz", "this is not gzip data at all");
+    write_raw(d / "t10k-labels-idx1-ubyte.gz", "nor this");
+    EXPECT_THROW(load_fashion_mnist("test", d), FormatError);
+}
+
+TEST(Datasets, SamplerIsDeterministicAndResumable) {
+    Sampler a(100, 7), b(100, 7), c(100, 8);
+    const auto x = a.next(250), y = b.next(250), z = c.next(250);
+    EXPECT_EQ(x, y);
+    EXPECT_NE(x, z);
+    std::vector<std::int64_t> first(x.begin(), x.begin() + 100);
+    std::sort(first.begin(), first.end());
+    for (int i = 0; i < 100; ++i) ASSERT_EQ(first[i], i) << "an epoch is a permutation";
+    Sampler d(100, 7);
+    d.next(130);
+    Sampler e(100, 7);
+    e.restore(d.epoch(), d.position());
+    const auto cont = e.next(120);
+    EXPECT_EQ(std::vector<std::int64_t>(x.begin() + 130, x.end()), cont);
+}
+
+}  // namespace
+}  // namespace sgf::io
