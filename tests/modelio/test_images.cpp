@@ -1,0 +1,85 @@
+// Image IO: round trips, limits and hostile files, the antialiased resize.
+#include <sgf/io/image.hpp>
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+namespace sgf::io {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path tmpdir() {
+    fs::path d = fs::path(SGF_TEST_TMPDIR) / "images";
+    fs::create_directories(d);
+    return d;
+}
+
+Image gradient(int w, int h, int c) {
+    Image img{w, h, c, std::vector<std::uint8_t>(std::size_t(w) * h * c)};
+    for (int y = 0; y < h; ++y)
+        for (int x = 0; x < w; ++x)
+            for (int k = 0; k < c; ++k) img.at(y, x, k) = std::uint8_t((x * 7 + y * 13 + k * 50) & 255);
+    return img;
+}
+
+TEST(Images, PngRoundTripAndTensorMapping) {
+    const Image img = gradient(5, 3, 3);
+    save_png(tmpdir() / "g.png", img);
+    const Image back = load_image(tmpdir() / "g.png");
+    EXPECT_EQ(back.pixels, img.pixels);
+    const auto t = to_tensor(back);
+    EXPECT_EQ(t.shape, (Shape{1, 3, 3, 5}));
+    EXPECT_FLOAT_EQ(t.at(0, 0, 0, 0), img.at(0, 0, 0) / 127.5f - 1.0f);
+    EXPECT_EQ(to_image(t).pixels, img.pixels);
+}
+
+TEST(Images, HostileFilesGetClearErrors) {
+    EXPECT_THROW(load_image(tmpdir() / "missing.png"), IoError);
+    write_file_atomic(tmpdir() / "text.png", std::string_view("definitely not an image"));
+    EXPECT_THROW(load_image(tmpdir() / "text.png"), FormatError);
+    const std::string png = encode_png(gradient(16, 16, 1));
+    write_file_atomic(tmpdir() / "trunc.png", std::string_view(png.data(), png.size() / 2));
+    try {
+        load_image(tmpdir() / "trunc.png");
+        FAIL() << "a truncated PNG must not decode";
+    } catch (const FormatError& e) {
+        EXPECT_NE(std::string(e.what()).find("trunc.png"), std::string::npos) << e.what();
+    }
+    const Image one = load_image((save_png(tmpdir() / "one.png", gradient(1, 1, 1)), tmpdir() / "one.png"));
+    EXPECT_EQ(one.width, 1);
+    // a PNG whose header claims 20000 x 20000: rejected before decoding
+    std::string huge = encode_png(gradient(2, 2, 1));
+    const unsigned char dim[4] = {0x00, 0x00, 0x4E, 0x20};  // 20000 big-endian, IHDR width/height at 16/20
+    std::memcpy(huge.data() + 16, dim, 4);
+    std::memcpy(huge.data() + 20, dim, 4);
+    write_file_atomic(tmpdir() / "huge.png", huge);
+    try {
+        load_image(tmpdir() / "huge.png");
+        FAIL();
+    } catch (const FormatError& e) {
+        EXPECT_NE(std::string(e.what()).find("20000x20000"), std::string::npos) << e.what();
+    }
+}
+
+TEST(Images, ResizeIsAntialiased) {
+    Image flat{10, 10, 1, std::vector<std::uint8_t>(100, 77)};
+    for (auto v : resize(flat, 3, 7).pixels) EXPECT_EQ(v, 77);
+    Image checker{64, 64, 1, std::vector<std::uint8_t>(64 * 64)};
+    for (int y = 0; y < 64; ++y)
+        for (int x = 0; x < 64; ++x) checker.at(y, x, 0) = ((x + y) % 2) ? 255 : 0;
+    const Image small = resize(checker, 8, 8);
+    for (auto v : small.pixels) {
+        EXPECT_GE(v, 120);
+        EXPECT_LE(v, 135);
+    }
+    const Image gray = convert_channels(gradient(4, 4, 3), 1);
+    EXPECT_EQ(gray.channels, 1);
+    const Image sq = prepare_for_model(gradient(40, 20, 3), 1, 32);
+    EXPECT_EQ(sq.width, 32);
+    EXPECT_EQ(sq.height, 32);
+}
+
+}  // namespace
+}  // namespace sgf::io
