@@ -1,0 +1,184 @@
+// The training program's loop, shared by examples/train and `sgf train`: progress line, CSV log,
+// sample grids, periodic checkpoints and one on Ctrl-C, exact --resume, a warning when the bits
+// are still at chance, a clear stop on NaN/Inf, and the release (meta-model) file at the end.
+#pragma once
+
+#include <sgf/io/image.hpp>
+#include <sgf/train/checkpoint.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+
+namespace sgf {
+
+struct TrainLoopOptions {
+    std::filesystem::path out_dir = "sgf-run";
+    std::string data = "fashion-mnist";      ///< "fashion-mnist" or a folder of images
+    double total_kimg = 100;                 ///< stop after this many thousand real images
+    std::int64_t checkpoint_every = 500;     ///< steps
+    std::int64_t grid_every = 500;           ///< steps
+    std::int64_t log_every = 10;             ///< steps (CSV)
+    double stuck_kimg = 50;                  ///< warn if bit accuracy is still near 0.5 after this
+    bool resume = false;
+    bool progress = true;
+};
+
+inline std::atomic<bool>& interrupt_flag() {
+    static std::atomic<bool> flag{false};
+    return flag;
+}
+inline void install_interrupt_handler() {
+    std::signal(SIGINT, [](int) { interrupt_flag() = true; });
+    std::signal(SIGTERM, [](int) { interrupt_flag() = true; });
+}
+
+/// Sample grid: row r uses fingerprint r, column j uses latent z_j (same z down a column), so
+/// fidelity is read along rows and consistency across them.
+template <Backend B>
+io::Image sample_grid(B& b, MetaGenerator<B>& G, int rows, int cols, std::uint64_t seed) {
+    const ModelConfig& cfg = G.config();
+    Tensor<B> z(b, Shape{cols, cfg.z_dim});
+    b.normal(RngKey{seed, 101, 0}, z.size(), z.data());
+    std::vector<io::Image> tiles;
+    for (int r = 0; r < rows; ++r) {
+        Tensor<B> c1(b, Shape{1, cfg.fingerprint_bits});
+        b.bits(RngKey{seed, 102, std::uint64_t(r) * cfg.fingerprint_bits}, c1.size(), c1.data());
+        Tensor<B> c(b, Shape{cols, cfg.fingerprint_bits});
+        for (int j = 0; j < cols; ++j) b.copy(c1.data(), c.data() + j * cfg.fingerprint_bits, cfg.fingerprint_bits);
+        auto ctx = G.forward(b, z, c, seed);
+        const auto h = to_host<float>(b, ctx.image());
+        for (int j = 0; j < cols; ++j) tiles.push_back(io::to_image(h, j));
+    }
+    return io::make_grid(tiles, cols, 2, 0);
+}
+
+inline io::ImageDataset load_training_data(const std::string& data, const ModelConfig& cfg);
+
+template <Backend B>
+int run_training(B& b, const ModelConfig& mc_in, const TrainConfig& tc_in, const TrainLoopOptions& opt) {
+    namespace fs = std::filesystem;
+    using clock = std::chrono::steady_clock;
+    fs::create_directories(opt.out_dir);
+    const fs::path ckpt = opt.out_dir / "checkpoint.safetensors";
+    ModelConfig mc = mc_in;
+    TrainConfig tc = tc_in;
+    if (opt.resume) {
+        if (!fs::exists(ckpt)) SGF_THROW(IoError, "{}: no checkpoint to resume from", ckpt.string());
+        std::tie(mc, tc) = read_checkpoint_configs(ckpt);
+    }
+    const io::ImageDataset ds = load_training_data(opt.data, mc);
+    Trainer<B> tr(b, mc, tc);
+    io::Sampler sampler(ds.size(), tc.seed);
+    if (opt.resume) {
+        load_checkpoint(b, ckpt, tr, sampler);
+        fmt::print("resumed from {} at step {} ({} kimg)\n", ckpt.string(), tr.step_count(),
+                   tr.step_count() * tc.batch / 1000.0);
+    }
+    const auto total_steps = static_cast<std::int64_t>(std::ceil(opt.total_kimg * 1000.0 / tc.batch));
+    const fs::path csv_path = opt.out_dir / "log.csv";
+    const bool new_csv = !opt.resume || !fs::exists(csv_path);
+    std::ofstream csv(csv_path, new_csv ? std::ios::trunc : std::ios::app);
+    if (!csv) SGF_THROW(IoError, "{}: cannot open the training log for writing", csv_path.string());
+    if (new_csv) csv << "step,kimg,seconds,g_total,adversarial,consistency,latent,fingerprint,bit_accuracy,d_fake,d_real,r1\n";
+    fmt::print("training preset '{}' ({}x{}x{}, {} bits) on {} ({} images), batch {}, {} steps, output in {}\n",
+               mc.preset, mc.image_channels, mc.resolution, mc.resolution, mc.fingerprint_bits, ds.name, ds.size(), tc.batch,
+               total_steps, opt.out_dir.string());
+    install_interrupt_handler();
+    const auto t0 = clock::now();
+    const std::int64_t start_step = tr.step_count();
+    double acc_avg = 0.5, g_avg = 0, d_avg = 0;
+    bool warned = false;
+    auto checkpoint = [&] { save_checkpoint(b, ckpt, tr, sampler); };
+    while (tr.step_count() < total_steps) {
+        if (interrupt_flag()) {
+            checkpoint();
+            fmt::print("\ninterrupted: checkpoint written to {} at step {}; continue with --resume\n", ckpt.string(),
+                       tr.step_count());
+            return 130;
+        }
+        const auto real = from_host(b, ds.batch(sampler.next(tc.batch)));
+        StepStats st;
+        try {
+            st = tr.step(real);
+        } catch (const NumericError& e) {
+            fmt::print(stderr, "\nerror: {}\n", e.what());
+            return 3;
+        }
+        acc_avg = 0.98 * acc_avg + 0.02 * st.g.bit_accuracy;
+        g_avg = st.step == start_step + 1 ? st.g.total : 0.98 * g_avg + 0.02 * st.g.total;
+        d_avg = st.step == start_step + 1 ? st.d.total : 0.98 * d_avg + 0.02 * st.d.total;
+        const double secs = std::chrono::duration<double>(clock::now() - t0).count();
+        const double kimg = double(st.step) * tc.batch / 1000.0;
+        if (st.step % opt.log_every == 0 || st.step == total_steps)
+            csv << fmt::format("{},{:.3f},{:.1f},{:.5f},{:.5f},{:.5f},{:.5f},{:.5f},{:.4f},{:.5f},{:.5f},{:.5f}\n", st.step,
+                               kimg, secs, st.g.total, st.g.adversarial, st.g.consistency, st.g.latent, st.g.fingerprint,
+                               st.g.bit_accuracy, st.d.fake, st.d.real, st.d.r1)
+                << std::flush;
+        if (opt.progress) {
+            const double ips = double(st.step - start_step) * tc.batch / std::max(secs, 1e-9);
+            const double eta = double(total_steps - st.step) * tc.batch / std::max(ips, 1e-9);
+            fmt::print("\rstep {}/{} {:5.1f}% | {:.1f} img/s | ETA {:02d}:{:02d}:{:02d} | G+F {:.3f} D {:.3f} | bits {:.3f} ",
+                       st.step, total_steps, 100.0 * st.step / total_steps, ips, int(eta / 3600), int(eta / 60) % 60,
+                       int(eta) % 60, g_avg, d_avg, acc_avg);
+            std::fflush(stdout);
+        }
+        if (tc.fingerprint && !warned && kimg >= opt.stuck_kimg && acc_avg < 0.55) {
+            fmt::print("\nwarning: bit accuracy is still {:.3f} after {:.0f} kimg: the decoder is not reading the "
+                       "fingerprint; check the learning rate and the fingerprint loss weight\n",
+                       acc_avg, kimg);
+            warned = true;
+        }
+        if (st.step % opt.grid_every == 0 || st.step == total_steps)
+            io::save_png(opt.out_dir / fmt::format("samples-{:07d}.png", st.step), sample_grid(b, tr.generator_ema(), 6, 8, 7));
+        if (st.step % opt.checkpoint_every == 0) checkpoint();
+    }
+    checkpoint();
+    const fs::path release = opt.out_dir / "model.safetensors";
+    io::save_meta_model(b, release, tr.generator_ema(), tr.decoder(), tr.discriminator(),
+                        {{"sgf.train_config", nlohmann::json(tc).dump()},
+                         {"sgf.trained_kimg", fmt::format("{:.1f}", double(tr.step_count()) * tc.batch / 1000.0)},
+                         {"sgf.dataset", ds.name}});
+    fmt::print("\ndone: {} steps in {:.0f} s; release file {}\n", tr.step_count(),
+               std::chrono::duration<double>(clock::now() - t0).count(), release.string());
+    return 0;
+}
+
+/// Fashion-MNIST (padded to 32x32) or a folder of PNG/JPEG images (centre-cropped and resized).
+inline io::ImageDataset load_training_data(const std::string& data, const ModelConfig& cfg) {
+    namespace fs = std::filesystem;
+    if (data == "fashion-mnist") {
+        auto ds = io::load_fashion_mnist("train");
+        SGF_CHECK(cfg.resolution == 32 && cfg.image_channels == 1, ArgumentError,
+                  "fashion-mnist is 1x32x32; the model is {}x{}x{} (use --data <folder> for other data)", cfg.image_channels,
+                  cfg.resolution, cfg.resolution);
+        return ds;
+    }
+    if (!fs::is_directory(data)) SGF_THROW(IoError, "{}: not a directory of images (or 'fashion-mnist')", data);
+    std::vector<fs::path> files;
+    for (const auto& e : fs::recursive_directory_iterator(data)) {
+        if (!e.is_regular_file()) continue;
+        std::string ext = e.path().extension().string();
+        for (auto& ch : ext) ch = char(std::tolower(ch));
+        if (ext == ".png" || ext == ".jpg" || ext == ".jpeg") files.push_back(e.path());
+    }
+    std::sort(files.begin(), files.end());
+    if (files.empty()) SGF_THROW(IoError, "{}: no .png/.jpg/.jpeg images found", data);
+    io::ImageDataset ds;
+    ds.name = data;
+    ds.count = static_cast<std::int64_t>(files.size());
+    ds.channels = cfg.image_channels;
+    ds.height = ds.width = cfg.resolution;
+    ds.pixels.reserve(files.size() * ds.sample_size());
+    for (const auto& f : files) {
+        const io::Image im = io::prepare_for_model(io::load_image(f), cfg.image_channels, cfg.resolution);
+        for (int c = 0; c < im.channels; ++c)
+            for (int y = 0; y < im.height; ++y)
+                for (int x = 0; x < im.width; ++x) ds.pixels.push_back(im.at(y, x, c));
+    }
+    return ds;
+}
+
+}  // namespace sgf
