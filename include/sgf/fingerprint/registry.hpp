@@ -1,0 +1,445 @@
+// The registry of issued fingerprints: one SQLite file (docs/verification.md has the schema).
+// Issuing draws a fresh random fingerprint and rejects it while it is closer than min_distance
+// bits to any issued one. Concurrency: every issue/add runs in a BEGIN IMMEDIATE transaction (one
+// writer at a time across processes, WAL journal, busy timeout), and refreshes the in-memory copy
+// of the codes inside that transaction before checking distances, so concurrent issuers never
+// produce duplicates or too-close codes, and a killed process leaves no half-written row.
+#pragma once
+
+#include <sgf/fingerprint/attribution.hpp>
+
+#include <nlohmann/json.hpp>
+#include <sqlite3.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <type_traits>
+
+namespace sgf {
+
+struct RegistryEntry {
+    std::int64_t id = 0;
+    std::string label;
+    Fingerprint fingerprint;
+    std::string issued_at;  ///< UTC, ISO-8601
+    std::string metadata;   ///< free-form (JSON by convention)
+};
+
+struct RegistryOptions {
+    int bits = 128;
+    int min_distance = -1;  ///< -1: Registry::default_min_distance(bits); only used when creating
+    bool create = true;     ///< create the file when missing
+    bool read_only = false;
+    int busy_timeout_ms = 60000;
+};
+
+class Registry {
+public:
+    static constexpr int kSchemaVersion = 1;
+    /// Default minimum pairwise Hamming distance: a quarter of the bits (32 for 128). Random pairs
+    /// are Bin(n, 1/2) apart (64 +- 5.7 for 128 bits), so rejection is rare even at 10^6 entries.
+    static int default_min_distance(int bits) { return std::max(1, bits / 4); }
+
+    using Options = RegistryOptions;
+
+    explicit Registry(const std::filesystem::path& path) : Registry(path, RegistryOptions{}) {}
+    Registry(const std::filesystem::path& path, RegistryOptions opt) : path_(path.string()), matcher_(opt.bits) {
+        namespace fs = std::filesystem;
+        const bool exists = fs::exists(path);
+        if (!exists && (!opt.create || opt.read_only)) SGF_THROW(IoError, "{}: registry not found", path_);
+        if (exists) check_sqlite_header(path);
+        const int flags = opt.read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+        if (sqlite3_open_v2(path_.c_str(), &db_, flags | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
+            const std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+            sqlite3_close(db_);
+            db_ = nullptr;
+            SGF_THROW(IoError, "{}: cannot open registry: {}", path_, msg);
+        }
+        sqlite3_busy_timeout(db_, opt.busy_timeout_ms);
+        if (!opt.read_only) exec("PRAGMA journal_mode=WAL");
+        const bool has_schema = table_exists("sgf_registry_meta");
+        if (!has_schema) {
+            if (opt.read_only || (exists && table_count() > 0))
+                SGF_THROW(FormatError, "{}: an SQLite database, but not an sgf registry (no sgf_registry_meta table)", path_);
+            exec("BEGIN IMMEDIATE");
+            try {
+                if (!table_exists("sgf_registry_meta")) {
+                    exec("CREATE TABLE sgf_registry_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+                    exec("CREATE TABLE fingerprints(id INTEGER PRIMARY KEY AUTOINCREMENT, label TEXT NOT NULL UNIQUE, "
+                         "fingerprint TEXT NOT NULL UNIQUE, issued_at TEXT NOT NULL, metadata TEXT NOT NULL DEFAULT '')");
+                    set_meta("schema_version", std::to_string(kSchemaVersion));
+                    set_meta("bits", std::to_string(opt.bits));
+                    set_meta("min_distance", std::to_string(opt.min_distance < 0 ? default_min_distance(opt.bits) : opt.min_distance));
+                }
+                exec("COMMIT");
+            } catch (...) {
+                exec_noexcept("ROLLBACK");
+                throw;
+            }
+        }
+        const auto ver = get_meta("schema_version"), bits = get_meta("bits"), md = get_meta("min_distance");
+        if (!ver || !bits || !md) SGF_THROW(FormatError, "{}: registry metadata is incomplete", path_);
+        if (std::stoi(*ver) != kSchemaVersion)
+            SGF_THROW(FormatError, "{}: registry schema version {} (this sgf reads {})", path_, *ver, kSchemaVersion);
+        bits_ = std::stoi(*bits);
+        min_distance_ = std::stoi(*md);
+        if (bits_ != opt.bits) matcher_ = Matcher(bits_);
+        refresh();
+    }
+    ~Registry() {
+        for (auto* s : cache_) sqlite3_finalize(s);
+        if (db_) sqlite3_close(db_);
+    }
+    Registry(const Registry&) = delete;
+    Registry& operator=(const Registry&) = delete;
+
+    const std::string& path() const { return path_; }
+    int bits() const { return bits_; }
+    int min_distance() const { return min_distance_; }
+    std::int64_t size() {
+        refresh();
+        return matcher_.size();
+    }
+    /// The in-memory matcher over every issued fingerprint (refreshed from the file).
+    const Matcher& matcher() {
+        refresh();
+        return matcher_;
+    }
+
+    /// Issues a new random fingerprint under `label`. `seed` makes the draw reproducible (tests).
+    RegistryEntry issue(const std::string& label, const std::string& metadata = "", std::optional<std::uint64_t> seed = {}) {
+        return write_txn([&] {
+            for (int attempt = 0; attempt < 10000; ++attempt) {
+                const Fingerprint f =
+                    seed ? Fingerprint::from_seed(bits_, *seed * 1000003ull + std::uint64_t(attempt)) : Fingerprint::random(bits_);
+                if (too_close(f) < 0) return insert(label, f, metadata);
+            }
+            SGF_THROW(Error, "{}: no fingerprint at distance >= {} from all {} issued ones after 10000 draws; the registry is "
+                             "full for this minimum distance",
+                      path_, min_distance_, matcher_.size());
+        });
+    }
+
+    /// Registers an explicit fingerprint (checked against the minimum distance and duplicates).
+    RegistryEntry add(const std::string& label, const Fingerprint& f, const std::string& metadata = "") {
+        return write_txn([&] {
+            SGF_CHECK(f.bits() == bits_, ArgumentError, "{}: fingerprint has {} bits, the registry uses {}", path_, f.bits(), bits_);
+            const std::int64_t near = too_close(f);
+            if (near >= 0)
+                SGF_THROW(ArgumentError, "{}: fingerprint {} is {} bits from '{}', below the minimum distance {}", path_, f.hex(),
+                          f.hamming(Fingerprint::parse(fingerprint_hex(near), bits_)), matcher_.label(near), min_distance_);
+            return insert(label, f, metadata);
+        });
+    }
+
+    std::optional<RegistryEntry> find(const std::string& label) {
+        sqlite3_stmt* s = prepare("SELECT id, label, fingerprint, issued_at, metadata FROM fingerprints WHERE label = ?");
+        sqlite3_bind_text(s, 1, label.c_str(), -1, SQLITE_TRANSIENT);
+        std::optional<RegistryEntry> out;
+        if (step(s) == SQLITE_ROW) out = row(s);
+        sqlite3_reset(s);
+        return out;
+    }
+    std::vector<RegistryEntry> all() {
+        sqlite3_stmt* s = prepare("SELECT id, label, fingerprint, issued_at, metadata FROM fingerprints ORDER BY id");
+        std::vector<RegistryEntry> out;
+        while (step(s) == SQLITE_ROW) out.push_back(row(s));
+        sqlite3_reset(s);
+        return out;
+    }
+
+    Attribution attribute(const Fingerprint& decoded, const AttributionRule& rule = {}) {
+        refresh();
+        return matcher_.attribute(decoded, rule);
+    }
+
+    // ---- import / export: CSV columns label,fingerprint,issued_at,metadata; JSON an array of objects
+    std::string export_json() {
+        nlohmann::json j = nlohmann::json::array();
+        for (const auto& e : all())
+            j.push_back({{"label", e.label}, {"fingerprint", e.fingerprint.hex()}, {"issued_at", e.issued_at}, {"metadata", e.metadata}});
+        return j.dump(2);
+    }
+    std::string export_csv() {
+        std::string out = "label,fingerprint,issued_at,metadata\n";
+        for (const auto& e : all())
+            out += csv_field(e.label) + "," + e.fingerprint.hex() + "," + csv_field(e.issued_at) + "," + csv_field(e.metadata) + "\n";
+        return out;
+    }
+    /// All-or-nothing: every row is validated and inserted in one transaction; errors name the row.
+    std::int64_t import_json(const std::string& text, const std::string& source = "import") {
+        nlohmann::json j;
+        try {
+            j = nlohmann::json::parse(text);
+        } catch (const nlohmann::json::exception& e) {
+            SGF_THROW(FormatError, "{}: not valid JSON: {}", source, e.what());
+        }
+        if (!j.is_array()) SGF_THROW(FormatError, "{}: expected a JSON array of entries", source);
+        std::vector<RegistryEntry> rows;
+        for (std::size_t i = 0; i < j.size(); ++i) {
+            const auto& o = j[i];
+            if (!o.is_object() || !o.contains("label") || !o.contains("fingerprint") || !o["label"].is_string() ||
+                !o["fingerprint"].is_string())
+                SGF_THROW(FormatError, "{}: entry {} needs string fields 'label' and 'fingerprint'", source, i);
+            rows.push_back(make_row(o["label"].get<std::string>(), o["fingerprint"].get<std::string>(),
+                                    o.value("issued_at", std::string()), o.value("metadata", std::string()),
+                                    fmt::format("{}: entry {}", source, i)));
+        }
+        return import_rows(rows, source);
+    }
+    std::int64_t import_csv(const std::string& text, const std::string& source = "import") {
+        std::vector<RegistryEntry> rows;
+        std::size_t pos = 0;
+        int line = 0;
+        while (pos < text.size()) {
+            ++line;
+            std::vector<std::string> f = parse_csv_record(text, pos, source, line);
+            if (line == 1) {
+                if (f.size() < 2 || f[0] != "label" || f[1] != "fingerprint")
+                    SGF_THROW(FormatError, "{}: line 1: expected the header label,fingerprint,issued_at,metadata", source);
+                continue;
+            }
+            if (f.size() == 1 && f[0].empty()) continue;
+            if (f.size() < 2 || f.size() > 4)
+                SGF_THROW(FormatError, "{}: line {}: expected 2 to 4 fields, got {}", source, line, f.size());
+            f.resize(4);
+            rows.push_back(make_row(f[0], f[1], f[2], f[3], fmt::format("{}: line {}", source, line)));
+        }
+        return import_rows(rows, source);
+    }
+
+private:
+    static void check_sqlite_header(const std::filesystem::path& p) {
+        std::ifstream in(p, std::ios::binary);
+        if (!in) SGF_THROW(IoError, "{}: cannot open", p.string());
+        char h[16] = {};
+        in.read(h, 16);
+        const auto got = in.gcount();
+        if (got == 0) return;  // empty file: becomes a new registry
+        if (got < 16 || std::memcmp(h, "SQLite format 3\0", 16) != 0)
+            SGF_THROW(FormatError, "{}: not an SQLite database (so not an sgf registry); refusing to touch it", p.string());
+    }
+
+    static std::string now_utc() {
+        const std::time_t t = std::time(nullptr);
+        std::tm tm{};
+        gmtime_r(&t, &tm);
+        char buf[32];
+        std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        return buf;
+    }
+    static std::string csv_field(const std::string& s) {
+        if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+        std::string o = "\"";
+        for (char c : s) {
+            if (c == '"') o += '"';
+            o += c;
+        }
+        return o + "\"";
+    }
+    static std::vector<std::string> parse_csv_record(const std::string& t, std::size_t& pos, const std::string& src, int line) {
+        std::vector<std::string> fields(1);
+        bool quoted = false;
+        while (pos < t.size()) {
+            const char c = t[pos++];
+            if (quoted) {
+                if (c == '"') {
+                    if (pos < t.size() && t[pos] == '"') {
+                        fields.back() += '"';
+                        ++pos;
+                    } else quoted = false;
+                } else fields.back() += c;
+            } else if (c == '"' && fields.back().empty()) quoted = true;
+            else if (c == ',') fields.emplace_back();
+            else if (c == '\n') return fields;
+            else if (c != '\r') fields.back() += c;
+        }
+        if (quoted) SGF_THROW(FormatError, "{}: line {}: unterminated quoted field", src, line);
+        return fields;
+    }
+
+    RegistryEntry make_row(const std::string& label, const std::string& hex, const std::string& issued, const std::string& meta,
+                           const std::string& where) {
+        if (label.empty()) SGF_THROW(FormatError, "{}: empty label", where);
+        RegistryEntry e;
+        try {
+            e.fingerprint = Fingerprint::parse(hex, bits_);
+        } catch (const ArgumentError& err) {
+            SGF_THROW(FormatError, "{}: {}", where, err.what());
+        }
+        e.label = label;
+        e.issued_at = issued.empty() ? now_utc() : issued;
+        e.metadata = meta;
+        return e;
+    }
+
+    std::int64_t import_rows(const std::vector<RegistryEntry>& rows, const std::string& source) {
+        return write_txn([&] {
+            for (std::size_t i = 0; i < rows.size(); ++i) {
+                const std::int64_t near = too_close(rows[i].fingerprint);
+                if (near >= 0)
+                    SGF_THROW(FormatError, "{}: row {} ('{}') is closer than {} bits to '{}'; nothing was imported", source, i + 1,
+                              rows[i].label, min_distance_, matcher_.label(near));
+                try {
+                    insert(rows[i].label, rows[i].fingerprint, rows[i].metadata, rows[i].issued_at);
+                } catch (const ArgumentError& e) {
+                    SGF_THROW(FormatError, "{}: row {}: {}; nothing was imported", source, i + 1, e.what());
+                }
+            }
+            return static_cast<std::int64_t>(rows.size());
+        });
+    }
+
+    /// Index of an issued code closer than min_distance, or -1.
+    std::int64_t too_close(const Fingerprint& f) const {
+        std::int64_t i1, i2;
+        int m1, m2;
+        matcher_.best_two(f, i1, m1, i2, m2);
+        return (i1 >= 0 && bits_ - m1 < min_distance_) ? i1 : -1;
+    }
+
+    template <class F>
+    std::invoke_result_t<F&> write_txn(F&& body) {
+        exec("BEGIN IMMEDIATE");
+        try {
+            refresh();
+            const std::size_t n_before = matcher_.size();
+            auto result = body();
+            exec("COMMIT");
+            (void)n_before;
+            return result;
+        } catch (...) {
+            exec_noexcept("ROLLBACK");
+            // the in-memory copy may hold rows of the rolled-back transaction: rebuild it
+            matcher_ = Matcher(bits_);
+            hex_.clear();
+            last_id_ = 0;
+            refresh();
+            throw;
+        }
+    }
+
+    RegistryEntry insert(const std::string& label, const Fingerprint& f, const std::string& metadata, std::string issued = "") {
+        SGF_CHECK(!label.empty(), ArgumentError, "{}: labels must not be empty", path_);
+        if (issued.empty()) issued = now_utc();
+        sqlite3_stmt* s = prepare("INSERT INTO fingerprints(label, fingerprint, issued_at, metadata) VALUES(?, ?, ?, ?)");
+        const std::string hex = f.hex();
+        sqlite3_bind_text(s, 1, label.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(s, 2, hex.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(s, 3, issued.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(s, 4, metadata.c_str(), -1, SQLITE_TRANSIENT);
+        const int rc = sqlite3_step(s);
+        sqlite3_reset(s);
+        if (rc == SQLITE_CONSTRAINT) SGF_THROW(ArgumentError, "{}: label '{}' (or its fingerprint) is already issued", path_, label);
+        if (rc != SQLITE_DONE) SGF_THROW(IoError, "{}: insert failed: {}", path_, sqlite3_errmsg(db_));
+        const std::int64_t id = sqlite3_last_insert_rowid(db_);
+        matcher_.add(f, label);
+        hex_.push_back(hex);
+        last_id_ = id;
+        return RegistryEntry{id, label, f, issued, metadata};
+    }
+
+    void refresh() {
+        sqlite3_stmt* s = prepare("SELECT id, label, fingerprint FROM fingerprints WHERE id > ? ORDER BY id");
+        sqlite3_bind_int64(s, 1, last_id_);
+        int rc;
+        while ((rc = step(s)) == SQLITE_ROW) {
+            const std::int64_t id = sqlite3_column_int64(s, 0);
+            const std::string label = text(s, 1), hex = text(s, 2);
+            Fingerprint f;
+            try {
+                f = Fingerprint::parse(hex, bits_);
+            } catch (const ArgumentError& e) {
+                sqlite3_reset(s);
+                SGF_THROW(FormatError, "{}: row {} holds a malformed fingerprint: {}", path_, id, e.what());
+            }
+            matcher_.add(f, label);
+            hex_.push_back(hex);
+            last_id_ = id;
+        }
+        sqlite3_reset(s);
+    }
+    const std::string& fingerprint_hex(std::int64_t idx) const { return hex_[std::size_t(idx)]; }
+
+    RegistryEntry row(sqlite3_stmt* s) const {
+        return RegistryEntry{sqlite3_column_int64(s, 0), text(s, 1), Fingerprint::parse(text(s, 2), bits_), text(s, 3), text(s, 4)};
+    }
+    static std::string text(sqlite3_stmt* s, int col) {
+        const auto* p = sqlite3_column_text(s, col);
+        return p ? reinterpret_cast<const char*>(p) : "";
+    }
+    int step(sqlite3_stmt* s) {
+        const int rc = sqlite3_step(s);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+            const std::string msg = sqlite3_errmsg(db_);
+            sqlite3_reset(s);
+            SGF_THROW(FormatError, "{}: query failed: {}", path_, msg);
+        }
+        return rc;
+    }
+    sqlite3_stmt* prepare(const char* sql) {
+        for (std::size_t i = 0; i < sqls_.size(); ++i)
+            if (sqls_[i] == sql) return cache_[i];
+        sqlite3_stmt* s = nullptr;
+        if (sqlite3_prepare_v2(db_, sql, -1, &s, nullptr) != SQLITE_OK)
+            SGF_THROW(FormatError, "{}: cannot prepare query ({}): {}", path_, sql, sqlite3_errmsg(db_));
+        sqls_.push_back(sql);
+        cache_.push_back(s);
+        return s;
+    }
+    void exec(const char* sql) {
+        char* err = nullptr;
+        if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+            const std::string msg = err ? err : sqlite3_errmsg(db_);
+            sqlite3_free(err);
+            SGF_THROW(FormatError, "{}: {} failed: {}", path_, sql, msg);
+        }
+    }
+    void exec_noexcept(const char* sql) noexcept { sqlite3_exec(db_, sql, nullptr, nullptr, nullptr); }
+    bool table_exists(const char* name) {
+        sqlite3_stmt* s = prepare("SELECT count(*) FROM sqlite_master WHERE type='table' AND name=?");
+        sqlite3_bind_text(s, 1, name, -1, SQLITE_TRANSIENT);
+        step(s);
+        const bool yes = sqlite3_column_int(s, 0) > 0;
+        sqlite3_reset(s);
+        return yes;
+    }
+    int table_count() {
+        sqlite3_stmt* s = prepare("SELECT count(*) FROM sqlite_master WHERE type='table'");
+        step(s);
+        const int n = sqlite3_column_int(s, 0);
+        sqlite3_reset(s);
+        return n;
+    }
+    void set_meta(const std::string& k, const std::string& v) {
+        sqlite3_stmt* s = prepare("INSERT OR REPLACE INTO sgf_registry_meta(key, value) VALUES(?, ?)");
+        sqlite3_bind_text(s, 1, k.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(s, 2, v.c_str(), -1, SQLITE_TRANSIENT);
+        step(s);
+        sqlite3_reset(s);
+    }
+    std::optional<std::string> get_meta(const std::string& k) {
+        sqlite3_stmt* s = prepare("SELECT value FROM sgf_registry_meta WHERE key = ?");
+        sqlite3_bind_text(s, 1, k.c_str(), -1, SQLITE_TRANSIENT);
+        std::optional<std::string> out;
+        if (step(s) == SQLITE_ROW) out = text(s, 0);
+        sqlite3_reset(s);
+        return out;
+    }
+
+    std::string path_;
+    sqlite3* db_ = nullptr;
+    int bits_ = 128, min_distance_ = 32;
+    Matcher matcher_;
+    std::vector<std::string> hex_;
+    std::int64_t last_id_ = 0;
+    std::vector<const char*> sqls_;
+    std::vector<sqlite3_stmt*> cache_;
+};
+
+}  // namespace sgf

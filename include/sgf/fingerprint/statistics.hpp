@@ -1,0 +1,56 @@
+// Detection statistics (algorithm.md 6). Under the null "the image is not from this fingerprint",
+// each decoded bit matches by chance: X ~ Bin(n, 1/2). The p-value of k matching bits is the exact
+// upper tail P[X >= k] = 2^-n sum_{i>=k} C(n, i), computed in log space (lgamma + log-sum-exp) so
+// it stays exact down to 2^-n. A registry of N fingerprints is N tests: Bonferroni.
+#pragma once
+
+#include <sgf/core/error.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+namespace sgf::stats {
+
+inline double log_binom(int n, int k) { return std::lgamma(n + 1.0) - std::lgamma(k + 1.0) - std::lgamma(n - k + 1.0); }
+
+/// ln P[X >= k], X ~ Bin(n, 1/2).
+inline double log_p_value(int k, int n) {
+    SGF_CHECK(n >= 1 && n <= 1000000, ArgumentError, "p-value: n must be in 1..1e6, got {}", n);
+    if (k <= 0) return 0.0;
+    if (k > n) return -std::numeric_limits<double>::infinity();
+    double mx = -std::numeric_limits<double>::infinity();
+    std::vector<double> terms;
+    terms.reserve(std::size_t(n - k + 1));
+    for (int i = k; i <= n; ++i) {
+        terms.push_back(log_binom(n, i));
+        mx = std::max(mx, terms.back());
+    }
+    double s = 0;
+    for (double t : terms) s += std::exp(t - mx);
+    return std::min(0.0, mx + std::log(s) - n * std::log(2.0));
+}
+inline double p_value(int k, int n) { return std::exp(log_p_value(k, n)); }
+inline double log10_p_value(int k, int n) { return log_p_value(k, n) / std::log(10.0); }
+
+/// The smallest k with P[X >= k] <= alpha (n + 1 when even all n bits are not enough).
+inline int bit_threshold(int n, double alpha) {
+    SGF_CHECK(alpha > 0 && alpha < 1, ArgumentError, "bit threshold: alpha must be in (0, 1), got {}", alpha);
+    const double la = std::log(alpha);
+    for (int k = 0; k <= n; ++k)
+        if (log_p_value(k, n) <= la) return k;
+    return n + 1;
+}
+
+/// Per-comparison level for a family-wise level alpha over N fingerprints.
+inline double bonferroni_alpha(double alpha, std::int64_t registry_size) {
+    SGF_CHECK(registry_size >= 1, ArgumentError, "bonferroni: registry size must be >= 1");
+    return alpha / double(registry_size);
+}
+/// Family-wise p-value min(1, N p), in log space.
+inline double log_family_p_value(int k, int n, std::int64_t registry_size) {
+    return std::min(0.0, log_p_value(k, n) + std::log(double(std::max<std::int64_t>(registry_size, 1))));
+}
+
+}  // namespace sgf::stats

@@ -1,0 +1,144 @@
+// Fingerprint codec, binomial statistics and the attribution rule.
+#include <sgf/fingerprint.hpp>
+
+#include <gtest/gtest.h>
+
+namespace sgf {
+namespace {
+
+TEST(Codec, HexRoundTripAndBitOrder) {
+    Fingerprint f(128);
+    f.set_bit(0, true);
+    f.set_bit(127, true);
+    EXPECT_EQ(f.hex(), "80000000000000000000000000000001");
+    EXPECT_EQ(Fingerprint::parse(f.hex()), f);
+    EXPECT_EQ(Fingerprint::parse("0x" + f.hex()), f);
+    const Fingerprint r = Fingerprint::from_seed(128, 42);
+    EXPECT_EQ(Fingerprint::parse(r.hex()), r);
+    std::string upper = r.hex();
+    for (auto& c : upper) c = char(std::toupper(c));
+    EXPECT_EQ(Fingerprint::parse(upper), r);
+    EXPECT_NE(Fingerprint::from_seed(128, 42), Fingerprint::from_seed(128, 43));
+    EXPECT_NE(Fingerprint::random(128), Fingerprint::random(128));
+    const auto v = r.to_floats();
+    for (int i = 0; i < 128; ++i) EXPECT_EQ(v[i], r.bit(i) ? 1.0f : 0.0f);
+    std::vector<float> logits(10, -1.0f);
+    logits[3] = 0.5f;
+    const Fingerprint d = Fingerprint::from_logits(logits);
+    EXPECT_EQ(d.bits(), 10);
+    EXPECT_TRUE(d.bit(3));
+    EXPECT_FALSE(d.bit(4));
+    EXPECT_EQ(Fingerprint(10).hex().size(), 3u);
+}
+
+TEST(Codec, ParseErrorsSayWhatIsWrong) {
+    try {
+        Fingerprint::parse("abc");
+        FAIL();
+    } catch (const ArgumentError& e) {
+        EXPECT_NE(std::string(e.what()).find("expected 32 hex digits"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("got 3"), std::string::npos) << e.what();
+    }
+    try {
+        Fingerprint::parse(std::string(31, '0') + "g");
+        FAIL();
+    } catch (const ArgumentError& e) {
+        EXPECT_NE(std::string(e.what()).find("'g' at position 31"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(Fingerprint::parse("f", 2), ArgumentError);  // sets bits beyond n
+    EXPECT_NO_THROW(Fingerprint::parse("3", 2));
+    EXPECT_THROW(Fingerprint(0), ArgumentError);
+}
+
+TEST(Codec, HammingDistance) {
+    const Fingerprint a = Fingerprint::from_seed(128, 1);
+    Fingerprint b = a;
+    for (int i : {0, 5, 64, 100, 127}) b.set_bit(i, !b.bit(i));
+    EXPECT_EQ(a.hamming(b), 5);
+    EXPECT_EQ(a.matching_bits(b), 123);
+    EXPECT_THROW(a.hamming(Fingerprint(64)), ArgumentError);
+}
+
+// Exact tail by integer arithmetic: Pascal's triangle in unsigned __int128 (only additions, so no
+// overflow for n <= 127), summed from k to n.
+long double exact_tail(int k, int n) {
+    std::vector<unsigned __int128> row{1};
+    for (int m = 1; m <= n; ++m) {
+        std::vector<unsigned __int128> next(std::size_t(m) + 1, 1);
+        for (int i = 1; i < m; ++i) next[i] = row[i - 1] + row[i];
+        row = std::move(next);
+    }
+    unsigned __int128 sum = 0;
+    for (int i = std::max(k, 0); i <= n; ++i) sum += row[i];
+    return static_cast<long double>(sum) / std::pow(2.0L, n);
+}
+
+TEST(Statistics, PValuesMatchExactIntegerSums) {
+    for (int n : {1, 16, 64, 100, 127}) {
+        for (int k = 0; k <= n; k += std::max(1, n / 16)) {
+            const long double ex = exact_tail(k, n);
+            EXPECT_NEAR(stats::p_value(k, n) / double(ex), 1.0, 1e-9) << "n=" << n << " k=" << k;
+        }
+    }
+    EXPECT_NEAR(stats::log_p_value(128, 128), -128 * std::log(2.0), 1e-9);  // 2^-128 = 2.9e-39
+    EXPECT_DOUBLE_EQ(stats::p_value(0, 128), 1.0);
+    EXPECT_NEAR(stats::p_value(64, 128), 0.5 + 0.5 * std::exp(stats::log_binom(128, 64) - 128 * std::log(2.0)), 1e-12);
+}
+
+TEST(Statistics, ThresholdsForStatedFalsePositiveRates) {
+    // algorithm.md 6: n = 128: 1e-2 -> 78, 1e-6 -> 92, 1e-9 -> 98, 1e-12 -> 103
+    EXPECT_EQ(stats::bit_threshold(128, 1e-2), 78);
+    EXPECT_EQ(stats::bit_threshold(128, 1e-6), 92);
+    EXPECT_EQ(stats::bit_threshold(128, 1e-9), 98);
+    EXPECT_EQ(stats::bit_threshold(128, 1e-12), 103);
+    for (double a : {1e-2, 1e-6, 1e-9}) {
+        const int k = stats::bit_threshold(128, a);
+        EXPECT_LE(stats::p_value(k, 128), a);
+        EXPECT_GT(stats::p_value(k - 1, 128), a);
+    }
+    EXPECT_DOUBLE_EQ(stats::bonferroni_alpha(1e-6, 1000), 1e-9);
+    EXPECT_EQ(stats::bit_threshold(128, stats::bonferroni_alpha(1e-6, 1000)), 98);
+    EXPECT_NEAR(stats::log_family_p_value(100, 128, 1000), stats::log_p_value(100, 128) + std::log(1000.0), 1e-12);
+    EXPECT_EQ(stats::log_family_p_value(60, 128, 1000), 0.0);  // capped at 1
+    EXPECT_THROW(stats::bit_threshold(128, 0.0), ArgumentError);
+}
+
+TEST(Attribution, Outcomes) {
+    Matcher m(128);
+    std::vector<Fingerprint> fs;
+    for (int i = 0; i < 100; ++i) {
+        fs.push_back(Fingerprint::from_seed(128, 1000 + i));
+        m.add(fs.back(), "user" + std::to_string(i));
+    }
+    auto exact = m.attribute(fs[37]);
+    EXPECT_EQ(exact.outcome, Outcome::attributed);
+    EXPECT_EQ(exact.best_label, "user37");
+    EXPECT_EQ(exact.best_matching, 128);
+    EXPECT_EQ(exact.threshold, stats::bit_threshold(128, 1e-8));
+    Fingerprint noisy = fs[5];
+    for (int i = 0; i < 20; ++i) noisy.set_bit(i * 6, !noisy.bit(i * 6));
+    auto n = m.attribute(noisy);
+    EXPECT_EQ(n.outcome, Outcome::attributed);
+    EXPECT_EQ(n.best_label, "user5");
+    EXPECT_EQ(n.best_matching, 108);
+    EXPECT_GT(n.margin, 8);
+    auto r = m.attribute(Fingerprint::from_seed(128, 999999));
+    EXPECT_EQ(r.outcome, Outcome::not_fingerprinted);
+    EXPECT_FALSE(r.detected);
+    // two registered codes 4 bits apart: a decode between them cannot be attributed to either
+    Matcher close(128);
+    Fingerprint a = Fingerprint::from_seed(128, 7), b = a;
+    for (int i : {1, 2, 3, 4}) b.set_bit(i, !b.bit(i));
+    close.add(a, "a");
+    close.add(b, "b");
+    Fingerprint q = a;
+    q.set_bit(1, !q.bit(1));
+    q.set_bit(2, !q.bit(2));
+    auto c = close.attribute(q);
+    EXPECT_EQ(c.outcome, Outcome::inconclusive);
+    EXPECT_TRUE(c.detected);
+    EXPECT_EQ(Matcher(128).attribute(q).outcome, Outcome::not_fingerprinted);
+}
+
+}  // namespace
+}  // namespace sgf

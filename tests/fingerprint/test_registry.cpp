@@ -1,0 +1,159 @@
+// The SQLite registry: issuing with a minimum distance, lookups, hostile files, import/export, and
+// several processes issuing into one file at once.
+#include <sgf/fingerprint.hpp>
+
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <set>
+
+namespace sgf {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path fresh(const std::string& name) {
+    fs::path d = fs::path(SGF_TEST_TMPDIR) / "registry";
+    fs::create_directories(d);
+    const fs::path p = d / name;
+    for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(p.string() + suffix);
+    return p;
+}
+
+std::string slurp(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+TEST(Registry, IssueLookupAndMinimumDistance) {
+    const auto p = fresh("basic.db");
+    Registry r(p);
+    EXPECT_EQ(r.min_distance(), 32);
+    const auto a = r.issue("alice", R"({"email":"a@x"})");
+    const auto b = r.issue("bob");
+    EXPECT_EQ(r.size(), 2);
+    EXPECT_GE(a.fingerprint.hamming(b.fingerprint), 32);
+    EXPECT_THROW(r.issue("alice"), ArgumentError);
+    const auto found = r.find("alice");
+    ASSERT_TRUE(found);
+    EXPECT_EQ(found->fingerprint, a.fingerprint);
+    EXPECT_EQ(found->metadata, R"({"email":"a@x"})");
+    EXPECT_FALSE(r.find("carol"));
+    Fingerprint near = a.fingerprint;
+    for (int i = 0; i < 10; ++i) near.set_bit(i, !near.bit(i));
+    EXPECT_THROW(r.add("mallory", near), ArgumentError);
+    EXPECT_EQ(r.size(), 2) << "a rejected add leaves no row";
+    Registry again(p);  // reopen: everything persisted
+    EXPECT_EQ(again.size(), 2);
+    EXPECT_EQ(again.attribute(b.fingerprint).best_label, "bob");
+}
+
+TEST(Registry, NonRegistryFilesAreRefusedAndLeftUntouched) {
+    const auto p = fresh("not-a-db.db");
+    { std::ofstream(p) << "hello, I am a text file with important content"; }
+    const std::string before = slurp(p);
+    try {
+        Registry r(p);
+        FAIL();
+    } catch (const FormatError& e) {
+        EXPECT_NE(std::string(e.what()).find("not-a-db.db"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(slurp(p), before);
+    EXPECT_THROW(Registry(fresh("missing.db"), RegistryOptions{128, -1, false, false, 1000}), IoError);
+}
+
+TEST(Registry, CsvAndJsonRoundTripAllOrNothing) {
+    const auto p = fresh("export.db");
+    Registry r(p);
+    for (int i = 0; i < 20; ++i) r.issue("user," + std::to_string(i), "meta \"quoted\"\nline");
+    const std::string csv = r.export_csv(), json = r.export_json();
+    Registry c(fresh("from-csv.db")), j(fresh("from-json.db"));
+    EXPECT_EQ(c.import_csv(csv, "x.csv"), 20);
+    EXPECT_EQ(j.import_json(json, "x.json"), 20);
+    const auto orig = r.all(), fc = c.all(), fj = j.all();
+    ASSERT_EQ(fc.size(), 20u);
+    for (std::size_t i = 0; i < orig.size(); ++i) {
+        EXPECT_EQ(fc[i].label, orig[i].label);
+        EXPECT_EQ(fc[i].fingerprint, orig[i].fingerprint);
+        EXPECT_EQ(fc[i].metadata, orig[i].metadata);
+        EXPECT_EQ(fj[i].fingerprint, orig[i].fingerprint);
+        EXPECT_EQ(fj[i].issued_at, orig[i].issued_at);
+    }
+    // a bad row anywhere: nothing imported, the error names the line
+    Registry bad(fresh("bad.db"));
+    const std::string broken = "label,fingerprint\nok1," + Fingerprint::from_seed(128, 1).hex() + "\nbroken,xyz\n";
+    try {
+        bad.import_csv(broken, "broken.csv");
+        FAIL();
+    } catch (const FormatError& e) {
+        EXPECT_NE(std::string(e.what()).find("broken.csv: line 3"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(bad.size(), 0);
+    EXPECT_THROW(bad.import_json("[{\"label\": 3}]"), FormatError);
+    EXPECT_THROW(bad.import_csv(csv + csv), FormatError);  // duplicates inside the import
+    EXPECT_EQ(bad.size(), 0);
+}
+
+TEST(Registry, ConcurrentProcessesNeverDuplicateOrLoseRows) {
+    const auto p = fresh("concurrent.db");
+    { Registry init(p); }
+    const int procs = 4, each = 50;
+    std::vector<pid_t> kids;
+    for (int k = 0; k < procs; ++k) {
+        const pid_t pid = fork();
+        if (pid == 0) {
+            int rc = 0;
+            try {
+                Registry r(p);
+                for (int i = 0; i < each; ++i) r.issue(fmt::format("p{}-{}", k, i));
+            } catch (...) {
+                rc = 1;
+            }
+            _exit(rc);
+        }
+        kids.push_back(pid);
+    }
+    for (pid_t pid : kids) {
+        int status = 0;
+        waitpid(pid, &status, 0);
+        EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child failed";
+    }
+    Registry r(p);
+    const auto rows = r.all();
+    ASSERT_EQ(rows.size(), std::size_t(procs * each));
+    std::set<std::string> labels, hexes;
+    for (const auto& e : rows) {
+        labels.insert(e.label);
+        hexes.insert(e.fingerprint.hex());
+    }
+    EXPECT_EQ(labels.size(), rows.size());
+    EXPECT_EQ(hexes.size(), rows.size());
+    int closest = 128;
+    for (std::size_t i = 0; i < rows.size(); ++i)
+        for (std::size_t j = i + 1; j < rows.size(); ++j) closest = std::min(closest, rows[i].fingerprint.hamming(rows[j].fingerprint));
+    EXPECT_GE(closest, r.min_distance());
+}
+
+TEST(Registry, RejectionSamplingEnforcesATightMinimumDistance) {
+    // 8-bit codes at distance >= 3: few fit, so rejections happen; every pair must respect it
+    Registry r(fresh("tight.db"), RegistryOptions{8, 3, true, false, 1000});
+    int issued = 0;
+    for (int i = 0; i < 40; ++i) {
+        try {
+            r.issue("u" + std::to_string(i), "", 77 + i);
+            ++issued;
+        } catch (const Error&) {
+            break;  // the code space is full
+        }
+    }
+    EXPECT_GE(issued, 8);
+    const auto rows = r.all();
+    for (std::size_t i = 0; i < rows.size(); ++i)
+        for (std::size_t j = i + 1; j < rows.size(); ++j) EXPECT_GE(rows[i].fingerprint.hamming(rows[j].fingerprint), 3);
+}
+
+}  // namespace
+}  // namespace sgf
