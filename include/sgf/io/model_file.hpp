@@ -92,7 +92,7 @@ template <Backend B>
 MetaModel<B> load_meta_model(B& b, const std::filesystem::path& path) {
     const SafetensorsFile f = SafetensorsFile::load(path);
     const ModelConfig cfg = check_header(f, {"meta-model"});
-    MetaModel<B> m{cfg, MetaGenerator<B>(b, cfg, 0), make_decoder(b, cfg, 0), make_discriminator(b, cfg, 0)};
+    MetaModel<B> m{cfg, MetaGenerator<B>(b, cfg, kNoInit), make_decoder(b, cfg, kNoInit), make_discriminator(b, cfg, kNoInit)};
     get_parameters(b, f, m.G.parameters());
     get_parameters(b, f, m.F.parameters());
     get_parameters(b, f, m.D.parameters());
@@ -115,7 +115,7 @@ template <Backend B>
 MetaGenerator<B> load_baked_generator(B& b, const std::filesystem::path& path) {
     const SafetensorsFile f = SafetensorsFile::load(path);
     const ModelConfig cfg = check_header(f, {"baked-generator"});
-    MetaGenerator<B> G(b, cfg, 0, true);
+    MetaGenerator<B> G(b, cfg, kNoInit, true);
     get_parameters(b, f, G.parameters());
     return G;
 }

@@ -43,6 +43,10 @@ constexpr std::uint64_t name_hash(std::string_view s) {
     return h;
 }
 
+/// Seed value that skips the random draw (values are zero): for networks whose weights are about to
+/// be loaded from a file or baked, where drawing millions of normals would only cost time.
+inline constexpr std::uint64_t kNoInit = ~std::uint64_t(0);
+
 /// random_normal: values ~ N(0, constant^2) (constant 0 or 1 means unit variance); otherwise all
 /// values equal `constant`.
 template <Backend B>
@@ -54,7 +58,9 @@ Parameter<B> make_parameter(B& b, std::string name, std::vector<std::int64_t> di
     if (dims.size() > 2) s.h = dims[2];
     if (dims.size() > 3) s.w = dims[3];
     Parameter<B> p{std::move(name), Tensor<B>(b, s), Tensor<B>(b, s, typename B::Scalar(0)), std::move(dims)};
-    if (random_normal) {
+    if (random_normal && seed == kNoInit) {
+        b.fill(p.value.data(), p.value.size(), typename B::Scalar(0));
+    } else if (random_normal) {
         b.normal(RngKey{seed, name_hash(p.name), 0}, s.size(), p.value.data());
         if (constant != 0.0 && constant != 1.0) b.axpby(s.size(), typename B::Scalar(0), p.value.data(),
                                                         typename B::Scalar(constant), p.value.data());

@@ -219,7 +219,7 @@ MetaGenerator<B> instantiate(B& b, MetaGenerator<B>& G, TensorView<typename B::S
     SGF_CHECK(!G.baked(), ArgumentError, "instantiate: the generator is already baked");
     SGF_CHECK(c.shape().n == 1 && c.shape().sample_size() == cfg.fingerprint_bits, ShapeError,
               "instantiate: expected one fingerprint of shape [1, {}], got {}", cfg.fingerprint_bits, c.shape().str());
-    MetaGenerator<B> out(b, cfg, 0, true);
+    MetaGenerator<B> out(b, cfg, kNoInit, true);
     auto embed = G.embedding().forward(b, c);
     const TensorView<T> w = embed.w().view();
     auto copy = [&](Parameter<B>& from, Parameter<B>& to) { b.copy(from.value.data(), to.value.data(), from.value.size()); };

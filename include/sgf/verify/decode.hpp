@@ -1,0 +1,82 @@
+// Decoding fingerprints from images with the decoder F: batches of float images, or image files
+// (any size, gray or RGB: converted to the model's channels, centre-cropped to a square and resized
+// with the antialiased filter of io/image.hpp).
+#pragma once
+
+#include <sgf/fingerprint.hpp>
+#include <sgf/io/image.hpp>
+#include <sgf/nets.hpp>
+
+#include <optional>
+
+namespace sgf {
+
+struct Decoded {
+    Fingerprint fingerprint;
+    std::vector<float> logits;  ///< one per bit; bit = logit > 0
+    std::vector<float> z_hat;
+};
+
+/// Decodes a batch of images [N, C, R, R] in [-1, 1].
+template <Backend B>
+std::vector<Decoded> decode_batch(B& b, const ResidualCritic<B>& F, const Tensor<B>& images) {
+    const ModelConfig& cfg = F.config();
+    auto ctx = F.forward(b, images);
+    const auto out = to_host_vector<float>(b, ctx.output());
+    const std::int64_t N = images.shape().n, S = cfg.decoder_outputs();
+    std::vector<Decoded> res(static_cast<std::size_t>(N));
+    for (std::int64_t n = 0; n < N; ++n) {
+        auto& d = res[std::size_t(n)];
+        d.z_hat.assign(out.begin() + n * S, out.begin() + n * S + cfg.z_dim);
+        d.logits.assign(out.begin() + n * S + cfg.z_dim, out.begin() + (n + 1) * S);
+        d.fingerprint = Fingerprint::from_logits(d.logits);
+    }
+    return res;
+}
+
+/// One image file's result: the decode, or the reason it could not be read (never "no fingerprint").
+struct FileDecode {
+    std::string path;
+    std::optional<Decoded> decoded;
+    std::string error;       ///< set when decoded is empty
+    bool io_error = false;   ///< missing/unreadable (true) vs malformed content (false)
+};
+
+template <Backend B>
+std::vector<FileDecode> decode_files(B& b, const ResidualCritic<B>& F, const std::vector<std::string>& paths,
+                                     std::int64_t batch = 64, const io::ImageLimits& limits = {}) {
+    const ModelConfig& cfg = F.config();
+    std::vector<FileDecode> out(paths.size());
+    std::vector<std::size_t> pending;
+    std::vector<float> buf;
+    const std::int64_t S = std::int64_t(cfg.image_channels) * cfg.resolution * cfg.resolution;
+    auto flush = [&] {
+        if (pending.empty()) return;
+        Tensor<B> t = from_host<B, float>(b, Shape{std::int64_t(pending.size()), cfg.image_channels, cfg.resolution, cfg.resolution},
+                                          std::span<const float>(buf));
+        auto dec = decode_batch(b, F, t);
+        for (std::size_t i = 0; i < pending.size(); ++i) out[pending[i]].decoded = std::move(dec[i]);
+        pending.clear();
+        buf.clear();
+    };
+    for (std::size_t i = 0; i < paths.size(); ++i) {
+        out[i].path = paths[i];
+        try {
+            const io::Image im = io::prepare_for_model(io::load_image(paths[i], limits), cfg.image_channels, cfg.resolution);
+            const auto t = io::to_tensor(im);
+            buf.insert(buf.end(), t.data.begin(), t.data.end());
+            (void)S;
+            pending.push_back(i);
+        } catch (const IoError& e) {
+            out[i].error = e.what();
+            out[i].io_error = true;
+        } catch (const Error& e) {
+            out[i].error = e.what();
+        }
+        if (static_cast<std::int64_t>(pending.size()) == batch) flush();
+    }
+    flush();
+    return out;
+}
+
+}  // namespace sgf
