@@ -343,7 +343,7 @@ public:
     // ---------------------------------------------------------------- resampling
     void fir(const FirDesc& f, const T* x, T* y) {
         f.validate("fir");
-        const std::int64_t Hp = f.h * f.up + f.pad0 + f.pad1, Wp = f.w * f.up + f.pad0 + f.pad1;
+        const std::int64_t Hp = f.h * f.up + f.pad0 + f.pad1;
         const std::int64_t OH = f.out_h(), OW = f.out_w();
         T taps[4];
         for (int i = 0; i < 4; ++i) taps[i] = T(f.taps[i]);
