@@ -22,17 +22,35 @@ private:
 };
 
 /// A caller passed something invalid (bad shape, negative size, malformed fingerprint text).
-class ArgumentError : public Error { using Error::Error; };
+class ArgumentError : public Error {
+public:
+    explicit ArgumentError(const std::string& msg, std::source_location loc = std::source_location::current()) : Error(msg, loc) {}
+};
 /// Tensor shapes that do not fit a layer or op.
-class ShapeError : public ArgumentError { using ArgumentError::ArgumentError; };
+class ShapeError : public ArgumentError {
+public:
+    explicit ShapeError(const std::string& msg, std::source_location loc = std::source_location::current()) : ArgumentError(msg, loc) {}
+};
 /// A file could not be opened, read or written.
-class IoError : public Error { using Error::Error; };
+class IoError : public Error {
+public:
+    explicit IoError(const std::string& msg, std::source_location loc = std::source_location::current()) : Error(msg, loc) {}
+};
 /// A file was read but its content is malformed, truncated or inconsistent.
-class FormatError : public Error { using Error::Error; };
+class FormatError : public Error {
+public:
+    explicit FormatError(const std::string& msg, std::source_location loc = std::source_location::current()) : Error(msg, loc) {}
+};
 /// A numerical failure (NaN/Inf) was detected.
-class NumericError : public Error { using Error::Error; };
+class NumericError : public Error {
+public:
+    explicit NumericError(const std::string& msg, std::source_location loc = std::source_location::current()) : Error(msg, loc) {}
+};
 /// A backend (e.g. CUDA, cuDNN, cuBLAS) call failed.
-class BackendError : public Error { using Error::Error; };
+class BackendError : public Error {
+public:
+    explicit BackendError(const std::string& msg, std::source_location loc = std::source_location::current()) : Error(msg, loc) {}
+};
 
 namespace detail {
 template <class E, class... Args>
