@@ -341,43 +341,40 @@ public:
     }
 
     // ---------------------------------------------------------------- resampling
+    // Both passes run on a materialised padded (and zero-stuffed, for up > 1) row so that the inner
+    // loops are branch-free: row[px], px = ix*up + pad0, holds x[.., ix]; everything else is zero.
     void fir(const FirDesc& f, const T* x, T* y) {
         f.validate("fir");
-        const std::int64_t Hp = f.h * f.up + f.pad0 + f.pad1;
-        const std::int64_t OH = f.out_h(), OW = f.out_w();
+        const std::int64_t Hp = f.h * f.up + f.pad0 + f.pad1, Wp = f.w * f.up + f.pad0 + f.pad1;
+        const std::int64_t OH = f.out_h(), OW = f.out_w(), dn = f.down;
         T taps[4];
         for (int i = 0; i < 4; ++i) taps[i] = T(f.taps[i]);
         const T gain = T(f.gain);
         pool_.parallel_for(f.n * f.c, [&](std::int64_t b, std::int64_t e, int) {
-            std::vector<T> tmp(static_cast<std::size_t>(Hp * OW));
+            std::vector<T> tmp(static_cast<std::size_t>(Hp * OW)), row(static_cast<std::size_t>(Wp));
             for (std::int64_t pl = b; pl < e; ++pl) {
                 const T* xp = x + pl * f.h * f.w;
-                // horizontal pass on the (virtually) upsampled + padded plane -> tmp [Hp, OW]
+                // horizontal pass: tmp[py, ox] = sum_t taps[t] * padded[py, ox*down + t]
                 std::fill(tmp.begin(), tmp.end(), T(0));
+                std::fill(row.begin(), row.end(), T(0));
                 for (std::int64_t iy = 0; iy < f.h; ++iy) {
-                    const std::int64_t py = iy * f.up + f.pad0;
-                    T* trow = tmp.data() + py * OW;
-                    for (std::int64_t ix = 0; ix < f.w; ++ix) {
-                        const std::int64_t px = ix * f.up + f.pad0;  // padded column holding x[iy, ix]
-                        const T v = xp[iy * f.w + ix];
-                        // output column ox uses padded columns ox*down + t, t in [0, 4)
-                        for (int t = 0; t < 4; ++t) {
-                            const std::int64_t q = px - t;
-                            if (q < 0 || q % f.down) continue;
-                            const std::int64_t ox = q / f.down;
-                            if (ox < OW) trow[ox] += taps[t] * v;
-                        }
+                    const T* xr = xp + iy * f.w;
+                    for (std::int64_t ix = 0; ix < f.w; ++ix) row[ix * f.up + f.pad0] = xr[ix];
+                    T* trow = tmp.data() + (iy * f.up + f.pad0) * OW;
+                    const T* r = row.data();
+                    for (std::int64_t ox = 0; ox < OW; ++ox) {
+                        const T* q = r + ox * dn;
+                        trow[ox] = taps[0] * q[0] + taps[1] * q[1] + taps[2] * q[2] + taps[3] * q[3];
                     }
                 }
+                // vertical pass: y[oy, ox] = gain * sum_t taps[t] * tmp[oy*down + t, ox]
                 T* yp = y + pl * OH * OW;
+                const T c0 = gain * taps[0], c1 = gain * taps[1], c2 = gain * taps[2], c3 = gain * taps[3];
                 for (std::int64_t oy = 0; oy < OH; ++oy) {
+                    const T* t0 = tmp.data() + (oy * dn) * OW;
+                    const T *t1 = t0 + OW, *t2 = t1 + OW, *t3 = t2 + OW;
                     T* yrow = yp + oy * OW;
-                    for (std::int64_t ox = 0; ox < OW; ++ox) yrow[ox] = 0;
-                    for (int t = 0; t < 4; ++t) {
-                        const T* trow = tmp.data() + (oy * f.down + t) * OW;
-                        const T c = taps[t] * gain;
-                        for (std::int64_t ox = 0; ox < OW; ++ox) yrow[ox] += c * trow[ox];
-                    }
+                    for (std::int64_t ox = 0; ox < OW; ++ox) yrow[ox] = c0 * t0[ox] + c1 * t1[ox] + c2 * t2[ox] + c3 * t3[ox];
                 }
             }
         });
@@ -385,39 +382,37 @@ public:
 
     void fir_backward(const FirDesc& f, const T* dy, T* dx) {
         f.validate("fir_backward");
-        const std::int64_t Hp = f.h * f.up + f.pad0 + f.pad1;
-        const std::int64_t OH = f.out_h(), OW = f.out_w();
+        const std::int64_t Hp = f.h * f.up + f.pad0 + f.pad1, Wp = f.w * f.up + f.pad0 + f.pad1;
+        const std::int64_t OH = f.out_h(), OW = f.out_w(), dn = f.down;
         T taps[4];
         for (int i = 0; i < 4; ++i) taps[i] = T(f.taps[i]);
         const T gain = T(f.gain);
         pool_.parallel_for(f.n * f.c, [&](std::int64_t b, std::int64_t e, int) {
-            std::vector<T> tmp(static_cast<std::size_t>(Hp * OW));
+            std::vector<T> tmp(static_cast<std::size_t>(Hp * OW)), row(static_cast<std::size_t>(Wp));
             for (std::int64_t pl = b; pl < e; ++pl) {
                 const T* dyp = dy + pl * OH * OW;
                 std::fill(tmp.begin(), tmp.end(), T(0));
                 // adjoint of the vertical pass
                 for (std::int64_t oy = 0; oy < OH; ++oy)
                     for (int t = 0; t < 4; ++t) {
-                        T* trow = tmp.data() + (oy * f.down + t) * OW;
+                        T* trow = tmp.data() + (oy * dn + t) * OW;
                         const T c = taps[t] * gain;
-                        for (std::int64_t ox = 0; ox < OW; ++ox) trow[ox] += c * dyp[oy * OW + ox];
+                        const T* dyr = dyp + oy * OW;
+                        for (std::int64_t ox = 0; ox < OW; ++ox) trow[ox] += c * dyr[ox];
                     }
-                // adjoint of the horizontal pass, gathered at the input positions
+                // adjoint of the horizontal pass on the data rows, read back at the data columns
                 T* dxp = dx + pl * f.h * f.w;
                 for (std::int64_t iy = 0; iy < f.h; ++iy) {
-                    const std::int64_t py = iy * f.up + f.pad0;
-                    const T* trow = tmp.data() + py * OW;
-                    for (std::int64_t ix = 0; ix < f.w; ++ix) {
-                        const std::int64_t px = ix * f.up + f.pad0;
-                        T acc = 0;
-                        for (int t = 0; t < 4; ++t) {
-                            const std::int64_t q = px - t;
-                            if (q < 0 || q % f.down) continue;
-                            const std::int64_t ox = q / f.down;
-                            if (ox < OW) acc += taps[t] * trow[ox];
-                        }
-                        dxp[iy * f.w + ix] = acc;
+                    const T* trow = tmp.data() + (iy * f.up + f.pad0) * OW;
+                    std::fill(row.begin(), row.end(), T(0));
+                    T* r = row.data();
+                    for (int t = 0; t < 4; ++t) {
+                        const T c = taps[t];
+                        T* q = r + t;
+                        for (std::int64_t ox = 0; ox < OW; ++ox) q[ox * dn] += c * trow[ox];
                     }
+                    T* dxr = dxp + iy * f.w;
+                    for (std::int64_t ix = 0; ix < f.w; ++ix) dxr[ix] = r[ix * f.up + f.pad0];
                 }
             }
         });
@@ -585,19 +580,26 @@ private:
         const std::int64_t OH = d.out_h(), OW = d.out_w(), P = OH * OW, xs = d.c_in * d.h * d.w;
         if (beta == T(0)) std::fill(dx, dx + xs, T(0));
         else if (beta != T(1)) MapV(dx, xs) *= beta;
+        const std::int64_t S = d.stride;
         for (std::int64_t c = 0; c < d.c_in; ++c)
             for (std::int64_t ky = 0; ky < d.k; ++ky)
                 for (std::int64_t kx = 0; kx < d.k; ++kx) {
                     const T* row = cols + ((c * d.k + ky) * d.k + kx) * P;
+                    // valid output columns: 0 <= ox*S - pad + kx < w
+                    const std::int64_t lo = std::max<std::int64_t>(0, (d.pad - kx + S - 1) / S);
+                    const std::int64_t last = d.w - 1 + d.pad - kx;  // largest ox*S allowed
+                    const std::int64_t hi = last < 0 ? 0 : std::min<std::int64_t>(OW, last / S + 1);
+                    if (hi <= lo) continue;
                     for (std::int64_t oy = 0; oy < OH; ++oy) {
-                        const std::int64_t iy = oy * d.stride - d.pad + ky;
+                        const std::int64_t iy = oy * S - d.pad + ky;
                         if (iy < 0 || iy >= d.h) continue;
-                        T* xr = dx + (c * d.h + iy) * d.w;
-                        const T* r = row + oy * OW;
-                        for (std::int64_t ox = 0; ox < OW; ++ox) {
-                            const std::int64_t ix = ox * d.stride - d.pad + kx;
-                            if (ix >= 0 && ix < d.w) xr[ix] += alpha * r[ox];
-                        }
+                        T* xr = dx + (c * d.h + iy) * d.w + (lo * S + kx - d.pad);  // ix of ox = lo
+                        const T* r = row + oy * OW + lo;
+                        const std::int64_t len = hi - lo;
+                        if (S == 1)
+                            for (std::int64_t j = 0; j < len; ++j) xr[j] += alpha * r[j];
+                        else
+                            for (std::int64_t j = 0; j < len; ++j) xr[j * S] += alpha * r[j];
                     }
                 }
     }
