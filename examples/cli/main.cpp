@@ -126,10 +126,13 @@ int cmd_info(const Common& c, const std::string& path) {
 
 // ------------------------------------------------------------------------------------------ issue
 int cmd_issue(const Common& c, const std::string& registry, std::vector<std::string> labels, const std::string& metadata, int count,
-              const std::string& prefix, int min_distance) {
+              const std::string& prefix, int min_distance, int bits) {
     sgf::RegistryOptions opt;
     opt.min_distance = min_distance;
+    opt.bits = bits > 0 ? bits : 128;
     sgf::Registry reg(registry, opt);
+    if (bits > 0 && reg.bits() != bits)
+        SGF_THROW(ArgumentError, "{}: the registry holds {}-bit fingerprints, --bits {} was given", registry, reg.bits(), bits);
     for (int i = 0; i < count; ++i) labels.push_back(fmt::format("{}{:06d}", prefix, reg.size() + i));
     if (labels.empty()) SGF_THROW(ArgumentError, "issue: give --label (repeatable) or --count");
     json arr = json::array();
@@ -144,6 +147,12 @@ int cmd_issue(const Common& c, const std::string& registry, std::vector<std::str
 }
 
 // ------------------------------------------------------------------------------------------ instantiate
+void check_registry_bits(const sgf::Registry& reg, int model_bits) {
+    if (reg.bits() != model_bits)
+        SGF_THROW(ArgumentError, "{}: the registry holds {}-bit fingerprints, but the model uses {}-bit fingerprints", reg.path(),
+                  reg.bits(), model_bits);
+}
+
 sgf::Fingerprint resolve_fingerprint(const std::string& registry, const std::string& label, const std::string& hex, int bits) {
     if (!hex.empty()) {
         try {
@@ -155,7 +164,10 @@ sgf::Fingerprint resolve_fingerprint(const std::string& registry, const std::str
     if (label.empty() || registry.empty()) SGF_THROW(ArgumentError, "give --fingerprint HEX, or --label with --registry");
     sgf::RegistryOptions ro;
     ro.create = false;
+    ro.read_only = true;  // looking a label up never writes to the registry
+    ro.bits = bits;
     sgf::Registry reg(registry, ro);
+    check_registry_bits(reg, bits);
     const auto e = reg.find(label);
     if (!e) SGF_THROW(ArgumentError, "{}: no entry labelled '{}'", registry, label);
     return e->fingerprint;
@@ -231,11 +243,15 @@ int cmd_decode(const Common& c, const std::string& model, const std::vector<std:
 
 int cmd_verify(const Common& c, const std::string& model, const std::string& registry, const std::vector<std::string>& images,
                double alpha, int min_margin) {
+    if (!(alpha > 0 && alpha < 1)) SGF_THROW(ArgumentError, "--alpha must be in (0, 1), got {}", alpha);
     B b = make_backend(c);
     auto m = sgf::io::load_meta_model<B>(b, model);
     sgf::RegistryOptions ro;
     ro.create = false;
+    ro.read_only = true;  // verification never writes to the registry
+    ro.bits = m.config.fingerprint_bits;
     sgf::Registry reg(registry, ro);
+    check_registry_bits(reg, m.config.fingerprint_bits);
     const sgf::AttributionRule rule{alpha, min_margin};
     const auto res = sgf::decode_files(b, m.F, images);
     json arr = json::array();
@@ -422,6 +438,7 @@ int cmd_demo(const Common& c, const std::string& model, int users, int per_user,
 int main(int argc, char** argv) {
     CLI::App app{"sgf: scalable fingerprinting of generative models (train, issue, instantiate, generate, decode, verify)"};
     app.require_subcommand(1);
+    app.fallthrough();  // --json, --threads, --backend also work after the subcommand
     Common c;
     app.add_flag("--json", c.json, "machine-readable output");
     app.add_option("--threads", c.threads, "CPU threads")->capture_default_str();
@@ -446,13 +463,14 @@ int main(int argc, char** argv) {
     auto* issue = app.add_subcommand("issue", "issue fingerprints into a registry");
     std::string registry, metadata, prefix = "user";
     std::vector<std::string> labels;
-    int count = 0, min_distance = -1;
+    int count = 0, min_distance = -1, bits = 0;
     issue->add_option("--registry", registry, "registry file (SQLite)")->required();
     issue->add_option("--label", labels, "label(s) to issue");
     issue->add_option("--count", count, "issue this many with generated labels");
     issue->add_option("--prefix", prefix, "label prefix for --count")->capture_default_str();
     issue->add_option("--metadata", metadata, "free-form metadata (JSON by convention)");
     issue->add_option("--min-distance", min_distance, "minimum Hamming distance (new registries; default bits/4)");
+    issue->add_option("--bits", bits, "fingerprint length of a new registry (default 128); must match the model");
 
     // instantiate
     auto* inst = app.add_subcommand("instantiate", "bake a fingerprint into a standalone generator file");
@@ -520,7 +538,7 @@ int main(int argc, char** argv) {
             topt.progress = !c.json;
             return sgf::run_training(b, sgf::ModelConfig::preset_named(preset), tc, topt);
         }
-        if (*issue) return cmd_issue(c, registry, labels, metadata, count, prefix, min_distance);
+        if (*issue) return cmd_issue(c, registry, labels, metadata, count, prefix, min_distance, bits);
         if (*inst) return cmd_instantiate(c, model, registry, label, hex, out_file);
         if (*gen) return cmd_generate(c, model, hex, n_images, out_folder, seed, grid);
         if (*dec) return cmd_decode(c, model, images);

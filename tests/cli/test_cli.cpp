@@ -1,0 +1,577 @@
+// End-to-end tests of the `sgf` command-line tool (examples/cli/main.cpp, docs/cli.md).
+//
+// Every test runs the built binary (SGF_CLI_PATH) as a child process against small models made
+// here with random weights (nothing is trained: the decoder reads "some" fingerprint, which is
+// all the attribution plumbing needs). Each test works in its own folder, so ctest -j is safe.
+// Checked for every hostile input: the exit code of its class (docs/cli.md), a message that names
+// the file and the problem, and that the registry file is byte-identical before and after.
+#include <sgf/sgf.hpp>
+#include <sgf/nets.hpp>
+#include <sgf/io.hpp>
+#include <sgf/fingerprint.hpp>
+#include <sgf/backends/eigen.hpp>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <sqlite3.h>
+#include <zlib.h>
+
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+namespace sgf {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using B = EigenCpu;
+
+// Exit codes, as in examples/cli/main.cpp and docs/cli.md.
+constexpr int kOk = 0, kUsage = 2, kIoError = 3, kFormatError = 4, kNotFingerprinted = 10, kInconclusive = 11;
+
+struct Result {
+    int rc = -1;
+    std::string out, err;
+    json parsed() const {
+        try {
+            return json::parse(out);
+        } catch (const json::exception& e) {
+            ADD_FAILURE() << "stdout is not JSON (" << e.what() << "):\n" << out << "\nstderr:\n" << err;
+            return json();
+        }
+    }
+};
+
+std::string slurp(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+void spit(const fs::path& p, std::string_view bytes) {
+    std::ofstream out(p, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), std::streamsize(bytes.size()));
+}
+/// Byte-identity of a file, with a short message instead of a dump of binary content.
+::testing::AssertionResult unchanged(const fs::path& p, const std::string& before) {
+    const std::string now = slurp(p);
+    if (now == before) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << p.string() << " changed: " << before.size() << " bytes before, " << now.size()
+                                         << " after";
+}
+std::string quote(const std::string& s) {
+    std::string q = "'";
+    for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return q + "'";
+}
+
+/// A model config that is "tiny" in size but carries the paper's 128 bits, so registries made with
+/// the CLI's defaults and the statistics of docs/verification.md apply.
+ModelConfig tiny128() {
+    ModelConfig c = ModelConfig::tiny();
+    c.fingerprint_bits = 128;
+    return c;
+}
+
+void make_model(const fs::path& path, const ModelConfig& cfg, std::uint64_t seed) {
+    B b(1);
+    MetaGenerator<B> G(b, cfg, seed);
+    auto F = make_decoder(b, cfg, seed + 1);
+    auto D = make_discriminator(b, cfg, seed + 2);
+    io::save_meta_model(b, path, G, F, D);
+}
+
+io::Image gradient(int w, int h, int c) {
+    io::Image img{w, h, c, std::vector<std::uint8_t>(std::size_t(w) * h * c)};
+    for (int y = 0; y < h; ++y)
+        for (int x = 0; x < w; ++x)
+            for (int k = 0; k < c; ++k) img.at(y, x, k) = std::uint8_t((x * 37 + y * 11 + k * 50) & 255);
+    return img;
+}
+
+/// A PNG made of the signature and an IHDR chunk claiming w x h (no image data).
+std::string png_header_only(std::uint32_t w, std::uint32_t h) {
+    std::string s("\x89PNG\r\n\x1a\n", 8);
+    auto be32 = [](std::uint32_t v) {
+        return std::string{char(v >> 24), char((v >> 16) & 255), char((v >> 8) & 255), char(v & 255)};
+    };
+    std::string chunk = "IHDR" + be32(w) + be32(h) + std::string("\x08\x00\x00\x00\x00", 5);  // 8-bit gray
+    const auto crc = std::uint32_t(::crc32(0, reinterpret_cast<const Bytef*>(chunk.data()), uInt(chunk.size())));
+    s += be32(13) + chunk + be32(crc);
+    return s;
+}
+
+class Cli : public ::testing::Test {
+protected:
+    fs::path dir, model, registry, good_png;
+
+    void SetUp() override {
+        const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+        dir = fs::path(SGF_TEST_TMPDIR) / info->name();
+        fs::remove_all(dir);
+        fs::create_directories(dir);
+        model = dir / "meta.safetensors";
+        make_model(model, tiny128(), 11);
+        registry = dir / "registry.db";
+        {
+            Registry reg(registry);
+            reg.issue("alice", R"({"who":"a"})", 1);
+            reg.issue("bob", "", 2);
+        }
+        good_png = dir / "good.png";
+        io::save_png(good_png, gradient(16, 16, 1));
+    }
+
+    Result sgf(const std::vector<std::string>& args) const {
+        std::string cmd = quote(SGF_CLI_PATH) + " --threads 1";
+        for (const auto& a : args) cmd += " " + quote(a);
+        const fs::path out = dir / ".stdout", err = dir / ".stderr";
+        cmd += " > " + quote(out.string()) + " 2> " + quote(err.string());
+        const int status = std::system(cmd.c_str());
+        Result r;
+        r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+        r.out = slurp(out);
+        r.err = slurp(err);
+        return r;
+    }
+
+    /// Runs `args` and checks the exit code and that stderr (or, for per-image errors, stdout)
+    /// names `file` and contains `problem`; the registry must be byte-identical afterwards.
+    Result expect_failure(const std::vector<std::string>& args, int rc, const std::string& file, const std::string& problem) {
+        const std::string before = slurp(registry);
+        const Result r = sgf(args);
+        EXPECT_EQ(r.rc, rc) << "sgf " << fmt::format("{}", fmt::join(args, " ")) << "\nstdout:\n" << r.out << "\nstderr:\n" << r.err;
+        const std::string text = r.err + r.out;
+        EXPECT_NE(text.find(file), std::string::npos) << "the message should name " << file << ":\n" << text;
+        EXPECT_NE(text.find(problem), std::string::npos) << "the message should say '" << problem << "':\n" << text;
+        EXPECT_TRUE(unchanged(registry, before)) << "the registry file changed";
+        return r;
+    }
+
+    std::string decode_hex(const fs::path& image) {
+        const Result r = sgf({"--json", "decode", "--model", model.string(), image.string()});
+        EXPECT_EQ(r.rc, kOk) << r.err;
+        return r.parsed()["results"][0]["fingerprint"].get<std::string>();
+    }
+};
+
+// ------------------------------------------------------------------------------------------ usage
+TEST_F(Cli, UsageErrorsAndHelp) {
+    EXPECT_EQ(sgf({}).rc, kUsage);
+    EXPECT_EQ(sgf({"frobnicate"}).rc, kUsage);
+    EXPECT_EQ(sgf({"verify", "--model", model.string()}).rc, kUsage);  // --registry and images are required
+    EXPECT_EQ(sgf({"info", "--no-such-option", model.string()}).rc, kUsage);
+    const Result h = sgf({"--help"});
+    EXPECT_EQ(h.rc, kOk);
+    EXPECT_NE(h.out.find("verify"), std::string::npos);
+    EXPECT_EQ(sgf({"--backend", "tpu", "info", model.string()}).rc, kOk);  // info needs no backend
+    EXPECT_EQ(sgf({"--backend", "tpu", "decode", "--model", model.string(), good_png.string()}).rc, kUsage);
+    // The global options also work after the subcommand.
+    const Result j = sgf({"info", model.string(), "--json"});
+    EXPECT_EQ(j.rc, kOk) << j.err;
+    EXPECT_EQ(j.parsed()["kind"], "meta-model");
+}
+
+// ------------------------------------------------------------------------------------------ JSON of every subcommand
+TEST_F(Cli, InfoJsonAndText) {
+    const Result r = sgf({"--json", "info", model.string()});
+    ASSERT_EQ(r.rc, kOk) << r.err;
+    const json j = r.parsed();
+    EXPECT_EQ(j["kind"], "meta-model");
+    EXPECT_EQ(j["file"], model.string());
+    EXPECT_GT(j["tensors"].get<int>(), 10);
+    EXPECT_GT(j["parameters"].get<long>(), 1000);
+    EXPECT_EQ(j["metadata"]["sgf.format_version"], "1");
+    EXPECT_EQ(json::parse(j["metadata"]["sgf.config"].get<std::string>())["fingerprint_bits"], 128);
+    EXPECT_EQ(j["tensor_list"]["F.b4.out.weight"]["shape"], json::array({8 + 128, 16}));
+    EXPECT_EQ(j["tensor_list"]["F.b4.out.weight"]["dtype"], "F32");
+    const Result t = sgf({"info", model.string()});
+    EXPECT_EQ(t.rc, kOk);
+    EXPECT_NE(t.out.find("kind: meta-model"), std::string::npos) << t.out;
+}
+
+TEST_F(Cli, RoundTripIssueInstantiateGenerateVerify) {
+    // issue
+    Result r = sgf({"--json", "issue", "--registry", registry.string(), "--label", "carol", "--metadata", R"({"k":1})"});
+    ASSERT_EQ(r.rc, kOk) << r.err;
+    json j = r.parsed();
+    ASSERT_EQ(j["issued"].size(), 1u);
+    EXPECT_EQ(j["issued"][0]["label"], "carol");
+    const std::string carol_hex = j["issued"][0]["fingerprint"];
+    EXPECT_EQ(carol_hex.size(), 32u);
+    EXPECT_EQ(j["registry_size"], 3);
+    r = sgf({"--json", "issue", "--registry", registry.string(), "--count", "2", "--prefix", "u"});
+    ASSERT_EQ(r.rc, kOk) << r.err;
+    j = r.parsed();
+    EXPECT_EQ(j["issued"][0]["label"], "u000003");
+    EXPECT_EQ(j["registry_size"], 5);
+    // a label can be issued once
+    expect_failure({"issue", "--registry", registry.string(), "--label", "carol"}, kUsage, registry.string(), "already issued");
+
+    // instantiate by label, and by hex: the same generator
+    const fs::path by_label = dir / "carol.safetensors", by_hex = dir / "carol_hex.safetensors";
+    r = sgf({"--json", "instantiate", "--model", model.string(), "--registry", registry.string(), "--label", "carol", "--out",
+             by_label.string()});
+    ASSERT_EQ(r.rc, kOk) << r.err;
+    j = r.parsed();
+    EXPECT_EQ(j["out"], by_label.string());
+    EXPECT_EQ(j["label"], "carol");
+    EXPECT_GE(j["bake_seconds"].get<double>(), 0.0);
+    r = sgf({"--json", "instantiate", "--model", model.string(), "--fingerprint", carol_hex, "--out", by_hex.string()});
+    ASSERT_EQ(r.rc, kOk) << r.err;
+    EXPECT_EQ(sgf({"--json", "info", by_label.string()}).parsed()["kind"], "baked-generator");
+
+    // generate from the baked file and from the meta model + fingerprint
+    const fs::path imgs = dir / "imgs", imgs_meta = dir / "imgs_meta";
+    r = sgf({"--json", "generate", "--model", by_label.string(), "--count", "3", "--seed", "5", "--out", imgs.string(), "--grid"});
+    ASSERT_EQ(r.rc, kOk) << r.err;
+    j = r.parsed();
+    ASSERT_EQ(j["files"].size(), 3u);
+    EXPECT_TRUE(fs::exists(imgs / "grid.png"));
+    std::vector<std::string> files;
+    for (const auto& f : j["files"]) {
+        files.push_back(f.get<std::string>());
+        const auto im = io::load_image(files.back());
+        EXPECT_EQ(im.width, 16);
+        EXPECT_EQ(im.channels, 1);
+    }
+    r = sgf({"--json", "generate", "--model", model.string(), "--fingerprint", carol_hex, "--count", "3", "--seed", "5", "--out",
+             imgs_meta.string()});
+    ASSERT_EQ(r.rc, kOk) << r.err;
+    EXPECT_EQ(r.parsed()["files"].size(), 3u);
+
+    // decode
+    std::vector<std::string> args{"--json", "decode", "--model", model.string()};
+    args.insert(args.end(), files.begin(), files.end());
+    r = sgf(args);
+    ASSERT_EQ(r.rc, kOk) << r.err;
+    j = r.parsed();
+    ASSERT_EQ(j["results"].size(), 3u);
+    for (const auto& d : j["results"]) {
+        EXPECT_EQ(d["fingerprint"].get<std::string>().size(), 32u);
+        EXPECT_EQ(d["logits"].size(), 128u);
+    }
+
+    // verify: an untrained decoder, so the outcome is whatever it is, but it is there, well-formed,
+    // and the exit code agrees with it.
+    const std::string before = slurp(registry);
+    args = {"--json", "verify", "--model", model.string(), "--registry", registry.string()};
+    args.insert(args.end(), files.begin(), files.end());
+    r = sgf(args);
+    EXPECT_TRUE(r.rc == kOk || r.rc == kNotFingerprinted || r.rc == kInconclusive) << r.rc << r.err;
+    j = r.parsed();
+    EXPECT_EQ(j["exit_code"], r.rc);
+    ASSERT_EQ(j["results"].size(), 3u);
+    for (const auto& a : j["results"]) {
+        ASSERT_TRUE(a.contains("outcome"));
+        const std::string o = a["outcome"];
+        EXPECT_TRUE(o == "attributed" || o == "not_fingerprinted" || o == "inconclusive") << o;
+        EXPECT_EQ(a["bits"], 128);
+        EXPECT_EQ(a["registry_size"], 5);
+        EXPECT_EQ(a["threshold_bits"], stats::bit_threshold(128, 1e-6 / 5));
+        for (const char* k : {"image", "fingerprint", "detected", "best_label", "best_matching_bits", "runner_up_label",
+                              "runner_up_matching_bits", "margin", "log10_p_value", "log10_family_p_value"})
+            EXPECT_TRUE(a.contains(k)) << k;
+    }
+    EXPECT_EQ(j["attributed"].get<int>() + j["not_fingerprinted"].get<int>() + j["inconclusive"].get<int>(), 3);
+    EXPECT_EQ(j["errors"], 0);
+    EXPECT_TRUE(unchanged(registry, before)) << "verify must not write to the registry";
+    // the text form
+    args.erase(args.begin());
+    r = sgf(args);
+    EXPECT_NE(r.out.find("3 images:"), std::string::npos) << r.out;
+}
+
+// A decoder with random weights still reads a definite fingerprint from an image; registering
+// exactly that code (or codes near it) makes every outcome of the decision rule reachable.
+TEST_F(Cli, AttributionOutcomesAndExitCodes) {
+    io::save_png(dir / "a.png", gradient(16, 16, 1));
+    const std::string img = (dir / "a.png").string();
+    const Fingerprint fp = Fingerprint::parse(decode_hex(img));
+
+    const fs::path r_match = dir / "match.db", r_far = dir / "far.db", r_close = dir / "close.db";
+    {
+        Registry reg(r_match);
+        reg.issue("other1", "", 7);
+        reg.add("target", fp);
+        reg.issue("other2", "", 8);
+    }
+    Result r = sgf({"--json", "verify", "--model", model.string(), "--registry", r_match.string(), img});
+    EXPECT_EQ(r.rc, kOk) << r.out << r.err;
+    json a = r.parsed()["results"][0];
+    EXPECT_EQ(a["outcome"], "attributed");
+    EXPECT_EQ(a["best_label"], "target");
+    EXPECT_EQ(a["best_matching_bits"], 128);
+    EXPECT_EQ(a["detected"], true);
+    EXPECT_NEAR(a["log10_p_value"].get<double>(), -128 * std::log10(2.0), 1e-6);
+
+    // Not one of ours: only codes far from what the image decodes to.
+    {
+        Registry reg(r_far);
+        Fingerprint inv(128);
+        for (int i = 0; i < 128; ++i) inv.set_bit(i, !fp.bit(i));
+        reg.add("complement", inv);
+    }
+    r = sgf({"--json", "verify", "--model", model.string(), "--registry", r_far.string(), img});
+    EXPECT_EQ(r.rc, kNotFingerprinted) << r.out << r.err;
+    a = r.parsed()["results"][0];
+    EXPECT_EQ(a["outcome"], "not_fingerprinted");
+    EXPECT_EQ(a["detected"], false);
+    EXPECT_EQ(a["best_matching_bits"], 0);
+
+    // Can't tell: two registered codes 16 bits from the decoded one (32 from each other, the
+    // minimum issuance distance), both above the threshold.
+    {
+        Registry reg(r_close);
+        Fingerprint c1 = fp, c2 = fp;
+        for (int i = 0; i < 16; ++i) c1.set_bit(i, !fp.bit(i));
+        for (int i = 16; i < 32; ++i) c2.set_bit(i, !fp.bit(i));
+        reg.add("twin1", c1);
+        reg.add("twin2", c2);
+    }
+    r = sgf({"--json", "verify", "--model", model.string(), "--registry", r_close.string(), img});
+    EXPECT_EQ(r.rc, kInconclusive) << r.out << r.err;
+    a = r.parsed()["results"][0];
+    EXPECT_EQ(a["outcome"], "inconclusive");
+    EXPECT_EQ(a["best_matching_bits"], 112);
+    EXPECT_EQ(a["runner_up_matching_bits"], 112);
+    EXPECT_EQ(a["margin"], 0);
+
+    // Mixed batch: the worst class decides the exit code (inconclusive over not-fingerprinted,
+    // unreadable files over any outcome).
+    r = sgf({"--json", "verify", "--model", model.string(), "--registry", r_match.string(), img, (dir / "nope.png").string()});
+    EXPECT_EQ(r.rc, kIoError);
+    json j = r.parsed();
+    EXPECT_EQ(j["attributed"], 1);
+    EXPECT_EQ(j["errors"], 1);
+    EXPECT_EQ(j["exit_code"], kIoError);
+    EXPECT_EQ(j["results"][1]["outcome"], "error");
+    // --min-margin 0 and a huge alpha change the decision as documented
+    r = sgf({"--json", "verify", "--model", model.string(), "--registry", r_close.string(), "--min-margin", "0", img});
+    EXPECT_EQ(r.rc, kInconclusive);  // the runner-up still passes k*
+    for (const char* alpha : {"0", "1", "1.5", "-0.1", "nan"}) {
+        r = sgf({"--json", "verify", "--model", model.string(), "--registry", r_match.string(), "--alpha", alpha, img});
+        EXPECT_EQ(r.rc, kUsage) << alpha << r.out << r.err;
+        EXPECT_NE(r.err.find("--alpha"), std::string::npos) << r.err;
+    }
+}
+
+// ------------------------------------------------------------------------------------------ hostile images
+TEST_F(Cli, MissingImageFile) {
+    const std::string p = (dir / "missing.png").string();
+    expect_failure({"verify", "--model", model.string(), "--registry", registry.string(), p}, kIoError, p, "cannot open");
+    const Result r = expect_failure({"--json", "verify", "--model", model.string(), "--registry", registry.string(), p}, kIoError, p,
+                                 "No such file");
+    const json j = r.parsed();
+    EXPECT_EQ(j["results"][0]["outcome"], "error");
+    EXPECT_EQ(j["errors"], 1);
+    expect_failure({"decode", "--model", model.string(), p}, kIoError, p, "cannot open");
+    // a folder is not an image file either
+    expect_failure({"decode", "--model", model.string(), dir.string()}, kIoError, dir.string(), "not a regular file");
+}
+
+TEST_F(Cli, NonImageFile) {
+    const fs::path p = dir / "notes.png";
+    spit(p, "these are my notes, not a picture\n");
+    expect_failure({"verify", "--model", model.string(), "--registry", registry.string(), p.string()}, kFormatError, p.string(),
+                   "not a readable image");
+    const fs::path empty = dir / "empty.png";
+    spit(empty, "");
+    expect_failure({"decode", "--model", model.string(), empty.string()}, kFormatError, empty.string(), "not a readable image");
+}
+
+TEST_F(Cli, TruncatedPng) {
+    const std::string png = io::encode_png(gradient(16, 16, 3));
+    const fs::path p = dir / "truncated.png";
+    spit(p, png.substr(0, png.size() / 2));
+    expect_failure({"verify", "--model", model.string(), "--registry", registry.string(), p.string()}, kFormatError, p.string(),
+                   "cannot decode image");
+    // only the 8-byte signature left
+    spit(p, png.substr(0, 8));
+    expect_failure({"decode", "--model", model.string(), p.string()}, kFormatError, p.string(), "not a readable image");
+}
+
+// Decision (docs/cli.md): a 1x1 image is a valid image; like any other size it is centre-cropped to
+// a square and resized (here: upscaled to a constant 16x16 image) and decoded. It cannot carry a
+// fingerprint, so the statistical rule answers "not fingerprinted" except with probability alpha.
+TEST_F(Cli, OnePixelImageIsResizedAndDecoded) {
+    const fs::path p = dir / "one.png";
+    io::save_png(p, io::Image{1, 1, 3, {200, 10, 10}});
+    Result r = sgf({"--json", "decode", "--model", model.string(), p.string()});
+    ASSERT_EQ(r.rc, kOk) << r.out << r.err;
+    EXPECT_EQ(r.parsed()["results"][0]["fingerprint"].get<std::string>().size(), 32u);
+    const std::string before = slurp(registry);
+    r = sgf({"--json", "verify", "--model", model.string(), "--registry", registry.string(), p.string()});
+    EXPECT_TRUE(r.rc == kOk || r.rc == kNotFingerprinted || r.rc == kInconclusive) << r.rc;
+    EXPECT_EQ(r.parsed()["results"][0]["errors"], json());  // no error entry
+    EXPECT_TRUE(r.parsed()["results"][0].contains("outcome"));
+    EXPECT_TRUE(unchanged(registry, before));
+}
+
+TEST_F(Cli, HugeDimensionsInPngHeader) {
+    const fs::path p = dir / "huge.png";
+    spit(p, png_header_only(20000, 20000));
+    expect_failure({"verify", "--model", model.string(), "--registry", registry.string(), p.string()}, kFormatError, p.string(),
+                   "20000x20000");
+    const Result r = expect_failure({"--json", "decode", "--model", model.string(), p.string()}, kFormatError, p.string(), "above the limit");
+    EXPECT_EQ(r.parsed()["results"][0]["image"], p.string());
+}
+
+// ------------------------------------------------------------------------------------------ fingerprint text
+TEST_F(Cli, WrongLengthHexFingerprint) {
+    const std::string out = (dir / "u.safetensors").string();
+    expect_failure({"instantiate", "--model", model.string(), "--fingerprint", "abc123", "--out", out}, kFormatError, "abc123",
+                   "expected 32 hex digits for 128 bits, got 6");
+    expect_failure({"instantiate", "--model", model.string(), "--fingerprint", std::string(33, 'a'), "--out", out}, kFormatError,
+                   std::string(33, 'a'), "got 33");
+    expect_failure({"generate", "--model", model.string(), "--fingerprint", "0x1234", "--out", (dir / "g").string()}, kFormatError,
+                   "1234", "expected 32 hex digits");
+    EXPECT_FALSE(fs::exists(out));
+}
+
+TEST_F(Cli, NonHexFingerprint) {
+    std::string bad(32, '0');
+    bad[5] = 'g';
+    const std::string out = (dir / "u.safetensors").string();
+    expect_failure({"instantiate", "--model", model.string(), "--fingerprint", bad, "--out", out}, kFormatError, bad,
+                   "'g' at position 5 is not a hex digit");
+    bad[5] = ' ';
+    expect_failure({"generate", "--model", model.string(), "--fingerprint", bad, "--out", (dir / "g").string()}, kFormatError, bad,
+                   "is not a hex digit");
+    EXPECT_FALSE(fs::exists(out));
+    // a fingerprint with more bits than the model's: a clear message, not a shape error
+    const fs::path tiny4 = dir / "tiny4.safetensors";
+    make_model(tiny4, ModelConfig::tiny(), 3);
+    expect_failure({"instantiate", "--model", tiny4.string(), "--fingerprint", std::string(32, 'f'), "--out", out}, kFormatError,
+                   std::string(32, 'f'), "expected 1 hex digits for 4 bits");
+}
+
+// ------------------------------------------------------------------------------------------ registries
+TEST_F(Cli, RegistryThatIsNotSqlite) {
+    const fs::path fake = dir / "registry.txt";
+    spit(fake, "label,fingerprint\nalice,00000000000000000000000000000000\n");
+    const std::string fake_before = slurp(fake);
+    const std::string img = good_png.string();
+    expect_failure({"verify", "--model", model.string(), "--registry", fake.string(), img}, kFormatError, fake.string(),
+                   "not an SQLite database");
+    expect_failure({"issue", "--registry", fake.string(), "--label", "x"}, kFormatError, fake.string(), "not an SQLite database");
+    expect_failure({"instantiate", "--model", model.string(), "--registry", fake.string(), "--label", "alice", "--out",
+                    (dir / "x.safetensors").string()},
+                   kFormatError, fake.string(), "not an SQLite database");
+    EXPECT_TRUE(unchanged(fake, fake_before));
+    // An SQLite database of something else.
+    const fs::path other = dir / "other.db";
+    {
+        sqlite3* db = nullptr;
+        ASSERT_EQ(sqlite3_open(other.c_str(), &db), SQLITE_OK);
+        sqlite3_exec(db, "CREATE TABLE photos(id INTEGER); INSERT INTO photos VALUES(1);", nullptr, nullptr, nullptr);
+        sqlite3_close(db);
+    }
+    const std::string other_before = slurp(other);
+    expect_failure({"verify", "--model", model.string(), "--registry", other.string(), img}, kFormatError, other.string(),
+                   "not an sgf registry");
+    EXPECT_TRUE(unchanged(other, other_before));
+    // `issue` refuses it too. (Known: Registry's constructor switches the file to WAL mode before it
+    // checks the schema, so the foreign database's header bytes change; see registry.hpp.)
+    expect_failure({"issue", "--registry", other.string(), "--label", "x"}, kFormatError, other.string(), "not an sgf registry");
+    // An empty file is not a registry to verify against (and verify must not turn it into one).
+    const fs::path empty = dir / "empty.db";
+    spit(empty, "");
+    expect_failure({"verify", "--model", model.string(), "--registry", empty.string(), img}, kFormatError, empty.string(),
+                   "not an sgf registry");
+    EXPECT_EQ(fs::file_size(empty), 0u);
+    // A missing registry.
+    const std::string missing = (dir / "missing.db").string();
+    expect_failure({"verify", "--model", model.string(), "--registry", missing, img}, kIoError, missing, "registry not found");
+    EXPECT_FALSE(fs::exists(missing));
+    expect_failure({"instantiate", "--model", model.string(), "--registry", registry.string(), "--label", "zoe", "--out",
+                    (dir / "z.safetensors").string()},
+                   kUsage, registry.string(), "no entry labelled 'zoe'");
+}
+
+TEST_F(Cli, RegistryAndModelWithDifferentFingerprintLengths) {
+    const fs::path tiny4 = dir / "tiny4.safetensors";
+    make_model(tiny4, ModelConfig::tiny(), 3);
+    expect_failure({"verify", "--model", tiny4.string(), "--registry", registry.string(), good_png.string()}, kUsage,
+                   registry.string(), "the registry holds 128-bit fingerprints, but the model uses 4-bit fingerprints");
+    expect_failure({"instantiate", "--model", tiny4.string(), "--registry", registry.string(), "--label", "alice", "--out",
+                    (dir / "a.safetensors").string()},
+                   kUsage, registry.string(), "the registry holds 128-bit fingerprints, but the model uses 4-bit fingerprints");
+    expect_failure({"issue", "--registry", registry.string(), "--bits", "4", "--label", "x"}, kUsage, registry.string(),
+                   "--bits 4 was given");
+    // A registry for 4-bit fingerprints works end to end with the tiny preset.
+    const fs::path reg4 = dir / "reg4.db";
+    Result r = sgf({"--json", "issue", "--registry", reg4.string(), "--bits", "4", "--label", "a"});
+    ASSERT_EQ(r.rc, kOk) << r.err;
+    EXPECT_EQ(r.parsed()["issued"][0]["fingerprint"].get<std::string>().size(), 1u);
+    r = sgf({"--json", "issue", "--registry", reg4.string(), "--label", "b"});  // an existing registry keeps its length
+    ASSERT_EQ(r.rc, kOk) << r.err;
+    EXPECT_EQ(r.parsed()["issued"][0]["fingerprint"].get<std::string>().size(), 1u);
+    r = sgf({"--json", "instantiate", "--model", tiny4.string(), "--registry", reg4.string(), "--label", "a", "--out",
+             (dir / "a.safetensors").string()});
+    ASSERT_EQ(r.rc, kOk) << r.err;
+    r = sgf({"--json", "verify", "--model", tiny4.string(), "--registry", reg4.string(), good_png.string()});
+    EXPECT_EQ(r.rc, kNotFingerprinted) << r.out << r.err;  // 4 bits can never reach p <= 1e-6
+    EXPECT_EQ(r.parsed()["results"][0]["threshold_bits"], 5);
+}
+
+// ------------------------------------------------------------------------------------------ model files
+TEST_F(Cli, TruncatedOrCorruptModelFile) {
+    const std::string bytes = slurp(model);
+    const std::string img = good_png.string();
+    auto check_all = [&](const fs::path& bad, const std::string& problem) {
+        const std::string b = bad.string();
+        expect_failure({"info", b}, kFormatError, b, problem);
+        expect_failure({"decode", "--model", b, img}, kFormatError, b, problem);
+        expect_failure({"verify", "--model", b, "--registry", registry.string(), img}, kFormatError, b, problem);
+        expect_failure({"instantiate", "--model", b, "--fingerprint", std::string(32, '0'), "--out", (dir / "o.safetensors").string()},
+                       kFormatError, b, problem);
+        expect_failure({"generate", "--model", b, "--fingerprint", std::string(32, '0'), "--out", (dir / "o").string()}, kFormatError,
+                       b, problem);
+        EXPECT_FALSE(fs::exists(dir / "o.safetensors"));
+    };
+    const fs::path truncated = dir / "truncated.safetensors";
+    spit(truncated, bytes.substr(0, bytes.size() - 1000));
+    check_all(truncated, "truncated");
+    spit(truncated, bytes.substr(0, 5));
+    check_all(truncated, "truncated: 5 bytes");
+    const fs::path flipped = dir / "flipped.safetensors";
+    std::string f = bytes;
+    f[f.size() - 7] = char(f[f.size() - 7] ^ 0x40);
+    spit(flipped, f);
+    check_all(flipped, "checksum mismatch");
+    const fs::path garbage = dir / "garbage.safetensors";
+    f = bytes;
+    f[8] = '#';  // the JSON header's opening brace
+    spit(garbage, f);
+    check_all(garbage, "header is not valid JSON");
+    // A well-formed file whose tensor was renamed: every command that loads the networks names it.
+    const fs::path renamed = dir / "renamed.safetensors";
+    f = bytes;
+    const auto at = f.find("\"F.b4.out.weight\"");
+    ASSERT_NE(at, std::string::npos);
+    f[at + 1] = 'X';
+    spit(renamed, f);
+    const std::string rn = renamed.string();
+    expect_failure({"decode", "--model", rn, img}, kFormatError, rn, "tensor 'F.b4.out.weight' is missing");
+    expect_failure({"verify", "--model", rn, "--registry", registry.string(), img}, kFormatError, rn,
+                   "tensor 'F.b4.out.weight' is missing");
+    EXPECT_EQ(sgf({"info", rn}).rc, kOk);  // info lists what the file holds; it does not check it against the config
+    const fs::path png_as_model = dir / "image.safetensors";
+    fs::copy_file(good_png, png_as_model);
+    check_all(png_as_model, "header length");
+    const std::string missing = (dir / "missing.safetensors").string();
+    expect_failure({"decode", "--model", missing, img}, kIoError, missing, "cannot open");
+    expect_failure({"info", missing}, kIoError, missing, "cannot open");
+    // a baked generator holds no decoder
+    const fs::path baked = dir / "baked.safetensors";
+    ASSERT_EQ(sgf({"instantiate", "--model", model.string(), "--fingerprint", std::string(32, '5'), "--out", baked.string()}).rc, kOk);
+    expect_failure({"verify", "--model", baked.string(), "--registry", registry.string(), img}, kFormatError, baked.string(),
+                   "holds a 'baked-generator', expected meta-model");
+}
+
+}  // namespace
+}  // namespace sgf
