@@ -536,7 +536,8 @@ int main(int argc, char** argv) {
             B b = make_backend(c);
             topt.out_dir = out_dir;
             topt.progress = !c.json;
-            return sgf::run_training(b, sgf::ModelConfig::preset_named(preset), tc, topt);
+            const int rc = sgf::run_training(b, sgf::ModelConfig::preset_named(preset), tc, topt);
+            return rc == 3 ? kNumeric : rc;  // run_training returns 3 when NaN/Inf stops training; 130 when interrupted
         }
         if (*issue) return cmd_issue(c, registry, labels, metadata, count, prefix, min_distance, bits);
         if (*inst) return cmd_instantiate(c, model, registry, label, hex, out_file);
