@@ -127,9 +127,15 @@ protected:
 
     Result sgf(const std::vector<std::string>& args) const {
         std::string cmd = quote(SGF_CLI_PATH) + " --threads 1";
-        for (const auto& a : args) cmd += " " + quote(a);
+        for (const auto& a : args) {
+            cmd += ' ';
+            cmd += quote(a);  // (appending piecewise: GCC 12 warns falsely on " " + std::string&&)
+        }
         const fs::path out = dir / ".stdout", err = dir / ".stderr";
-        cmd += " > " + quote(out.string()) + " 2> " + quote(err.string());
+        cmd += " > ";
+        cmd += quote(out.string());
+        cmd += " 2> ";
+        cmd += quote(err.string());
         const int status = std::system(cmd.c_str());
         Result r;
         r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
