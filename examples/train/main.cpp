@@ -23,6 +23,8 @@ int main(int argc, char** argv) {
     app.add_option("--batch", tc.batch, "batch size")->capture_default_str();
     app.add_option("--lr", tc.adam.lr, "Adam learning rate (before the lazy-regularisation correction)")->capture_default_str();
     app.add_option("--r1-gamma", tc.r1_gamma, "R1 weight gamma")->capture_default_str();
+    app.add_option("--consistency-rampup", tc.consistency_rampup_kimg,
+                   "kimg over which the consistency weight grows from 0 to its value (0: constant)")->capture_default_str();
     app.add_option("--seed", tc.seed, "random seed")->capture_default_str();
     app.add_option("--threads", threads, "CPU threads")->capture_default_str();
     app.add_option("--checkpoint-every", opt.checkpoint_every, "steps between checkpoints")->capture_default_str();

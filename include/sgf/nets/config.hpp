@@ -26,6 +26,7 @@ struct ModelConfig {
     int channel_base = 1024;  ///< channels at resolution r: min(channel_base / r, channel_max)
     int channel_max = 128;
     int mbstd_group = 4;
+    int fc_width = 512;       ///< width of the dense layer after the 4x4 conv in F and D (paper: 512)
 
     int channels_at(int r) const { return std::max(1, std::min(channel_base / r, channel_max)); }
     /// Resolutions of the synthesis blocks: 4, 8, ..., resolution.
@@ -44,7 +45,7 @@ struct ModelConfig {
         SGF_CHECK(fingerprint_bits >= 1 && fingerprint_bits <= 4096, ArgumentError,
                   "model config: fingerprint_bits must be in 1..4096, got {}", fingerprint_bits);
         SGF_CHECK(z_dim >= 1 && w_dim >= 1 && embed_layers >= 1 && embed_width >= 1 && channel_base >= 1 &&
-                      channel_max >= 1 && mbstd_group >= 1,
+                      channel_max >= 1 && mbstd_group >= 1 && fc_width >= 1,
                   ArgumentError, "model config: sizes must be positive");
         SGF_CHECK(embed_lr_mult > 0, ArgumentError, "model config: embed_lr_mult must be positive");
     }
@@ -63,9 +64,11 @@ struct ModelConfig {
         c.embed_width = 32;
         c.channel_base = 128;
         c.channel_max = 16;
+        c.fc_width = 16;
         return c;
     }
-    /// The CPU default: 32 px grayscale (Fashion-MNIST padded), 128 bits.
+    /// The CPU default: 32 px grayscale (Fashion-MNIST padded), 128 bits, 64 channels up to 16 px
+    /// and 32 at 32 px.
     static ModelConfig small() {
         ModelConfig c;
         c.preset = "small";
@@ -73,10 +76,10 @@ struct ModelConfig {
         c.fingerprint_bits = 128;
         c.z_dim = 64;
         c.w_dim = 128;
-        c.embed_layers = 8;
+        c.embed_layers = 2;  // the paper's 8 make c -> w far harder to invert on a CPU budget
         c.embed_width = 128;
-        c.channel_base = 2048;
-        c.channel_max = 128;
+        c.channel_base = 1024;
+        c.channel_max = 64;
         return c;
     }
     /// The paper's 128-px architecture: 512 channels up to 32 px, 256 at 64, 128 at 128; E 8x512.
@@ -114,7 +117,8 @@ inline void to_json(nlohmann::json& j, const ModelConfig& c) {
                        {"embed_lr_mult", c.embed_lr_mult},
                        {"channel_base", c.channel_base},
                        {"channel_max", c.channel_max},
-                       {"mbstd_group", c.mbstd_group}};
+                       {"mbstd_group", c.mbstd_group},
+                       {"fc_width", c.fc_width}};
 }
 
 inline void from_json(const nlohmann::json& j, ModelConfig& c) {
@@ -131,6 +135,7 @@ inline void from_json(const nlohmann::json& j, ModelConfig& c) {
         j.at("channel_base").get_to(c.channel_base);
         j.at("channel_max").get_to(c.channel_max);
         j.at("mbstd_group").get_to(c.mbstd_group);
+        j.at("fc_width").get_to(c.fc_width);
     } catch (const nlohmann::json::exception& e) {
         SGF_THROW(FormatError, "model config: {}", e.what());
     }

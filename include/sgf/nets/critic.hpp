@@ -4,8 +4,8 @@
 //   for r = R .. 8: ResBlock C_r -> C_{r/2}, output r/2 x r/2
 //   [D only: minibatch stddev, group 4, one extra channel]
 //   conv4:   3x3 conv (C_4 [+1]) -> C_4, lrelu
-//   fc:      dense C_4*16 -> C_4, lrelu
-//   out:     dense C_4 -> outputs, linear
+//   fc:      dense C_4*16 -> fc_width, lrelu   (fc_width = 512 in the paper)
+//   out:     dense fc_width -> outputs, linear
 // F has outputs = z_dim + bits (z_hat first, then the fingerprint logits); D has one logit.
 #pragma once
 
@@ -40,8 +40,8 @@ public:
         const std::int64_t c4 = cfg.channels_at(4);
         conv4_ = Conv2d<B>(b, prefix + ".b4.conv", ConvConfig{c4 + (minibatch_std ? 1 : 0), c4, 3, false, true, Act::lrelu, kSqrt2},
                            seed);
-        fc_ = Dense<B>(b, prefix + ".b4.fc", DenseConfig{c4 * 16, c4, 1.0, 0.0, Act::lrelu, kSqrt2, true}, seed);
-        out_ = Dense<B>(b, prefix + ".b4.out", DenseConfig{c4, outputs, 1.0, 0.0, Act::linear, 1.0, true}, seed);
+        fc_ = Dense<B>(b, prefix + ".b4.fc", DenseConfig{c4 * 16, cfg.fc_width, 1.0, 0.0, Act::lrelu, kSqrt2, true}, seed);
+        out_ = Dense<B>(b, prefix + ".b4.out", DenseConfig{cfg.fc_width, outputs, 1.0, 0.0, Act::linear, 1.0, true}, seed);
     }
 
     const ModelConfig& config() const { return cfg_; }

@@ -22,6 +22,10 @@ struct TrainConfig {
     double ema_rampup = 0.05;  ///< half-life <= rampup * images seen (StyleGAN2-ADA), 0 disables
     LossWeights weights{};
     bool fingerprint = true;   ///< false trains the same architecture without the fingerprint losses
+    /// Consistency-weight warm-up: the weight grows linearly from 0 to its value over this many
+    /// thousand images (0 = the reference's constant weight). While the decoder cannot read any bit
+    /// yet, the consistency loss only teaches G to ignore c; the warm-up lets F learn first.
+    double consistency_rampup_kimg = 0.0;
     std::uint64_t seed = 1;
 };
 
@@ -41,6 +45,7 @@ inline void to_json(nlohmann::json& j, const TrainConfig& t) {
                        {"w_latent", t.weights.latent},
                        {"w_fingerprint", t.weights.fingerprint},
                        {"fingerprint", t.fingerprint},
+                       {"consistency_rampup_kimg", t.consistency_rampup_kimg},
                        {"seed", t.seed}};
 }
 inline void from_json(const nlohmann::json& j, TrainConfig& t) {
@@ -60,6 +65,7 @@ inline void from_json(const nlohmann::json& j, TrainConfig& t) {
         j.at("w_latent").get_to(t.weights.latent);
         j.at("w_fingerprint").get_to(t.weights.fingerprint);
         j.at("fingerprint").get_to(t.fingerprint);
+        t.consistency_rampup_kimg = j.value("consistency_rampup_kimg", 0.0);  // absent in early files
         j.at("seed").get_to(t.seed);
     } catch (const nlohmann::json::exception& e) {
         SGF_THROW(FormatError, "training config: {}", e.what());
@@ -107,6 +113,10 @@ public:
     LossWeights effective_weights() const {
         LossWeights w = tc_.weights;
         if (!tc_.fingerprint) w.consistency = w.latent = w.fingerprint = 0.0;
+        if (tc_.consistency_rampup_kimg > 0) {
+            const double kimg = double(step_) * double(tc_.batch) / 1000.0;
+            w.consistency *= std::min(1.0, kimg / tc_.consistency_rampup_kimg);
+        }
         return w;
     }
 

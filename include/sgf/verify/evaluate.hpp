@@ -1,0 +1,80 @@
+// Bit accuracy of a meta model (algorithm.md 6): generate images from G with fresh random z and
+// random fingerprints, decode them with F, and count matching bits, on the float output and after
+// an 8-bit PNG round trip (encode with stb, decode again). Deterministic from the seed.
+#pragma once
+
+#include <sgf/verify/decode.hpp>
+#include <sgf/train/objective.hpp>
+
+#include <algorithm>
+#include <functional>
+
+namespace sgf {
+
+struct BitAccuracyReport {
+    std::int64_t images = 0;
+    int bits = 0;
+    double float_accuracy = 0;     ///< mean over images of the fraction of matching bits, float output
+    double png_accuracy = 0;       ///< the same after an 8-bit PNG round trip
+    double float_min = 1, png_min = 1;  ///< worst single image
+    std::vector<double> per_bit_png;    ///< accuracy of each bit position (PNG), to spot dead bits
+    double seconds = 0;
+};
+
+/// `progress(done, total)` is called after every batch when set.
+template <Backend B>
+BitAccuracyReport measure_bit_accuracy(B& b, MetaGenerator<B>& G, const ResidualCritic<B>& F, std::int64_t images,
+                                       std::uint64_t seed, std::int64_t batch = 64,
+                                       const std::function<void(std::int64_t, std::int64_t)>& progress = {}) {
+    const ModelConfig& cfg = G.config();
+    SGF_CHECK(!G.baked(), ArgumentError, "measure_bit_accuracy: needs the meta generator (with its fingerprint input)");
+    SGF_CHECK(images > 0 && batch > 0, ArgumentError, "measure_bit_accuracy: images and batch must be positive");
+    const auto t0 = std::chrono::steady_clock::now();
+    BitAccuracyReport r;
+    r.images = images;
+    r.bits = cfg.fingerprint_bits;
+    r.per_bit_png.assign(std::size_t(cfg.fingerprint_bits), 0.0);
+    const std::int64_t nb = cfg.fingerprint_bits;
+    for (std::int64_t done = 0, k = 0; done < images; done += batch, ++k) {
+        const std::int64_t n = std::min(batch, images - done);
+        auto gb = draw_generator_batch(b, cfg, n, seed, std::uint64_t(k));
+        auto g = G.forward(b, gb.z, gb.c1, gb.noise1);
+        const auto truth = to_host_vector<float>(b, gb.c1);
+        const auto dec_float = decode_batch(b, F, g.image());
+        // 8-bit PNG round trip of every image
+        const auto host = to_host<float>(b, g.image());
+        std::vector<float> buf;
+        buf.reserve(std::size_t(host.shape.size()));
+        for (std::int64_t i = 0; i < n; ++i) {
+            const std::string png = io::encode_png(io::to_image(host, i));
+            const io::Image back = io::decode_image(reinterpret_cast<const std::uint8_t*>(png.data()), png.size(), "png round trip");
+            const auto t = io::to_tensor(back);
+            buf.insert(buf.end(), t.data.begin(), t.data.end());
+        }
+        const Tensor<B> rt = from_host<B, float>(b, host.shape, std::span<const float>(buf));
+        const auto dec_png = decode_batch(b, F, rt);
+        for (std::int64_t i = 0; i < n; ++i) {
+            std::int64_t okf = 0, okp = 0;
+            for (std::int64_t j = 0; j < nb; ++j) {
+                const bool bit = truth[std::size_t(i * nb + j)] > 0.5f;
+                okf += dec_float[std::size_t(i)].fingerprint.bit(int(j)) == bit;
+                const bool hit = dec_png[std::size_t(i)].fingerprint.bit(int(j)) == bit;
+                okp += hit;
+                r.per_bit_png[std::size_t(j)] += hit;
+            }
+            const double af = double(okf) / double(nb), ap = double(okp) / double(nb);
+            r.float_accuracy += af;
+            r.png_accuracy += ap;
+            r.float_min = std::min(r.float_min, af);
+            r.png_min = std::min(r.png_min, ap);
+        }
+        if (progress) progress(std::min(images, done + n), images);
+    }
+    r.float_accuracy /= double(images);
+    r.png_accuracy /= double(images);
+    for (auto& v : r.per_bit_png) v /= double(images);
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return r;
+}
+
+}  // namespace sgf
