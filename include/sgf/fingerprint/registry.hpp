@@ -41,6 +41,9 @@ struct RegistryOptions {
 class Registry {
 public:
     static constexpr int kSchemaVersion = 1;
+    static constexpr std::size_t kMaxLabelBytes = 256;          ///< per label (issue, add, import)
+    static constexpr std::size_t kMaxMetadataBytes = 64 << 10;  ///< per row's metadata
+    static constexpr std::size_t kMaxImportRows = 1000000;      ///< per import_csv / import_json call
     /// Default minimum pairwise Hamming distance: a quarter of the bits (32 for 128). Random pairs
     /// are Bin(n, 1/2) apart (64 +- 5.7 for 128 bits), so rejection is rare even at 10^6 entries.
     static int default_min_distance(int bits) { return std::max(1, bits / 4); }
@@ -60,12 +63,24 @@ public:
             db_ = nullptr;
             SGF_THROW(IoError, "{}: cannot open registry: {}", path_, msg);
         }
+        try {
+            open_schema(opt, exists);
+        } catch (...) {
+            sqlite3_close(db_);  // the destructor does not run for a throwing constructor
+            db_ = nullptr;
+            throw;
+        }
+    }
+
+private:
+    void open_schema(const RegistryOptions& opt, bool exists) {
         sqlite3_busy_timeout(db_, opt.busy_timeout_ms);
-        if (!opt.read_only) exec("PRAGMA journal_mode=WAL");
+        // Refuse a foreign database before changing anything in it (the WAL switch rewrites its header).
         const bool has_schema = table_exists("sgf_registry_meta");
+        if (!has_schema && (opt.read_only || (exists && table_count() > 0)))
+            SGF_THROW(FormatError, "{}: an SQLite database, but not an sgf registry (no sgf_registry_meta table)", path_);
+        if (!opt.read_only) exec("PRAGMA journal_mode=WAL");
         if (!has_schema) {
-            if (opt.read_only || (exists && table_count() > 0))
-                SGF_THROW(FormatError, "{}: an SQLite database, but not an sgf registry (no sgf_registry_meta table)", path_);
             exec("BEGIN IMMEDIATE");
             try {
                 if (!table_exists("sgf_registry_meta")) {
@@ -91,6 +106,8 @@ public:
         if (bits_ != opt.bits) matcher_ = Matcher(bits_);
         refresh();
     }
+
+public:
     ~Registry() {
         for (auto* s : cache_) sqlite3_finalize(s);
         if (db_) sqlite3_close(db_);
@@ -180,15 +197,21 @@ public:
             SGF_THROW(FormatError, "{}: not valid JSON: {}", source, e.what());
         }
         if (!j.is_array()) SGF_THROW(FormatError, "{}: expected a JSON array of entries", source);
+        if (j.size() > kMaxImportRows)
+            SGF_THROW(FormatError, "{}: {} entries exceed the limit of {} per import", source, j.size(), kMaxImportRows);
         std::vector<RegistryEntry> rows;
         for (std::size_t i = 0; i < j.size(); ++i) {
             const auto& o = j[i];
             if (!o.is_object() || !o.contains("label") || !o.contains("fingerprint") || !o["label"].is_string() ||
                 !o["fingerprint"].is_string())
                 SGF_THROW(FormatError, "{}: entry {} needs string fields 'label' and 'fingerprint'", source, i);
-            rows.push_back(make_row(o["label"].get<std::string>(), o["fingerprint"].get<std::string>(),
-                                    o.value("issued_at", std::string()), o.value("metadata", std::string()),
-                                    fmt::format("{}: entry {}", source, i)));
+            auto optional_text = [&](const char* key) {
+                if (!o.contains(key)) return std::string();
+                if (!o[key].is_string()) SGF_THROW(FormatError, "{}: entry {}: '{}' must be a string", source, i, key);
+                return o[key].get<std::string>();
+            };
+            rows.push_back(make_row(o["label"].get<std::string>(), o["fingerprint"].get<std::string>(), optional_text("issued_at"),
+                                    optional_text("metadata"), fmt::format("{}: entry {}", source, i)));
         }
         return import_rows(rows, source);
     }
@@ -208,6 +231,8 @@ public:
             if (f.size() < 2 || f.size() > 4)
                 SGF_THROW(FormatError, "{}: line {}: expected 2 to 4 fields, got {}", source, line, f.size());
             f.resize(4);
+            if (rows.size() == kMaxImportRows)
+                SGF_THROW(FormatError, "{}: line {}: more than {} rows in one import", source, line, kMaxImportRows);
             rows.push_back(make_row(f[0], f[1], f[2], f[3], fmt::format("{}: line {}", source, line)));
         }
         return import_rows(rows, source);
@@ -326,6 +351,14 @@ private:
 
     RegistryEntry insert(const std::string& label, const Fingerprint& f, const std::string& metadata, std::string issued = "") {
         SGF_CHECK(!label.empty(), ArgumentError, "{}: labels must not be empty", path_);
+        // SQLite binds C strings: an embedded NUL would silently cut the stored text short
+        SGF_CHECK(label.size() <= kMaxLabelBytes && label.find('\0') == std::string::npos, ArgumentError,
+                  "{}: a label must be at most {} bytes without NUL characters (got {} bytes)", path_, kMaxLabelBytes, label.size());
+        SGF_CHECK(metadata.size() <= kMaxMetadataBytes && metadata.find('\0') == std::string::npos, ArgumentError,
+                  "{}: metadata of '{}' must be at most {} bytes without NUL characters (got {} bytes)", path_, label,
+                  kMaxMetadataBytes, metadata.size());
+        SGF_CHECK(issued.size() <= 64 && issued.find('\0') == std::string::npos, ArgumentError,
+                  "{}: issued_at of '{}' must be at most 64 bytes without NUL characters", path_, label);
         if (issued.empty()) issued = now_utc();
         sqlite3_stmt* s = prepare("INSERT INTO fingerprints(label, fingerprint, issued_at, metadata) VALUES(?, ?, ?, ?)");
         const std::string hex = f.hex();
