@@ -64,7 +64,8 @@ using ConformanceBackends = ::testing::Types<ReferenceTraits
                                              EigenTraits<float, 1>, EigenTraits<double, 1>, EigenTraits<float, 2>
 #endif
 #ifdef SGF_TEST_CUDA
-    // , CudaTraits<float>     <- the CUDA backend goes here (its make() skips without a GPU)
+                                             ,  // defined by tests/cuda/cuda_traits.hpp (GPU; make() skips without
+                                             SGF_TEST_CUDA_BACKENDS  // one) or tests/cuda/emulated_traits.hpp
 #endif
                                              >;
 // ================================================================================================
