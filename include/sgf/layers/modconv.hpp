@@ -198,30 +198,40 @@ public:
 
     /// The baked weight W''[o,i,k] = W[o,i,k] s_i d_o for ONE style vector w ([1, w_dim]), in the
     /// same layout as the stored weight (already including the equalised-lr scale), on the host.
-    std::vector<double> bake_weight(B& b, TensorView<T> w) const {
+    std::vector<T> bake_weight(B& b, TensorView<T> w) const {
         SGF_CHECK(!cfg_.baked, ArgumentError, "modconv '{}': already baked", name_);
         SGF_CHECK(w.shape().n == 1 && w.shape().sample_size() == cfg_.w_dim, ShapeError,
                   "modconv '{}': bake needs one style vector [1, {}], got {}", name_, cfg_.w_dim, w.shape().str());
         auto style = affine_.forward(b, w);
         const auto s = to_host_vector<double>(b, style.y);
-        auto v = to_host_vector<double>(b, weight_.value);
+        auto v = to_host_vector<T>(b, weight_.value);
         const double ws = double(weight_scale());
-        const std::int64_t K = cfg_.k * cfg_.k;
-        auto idx = [&](std::int64_t o, std::int64_t i) {
-            return cfg_.up ? (i * cfg_.c_out + o) * K : (o * cfg_.c_in + i) * K;
-        };
-        for (std::int64_t o = 0; o < cfg_.c_out; ++o) {
-            double q = 0;
-            for (std::int64_t i = 0; i < cfg_.c_in; ++i)
-                for (std::int64_t k = 0; k < K; ++k) {
-                    double& e = v[static_cast<std::size_t>(idx(o, i) + k)];
-                    e *= ws * s[static_cast<std::size_t>(i)];
-                    q += e * e;
+        // Memory order is [A][Bm][k*k]: [C_out][C_in] for plain layers, [C_in][C_out] for up layers.
+        const std::int64_t K = cfg_.k * cfg_.k, A = cfg_.up ? cfg_.c_in : cfg_.c_out, Bm = cfg_.up ? cfg_.c_out : cfg_.c_in;
+        auto out_in = [&](std::int64_t a, std::int64_t m) { return cfg_.up ? std::pair{m, a} : std::pair{a, m}; };
+        // d_o = 1 / sqrt(sum_i (ws s_i)^2 sum_k V[o,i,k]^2 + eps), accumulated in double in one pass.
+        std::vector<double> d(static_cast<std::size_t>(cfg_.c_out), 1.0);
+        if (cfg_.demodulate) {
+            std::vector<double> q(static_cast<std::size_t>(cfg_.c_out), 0.0);
+            for (std::int64_t a = 0; a < A; ++a)
+                for (std::int64_t m = 0; m < Bm; ++m) {
+                    const T* p = v.data() + (a * Bm + m) * K;
+                    double n2 = 0;
+                    for (std::int64_t k = 0; k < K; ++k) n2 += double(p[k]) * double(p[k]);
+                    const auto [o, i] = out_in(a, m);
+                    const double si = ws * s[static_cast<std::size_t>(i)];
+                    q[static_cast<std::size_t>(o)] += si * si * n2;
                 }
-            const double dd = cfg_.demodulate ? 1.0 / std::sqrt(q + kDemodEps) : 1.0;
-            for (std::int64_t i = 0; i < cfg_.c_in; ++i)
-                for (std::int64_t k = 0; k < K; ++k) v[static_cast<std::size_t>(idx(o, i) + k)] *= dd;
+            for (std::size_t o = 0; o < d.size(); ++o) d[o] = 1.0 / std::sqrt(q[o] + kDemodEps);
         }
+        // W''[o,i,k] = V[o,i,k] * (ws s_i d_o), the factor formed in double and applied once.
+        for (std::int64_t a = 0; a < A; ++a)
+            for (std::int64_t m = 0; m < Bm; ++m) {
+                const auto [o, i] = out_in(a, m);
+                const T f = T(ws * s[static_cast<std::size_t>(i)] * d[static_cast<std::size_t>(o)]);
+                T* p = v.data() + (a * Bm + m) * K;
+                for (std::int64_t k = 0; k < K; ++k) p[k] *= f;
+            }
         return v;
     }
 

@@ -227,7 +227,7 @@ MetaGenerator<B> instantiate(B& b, MetaGenerator<B>& G, TensorView<typename B::S
     copy(G.input_layer().bias(), out.input_layer().bias());
     auto bake = [&](ModConv<B>& from, ModConv<B>& to) {
         const auto wb = from.bake_weight(b, w);
-        upload_into(b, std::span<const double>(wb), to.weight().value);
+        upload_into(b, std::span<const T>(wb), to.weight().value);
         copy(from.bias(), to.bias());
         if (from.config().noise) copy(from.noise_strength(), to.noise_strength());
     };
