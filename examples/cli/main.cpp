@@ -488,6 +488,12 @@ int main(int argc, char** argv) {
                       "kimg over which the consistency weight grows from 0 to its value (0: constant)")->capture_default_str();
     train->add_option("--seed", tc.seed, "seed")->capture_default_str();
     train->add_flag("--resume", topt.resume, "continue from the checkpoint in --out");
+    train->add_flag("--immunise", tc.immunise.enabled,
+                    "immunised training: random crop/blur/brightness-contrast/noise/JPEG between G and F (docs/robustness.md)");
+    train->add_option("--immunise-strength", tc.immunise.strength, "scale of every immunisation range (0: identity)")
+        ->capture_default_str();
+    train->add_option("--immunise-rampup", tc.immunise.rampup_kimg, "kimg over which the immunisation strength grows from 0")
+        ->capture_default_str();
 
     // issue
     auto* issue = app.add_subcommand("issue", "issue fingerprints into a registry");

@@ -31,6 +31,12 @@ int main(int argc, char** argv) {
     app.add_option("--grid-every", opt.grid_every, "steps between sample grids")->capture_default_str();
     app.add_flag("--resume", opt.resume, "continue the run in --out from its checkpoint");
     app.add_flag("--no-fingerprint", [&](std::int64_t) { tc.fingerprint = false; }, "baseline without fingerprint losses");
+    app.add_flag("--immunise", tc.immunise.enabled,
+                 "immunised training: random crop/blur/brightness-contrast/noise/JPEG between G and F (docs/robustness.md)");
+    app.add_option("--immunise-strength", tc.immunise.strength, "scale of every immunisation range (0: identity)")
+        ->capture_default_str();
+    app.add_option("--immunise-rampup", tc.immunise.rampup_kimg, "kimg over which the immunisation strength grows from 0")
+        ->capture_default_str();
     CLI11_PARSE(app, argc, argv);
     opt.out_dir = out;
     try {

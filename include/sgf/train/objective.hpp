@@ -11,8 +11,10 @@
 #pragma once
 
 #include <sgf/nets.hpp>
+#include <sgf/train/augment.hpp>
 
 #include <cmath>
+#include <optional>
 
 namespace sgf {
 
@@ -64,9 +66,13 @@ double bit_accuracy(B& b, const Tensor<B>& logits_and_z, std::int64_t z_dim, con
 
 /// Computes the G+F losses on one GeneratorBatch and writes the gradients of the weighted total into
 /// G's and F's parameter gradients (`mode`: overwrite or accumulate). D's gradients are untouched.
+/// `immunise` (optional, train/augment.hpp): F reads img1 perturbed by this plan and its gradient
+/// flows back through the perturbations' adjoints; D and the consistency loss still see the clean
+/// images. L.latent, L.fingerprint and L.bit_accuracy are then measured on the perturbed images.
 template <Backend B>
 GeneratorLosses generator_step_grads(B& b, MetaGenerator<B>& G, ResidualCritic<B>& F, ResidualCritic<B>& D,
-                                     const GeneratorBatch<B>& gb, const LossWeights& w, GradMode mode) {
+                                     const GeneratorBatch<B>& gb, const LossWeights& w, GradMode mode,
+                                     const ImmunisePlan* immunise = nullptr) {
     using T = typename B::Scalar;
     SGF_CHECK(mode != GradMode::skip, ArgumentError, "generator_step_grads: mode must be overwrite or accumulate");
     const ModelConfig& cfg = G.config();
@@ -91,7 +97,9 @@ GeneratorLosses generator_step_grads(B& b, MetaGenerator<B>& G, ResidualCritic<B
     b.axpby(dimg1.size(), T(1), cons.grad.data(), T(1), dimg1.data());
     // decoder: z_hat = out[:, :z_dim], logits = out[:, z_dim:]
     {
-        auto fctx = F.forward(b, img1);
+        std::optional<ImmuniseCtx<B>> pert;
+        if (immunise) pert.emplace(immunise_forward(b, img1, *immunise));
+        auto fctx = F.forward(b, pert ? pert->output() : img1);
         const Tensor<B>& out = fctx.output();
         const std::int64_t stride = out.shape().sample_size();
         Tensor<B> zhat(b, gb.z.shape()), logits(b, gb.c1.shape());
@@ -106,6 +114,7 @@ GeneratorLosses generator_step_grads(B& b, MetaGenerator<B>& G, ResidualCritic<B
         b.copy2d(N, cfg.z_dim, lz.grad.data(), cfg.z_dim, dout.data(), stride);
         b.copy2d(N, cfg.fingerprint_bits, lc.grad.data(), cfg.fingerprint_bits, dout.data() + cfg.z_dim, stride);
         Tensor<B> dimg_f = F.backward(b, fctx, std::move(dout), mode, true);
+        if (pert) dimg_f = immunise_backward(b, *pert, std::move(dimg_f));
         b.axpby(dimg1.size(), T(1), dimg_f.data(), T(1), dimg1.data());
     }
     G.backward(b, g1, std::move(dimg1), mode);

@@ -27,6 +27,9 @@ struct TrainConfig {
     /// yet, the consistency loss only teaches G to ignore c; the warm-up lets F learn first.
     double consistency_rampup_kimg = 0.0;
     std::uint64_t seed = 1;
+    /// Immunised training (train/augment.hpp, docs/robustness.md): random perturbations between G
+    /// and F. Off by default; JSON key "immunise" (an object), written only when enabled.
+    ImmuniseConfig immunise{};
 };
 
 inline void to_json(nlohmann::json& j, const TrainConfig& t) {
@@ -47,6 +50,7 @@ inline void to_json(nlohmann::json& j, const TrainConfig& t) {
                        {"fingerprint", t.fingerprint},
                        {"consistency_rampup_kimg", t.consistency_rampup_kimg},
                        {"seed", t.seed}};
+    if (t.immunise.enabled) j["immunise"] = t.immunise;
 }
 inline void from_json(const nlohmann::json& j, TrainConfig& t) {
     try {
@@ -67,6 +71,7 @@ inline void from_json(const nlohmann::json& j, TrainConfig& t) {
         j.at("fingerprint").get_to(t.fingerprint);
         t.consistency_rampup_kimg = j.value("consistency_rampup_kimg", 0.0);  // absent in early files
         j.at("seed").get_to(t.seed);
+        t.immunise = j.value("immunise", ImmuniseConfig{});  // absent in files without immunisation
     } catch (const nlohmann::json::exception& e) {
         SGF_THROW(FormatError, "training config: {}", e.what());
     }
@@ -90,6 +95,7 @@ public:
         SGF_CHECK(tc.batch >= 1, ArgumentError, "training: batch must be >= 1, got {}", tc.batch);
         SGF_CHECK(tc.batch % std::min(tc.batch, mc.mbstd_group) == 0, ArgumentError,
                   "training: batch {} must be a multiple of the minibatch-stddev group {}", tc.batch, mc.mbstd_group);
+        if (tc.immunise.enabled) tc.immunise.validate();
         copy_params(G_.parameters(), G_ema_.parameters());
         const AdamParams gf = lazy_regularised(tc.adam, tc.g_reg_interval);
         optG_ = Adam<B>(b, G_.parameters(), gf);
@@ -120,6 +126,12 @@ public:
         return w;
     }
 
+    /// The immunisation strength at this step (after its ramp-up; 0 when immunisation is off).
+    double immunise_strength() const {
+        if (!tc_.immunise.enabled) return 0.0;
+        return tc_.immunise.strength_at(double(step_) * double(tc_.batch) / 1000.0);
+    }
+
     /// One iteration on a batch of real images [batch, C, R, R] in [-1, 1].
     StepStats step(const Tensor<B>& real) {
         const std::int64_t N = tc_.batch;
@@ -129,7 +141,10 @@ public:
         // (1) G + F
         {
             auto gb = draw_generator_batch(b_, mc_, N, tc_.seed, stream + 0);
-            st.g = generator_step_grads(b_, G_, F_, D_, gb, effective_weights(), GradMode::overwrite);
+            std::optional<ImmunisePlan> plan;  // immunised training: F reads perturbed images
+            if (tc_.immunise.enabled)
+                plan = draw_immunise_plan(tc_.immunise, real.shape(), immunise_strength(), tc_.seed, std::uint64_t(step_));
+            st.g = generator_step_grads(b_, G_, F_, D_, gb, effective_weights(), GradMode::overwrite, plan ? &*plan : nullptr);
             optG_.step(b_);
             if (tc_.fingerprint) optF_.step(b_);
         }
