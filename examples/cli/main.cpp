@@ -8,6 +8,8 @@
 #include <sgf/verify/evaluate.hpp>
 #include <sgf/backends/eigen.hpp>
 
+#include "eval_command.hpp"  // sgf eval
+
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -434,33 +436,6 @@ int cmd_demo(const Common& c, const std::string& model, int users, int per_user,
     return kOk;
 }
 
-// ------------------------------------------------------------------------------------------ eval
-int cmd_eval(const Common& c, const std::string& model, std::int64_t images, std::uint64_t seed) {
-    B b = make_backend(c);
-    auto m = sgf::io::load_meta_model<B>(b, model);
-    auto progress = [&](std::int64_t done, std::int64_t total) {
-        if (!c.json) std::cout << fmt::format("\r  decoded {}/{} images", done, total) << std::flush;
-    };
-    const auto r = sgf::measure_bit_accuracy(b, m.G, m.F, images, seed, 64, progress);
-    int weak = 0;
-    double worst_bit = 1;
-    for (double v : r.per_bit_png) {
-        weak += v < 0.9;
-        worst_bit = std::min(worst_bit, v);
-    }
-    json j{{"model", model},       {"images", r.images},           {"bits", r.bits},
-           {"seed", seed},         {"bit_accuracy_float", r.float_accuracy}, {"bit_accuracy_png", r.png_accuracy},
-           {"worst_image_float", r.float_min}, {"worst_image_png", r.png_min}, {"worst_bit_png", worst_bit},
-           {"bits_below_0.9_png", weak},       {"per_bit_accuracy_png", r.per_bit_png}, {"seconds", r.seconds}};
-    emit(c, j,
-         fmt::format("\n{}: {} images from the EMA meta generator (random z, random {}-bit fingerprints, seed {})\n"
-                     "  bit accuracy, float output:      {:.4f} (worst image {:.3f})\n"
-                     "  bit accuracy, 8-bit PNG round trip: {:.4f} (worst image {:.3f}, worst bit position {:.3f})\n"
-                     "  {:.1f} s\n",
-                     model, r.images, r.bits, seed, r.float_accuracy, r.float_min, r.png_accuracy, r.png_min, worst_bit, r.seconds));
-    return kOk;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -563,12 +538,10 @@ int main(int argc, char** argv) {
     demo->add_option("--keep", keep, "keep the working files in this folder");
 
     // eval
-    auto* eval = app.add_subcommand("eval", "bit accuracy of a meta model on generated images (float and PNG round trip)");
-    std::int64_t eval_images = 10000;
-    std::uint64_t eval_seed = 2024;
-    eval->add_option("--model", model, "meta-model file")->capture_default_str();
-    eval->add_option("--images", eval_images, "generated images to decode")->capture_default_str();
-    eval->add_option("--seed", eval_seed, "seed of z and fingerprints")->capture_default_str();
+    auto* eval = app.add_subcommand("eval", "bit accuracy of a meta model; with --out the full evaluation report (docs/evaluation.md)");
+    sgf_cli::EvalArgs eval_args;
+    eval_args.model = default_model();
+    sgf_cli::add_eval_options(*eval, eval_args);
 
     try {
         app.parse(argc, argv);
@@ -590,7 +563,10 @@ int main(int argc, char** argv) {
         if (*ver) return cmd_verify(c, model, registry, images, alpha, min_margin);
         if (*info) return cmd_info(c, info_file);
         if (*demo) return cmd_demo(c, model, users, per_user, n_real, n_open, keep);
-        if (*eval) return cmd_eval(c, model, eval_images, eval_seed);
+        if (*eval) {
+            B b = make_backend(c);
+            return sgf_cli::run_eval(b, c.json, eval_args);
+        }
     } catch (const sgf::IoError& e) {
         fmt::print(stderr, "error: {}\n", e.what());
         return kIoError;

@@ -1,0 +1,201 @@
+// `sgf eval`: bit accuracy of a meta model (without --out), or the full evaluation report (with --out):
+// detection, false positives on real images, attribution (closed/open world), robustness sweeps over
+// every image attack, and fidelity (FD-classifier). See docs/cli.md and docs/evaluation.md.
+#pragma once
+
+#include <sgf/eval/report.hpp>
+#include <sgf/io.hpp>
+#include <sgf/verify/evaluate.hpp>
+#include <sgf/backends/eigen.hpp>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <iostream>
+#include <optional>
+#include <string>
+
+namespace sgf_cli {
+
+struct EvalArgs {
+    std::string model, immunised, baseline, out, fd_classifier;
+    std::optional<std::int64_t> images;        ///< default: 10000 without --out, 1000 with --out, 48 with --quick
+    std::optional<std::int64_t> users_max;     ///< default: 1000 (100 with --quick)
+    std::optional<std::int64_t> fd_steps;      ///< default: 1500 (30 with --quick)
+    std::uint64_t seed = 2024;
+    double alpha = 1e-6;
+    int min_margin = 8;
+    std::vector<std::string> attacks;
+    bool quick = false, no_fidelity = false;
+};
+
+inline void add_eval_options(CLI::App& eval, EvalArgs& a) {
+    eval.add_option("--model", a.model, "meta-model file (the original model)")->capture_default_str();
+    eval.add_option("--immunised", a.immunised, "a second meta model (e.g. trained with --immunise), evaluated side by side (needs --out)");
+    eval.add_option("--baseline", a.baseline,
+                    "the same architecture trained with --no-fingerprint: its FD-classifier is the fidelity reference (needs --out)");
+    eval.add_option("--images", a.images, "images per measurement (default 10000 without --out, 1000 with --out, 48 with --quick)");
+    eval.add_option("--users-max", a.users_max, "largest registry of the attribution study: 1, 10, 100, 1000 ... up to this (default 1000)");
+    eval.add_option("--out", a.out, "write the full report (CSV, report.md, plots, example strips) into this folder");
+    eval.add_option("--seed", a.seed, "seed of every random draw")->capture_default_str();
+    eval.add_option("--alpha", a.alpha, "false-positive rate of the detection threshold (family-wise for registries)")->capture_default_str();
+    eval.add_option("--min-margin", a.min_margin, "bits between best and runner-up to attribute")->capture_default_str();
+    eval.add_option("--attacks", a.attacks, "image attacks to sweep (default: all registered)")->delimiter(',');
+    eval.add_option("--fd-classifier", a.fd_classifier,
+                    "FD classifier file; trained and saved there when missing (default: fd-classifier.safetensors beside --model, "
+                    "in --out with --quick)");
+    eval.add_option("--fd-steps", a.fd_steps, "training steps when the FD classifier has to be trained (default 1500, 30 with --quick)");
+    eval.add_flag("--no-fidelity", a.no_fidelity, "skip the FD-classifier measurement");
+    eval.add_flag("--quick", a.quick, "small sizes for smoke tests (48 images, 100 users, a 30-step classifier kept in --out)");
+}
+
+/// Bit accuracy only (no --out): unchanged output and JSON keys.
+inline int run_bit_accuracy(sgf::EigenCpu& b, bool json_out, const EvalArgs& a, std::int64_t images) {
+    auto m = sgf::io::load_meta_model<sgf::EigenCpu>(b, a.model);
+    auto progress = [&](std::int64_t done, std::int64_t total) {
+        if (!json_out) std::cout << fmt::format("\r  decoded {}/{} images", done, total) << std::flush;
+    };
+    const auto r = sgf::measure_bit_accuracy(b, m.G, m.F, images, a.seed, 64, progress);
+    int weak = 0;
+    double worst_bit = 1;
+    for (double v : r.per_bit_png) {
+        weak += v < 0.9;
+        worst_bit = std::min(worst_bit, v);
+    }
+    nlohmann::json j{{"model", a.model},   {"images", r.images},           {"bits", r.bits},
+                     {"seed", a.seed},     {"bit_accuracy_float", r.float_accuracy}, {"bit_accuracy_png", r.png_accuracy},
+                     {"worst_image_float", r.float_min}, {"worst_image_png", r.png_min}, {"worst_bit_png", worst_bit},
+                     {"bits_below_0.9_png", weak},       {"per_bit_accuracy_png", r.per_bit_png}, {"seconds", r.seconds}};
+    if (json_out) {
+        std::cout << j.dump(2) << "\n";
+    } else {
+        std::cout << fmt::format(
+            "\n{}: {} images from the EMA meta generator (random z, random {}-bit fingerprints, seed {})\n"
+            "  bit accuracy, float output:      {:.4f} (worst image {:.3f})\n"
+            "  bit accuracy, 8-bit PNG round trip: {:.4f} (worst image {:.3f}, worst bit position {:.3f})\n"
+            "  {:.1f} s\n",
+            a.model, r.images, r.bits, a.seed, r.float_accuracy, r.float_min, r.png_accuracy, r.png_min, worst_bit, r.seconds);
+    }
+    return 0;
+}
+
+inline int run_eval(sgf::EigenCpu& b, bool json_out, const EvalArgs& a) {
+    namespace fs = std::filesystem;
+    using B = sgf::EigenCpu;
+    if (a.out.empty()) {
+        if (!a.immunised.empty() || !a.baseline.empty())
+            SGF_THROW(ArgumentError, "eval: --immunised and --baseline need --out (they are part of the full report)");
+        const std::int64_t images = a.images.value_or(a.quick ? 48 : 10000);
+        SGF_CHECK(images > 0, ArgumentError, "--images must be positive, got {}", images);
+        return run_bit_accuracy(b, json_out, a, images);
+    }
+
+    sgf::eval::EvalOptions opt;
+    opt.images = a.images.value_or(a.quick ? 48 : 1000);
+    opt.users_max = a.users_max.value_or(a.quick ? 100 : 1000);
+    opt.seed = a.seed;
+    if (!(a.alpha > 0 && a.alpha < 1)) SGF_THROW(ArgumentError, "--alpha must be in (0, 1), got {}", a.alpha);
+    SGF_CHECK(a.min_margin >= 0, ArgumentError, "--min-margin must be >= 0, got {}", a.min_margin);
+    opt.rule = sgf::AttributionRule{a.alpha, a.min_margin};
+    opt.attacks = a.attacks;
+    opt.fidelity = !a.no_fidelity;
+    opt.fd_train.steps = a.fd_steps.value_or(a.quick ? 30 : 1500);
+    opt.fd_train.seed = 1;
+    if (a.quick) opt.fd_train.eval_images = 1000;
+    if (!a.fd_classifier.empty()) opt.fd_classifier = a.fd_classifier;
+    else if (a.quick) opt.fd_classifier = fs::path(a.out) / "fd-classifier.safetensors";
+    else opt.fd_classifier = fs::path(a.model).parent_path() / "fd-classifier.safetensors";
+
+    auto say = [&](const std::string& s) {
+        if (!json_out) std::cout << s << std::flush;
+    };
+    std::string last_stage;
+    auto progress = [&](const std::string& stage, std::int64_t done, std::int64_t total) {
+        if (json_out) return;
+        if (stage != last_stage && !last_stage.empty()) std::cout << "\n";
+        last_stage = stage;
+        std::cout << fmt::format("\r  {}: {}/{}", stage, done, total) << std::flush;
+    };
+
+    say(fmt::format("sgf eval: {} images per measurement, registries up to {} users, seed {}\n", opt.images, opt.users_max, opt.seed));
+    std::vector<sgf::io::MetaModel<B>> loaded;
+    loaded.reserve(2);
+    loaded.push_back(sgf::io::load_meta_model<B>(b, a.model));
+    std::vector<sgf::eval::EvalModelInput<B>> inputs{{"original", a.model, nullptr}};
+    if (!a.immunised.empty()) {
+        loaded.push_back(sgf::io::load_meta_model<B>(b, a.immunised));
+        inputs.push_back({"immunised", a.immunised, nullptr});
+    }
+    for (std::size_t i = 0; i < inputs.size(); ++i) inputs[i].model = &loaded[i];
+
+    std::optional<sgf::io::MetaModel<B>> base_meta;
+    std::optional<sgf::MetaGenerator<B>> base_baked;
+    std::optional<sgf::eval::BaselineInput<B>> baseline;
+    if (!a.baseline.empty()) {
+        const auto f = sgf::io::SafetensorsFile::load(a.baseline);
+        if (f.meta("sgf.kind") == "baked-generator") {
+            base_baked.emplace(sgf::io::load_baked_generator<B>(b, a.baseline));
+            baseline = sgf::eval::BaselineInput<B>{a.baseline, &*base_baked};
+        } else {
+            base_meta.emplace(sgf::io::load_meta_model<B>(b, a.baseline));
+            baseline = sgf::eval::BaselineInput<B>{a.baseline, &base_meta->G};
+        }
+    }
+
+    const auto r = sgf::eval::evaluate(b, inputs, opt, baseline, progress);
+    if (!last_stage.empty()) say("\n");
+    const auto files = sgf::eval::write_report(r, a.out);
+
+    const auto& m0 = r.models[0];
+    int weak = 0;
+    double worst_bit = 1;
+    for (double v : m0.clean_png.per_bit) {
+        weak += v < 0.9;
+        worst_bit = std::min(worst_bit, v);
+    }
+    nlohmann::json j{{"model", a.model},
+                     {"images", opt.images},
+                     {"bits", r.bits},
+                     {"seed", a.seed},
+                     {"bit_accuracy_float", m0.clean_float.bit_accuracy},
+                     {"bit_accuracy_png", m0.clean_png.bit_accuracy},
+                     {"worst_image_float", m0.clean_float.worst_image},
+                     {"worst_image_png", m0.clean_png.worst_image},
+                     {"worst_bit_png", worst_bit},
+                     {"bits_below_0.9_png", weak},
+                     {"per_bit_accuracy_png", m0.clean_png.per_bit},
+                     {"seconds", r.total_seconds},
+                     {"out", a.out},
+                     {"files", files},
+                     {"report", sgf::eval::to_json(r)}};
+    if (json_out) {
+        std::cout << j.dump(2) << "\n";
+        return 0;
+    }
+    std::string text;
+    for (const auto& m : r.models) {
+        text += fmt::format("{} ({}):\n", m.role, m.path);
+        text += fmt::format("  bit accuracy, float output:      {:.4f} (worst image {:.3f})\n", m.clean_float.bit_accuracy,
+                            m.clean_float.worst_image);
+        text += fmt::format("  bit accuracy, 8-bit PNG round trip: {:.4f} (worst image {:.3f})\n", m.clean_png.bit_accuracy,
+                            m.clean_png.worst_image);
+        text += fmt::format("  mean -log10 p {:.2f}, TPR at FPR {:g}: {:.4f}\n", m.clean_png.mean_neg_log10_p, opt.rule.alpha, m.clean_png.tpr);
+        text += fmt::format("  real images attributed: {} of {} (registry of {}), {} pass k* = {} for one fingerprint\n",
+                            m.fpr.registry_attributed, m.fpr.real_images, m.fpr.registry_size, m.fpr.single_pass, m.fpr.threshold_single);
+        for (const auto& at : m.attribution)
+            text += fmt::format("  attribution, {:>5} users: closed world {:.4f}, open world {:.4f}\n", at.users, at.closed_accuracy,
+                                at.open_accuracy);
+        if (m.fd) text += fmt::format("  FD-classifier vs real: {:.4f}\n", m.fd->value);
+    }
+    if (r.fidelity.computed) {
+        text += fmt::format("FD-classifier of real test images (floor): {:.4f}", r.fidelity.real_vs_real.value);
+        if (r.fidelity.baseline) text += fmt::format("; baseline: {:.4f}", r.fidelity.baseline->value);
+        text += fmt::format(" (classifier {}, test accuracy {:.4f})\n", r.fidelity.classifier_path, r.fidelity.classifier.test_accuracy);
+    }
+    text += fmt::format("wrote {} files to {} (report.md, robustness.csv, attribution.csv, summary.json, plots/, examples/) in {:.1f} s\n",
+                        files.size(), a.out, r.total_seconds);
+    std::cout << text;
+    return 0;
+}
+
+}  // namespace sgf_cli

@@ -1,0 +1,575 @@
+// The measurements behind `sgf eval --out DIR` (algorithm.md 6-8, docs/evaluation.md): for one meta
+// model, or an original and an immunised one side by side,
+//   - clean bit accuracy (float output and 8-bit PNG), mean -log10 p-value, TPR at FPR alpha;
+//   - empirical false-positive rate on real test images, against one fingerprint and a registry;
+//   - attribution accuracy in the closed and the open world for registries of 1, 10, 100, 1000 users;
+//   - robustness: bit accuracy under every image attack of attack::image_attacks() at every
+//     strength of its sweep;
+//   - fidelity: FD-classifier (eval/fd_classifier.hpp; not FID) of generated vs real images, for the
+//     model and for a baseline trained without fingerprinting.
+// Everything is deterministic from EvalOptions::seed. The report files are written by
+// eval/report.hpp.
+//
+// Conventions:
+//   - Published images are 8-bit: "PNG" measurements quantise the generator's float output with
+//     io::to_image's rule (round(127.5 (x + 1)) clamped), exactly what a lossless PNG stores.
+//   - An attacked image is quantised to 8 bits again after the attack (it is saved as an image).
+//   - The clean set reproduces measure_bit_accuracy (verify/evaluate.hpp) image for image: batches
+//     of 64, draw_generator_batch(seed, stream = batch index), fingerprint c1, noise1. So the clean
+//     float/PNG accuracies equal what `sgf eval` without --out prints for the same seed and count.
+#pragma once
+
+#include <sgf/eval/fd_classifier.hpp>
+#include <sgf/fingerprint.hpp>
+#include <sgf/io.hpp>
+#include <sgf/robustness/image_attacks.hpp>
+#include <sgf/train/objective.hpp>
+#include <sgf/verify/decode.hpp>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sgf::eval {
+
+struct EvalOptions {
+    std::int64_t images = 1000;        ///< images per measurement (generated, real, open world)
+    std::int64_t users_max = 1000;     ///< largest registry of the attribution study (1, 10, 100, 1000 up to this)
+    std::uint64_t seed = 2024;
+    AttributionRule rule{};            ///< alpha (family-wise, also the single-fingerprint FPR) and min margin
+    std::vector<std::string> attacks;  ///< image attacks to sweep; empty: every registered one
+    int strip_images = 2;              ///< example images per model in each attack's strip
+    int strip_strengths = 5;           ///< strengths shown in each strip
+    std::int64_t batch = 64;           ///< decode batch
+    bool fidelity = true;              ///< compute FD-classifier
+    std::filesystem::path fd_classifier;  ///< classifier file: loaded, or trained and saved there when missing
+    FdTrainOptions fd_train{};
+    std::filesystem::path data_dir = io::kFashionMnistDir;
+};
+
+/// Detection statistics of a set of decoded images against the fingerprints they were made with.
+struct DetectionStats {
+    std::int64_t images = 0;
+    double bit_accuracy = 0;       ///< mean fraction of matching bits
+    double worst_image = 1;        ///< lowest per-image fraction
+    double tpr = 0;                ///< fraction with matching bits >= k*(n, alpha): detected against the true code alone
+    double mean_neg_log10_p = 0;   ///< mean of -log10 P[Bin(n, 1/2) >= matching bits]
+    std::vector<double> per_bit;   ///< accuracy of every bit position
+};
+
+struct SweepRow {
+    std::string model;     ///< "original", "immunised"
+    std::string kind = "image";
+    std::string attack, parameter;
+    double strength = 0;
+    bool identity = false;  ///< the strength is the attack's no-op
+    DetectionStats stats;
+};
+
+struct FprStats {
+    std::int64_t real_images = 0;
+    int threshold_single = 0;               ///< k*(n, alpha): one fingerprint
+    std::int64_t single_pass = 0;           ///< real images matching fingerprint #0 of the registry in >= k* bits
+    double single_mean_matching = 0;        ///< their mean matching bits with it
+    std::int64_t comparisons = 0;           ///< real images x registry entries
+    std::int64_t comparison_pass = 0;       ///< (image, entry) pairs with >= k*(n, alpha) matching bits
+    std::int64_t registry_size = 0;
+    int threshold_registry = 0;             ///< k*(n, alpha / registry_size)
+    std::int64_t registry_detected = 0;     ///< real images whose best match passes k*
+    std::int64_t registry_attributed = 0;   ///< real images attributed to some user
+    int max_matching = 0;                   ///< most matching bits of a real image with any entry
+};
+
+struct AttributionStats {
+    std::int64_t users = 0;
+    int threshold = 0;  ///< k*(n, alpha / users)
+    std::int64_t generated = 0, correct = 0, wrong_user = 0, inconclusive = 0, missed = 0;
+    std::int64_t real = 0, real_attributed = 0;  ///< false attributions of real images
+    std::int64_t open = 0, open_attributed = 0, open_detected = 0;  ///< images from never-issued fingerprints
+    double closed_accuracy = 0;  ///< (correct + real not attributed) / (generated + real)
+    double open_accuracy = 0;    ///< (correct + real not attributed + open not attributed) / (all three)
+};
+
+struct ModelEval {
+    std::string role, path;
+    ModelConfig config;
+    DetectionStats clean_float, clean_png;
+    FprStats fpr;
+    std::vector<AttributionStats> attribution;
+    std::vector<SweepRow> sweeps;
+    std::optional<FrechetDistance> fd;  ///< FD-classifier of generated (8-bit) vs real reference images
+};
+
+struct FidelityResult {
+    bool computed = false;
+    std::string classifier_path;
+    bool classifier_trained_now = false;
+    FdTrainInfo classifier;
+    std::int64_t images = 0;
+    FrechetDistance real_vs_real;  ///< real test images vs the real (train) reference: the floor at this size
+    std::optional<FrechetDistance> baseline;
+    std::string baseline_path;
+};
+
+/// One example strip: rows = example images of each model, columns = strengths.
+struct ExampleStrip {
+    std::string attack;
+    std::vector<std::string> column_labels, row_labels;
+    std::vector<std::vector<io::Image>> rows;
+};
+
+struct EvalResult {
+    EvalOptions options;
+    int bits = 0;
+    int threshold_single = 0;  ///< k*(n, alpha)
+    std::vector<ModelEval> models;
+    FidelityResult fidelity;
+    std::vector<ExampleStrip> strips;
+    std::vector<std::pair<std::string, double>> seconds;  ///< per stage
+    double total_seconds = 0;
+};
+
+/// Progress: (stage, done, total); called after each unit of work.
+using Progress = std::function<void(const std::string&, std::int64_t, std::int64_t)>;
+
+/// A model to evaluate: a meta model (G and F) under a role name.
+template <Backend B>
+struct EvalModelInput {
+    std::string role, path;
+    io::MetaModel<B>* model = nullptr;
+};
+
+/// A baseline generator for fidelity only: a meta model (fed random fingerprints) or a baked one.
+template <Backend B>
+struct BaselineInput {
+    std::string path;
+    MetaGenerator<B>* G = nullptr;
+};
+
+// ---- helpers ------------------------------------------------------------------------------------------
+
+namespace detail {
+
+/// SplitMix64 finaliser: derives independent seeds from (seed, purpose, index).
+inline std::uint64_t mix(std::uint64_t a, std::uint64_t b, std::uint64_t c = 0) {
+    std::uint64_t z = a + 0x9e3779b97f4a7c15ull * (b + 1) + 0xbf58476d1ce4e5b9ull * (c + 1);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/// In place: what an 8-bit image stores (io::to_image then io::to_tensor, value by value).
+inline void quantize8(HostTensor<float>& x) {
+    for (auto& v : x.data) v = float(std::clamp(std::lround((v + 1.0f) * 127.5f), 0l, 255l)) / 127.5f - 1.0f;
+}
+
+inline HostTensor<float> slice(const HostTensor<float>& x, std::int64_t begin, std::int64_t count) {
+    const std::int64_t S = x.shape.sample_size();
+    HostTensor<float> y(Shape{count, x.shape.c, x.shape.h, x.shape.w});
+    std::copy_n(x.data.begin() + begin * S, count * S, y.data.begin());
+    return y;
+}
+
+inline void append(HostTensor<float>& dst, const HostTensor<float>& src) {
+    if (dst.data.empty()) {
+        dst = src;
+        return;
+    }
+    dst.data.insert(dst.data.end(), src.data.begin(), src.data.end());
+    dst.shape.n += src.shape.n;
+}
+
+/// Decoded fingerprints of a host batch, in chunks of `batch`.
+template <Backend B>
+std::vector<Fingerprint> decode_host(B& b, const ResidualCritic<B>& F, const HostTensor<float>& x, std::int64_t batch) {
+    std::vector<Fingerprint> out;
+    out.reserve(std::size_t(x.shape.n));
+    const std::int64_t S = x.shape.sample_size();
+    for (std::int64_t done = 0; done < x.shape.n; done += batch) {
+        const std::int64_t n = std::min(batch, x.shape.n - done);
+        auto t = from_host<B, float>(b, Shape{n, x.shape.c, x.shape.h, x.shape.w},
+                                     std::span<const float>(x.data.data() + done * S, std::size_t(n * S)));
+        for (auto& d : decode_batch(b, F, t)) out.push_back(std::move(d.fingerprint));
+    }
+    return out;
+}
+
+/// -log10 P[Bin(n, 1/2) >= k] for k = 0..n.
+inline std::vector<double> neg_log10_p_table(int n) {
+    std::vector<double> t(std::size_t(n) + 1);
+    for (int k = 0; k <= n; ++k) t[std::size_t(k)] = -stats::log10_p_value(k, n);
+    return t;
+}
+
+inline DetectionStats detection_stats(const std::vector<Fingerprint>& decoded, const std::vector<Fingerprint>& truth, int k_star,
+                                      const std::vector<double>& nlp) {
+    SGF_CHECK(decoded.size() == truth.size() && !decoded.empty(), ArgumentError, "detection_stats: {} decoded vs {} truths",
+              decoded.size(), truth.size());
+    const int n = truth[0].bits();
+    DetectionStats s;
+    s.images = std::int64_t(decoded.size());
+    s.per_bit.assign(std::size_t(n), 0.0);
+    std::int64_t pass = 0;
+    for (std::size_t i = 0; i < decoded.size(); ++i) {
+        const int m = decoded[i].matching_bits(truth[i]);
+        const double a = double(m) / n;
+        s.bit_accuracy += a;
+        s.worst_image = std::min(s.worst_image, a);
+        s.mean_neg_log10_p += nlp[std::size_t(m)];
+        pass += m >= k_star;
+        for (int j = 0; j < n; ++j) s.per_bit[std::size_t(j)] += decoded[i].bit(j) == truth[i].bit(j);
+    }
+    const double N = double(decoded.size());
+    s.bit_accuracy /= N;
+    s.mean_neg_log10_p /= N;
+    s.tpr = double(pass) / N;
+    for (auto& v : s.per_bit) v /= N;
+    return s;
+}
+
+/// Images of G for explicit per-image fingerprints: z and noise from draw_generator_batch(seed,
+/// stream_base + batch index) in batches of 64; 8-bit quantised when `png`.
+template <Backend B>
+HostTensor<float> generate(B& b, const MetaGenerator<B>& G, const std::vector<Fingerprint>& fps, std::uint64_t seed,
+                           std::uint64_t stream_base, bool png = true) {
+    const ModelConfig& cfg = G.config();
+    HostTensor<float> out;
+    const std::int64_t total = std::int64_t(fps.size()), batch = 64;
+    for (std::int64_t done = 0, k = 0; done < total; done += batch, ++k) {
+        const std::int64_t n = std::min(batch, total - done);
+        auto gb = draw_generator_batch(b, cfg, n, seed, stream_base + std::uint64_t(k));
+        HostTensor<float> img;
+        if (G.baked()) {
+            img = to_host<float>(b, G.forward_baked(b, gb.z, gb.noise1).image());
+        } else {
+            std::vector<float> c;
+            c.reserve(std::size_t(n * cfg.fingerprint_bits));
+            for (std::int64_t i = 0; i < n; ++i) {
+                const auto f = fps[std::size_t(done + i)].to_floats();
+                c.insert(c.end(), f.begin(), f.end());
+            }
+            auto ct = from_host<B, float>(b, Shape{n, cfg.fingerprint_bits}, std::span<const float>(c));
+            img = to_host<float>(b, G.forward(b, gb.z, ct, gb.noise1).image());
+        }
+        append(out, img);
+    }
+    if (png) quantize8(out);
+    return out;
+}
+
+/// `count` fingerprints drawn from Philox (seed, purpose) with the registry's issuance rule:
+/// a draw closer than `min_distance` bits to an accepted one is rejected and drawn again.
+inline std::vector<Fingerprint> issue_fingerprints(int bits, std::int64_t count, int min_distance, std::uint64_t seed) {
+    Matcher m(bits);
+    m.reserve(std::size_t(count));
+    std::vector<Fingerprint> out;
+    out.reserve(std::size_t(count));
+    for (std::int64_t i = 0; i < count; ++i) {
+        bool ok = false;
+        for (int attempt = 0; attempt < 10000 && !ok; ++attempt) {
+            Fingerprint f = Fingerprint::from_seed(bits, mix(seed, std::uint64_t(i), std::uint64_t(attempt)));
+            std::int64_t i1, i2;
+            int m1, m2;
+            m.best_two(f, i1, m1, i2, m2);
+            if (i1 < 0 || bits - m1 >= min_distance) {
+                m.add(f, std::to_string(i));
+                out.push_back(std::move(f));
+                ok = true;
+            }
+        }
+        SGF_CHECK(ok, Error, "issue_fingerprints: no {}-bit code at distance >= {} from {} issued ones after 10000 draws", bits,
+                  min_distance, out.size());
+    }
+    return out;
+}
+
+/// Real images (dataset u8) as the decoder of `cfg` sees them: io::prepare_for_model per image
+/// (channels, centre crop, antialiased resize in 8 bits), as `sgf verify` would read them.
+inline HostTensor<float> real_for_model(const HostTensor<float>& real, const ModelConfig& cfg) {
+    if (real.shape.c == cfg.image_channels && real.shape.h == cfg.resolution && real.shape.w == cfg.resolution) return real;
+    HostTensor<float> out;
+    for (std::int64_t i = 0; i < real.shape.n; ++i)
+        append(out, io::to_tensor(io::prepare_for_model(io::to_image(real, i), cfg.image_channels, cfg.resolution)));
+    return out;
+}
+
+inline std::vector<std::int64_t> permutation_prefix(std::int64_t n, std::int64_t count, std::uint64_t seed) {
+    io::Sampler s(n, seed);
+    return s.next(std::min(count, n));
+}
+
+inline std::vector<std::size_t> strip_columns(std::size_t sweep_size, int wanted) {
+    std::vector<std::size_t> cols;
+    const int k = std::max(1, std::min<int>(wanted, int(sweep_size)));
+    for (int i = 0; i < k; ++i) {
+        const std::size_t c = k == 1 ? 0 : std::size_t(std::lround(double(i) * double(sweep_size - 1) / double(k - 1)));
+        if (cols.empty() || cols.back() != c) cols.push_back(c);
+    }
+    return cols;
+}
+
+}  // namespace detail
+
+/// Attribution outcomes against `reg` of decoded generated images (image i made by entry who[i]),
+/// decoded real images and decoded open-world images (never-issued fingerprints).
+inline AttributionStats count_attribution(const Matcher& reg, const std::vector<Fingerprint>& generated,
+                                          const std::vector<std::int64_t>& who, const std::vector<Fingerprint>& real,
+                                          const std::vector<Fingerprint>& open, const AttributionRule& rule) {
+    SGF_CHECK(generated.size() == who.size(), ArgumentError, "count_attribution: {} images, {} owners", generated.size(), who.size());
+    AttributionStats s;
+    s.users = reg.size();
+    s.threshold = stats::bit_threshold(reg.bits(), stats::bonferroni_alpha(rule.alpha, std::max<std::int64_t>(1, reg.size())));
+    s.generated = std::int64_t(generated.size());
+    for (std::size_t i = 0; i < generated.size(); ++i) {
+        const auto a = reg.attribute(generated[i], rule);
+        if (a.outcome == Outcome::attributed) {
+            if (a.best_index == who[i]) ++s.correct;
+            else ++s.wrong_user;
+        } else if (a.outcome == Outcome::inconclusive) {
+            ++s.inconclusive;
+        } else {
+            ++s.missed;
+        }
+    }
+    s.real = std::int64_t(real.size());
+    for (const auto& d : real) s.real_attributed += reg.attribute(d, rule).outcome == Outcome::attributed;
+    s.open = std::int64_t(open.size());
+    for (const auto& d : open) {
+        const auto a = reg.attribute(d, rule);
+        s.open_attributed += a.outcome == Outcome::attributed;
+        s.open_detected += a.detected;
+    }
+    const double closed_ok = double(s.correct + s.real - s.real_attributed);
+    const double closed_n = double(s.generated + s.real), open_n = closed_n + double(s.open);
+    s.closed_accuracy = closed_n > 0 ? closed_ok / closed_n : 0.0;
+    s.open_accuracy = open_n > 0 ? (closed_ok + double(s.open - s.open_attributed)) / open_n : 0.0;
+    return s;
+}
+
+// ---- the evaluation -------------------------------------------------------------------------------------
+
+/// Runs every measurement (see the file comment). `models` must all use the same fingerprint length.
+template <Backend B>
+EvalResult evaluate(B& b, std::vector<EvalModelInput<B>> models, const EvalOptions& opt, std::optional<BaselineInput<B>> baseline = {},
+                    const Progress& progress = {}) {
+    using clock = std::chrono::steady_clock;
+    const auto t_all = clock::now();
+    SGF_CHECK(!models.empty(), ArgumentError, "evaluate: no model");
+    SGF_CHECK(opt.images >= 2, ArgumentError, "evaluate: --images must be at least 2, got {}", opt.images);
+    SGF_CHECK(opt.users_max >= 1, ArgumentError, "evaluate: --users-max must be at least 1, got {}", opt.users_max);
+    SGF_CHECK(opt.batch >= 1, ArgumentError, "evaluate: batch must be positive");
+    SGF_CHECK(opt.rule.alpha > 0 && opt.rule.alpha < 1, ArgumentError, "evaluate: alpha must be in (0, 1), got {}", opt.rule.alpha);
+    const int n = models[0].model->config.fingerprint_bits;
+    for (const auto& m : models)
+        SGF_CHECK(m.model->config.fingerprint_bits == n, ArgumentError, "evaluate: {} uses {}-bit fingerprints, {} uses {}", m.path,
+                  m.model->config.fingerprint_bits, models[0].path, n);
+    std::vector<std::string> attack_names = opt.attacks;
+    if (attack_names.empty())
+        for (const auto& a : attack::image_attacks()) attack_names.push_back(a.name);
+    for (const auto& a : attack_names) (void)attack::image_attack_info(a);  // unknown names fail before any work
+
+    EvalResult res;
+    res.options = opt;
+    res.bits = n;
+    res.threshold_single = stats::bit_threshold(n, opt.rule.alpha);
+    const auto nlp = detail::neg_log10_p_table(n);
+    auto report = [&](const std::string& stage, std::int64_t done, std::int64_t total) {
+        if (progress) progress(stage, done, total);
+    };
+    auto stage_time = [&](const std::string& name, clock::time_point t0) {
+        res.seconds.push_back({name, std::chrono::duration<double>(clock::now() - t0).count()});
+    };
+    const std::int64_t N = opt.images;
+
+    // Shared inputs: real test images, registry fingerprints, open-world fingerprints.
+    auto t0 = clock::now();
+    const auto test = io::load_fashion_mnist("test", opt.data_dir);
+    const HostTensor<float> real = test.batch(detail::permutation_prefix(test.size(), N, detail::mix(opt.seed, 1)));
+    const int min_distance = Registry::default_min_distance(n);
+    const auto users = detail::issue_fingerprints(n, opt.users_max, min_distance, detail::mix(opt.seed, 2));
+    std::vector<Fingerprint> open_fps;
+    for (std::int64_t i = 0; i < N; ++i) open_fps.push_back(Fingerprint::from_seed(n, detail::mix(opt.seed, 3, std::uint64_t(i))));
+    std::vector<std::int64_t> sizes;
+    for (std::int64_t u : {1, 10, 100, 1000, 10000, 100000, 1000000})
+        if (u <= opt.users_max) sizes.push_back(u);
+    if (sizes.empty() || sizes.back() != opt.users_max) sizes.push_back(opt.users_max);
+    stage_time("prepare", t0);
+
+    std::map<std::string, std::vector<std::vector<io::Image>>> strip_rows;  // attack -> rows
+    std::map<std::string, std::vector<std::string>> strip_cols;
+    std::vector<std::string> strip_row_labels;
+    std::vector<HostTensor<float>> clean_sets;  // 8-bit clean images per model (fidelity)
+
+    for (auto& in : models) {
+        auto& m = *in.model;
+        ModelEval me;
+        me.role = in.role;
+        me.path = in.path;
+        me.config = m.config;
+        const auto& cfg = m.config;
+
+        // 1. clean set: measure_bit_accuracy's images (batches of 64, stream = batch index)
+        t0 = clock::now();
+        HostTensor<float> clean;
+        std::vector<Fingerprint> truth;
+        {
+            HostTensor<float> flt;
+            for (std::int64_t done = 0, k = 0; done < N; done += 64, ++k) {
+                const std::int64_t nb = std::min<std::int64_t>(64, N - done);
+                auto gb = draw_generator_batch(b, cfg, nb, opt.seed, std::uint64_t(k));
+                const auto c = to_host_vector<float>(b, gb.c1);
+                for (std::int64_t i = 0; i < nb; ++i)
+                    truth.push_back(Fingerprint::from_logits(std::span<const float>(c.data() + i * n, std::size_t(n))));
+                // from_logits: bit = value > 0, and c1 holds 0/1
+                detail::append(flt, to_host<float>(b, m.G.forward(b, gb.z, gb.c1, gb.noise1).image()));
+                report(in.role + ": generating the clean set", std::min(N, done + nb), N);
+            }
+            me.clean_float = detail::detection_stats(detail::decode_host(b, m.F, flt, opt.batch), truth, res.threshold_single, nlp);
+            clean = std::move(flt);
+            detail::quantize8(clean);
+            me.clean_png = detail::detection_stats(detail::decode_host(b, m.F, clean, opt.batch), truth, res.threshold_single, nlp);
+        }
+        stage_time(in.role + ": clean bit accuracy", t0);
+
+        // 2. real images: empirical false-positive rate
+        t0 = clock::now();
+        const HostTensor<float> real_m = detail::real_for_model(real, cfg);
+        const auto real_dec = detail::decode_host(b, m.F, real_m, opt.batch);
+        {
+            FprStats& f = me.fpr;
+            f.real_images = std::int64_t(real_dec.size());
+            f.threshold_single = res.threshold_single;
+            Matcher reg(n);
+            for (std::size_t u = 0; u < users.size(); ++u) reg.add(users[u], std::to_string(u));
+            f.registry_size = reg.size();
+            f.threshold_registry = stats::bit_threshold(n, stats::bonferroni_alpha(opt.rule.alpha, f.registry_size));
+            for (const auto& d : real_dec) {
+                const int m0 = d.matching_bits(users[0]);
+                f.single_pass += m0 >= f.threshold_single;
+                f.single_mean_matching += m0;
+                for (const auto& u : users) {
+                    const int mu = d.matching_bits(u);
+                    f.comparison_pass += mu >= f.threshold_single;
+                    f.max_matching = std::max(f.max_matching, mu);
+                }
+                f.comparisons += std::int64_t(users.size());
+                const auto a = reg.attribute(d, opt.rule);
+                f.registry_detected += a.detected;
+                f.registry_attributed += a.outcome == Outcome::attributed;
+            }
+            f.single_mean_matching /= double(std::max<std::int64_t>(1, f.real_images));
+        }
+        stage_time(in.role + ": false positives on real images", t0);
+
+        // 3. attribution, closed and open world
+        t0 = clock::now();
+        {
+            const auto open_img = detail::generate(b, m.G, open_fps, opt.seed, 0x0FE00000ull);
+            const auto open_dec = detail::decode_host(b, m.F, open_img, opt.batch);
+            for (std::size_t si = 0; si < sizes.size(); ++si) {
+                const std::int64_t U = sizes[si];
+                Matcher reg(n);
+                for (std::int64_t u = 0; u < U; ++u) reg.add(users[std::size_t(u)], std::to_string(u));
+                std::vector<Fingerprint> fps;
+                std::vector<std::int64_t> who;
+                for (std::int64_t i = 0; i < N; ++i) {
+                    who.push_back(i % U);
+                    fps.push_back(users[std::size_t(i % U)]);
+                }
+                const auto img = detail::generate(b, m.G, fps, opt.seed, 0x0A000000ull + (std::uint64_t(si) << 20));
+                const auto dec = detail::decode_host(b, m.F, img, opt.batch);
+                AttributionStats s = count_attribution(reg, dec, who, real_dec, open_dec, opt.rule);
+                me.attribution.push_back(s);
+                report(in.role + ": attribution", std::int64_t(si + 1), std::int64_t(sizes.size()));
+            }
+        }
+        stage_time(in.role + ": attribution", t0);
+
+        // 4. robustness sweeps over the image attacks (on the 8-bit clean set)
+        t0 = clock::now();
+        {
+            std::int64_t total = 0, done = 0;
+            for (const auto& a : attack_names) total += std::int64_t(attack::image_attack_info(a).sweep.size());
+            const int ex = int(std::min<std::int64_t>(opt.strip_images, N));
+            for (int r = 0; r < ex; ++r) strip_row_labels.push_back(fmt::format("{} {}", in.role, r + 1));
+            for (const auto& name : attack_names) {
+                const auto& info = attack::image_attack_info(name);
+                const auto cols = detail::strip_columns(info.sweep.size(), opt.strip_strengths);
+                auto& rows = strip_rows[name];
+                const std::size_t row0 = rows.size();
+                rows.resize(row0 + std::size_t(ex));
+                auto& labels = strip_cols[name];
+                for (std::size_t si = 0; si < info.sweep.size(); ++si) {
+                    const attack::ImageAttack atk{name, info.sweep[si]};
+                    HostTensor<float> y = attack::apply(atk, clean, detail::mix(opt.seed, name_hash(name), si));
+                    if (y.shape != clean.shape) y = attack::resize_images(y, int(clean.shape.w), int(clean.shape.h));
+                    detail::quantize8(y);
+                    SweepRow row;
+                    row.model = in.role;
+                    row.attack = name;
+                    row.parameter = info.parameter;
+                    row.strength = info.sweep[si];
+                    row.identity = info.identity && *info.identity == info.sweep[si];
+                    row.stats = detail::detection_stats(detail::decode_host(b, m.F, y, opt.batch), truth, res.threshold_single, nlp);
+                    me.sweeps.push_back(std::move(row));
+                    if (std::find(cols.begin(), cols.end(), si) != cols.end()) {
+                        if (row0 == 0) labels.push_back(atk.label());
+                        for (int r = 0; r < ex; ++r) rows[row0 + std::size_t(r)].push_back(io::to_image(y, r));
+                    }
+                    report(in.role + ": robustness sweeps", ++done, total);
+                }
+            }
+        }
+        stage_time(in.role + ": robustness sweeps", t0);
+        clean_sets.push_back(std::move(clean));
+        res.models.push_back(std::move(me));
+    }
+
+    for (const auto& name : attack_names) {
+        ExampleStrip s;
+        s.attack = name;
+        s.column_labels = strip_cols[name];
+        s.row_labels = strip_row_labels;
+        s.rows = std::move(strip_rows[name]);
+        if (!s.rows.empty() && !s.rows[0].empty()) res.strips.push_back(std::move(s));
+    }
+
+    // 5. fidelity: FD-classifier of generated vs real
+    if (opt.fidelity) {
+        t0 = clock::now();
+        auto& fr = res.fidelity;
+        fr.computed = true;
+        fr.classifier_path = opt.fd_classifier.string();
+        fr.images = N;
+        auto C = load_or_train_fd_classifier(b, opt.fd_classifier, opt.fd_train, &fr.classifier_trained_now,
+                                             [&](std::int64_t s, std::int64_t total, double) { report("training the FD classifier", s, total); },
+                                             opt.data_dir);
+        fr.classifier = C.info();
+        stage_time(fr.classifier_trained_now ? "fidelity: training the classifier" : "fidelity: loading the classifier", t0);
+        t0 = clock::now();
+        const auto train = io::load_fashion_mnist("train", opt.data_dir);
+        const auto ref = C.fit(b, train.batch(detail::permutation_prefix(train.size(), N, detail::mix(opt.seed, 4))));
+        fr.real_vs_real = frechet_distance(C.fit(b, real), ref);
+        for (std::size_t i = 0; i < res.models.size(); ++i) {
+            res.models[i].fd = frechet_distance(C.fit(b, clean_sets[i]), ref);
+            report("fidelity", std::int64_t(i + 1), std::int64_t(res.models.size()) + (baseline ? 1 : 0));
+        }
+        if (baseline) {
+            const ModelConfig& bc = baseline->G->config();
+            std::vector<Fingerprint> fps;
+            for (std::int64_t i = 0; i < N; ++i) fps.push_back(Fingerprint::from_seed(bc.fingerprint_bits, detail::mix(opt.seed, 5, std::uint64_t(i))));
+            const auto img = detail::generate(b, *baseline->G, fps, opt.seed, 0x0B000000ull);
+            fr.baseline = frechet_distance(C.fit(b, img), ref);
+            fr.baseline_path = baseline->path;
+            report("fidelity", std::int64_t(res.models.size()) + 1, std::int64_t(res.models.size()) + 1);
+        }
+        stage_time("fidelity: FD-classifier", t0);
+    }
+    res.total_seconds = std::chrono::duration<double>(clock::now() - t_all).count();
+    return res;
+}
+
+}  // namespace sgf::eval

@@ -1,0 +1,358 @@
+// Writes an EvalResult (eval/evaluation.hpp) into a folder (docs/evaluation.md):
+//   robustness.csv    one row per model x attack x strength
+//   attribution.csv   one row per model x registry size
+//   summary.json      every number of the report
+//   report.md         the tables, with the plots and strips embedded
+//   plots/<attack>.png     bit accuracy vs strength, one line per model
+//   examples/<attack>.png  example images under the attack at a few strengths
+#pragma once
+
+#include <sgf/eval/evaluation.hpp>
+#include <sgf/eval/plot.hpp>
+#include <sgf/io/atomic_file.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <string>
+
+namespace sgf::eval {
+
+inline constexpr const char* kRobustnessCsvHeader =
+    "model,kind,attack,strength,identity,images,bit_accuracy,worst_image_accuracy,detection_rate,mean_neg_log10_p,parameter";
+inline constexpr const char* kAttributionCsvHeader =
+    "model,users,threshold_bits,generated,correct,wrong_user,inconclusive,missed,real,real_attributed,open,open_attributed,"
+    "open_detected,closed_accuracy,open_accuracy";
+
+namespace detail {
+inline std::string csv_quote(const std::string& s) {
+    if (s.find_first_of(",\"\n") == std::string::npos) return s;
+    std::string q = "\"";
+    for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+    return q + "\"";
+}
+inline std::string num(double v) { return fmt::format("{:.6g}", v); }
+inline plot::Rgb model_color(std::size_t i) {
+    static const plot::Rgb colors[] = {plot::kBlue, plot::kOrange, plot::kGreen, plot::kRed};
+    return colors[i % 4];
+}
+}  // namespace detail
+
+inline nlohmann::json to_json(const DetectionStats& s, bool per_bit = false) {
+    nlohmann::json j{{"images", s.images},
+                     {"bit_accuracy", s.bit_accuracy},
+                     {"worst_image_accuracy", s.worst_image},
+                     {"detection_rate", s.tpr},
+                     {"mean_neg_log10_p", s.mean_neg_log10_p}};
+    if (per_bit) j["per_bit_accuracy"] = s.per_bit;
+    return j;
+}
+
+inline nlohmann::json to_json(const FrechetDistance& d) {
+    return {{"fd_classifier", d.value}, {"mean_term", d.mean_term}, {"trace_term", d.trace_term}};
+}
+
+inline nlohmann::json to_json(const EvalResult& r) {
+    using nlohmann::json;
+    json models = json::array();
+    for (const auto& m : r.models) {
+        json att = json::array();
+        for (const auto& a : m.attribution)
+            att.push_back({{"users", a.users},
+                           {"threshold_bits", a.threshold},
+                           {"generated", a.generated},
+                           {"correct", a.correct},
+                           {"wrong_user", a.wrong_user},
+                           {"inconclusive", a.inconclusive},
+                           {"missed", a.missed},
+                           {"real", a.real},
+                           {"real_attributed", a.real_attributed},
+                           {"open", a.open},
+                           {"open_attributed", a.open_attributed},
+                           {"open_detected", a.open_detected},
+                           {"closed_accuracy", a.closed_accuracy},
+                           {"open_accuracy", a.open_accuracy}});
+        json sw = json::array();
+        for (const auto& s : m.sweeps) {
+            json row = to_json(s.stats);
+            row["kind"] = s.kind;
+            row["attack"] = s.attack;
+            row["strength"] = s.strength;
+            row["identity"] = s.identity;
+            sw.push_back(row);
+        }
+        const auto& f = m.fpr;
+        json mj{{"role", m.role},
+                {"path", m.path},
+                {"clean_float", to_json(m.clean_float)},
+                {"clean_png", to_json(m.clean_png, true)},
+                {"false_positives_real",
+                 {{"real_images", f.real_images},
+                  {"threshold_single", f.threshold_single},
+                  {"single_pass", f.single_pass},
+                  {"single_fpr", double(f.single_pass) / double(std::max<std::int64_t>(1, f.real_images))},
+                  {"single_mean_matching_bits", f.single_mean_matching},
+                  {"comparisons", f.comparisons},
+                  {"comparison_pass", f.comparison_pass},
+                  {"comparison_fpr", double(f.comparison_pass) / double(std::max<std::int64_t>(1, f.comparisons))},
+                  {"registry_size", f.registry_size},
+                  {"threshold_registry", f.threshold_registry},
+                  {"registry_detected", f.registry_detected},
+                  {"registry_attributed", f.registry_attributed},
+                  {"registry_fpr", double(f.registry_attributed) / double(std::max<std::int64_t>(1, f.real_images))},
+                  {"max_matching_bits", f.max_matching}}},
+                {"attribution", att},
+                {"robustness", sw}};
+        if (m.fd) mj["fidelity"] = to_json(*m.fd);
+        models.push_back(mj);
+    }
+    json stages = json::object();
+    for (const auto& [k, v] : r.seconds) stages[k] = v;
+    json j{{"images", r.options.images},
+           {"users_max", r.options.users_max},
+           {"seed", r.options.seed},
+           {"bits", r.bits},
+           {"alpha", r.options.rule.alpha},
+           {"min_margin", r.options.rule.min_margin},
+           {"threshold_bits", r.threshold_single},
+           {"models", models},
+           {"seconds", stages},
+           {"total_seconds", r.total_seconds}};
+    const auto& fr = r.fidelity;
+    if (fr.computed) {
+        json fj{{"metric", "FD-classifier (Frechet distance of fd-classifier fc features; not FID)"},
+                {"classifier", fr.classifier_path},
+                {"classifier_trained_now", fr.classifier_trained_now},
+                {"classifier_test_accuracy", fr.classifier.test_accuracy},
+                {"classifier_test_images", fr.classifier.test_images},
+                {"classifier_steps", fr.classifier.steps},
+                {"images", fr.images},
+                {"real_vs_real", to_json(fr.real_vs_real)}};
+        if (fr.baseline) {
+            fj["baseline"] = to_json(*fr.baseline);
+            fj["baseline_path"] = fr.baseline_path;
+            json rel = json::object();
+            for (const auto& m : r.models)
+                if (m.fd && fr.baseline->value > 0) rel[m.role] = (m.fd->value - fr.baseline->value) / fr.baseline->value;
+            fj["relative_difference_vs_baseline"] = rel;
+        }
+        j["fidelity"] = fj;
+    }
+    return j;
+}
+
+inline std::string robustness_csv(const EvalResult& r) {
+    std::string s = std::string(kRobustnessCsvHeader) + "\n";
+    for (const auto& m : r.models)
+        for (const auto& w : m.sweeps)
+            s += fmt::format("{},{},{},{},{},{},{},{},{},{},{}\n", detail::csv_quote(m.role), w.kind, w.attack, detail::num(w.strength),
+                             w.identity ? 1 : 0, w.stats.images, detail::num(w.stats.bit_accuracy), detail::num(w.stats.worst_image),
+                             detail::num(w.stats.tpr), detail::num(w.stats.mean_neg_log10_p), detail::csv_quote(w.parameter));
+    return s;
+}
+
+inline std::string attribution_csv(const EvalResult& r) {
+    std::string s = std::string(kAttributionCsvHeader) + "\n";
+    for (const auto& m : r.models)
+        for (const auto& a : m.attribution)
+            s += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", detail::csv_quote(m.role), a.users, a.threshold, a.generated,
+                             a.correct, a.wrong_user, a.inconclusive, a.missed, a.real, a.real_attributed, a.open, a.open_attributed,
+                             a.open_detected, detail::num(a.closed_accuracy), detail::num(a.open_accuracy));
+    return s;
+}
+
+/// Bit accuracy vs strength of one attack, one line per model.
+inline io::Image robustness_plot(const EvalResult& r, const std::string& attack_name) {
+    const auto& info = attack::image_attack_info(attack_name);
+    plot::PlotSpec spec;
+    spec.title = fmt::format("bit accuracy under {}", attack_name);
+    spec.x_label = info.parameter;  // shortened to fit the axis: drop a trailing parenthesis first
+    if (spec.x_label.size() > 55 && spec.x_label.find(" (") != std::string::npos) spec.x_label.resize(spec.x_label.find(" ("));
+    if (spec.x_label.size() > 55) spec.x_label = attack_name + " strength";
+    spec.y_label = "bit accuracy";
+    spec.y_min = 0.4;
+    spec.y_max = 1.0;
+    for (std::size_t i = 0; i < r.models.size(); ++i) {
+        plot::Series s{r.models[i].role, detail::model_color(i), {}, {}};
+        for (const auto& w : r.models[i].sweeps)
+            if (w.attack == attack_name) {
+                s.x.push_back(w.strength);
+                s.y.push_back(w.stats.bit_accuracy);
+            }
+        spec.series.push_back(std::move(s));
+    }
+    spec.hlines.push_back({"chance (0.5)", 0.5, plot::kGray});
+    if (r.bits > 0 && r.threshold_single <= r.bits)
+        spec.hlines.push_back({fmt::format("k*/n = {}/{} (FPR {:g})", r.threshold_single, r.bits, r.options.rule.alpha),
+                               double(r.threshold_single) / r.bits, plot::kRed});
+    return plot::line_plot(spec);
+}
+
+inline std::string markdown_report(const EvalResult& r) {
+    const auto& o = r.options;
+    std::string md;
+    auto add = [&](const std::string& s) { md += s; };
+    add("# sgf evaluation report\n\n");
+    add("Written by `sgf eval` (see docs/evaluation.md for what every number means).\n\n");
+    add("| setting | value |\n|---|---|\n");
+    for (const auto& m : r.models) add(fmt::format("| model ({}) | `{}` |\n", m.role, m.path));
+    if (r.fidelity.baseline) add(fmt::format("| baseline (no fingerprint) | `{}` |\n", r.fidelity.baseline_path));
+    add(fmt::format("| images per measurement | {} |\n| fingerprint bits n | {} |\n| seed | {} |\n", o.images, r.bits, o.seed));
+    add(fmt::format("| alpha (family-wise FPR) / min margin | {:g} / {} bits |\n", o.rule.alpha, o.rule.min_margin));
+    add(fmt::format("| single-fingerprint threshold k*(n, alpha) | {} bits |\n", r.threshold_single));
+    add(fmt::format("| total time | {:.1f} s |\n\n", r.total_seconds));
+
+    auto header = [&](const std::string& first) {
+        std::string h = "| " + first + " |";
+        std::string sep = "|---|";
+        for (const auto& m : r.models) {
+            h += " " + m.role + " |";
+            sep += "---:|";
+        }
+        add(h + "\n" + sep + "\n");
+    };
+    auto row = [&](const std::string& name, auto value_of) {
+        std::string s = "| " + name + " |";
+        for (const auto& m : r.models) s += " " + value_of(m) + " |";
+        add(s + "\n");
+    };
+
+    add("## Clean detection\n\n");
+    header("measure");
+    row("bit accuracy, float output", [](const ModelEval& m) { return fmt::format("{:.4f}", m.clean_float.bit_accuracy); });
+    row("bit accuracy, 8-bit PNG", [](const ModelEval& m) { return fmt::format("{:.4f}", m.clean_png.bit_accuracy); });
+    row("worst image, 8-bit PNG", [](const ModelEval& m) { return fmt::format("{:.4f}", m.clean_png.worst_image); });
+    row("mean -log10 p, 8-bit PNG", [](const ModelEval& m) { return fmt::format("{:.2f}", m.clean_png.mean_neg_log10_p); });
+    row(fmt::format("TPR at FPR {:g} (>= {} bits), 8-bit PNG", o.rule.alpha, r.threshold_single),
+        [](const ModelEval& m) { return fmt::format("{:.4f}", m.clean_png.tpr); });
+    add("\n");
+
+    add("## False positives on real images\n\n");
+    add("Fashion-MNIST test images (no fingerprint), decoded like any published image.\n\n");
+    header("measure");
+    row("real images", [](const ModelEval& m) { return fmt::format("{}", m.fpr.real_images); });
+    row(fmt::format("pass k* = {} bits for one fingerprint", r.threshold_single), [](const ModelEval& m) {
+        return fmt::format("{} ({:.2g})", m.fpr.single_pass, double(m.fpr.single_pass) / double(std::max<std::int64_t>(1, m.fpr.real_images)));
+    });
+    row("mean matching bits with that fingerprint", [](const ModelEval& m) { return fmt::format("{:.1f}", m.fpr.single_mean_matching); });
+    row("(image, entry) pairs passing k*, every registry entry", [](const ModelEval& m) {
+        return fmt::format("{} of {} ({:.2g})", m.fpr.comparison_pass, m.fpr.comparisons,
+                           double(m.fpr.comparison_pass) / double(std::max<std::int64_t>(1, m.fpr.comparisons)));
+    });
+    row("detected against the registry (best >= k*(n, alpha/N))", [](const ModelEval& m) {
+        return fmt::format("{} (N = {}, k* = {})", m.fpr.registry_detected, m.fpr.registry_size, m.fpr.threshold_registry);
+    });
+    row("attributed to a registered user", [](const ModelEval& m) { return fmt::format("{}", m.fpr.registry_attributed); });
+    row("most matching bits with any entry", [](const ModelEval& m) { return fmt::format("{}", m.fpr.max_matching); });
+    add(fmt::format("\nTheoretical rate: alpha = {:g} per image (per comparison for one fingerprint, family-wise for the "
+                    "registry).\n\n",
+                    o.rule.alpha));
+
+    add("## Attribution\n\n");
+    add("Closed world: images of registered users and real images. Open world: additionally images of never-issued "
+        "fingerprints, which must not be attributed. Accuracy counts a generated image as correct when it is attributed to "
+        "its own user, a real or open-world image when it is not attributed to anyone.\n\n");
+    add("| model | users | k* | correct | wrong user | inconclusive | missed | real attributed | open attributed | closed acc. | open acc. |\n");
+    add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (const auto& m : r.models)
+        for (const auto& a : m.attribution)
+            add(fmt::format("| {} | {} | {} | {}/{} | {} | {} | {} | {}/{} | {}/{} | {:.4f} | {:.4f} |\n", m.role, a.users, a.threshold, a.correct,
+                            a.generated, a.wrong_user, a.inconclusive, a.missed, a.real_attributed, a.real, a.open_attributed, a.open,
+                            a.closed_accuracy, a.open_accuracy));
+    add("\n");
+
+    add("## Fidelity (FD-classifier, not FID)\n\n");
+    const auto& fr = r.fidelity;
+    if (!fr.computed) {
+        add("Not computed (`--no-fidelity`).\n\n");
+    } else {
+        add(fmt::format("Frechet distance between Gaussian fits of the fc features of the FD classifier `{}` ({}-class "
+                        "Fashion-MNIST classifier, top-1 test accuracy {:.4f} on {} images, {} training steps{}), {} images per set, "
+                        "reference: Fashion-MNIST training images. Lower is closer to the real data. FD-classifier is not FID: "
+                        "compare only numbers made with the same classifier file and set size.\n\n",
+                        fr.classifier_path, 10, fr.classifier.test_accuracy, fr.classifier.test_images, fr.classifier.steps,
+                        fr.classifier_trained_now ? ", trained by this run" : "", fr.images));
+        add("| images | FD-classifier | mean term | trace term | vs baseline |\n|---|---:|---:|---:|---:|\n");
+        add(fmt::format("| real test images (floor) | {:.4f} | {:.4f} | {:.4f} | |\n", fr.real_vs_real.value, fr.real_vs_real.mean_term,
+                        fr.real_vs_real.trace_term));
+        if (fr.baseline)
+            add(fmt::format("| baseline (no fingerprint) | {:.4f} | {:.4f} | {:.4f} | |\n", fr.baseline->value, fr.baseline->mean_term,
+                            fr.baseline->trace_term));
+        for (const auto& m : r.models) {
+            if (!m.fd) continue;
+            std::string rel;
+            if (fr.baseline && fr.baseline->value > 0) rel = fmt::format("{:+.1f}%", 100.0 * (m.fd->value - fr.baseline->value) / fr.baseline->value);
+            add(fmt::format("| {} | {:.4f} | {:.4f} | {:.4f} | {} |\n", m.role, m.fd->value, m.fd->mean_term, m.fd->trace_term, rel));
+        }
+        if (!fr.baseline) add("\nNo baseline given (`--baseline MODEL`, trained with `--no-fingerprint`).\n");
+        add("\n");
+    }
+
+    add("## Robustness\n\n");
+    add(fmt::format("Bit accuracy of {} images per model after each attack (applied to the 8-bit image, result saved in 8 bits); "
+                    "the dashed red line is k*/n, below which the mean image is no longer detected at FPR {:g}. All numbers are in "
+                    "`robustness.csv`.\n\n",
+                    o.images, o.rule.alpha));
+    std::vector<std::string> names;
+    for (const auto& m : r.models)
+        for (const auto& w : m.sweeps)
+            if (std::find(names.begin(), names.end(), w.attack) == names.end()) names.push_back(w.attack);
+    for (const auto& name : names) {
+        add(fmt::format("### {}\n\n{}\n\n", name, attack::image_attack_info(name).parameter));
+        std::string h = "| strength |", sep = "|---:|";
+        for (const auto& m : r.models) {
+            h += fmt::format(" {} bit acc. | {} TPR |", m.role, m.role);
+            sep += "---:|---:|";
+        }
+        add(h + "\n" + sep + "\n");
+        const auto& sweep = attack::image_attack_info(name).sweep;
+        for (double s : sweep) {
+            std::string line = fmt::format("| {:g} |", s);
+            for (const auto& m : r.models) {
+                const SweepRow* found = nullptr;
+                for (const auto& w : m.sweeps)
+                    if (w.attack == name && w.strength == s) found = &w;
+                line += found ? fmt::format(" {:.4f} | {:.3f} |", found->stats.bit_accuracy, found->stats.tpr) : " | |";
+            }
+            add(line + "\n");
+        }
+        add(fmt::format("\n![{} plot](plots/{}.png)\n\n![{} examples](examples/{}.png)\n\n", name, name, name, name));
+    }
+
+    add("## Time\n\n| stage | seconds |\n|---|---:|\n");
+    for (const auto& [k, v] : r.seconds) add(fmt::format("| {} | {:.1f} |\n", k, v));
+    return md;
+}
+
+/// Writes every file of the report into `dir` (created if needed); returns the paths written.
+inline std::vector<std::string> write_report(const EvalResult& r, const std::filesystem::path& dir) {
+    namespace fs = std::filesystem;
+    fs::create_directories(dir / "plots");
+    fs::create_directories(dir / "examples");
+    std::vector<std::string> files;
+    auto write = [&](const fs::path& p, const std::string& bytes) {
+        io::write_file_atomic(p, bytes);
+        files.push_back(p.string());
+    };
+    write(dir / "robustness.csv", robustness_csv(r));
+    write(dir / "attribution.csv", attribution_csv(r));
+    write(dir / "summary.json", to_json(r).dump(2) + "\n");
+    std::vector<std::string> names;
+    for (const auto& m : r.models)
+        for (const auto& w : m.sweeps)
+            if (std::find(names.begin(), names.end(), w.attack) == names.end()) names.push_back(w.attack);
+    for (const auto& name : names) {
+        const auto p = dir / "plots" / (name + ".png");
+        io::save_png(p, robustness_plot(r, name));
+        files.push_back(p.string());
+    }
+    for (const auto& s : r.strips) {
+        const auto p = dir / "examples" / (s.attack + ".png");
+        io::save_png(p, plot::image_strip(s.rows, s.column_labels, s.row_labels, 3));
+        files.push_back(p.string());
+    }
+    write(dir / "report.md", markdown_report(r));
+    return files;
+}
+
+}  // namespace sgf::eval

@@ -1,0 +1,247 @@
+// `sgf eval` end to end (examples/cli/eval_command.hpp, docs/evaluation.md): the built binary runs
+// on tiny models with random weights made here, so no number is checked for quality, only that the
+// report is complete and well-formed.
+#include <sgf/sgf.hpp>
+#include <sgf/nets.hpp>
+#include <sgf/io.hpp>
+#include <sgf/robustness/image_attacks.hpp>
+#include <sgf/backends/eigen.hpp>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <sys/wait.h>
+
+#include <fstream>
+#include <map>
+#include <sstream>
+
+namespace sgf {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using B = EigenCpu;
+
+std::string slurp(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+std::string quote(const std::string& s) {
+    std::string q = "'";
+    for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return q + "'";
+}
+
+/// RFC-4180-style split of one CSV line (quoted fields may hold commas and doubled quotes).
+std::vector<std::string> csv_split(const std::string& line) {
+    std::vector<std::string> out;
+    std::string cur;
+    bool quoted = false;
+    for (std::size_t i = 0; i < line.size(); ++i) {
+        const char c = line[i];
+        if (quoted) {
+            if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') cur += '"', ++i;
+            else if (c == '"') quoted = false;
+            else cur += c;
+        } else if (c == '"') {
+            quoted = true;
+        } else if (c == ',') {
+            out.push_back(cur);
+            cur.clear();
+        } else {
+            cur += c;
+        }
+    }
+    out.push_back(cur);
+    return out;
+}
+
+std::vector<std::map<std::string, std::string>> read_csv(const fs::path& p, std::vector<std::string>* header_out) {
+    std::ifstream in(p);
+    std::string line;
+    std::getline(in, line);
+    const auto header = csv_split(line);
+    if (header_out) *header_out = header;
+    std::vector<std::map<std::string, std::string>> rows;
+    while (std::getline(in, line)) {
+        if (line.empty()) continue;
+        const auto f = csv_split(line);
+        EXPECT_EQ(f.size(), header.size()) << line;
+        std::map<std::string, std::string> r;
+        for (std::size_t i = 0; i < header.size() && i < f.size(); ++i) r[header[i]] = f[i];
+        rows.push_back(r);
+    }
+    return rows;
+}
+
+double number(const std::string& s) {
+    std::size_t used = 0;
+    const double v = std::stod(s, &used);
+    EXPECT_EQ(used, s.size()) << "'" << s << "' is not a number";
+    return v;
+}
+
+void make_model(const fs::path& path, std::uint64_t seed) {
+    B b(1);
+    ModelConfig cfg = ModelConfig::tiny();
+    cfg.fingerprint_bits = 128;
+    MetaGenerator<B> G(b, cfg, seed);
+    auto F = make_decoder(b, cfg, seed + 1);
+    auto D = make_discriminator(b, cfg, seed + 2);
+    io::save_meta_model(b, path, G, F, D);
+}
+
+struct Result {
+    int rc = -1;
+    std::string out, err;
+};
+
+Result run(const fs::path& dir, const std::vector<std::string>& args) {
+    std::string cmd = quote(SGF_CLI_PATH) + " --threads 2";
+    for (const auto& a : args) {
+        cmd += ' ';
+        cmd += quote(a);
+    }
+    const fs::path out = dir / ".stdout", err = dir / ".stderr";
+    cmd += " > ";
+    cmd += quote(out.string());
+    cmd += " 2> ";
+    cmd += quote(err.string());
+    const int status = std::system(cmd.c_str());
+    Result r;
+    r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    r.out = slurp(out);
+    r.err = slurp(err);
+    return r;
+}
+
+class EvalCli : public ::testing::Test {
+protected:
+    fs::path dir, model, immunised, baseline;
+    void SetUp() override {
+        dir = fs::path(SGF_TEST_TMPDIR) / ::testing::UnitTest::GetInstance()->current_test_info()->name();
+        fs::remove_all(dir);
+        fs::create_directories(dir);
+        model = dir / "model.safetensors";
+        immunised = dir / "immunised.safetensors";
+        baseline = dir / "baseline.safetensors";
+        make_model(model, 11);
+        make_model(immunised, 21);
+        make_model(baseline, 31);
+    }
+};
+
+TEST_F(EvalCli, QuickReportIsComplete) {
+    const fs::path out = dir / "report";
+    const auto r = run(dir, {"eval", "--model", model.string(), "--immunised", immunised.string(), "--baseline", baseline.string(),
+                             "--quick", "--users-max", "20", "--out", out.string(), "--json"});
+    ASSERT_EQ(r.rc, 0) << r.err;
+    const json j = json::parse(r.out);
+    // the keys of the bit-accuracy-only mode are kept
+    for (const char* k : {"model", "images", "bits", "seed", "bit_accuracy_float", "bit_accuracy_png", "worst_image_float",
+                          "worst_image_png", "worst_bit_png", "bits_below_0.9_png", "per_bit_accuracy_png", "seconds"})
+        EXPECT_TRUE(j.contains(k)) << k;
+    EXPECT_EQ(j["images"], 48);
+    EXPECT_EQ(j["per_bit_accuracy_png"].size(), 128u);
+    const auto& rep = j["report"];
+    ASSERT_EQ(rep["models"].size(), 2u);
+    EXPECT_EQ(rep["models"][1]["role"], "immunised");
+    EXPECT_EQ(rep["models"][0]["attribution"].size(), 3u) << "1, 10, 20 users";
+    EXPECT_TRUE(rep["fidelity"].contains("baseline"));
+    EXPECT_TRUE(rep["fidelity"]["relative_difference_vs_baseline"].contains("original"));
+    EXPECT_GE(rep["fidelity"]["real_vs_real"]["fd_classifier"].get<double>(), 0.0);
+
+    for (const char* f : {"report.md", "robustness.csv", "attribution.csv", "summary.json", "fd-classifier.safetensors"})
+        EXPECT_TRUE(fs::exists(out / f)) << f;
+    for (const auto& a : attack::image_attacks()) {
+        for (const char* sub : {"plots", "examples"}) {
+            const fs::path p = out / sub / (a.name + ".png");
+            ASSERT_TRUE(fs::exists(p)) << p;
+            const io::Image img = io::load_image(p);
+            EXPECT_EQ(img.channels, 3) << p;
+            EXPECT_GT(img.width, 100) << p;
+        }
+    }
+
+    std::vector<std::string> header;
+    const auto rows = read_csv(out / "robustness.csv", &header);
+    EXPECT_EQ(header, (std::vector<std::string>{"model", "kind", "attack", "strength", "identity", "images", "bit_accuracy",
+                                                "worst_image_accuracy", "detection_rate", "mean_neg_log10_p", "parameter"}));
+    std::size_t strengths = 0;
+    for (const auto& a : attack::image_attacks()) strengths += a.sweep.size();
+    EXPECT_EQ(rows.size(), 2 * strengths) << "one row per model x attack x strength";
+    std::map<std::string, int> per_model;
+    for (const auto& row : rows) {
+        ++per_model[row.at("model")];
+        EXPECT_EQ(row.at("kind"), "image");
+        EXPECT_NO_THROW((void)attack::image_attack_info(row.at("attack")));
+        (void)number(row.at("strength"));
+        EXPECT_EQ(number(row.at("images")), 48);
+        const double acc = number(row.at("bit_accuracy"));
+        EXPECT_GE(acc, 0.0);
+        EXPECT_LE(acc, 1.0);
+        const double tpr = number(row.at("detection_rate"));
+        EXPECT_GE(tpr, 0.0);
+        EXPECT_LE(tpr, 1.0);
+        EXPECT_GE(number(row.at("mean_neg_log10_p")), 0.0);
+        EXPECT_FALSE(row.at("parameter").empty());
+    }
+    EXPECT_EQ(per_model["original"], int(strengths));
+    EXPECT_EQ(per_model["immunised"], int(strengths));
+
+    const auto att = read_csv(out / "attribution.csv", nullptr);
+    EXPECT_EQ(att.size(), 6u);
+    for (const auto& row : att) {
+        EXPECT_EQ(number(row.at("correct")) + number(row.at("wrong_user")) + number(row.at("inconclusive")) + number(row.at("missed")),
+                  number(row.at("generated")));
+    }
+
+    const std::string md = slurp(out / "report.md");
+    for (const char* s : {"## Clean detection", "## False positives on real images", "## Attribution", "## Fidelity (FD-classifier, not FID)",
+                          "## Robustness", "![noise plot](plots/noise.png)", "![noise examples](examples/noise.png)"})
+        EXPECT_NE(md.find(s), std::string::npos) << s;
+    // "FID" appears only as "not FID"
+    for (std::size_t at = md.find("FID"); at != std::string::npos; at = md.find("FID", at + 1))
+        EXPECT_EQ(md.substr(at >= 4 ? at - 4 : 0, 4), "not ") << md.substr(at >= 40 ? at - 40 : 0, 80);
+
+    // the cached classifier is reused by a second run (not retrained), and the run is deterministic
+    const fs::path out2 = dir / "report2";
+    fs::create_directories(out2);
+    fs::copy_file(out / "fd-classifier.safetensors", out2 / "fd-classifier.safetensors");
+    const auto r2 = run(dir, {"eval", "--model", model.string(), "--immunised", immunised.string(), "--baseline", baseline.string(),
+                              "--quick", "--users-max", "20", "--out", out2.string(), "--json"});
+    ASSERT_EQ(r2.rc, 0) << r2.err;
+    const json j2 = json::parse(r2.out);
+    EXPECT_FALSE(j2["report"]["fidelity"]["classifier_trained_now"].get<bool>());
+    EXPECT_EQ(slurp(out / "robustness.csv"), slurp(out2 / "robustness.csv"));
+    EXPECT_EQ(j2["report"]["fidelity"]["real_vs_real"], j["report"]["fidelity"]["real_vs_real"]);
+}
+
+TEST_F(EvalCli, TextProgressAndBitAccuracyOnlyMode) {
+    // without --out: the bit accuracy only, as before
+    const auto r = run(dir, {"eval", "--model", model.string(), "--images", "20", "--json"});
+    ASSERT_EQ(r.rc, 0) << r.err;
+    const json j = json::parse(r.out);
+    EXPECT_EQ(j["images"], 20);
+    EXPECT_FALSE(j.contains("report"));
+    // text mode of the full report prints progress and a summary
+    const auto t = run(dir, {"eval", "--model", model.string(), "--quick", "--images", "8", "--users-max", "3", "--attacks", "noise,jpeg",
+                             "--no-fidelity", "--out", (dir / "text").string()});
+    ASSERT_EQ(t.rc, 0) << t.err;
+    EXPECT_NE(t.out.find("robustness sweeps"), std::string::npos) << t.out;
+    EXPECT_NE(t.out.find("wrote"), std::string::npos) << t.out;
+    EXPECT_TRUE(fs::exists(dir / "text" / "plots" / "jpeg.png"));
+    EXPECT_FALSE(fs::exists(dir / "text" / "plots" / "blur.png"));
+}
+
+TEST_F(EvalCli, UsageErrors) {
+    EXPECT_EQ(run(dir, {"eval", "--model", model.string(), "--immunised", immunised.string()}).rc, 2) << "--immunised needs --out";
+    EXPECT_EQ(run(dir, {"eval", "--model", model.string(), "--quick", "--attacks", "nope", "--out", (dir / "x").string()}).rc, 2);
+    EXPECT_EQ(run(dir, {"eval", "--model", (dir / "missing.safetensors").string(), "--quick", "--out", (dir / "y").string()}).rc, 3);
+}
+
+}  // namespace
+}  // namespace sgf

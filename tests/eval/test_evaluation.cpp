@@ -1,0 +1,280 @@
+// The evaluation pipeline (include/sgf/eval/evaluation.hpp, report.hpp, plot.hpp) on tiny models with
+// random weights: nothing here depends on the decoder being any good, only on the bookkeeping.
+#include <sgf/eval/report.hpp>
+#include <sgf/verify/evaluate.hpp>
+#include <sgf/backends/eigen.hpp>
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace sgf::eval {
+namespace {
+
+namespace fs = std::filesystem;
+using B = EigenCpu;
+
+ModelConfig tiny128() {
+    ModelConfig c = ModelConfig::tiny();
+    c.fingerprint_bits = 128;
+    return c;
+}
+
+io::MetaModel<B> random_model(B& b, std::uint64_t seed) {
+    const ModelConfig c = tiny128();
+    return io::MetaModel<B>{c, MetaGenerator<B>(b, c, seed), make_decoder(b, c, seed + 1), make_discriminator(b, c, seed + 2)};
+}
+
+Fingerprint flip(Fingerprint f, int count, int from = 0) {
+    for (int i = from; i < from + count; ++i) f.set_bit(i, !f.bit(i));
+    return f;
+}
+
+TEST(EvalHelpers, IssuedFingerprintsKeepTheMinimumDistanceAndAreDeterministic) {
+    const auto a = detail::issue_fingerprints(128, 300, 32, 7);
+    const auto b = detail::issue_fingerprints(128, 300, 32, 7);
+    EXPECT_EQ(a, b);
+    for (std::size_t i = 0; i < a.size(); ++i)
+        for (std::size_t j = i + 1; j < a.size(); ++j) ASSERT_GE(a[i].hamming(a[j]), 32) << i << ", " << j;
+    EXPECT_NE(a, detail::issue_fingerprints(128, 300, 32, 8));
+}
+
+TEST(EvalHelpers, Quantize8IsWhatAPngStores) {
+    HostTensor<float> x(Shape{1, 1, 4, 4});
+    for (std::size_t i = 0; i < x.data.size(); ++i) x.data[i] = -1.3f + 0.17f * float(i);
+    HostTensor<float> q = x;
+    detail::quantize8(q);
+    const auto back = io::to_tensor(io::decode_image(
+        reinterpret_cast<const std::uint8_t*>(io::encode_png(io::to_image(x)).data()), io::encode_png(io::to_image(x)).size(), "t"));
+    EXPECT_EQ(q.data, back.data);
+}
+
+TEST(EvalHelpers, CountAttributionOnSyntheticCodes) {
+    const auto users = detail::issue_fingerprints(128, 10, 32, 3);
+    Matcher reg(128);
+    for (std::size_t u = 0; u < users.size(); ++u) reg.add(users[u], std::to_string(u));
+    // generated: exact code of user 0; user 1 with 20 flipped bits (still >= k*); user 2 with 50 flipped
+    // (missed); user 3's code claimed for user 4 (wrong user)
+    const std::vector<Fingerprint> gen{users[0], flip(users[1], 20), flip(users[2], 50), users[3]};
+    const std::vector<std::int64_t> who{0, 1, 2, 4};
+    const std::vector<Fingerprint> real{Fingerprint::from_seed(128, 99), users[5]};  // the second is a false attribution
+    const std::vector<Fingerprint> open{Fingerprint::from_seed(128, 100), users[6], Fingerprint::from_seed(128, 101)};
+    const AttributionRule rule{};
+    const auto s = count_attribution(reg, gen, who, real, open, rule);
+    EXPECT_EQ(s.users, 10);
+    EXPECT_EQ(s.threshold, stats::bit_threshold(128, 1e-7));
+    EXPECT_EQ(s.correct, 2);
+    EXPECT_EQ(s.missed, 1);
+    EXPECT_EQ(s.wrong_user, 1);
+    EXPECT_EQ(s.inconclusive, 0);
+    EXPECT_EQ(s.real_attributed, 1);
+    EXPECT_EQ(s.open_attributed, 1);
+    EXPECT_EQ(s.open_detected, 1);
+    EXPECT_DOUBLE_EQ(s.closed_accuracy, (2.0 + 1.0) / 6.0);
+    EXPECT_DOUBLE_EQ(s.open_accuracy, (2.0 + 1.0 + 2.0) / 9.0);
+}
+
+TEST(EvalHelpers, DetectionStats) {
+    const auto nlp = detail::neg_log10_p_table(128);
+    const auto t = Fingerprint::from_seed(128, 1);
+    const std::vector<Fingerprint> truth{t, t};
+    const std::vector<Fingerprint> dec{t, flip(t, 64)};
+    const auto s = detail::detection_stats(dec, truth, 92, nlp);
+    EXPECT_DOUBLE_EQ(s.bit_accuracy, 0.75);
+    EXPECT_DOUBLE_EQ(s.worst_image, 0.5);
+    EXPECT_DOUBLE_EQ(s.tpr, 0.5);
+    EXPECT_NEAR(s.mean_neg_log10_p, 0.5 * (-stats::log10_p_value(128, 128) - stats::log10_p_value(64, 128)), 1e-12);
+    EXPECT_DOUBLE_EQ(s.per_bit[0], 0.5);
+    EXPECT_DOUBLE_EQ(s.per_bit[100], 1.0);
+}
+
+TEST(Plot, NiceTicksAndLabels) {
+    auto near = [](const std::vector<double>& a, const std::vector<double>& b) {
+        if (a.size() != b.size()) return false;
+        for (std::size_t i = 0; i < a.size(); ++i)
+            if (std::abs(a[i] - b[i]) > 1e-12) return false;
+        return true;
+    };
+    EXPECT_TRUE(near(plot::nice_ticks(0.4, 1.0), {0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0}));
+    EXPECT_TRUE(near(plot::nice_ticks(10, 100), {20, 40, 60, 80, 100}));
+    EXPECT_TRUE(near(plot::nice_ticks(0, 0.5), {0, 0.1, 0.2, 0.3, 0.4, 0.5}));
+    EXPECT_TRUE(near(plot::nice_ticks(-20, 20), {-20, -10, 0, 10, 20}));
+    EXPECT_EQ(plot::tick_label(0.5, 0.1), "0.5");
+    EXPECT_EQ(plot::tick_label(1.0, 0.1), "1.0");
+    EXPECT_EQ(plot::tick_label(40, 20), "40");
+    EXPECT_EQ(plot::tick_label(0.05, 0.05), "0.05");
+}
+
+TEST(Plot, LinePlotDrawsSeriesLegendAndText) {
+    plot::PlotSpec spec;
+    spec.title = "bit accuracy under jpeg";
+    spec.x_label = "JPEG quality";
+    spec.y_label = "bit accuracy";
+    spec.y_min = 0.4;
+    spec.y_max = 1.0;
+    spec.series.push_back({"original", plot::kBlue, {10, 50, 100}, {0.55, 0.8, 0.99}});
+    spec.series.push_back({"immunised", plot::kOrange, {10, 50, 100}, {0.6, 0.9, 0.99}});
+    spec.hlines.push_back({"chance", 0.5, plot::kGray});
+    const io::Image img = plot::line_plot(spec);
+    EXPECT_EQ(img.width, spec.width);
+    EXPECT_EQ(img.height, spec.height);
+    EXPECT_EQ(img.channels, 3);
+    auto count = [&](plot::Rgb c) {
+        std::int64_t k = 0;
+        for (int y = 0; y < img.height; ++y)
+            for (int x = 0; x < img.width; ++x) k += img.at(y, x, 0) == c.r && img.at(y, x, 1) == c.g && img.at(y, x, 2) == c.b;
+        return k;
+    };
+    EXPECT_GT(count(plot::kBlue), 500);
+    EXPECT_GT(count(plot::kOrange), 500);
+    EXPECT_GT(count(plot::kGray), 100);
+    EXPECT_GT(count(plot::kBlack), 1000) << "axes and text";
+    // the PNG encoder accepts it
+    EXPECT_GT(io::encode_png(img).size(), 100u);
+}
+
+TEST(Plot, TextAndStrip) {
+    io::Image c = plot::canvas(40, 10);
+    plot::text(c, 1, 1, "A1", plot::kBlack);
+    // 'A' row 0 is ".###.": pixels 2..4 of row 1 are ink, pixel 1 is not
+    EXPECT_EQ(c.at(1, 1, 0), 255);
+    EXPECT_EQ(c.at(1, 2, 0), 0);
+    EXPECT_EQ(plot::text_width("A1"), 11);
+    io::Image g{4, 4, 1, std::vector<std::uint8_t>(16, 128)};
+    const io::Image s = plot::image_strip({{g, g, g}, {g, g, g}}, {"a@1", "a@2", "a@3"}, {"r1", "r2"}, 3);
+    EXPECT_EQ(s.channels, 3);
+    EXPECT_GT(s.width, 3 * 12);
+    EXPECT_GT(s.height, 2 * 12);
+}
+
+/// The whole evaluation on two random tiny models, small sizes, no fidelity (tests/eval/test_fd.cpp
+/// and the CLI test cover it).
+class Evaluation : public ::testing::Test {
+protected:
+    static void SetUpTestSuite() {
+        b_ = new B(2);
+        m1_ = new io::MetaModel<B>(random_model(*b_, 11));
+        m2_ = new io::MetaModel<B>(random_model(*b_, 21));
+        opt_.images = 70;  // two clean batches of 64 (the second partial)
+        opt_.users_max = 12;
+        opt_.seed = 5;
+        opt_.fidelity = false;
+        opt_.attacks = {"noise", "jpeg", "crop", "combined"};
+        r_ = new EvalResult(evaluate<B>(*b_, {{"original", "m1", m1_}, {"immunised", "m2", m2_}}, opt_));
+    }
+    static void TearDownTestSuite() {
+        delete r_;
+        delete m2_;
+        delete m1_;
+        delete b_;
+    }
+    static B* b_;
+    static io::MetaModel<B>*m1_, *m2_;
+    static EvalOptions opt_;
+    static EvalResult* r_;
+};
+B* Evaluation::b_ = nullptr;
+io::MetaModel<B>* Evaluation::m1_ = nullptr;
+io::MetaModel<B>* Evaluation::m2_ = nullptr;
+EvalOptions Evaluation::opt_{};
+EvalResult* Evaluation::r_ = nullptr;
+
+TEST_F(Evaluation, CleanNumbersEqualMeasureBitAccuracy) {
+    const auto ref = measure_bit_accuracy(*b_, m1_->G, m1_->F, opt_.images, opt_.seed, 64);
+    const auto& m = r_->models[0];
+    EXPECT_DOUBLE_EQ(m.clean_float.bit_accuracy, ref.float_accuracy);
+    EXPECT_DOUBLE_EQ(m.clean_png.bit_accuracy, ref.png_accuracy);
+    EXPECT_DOUBLE_EQ(m.clean_png.worst_image, ref.png_min);
+    EXPECT_EQ(m.clean_png.per_bit, ref.per_bit_png);
+}
+
+TEST_F(Evaluation, SweepsCoverEveryStrengthAndTheIdentityIsTheCleanPng) {
+    for (const auto& m : r_->models) {
+        std::size_t expected = 0;
+        for (const auto& a : opt_.attacks) expected += attack::image_attack_info(a).sweep.size();
+        EXPECT_EQ(m.sweeps.size(), expected);
+        int identities = 0;
+        for (const auto& w : m.sweeps) {
+            EXPECT_EQ(w.stats.images, opt_.images);
+            EXPECT_GE(w.stats.bit_accuracy, 0.0);
+            EXPECT_LE(w.stats.bit_accuracy, 1.0);
+            if (w.identity) {
+                ++identities;
+                EXPECT_DOUBLE_EQ(w.stats.bit_accuracy, m.clean_png.bit_accuracy) << w.attack;
+            }
+        }
+        EXPECT_EQ(identities, 3) << "noise@0, crop@1, combined@0 (jpeg has no identity)";
+    }
+}
+
+TEST_F(Evaluation, AttributionAndFalsePositiveBookkeeping) {
+    for (const auto& m : r_->models) {
+        ASSERT_EQ(m.attribution.size(), 3u) << "1, 10 and users_max = 12";
+        EXPECT_EQ(m.attribution[0].users, 1);
+        EXPECT_EQ(m.attribution[1].users, 10);
+        EXPECT_EQ(m.attribution[2].users, 12);
+        for (const auto& a : m.attribution) {
+            EXPECT_EQ(a.generated, opt_.images);
+            EXPECT_EQ(a.correct + a.wrong_user + a.inconclusive + a.missed, a.generated);
+            EXPECT_EQ(a.real, opt_.images);
+            EXPECT_EQ(a.open, opt_.images);
+            EXPECT_LE(a.open_attributed, a.open_detected);
+            EXPECT_GE(a.closed_accuracy, 0.0);
+            EXPECT_LE(a.open_accuracy, 1.0);
+            EXPECT_EQ(a.threshold, stats::bit_threshold(128, opt_.rule.alpha / double(a.users)));
+        }
+        EXPECT_EQ(m.fpr.real_images, opt_.images);
+        EXPECT_EQ(m.fpr.registry_size, opt_.users_max);
+        EXPECT_EQ(m.fpr.comparisons, opt_.images * opt_.users_max);
+        EXPECT_LE(m.fpr.registry_attributed, m.fpr.registry_detected);
+        EXPECT_GT(m.fpr.max_matching, 0);
+    }
+    EXPECT_EQ(r_->threshold_single, 92);
+}
+
+TEST_F(Evaluation, DeterministicFromTheSeed) {
+    const auto again = evaluate<B>(*b_, {{"original", "m1", m1_}}, opt_);
+    const auto& a = again.models[0];
+    const auto& m = r_->models[0];
+    ASSERT_EQ(a.sweeps.size(), m.sweeps.size());
+    for (std::size_t i = 0; i < a.sweeps.size(); ++i) EXPECT_EQ(a.sweeps[i].stats.bit_accuracy, m.sweeps[i].stats.bit_accuracy);
+    EXPECT_EQ(a.fpr.max_matching, m.fpr.max_matching);
+    EXPECT_EQ(a.attribution[2].missed, m.attribution[2].missed);
+}
+
+TEST_F(Evaluation, ReportFiles) {
+    const fs::path dir = fs::path(SGF_TEST_TMPDIR) / "report";
+    fs::remove_all(dir);
+    const auto files = write_report(*r_, dir);
+    for (const char* f : {"robustness.csv", "attribution.csv", "summary.json", "report.md", "plots/jpeg.png", "examples/jpeg.png"})
+        EXPECT_TRUE(fs::exists(dir / f)) << f;
+    const io::Image strip = io::load_image(dir / "examples" / "combined.png");
+    EXPECT_GT(strip.width, 5 * 48) << "five strengths of 16 px images at zoom 3";
+    std::ifstream in(dir / "robustness.csv");
+    std::string header;
+    std::getline(in, header);
+    EXPECT_EQ(header, kRobustnessCsvHeader);
+    std::ifstream md(dir / "report.md");
+    std::stringstream ss;
+    ss << md.rdbuf();
+    EXPECT_NE(ss.str().find("## Attribution"), std::string::npos);
+    EXPECT_NE(ss.str().find("![jpeg plot](plots/jpeg.png)"), std::string::npos);
+    EXPECT_EQ(ss.str().find("FID "), std::string::npos) << "FD-classifier must never be called FID";
+}
+
+TEST(EvaluationArgs, Rejected) {
+    B b(1);
+    auto m = random_model(b, 1);
+    EvalOptions o;
+    o.images = 8;
+    o.fidelity = false;
+    o.attacks = {"no-such-attack"};
+    EXPECT_THROW(evaluate<B>(b, {{"original", "m", &m}}, o), ArgumentError);
+    o.attacks = {};
+    o.images = 1;
+    EXPECT_THROW(evaluate<B>(b, {{"original", "m", &m}}, o), ArgumentError);
+}
+
+}  // namespace
+}  // namespace sgf::eval
