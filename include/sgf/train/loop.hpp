@@ -79,10 +79,13 @@ int run_training(B& b, const ModelConfig& mc_in, const TrainConfig& tc_in, const
     }
     const auto total_steps = static_cast<std::int64_t>(std::ceil(opt.total_kimg * 1000.0 / tc.batch));
     const fs::path csv_path = opt.out_dir / "log.csv";
-    const bool new_csv = !opt.resume || !fs::exists(csv_path);
+    // an empty log (killed before its header reached the disk) gets the header on resume
+    const bool new_csv = !opt.resume || !fs::exists(csv_path) || fs::file_size(csv_path) == 0;
     std::ofstream csv(csv_path, new_csv ? std::ios::trunc : std::ios::app);
     if (!csv) SGF_THROW(IoError, "{}: cannot open the training log for writing", csv_path.string());
-    if (new_csv) csv << "step,kimg,seconds,g_total,adversarial,consistency,latent,fingerprint,bit_accuracy,d_fake,d_real,r1\n";
+    if (new_csv)
+        csv << "step,kimg,seconds,g_total,adversarial,consistency,latent,fingerprint,bit_accuracy,d_fake,d_real,r1\n"
+            << std::flush;  // before any checkpoint can exist: a resumed run appends to this file
     fmt::print("training preset '{}' ({}x{}x{}, {} bits) on {} ({} images), batch {}, {} steps, output in {}\n",
                mc.preset, mc.image_channels, mc.resolution, mc.resolution, mc.fingerprint_bits, ds.name, ds.size(), tc.batch,
                total_steps, opt.out_dir.string());
