@@ -48,8 +48,53 @@ inline void set_header(SafetensorsFile& f, const std::string& kind, const ModelC
     f.metadata["sgf.config"] = nlohmann::json(cfg).dump();
 }
 
-/// Reads and checks kind/version; returns the model config.
-inline ModelConfig check_header(const SafetensorsFile& f, std::initializer_list<std::string_view> kinds) {
+/// Limits on what an sgf model file may ask for, checked before any network is built
+/// (docs/security.md). The container limits (header size, tensor count, file size) are separate.
+struct ModelFileLimits {
+    int max_resolution = 1024;  ///< generated images are resolution^2 pixels per channel and sample
+};
+
+/// A lower bound on the number of float weights a file of `kind` holds for config `cfg`: the
+/// weight matrices and kernels of every layer (biases and scalars left out, so at least half of
+/// all parameters). Computed in double: hostile configs overflow 64-bit integers.
+inline double min_weight_count(const ModelConfig& cfg, std::string_view kind) {
+    const double wd = cfg.w_dim, img = cfg.image_channels;
+    auto ch = [&](int r) { return double(cfg.channels_at(r)); };
+    auto generator = [&](bool baked) {
+        double n = 0, in = cfg.fingerprint_bits;
+        if (!baked)
+            for (int i = 0; i < cfg.embed_layers; ++i) {
+                const double out = i + 1 == cfg.embed_layers ? wd : double(cfg.embed_width);
+                n += in * out;
+                in = out;
+            }
+        n += double(cfg.z_dim) * ch(4) * 16;
+        double prev = ch(4);
+        for (int r : cfg.resolutions()) {
+            const double c = ch(r), affine = baked ? 0.0 : wd;
+            if (r > 4) n += prev * c * 9 + affine * prev;
+            n += c * c * 9 + affine * c;  // conv
+            n += c * img + affine * c;    // torgb
+            prev = c;
+        }
+        return n;
+    };
+    auto critic = [&](double outputs, bool mbstd) {
+        double n = img * ch(cfg.resolution);
+        for (int r = cfg.resolution; r > 4; r /= 2) n += ch(r) * ch(r) * 9 + ch(r) * ch(r / 2) * 10;
+        n += (ch(4) + (mbstd ? 1 : 0)) * ch(4) * 9 + ch(4) * 16 * cfg.fc_width + double(cfg.fc_width) * outputs;
+        return n;
+    };
+    const double G = generator(false), F = critic(cfg.decoder_outputs(), false), D = critic(1, true);
+    if (kind == "baked-generator") return generator(true);
+    if (kind == "checkpoint") return 4 * G + 3 * (F + D);  // G, EMA G, F, D and Adam's two moments of each
+    return G + F + D;
+}
+
+/// Reads and checks kind/version, the tensor-data checksum and the config (limits, and enough
+/// weights in the file for the networks it describes); returns the model config.
+inline ModelConfig check_header(const SafetensorsFile& f, std::initializer_list<std::string_view> kinds,
+                                const ModelFileLimits& lim = {}) {
     const std::string& v = f.meta("sgf.format_version");
     if (v != kFormatVersion)
         SGF_THROW(FormatError, "{}: format version {} is not supported (this sgf reads version {})", f.source, v, kFormatVersion);
@@ -57,6 +102,8 @@ inline ModelConfig check_header(const SafetensorsFile& f, std::initializer_list<
     bool ok = false;
     for (auto k : kinds) ok = ok || kind == k;
     if (!ok) SGF_THROW(FormatError, "{}: holds a '{}', expected {}", f.source, kind, fmt::join(kinds, " or "));
+    // parse() verified the checksum when present; an sgf model file must carry one
+    (void)f.meta("sgf.checksum");
     ModelConfig cfg;
     try {
         cfg = nlohmann::json::parse(f.meta("sgf.config")).get<ModelConfig>();
@@ -65,6 +112,16 @@ inline ModelConfig check_header(const SafetensorsFile& f, std::initializer_list<
     } catch (const Error& e) {
         SGF_THROW(FormatError, "{}: {}", f.source, e.what());
     }
+    if (cfg.resolution > lim.max_resolution)
+        SGF_THROW(FormatError, "{}: model resolution {} is above the limit of {} (ModelFileLimits::max_resolution)", f.source,
+                  cfg.resolution, lim.max_resolution);
+    double held = 0;
+    for (const auto& [name, t] : f.tensors()) held += double(t.bytes.size());
+    const double need = min_weight_count(cfg, kind);
+    if (need * sizeof(float) > held)
+        SGF_THROW(FormatError, "{}: the model config needs at least {:.0f} weights ({:.0f} bytes), but the file holds {:.0f} bytes "
+                               "of tensor data; corrupt or hostile config",
+                  f.source, need, need * sizeof(float), held);
     return cfg;
 }
 
@@ -89,9 +146,9 @@ void save_meta_model(B& b, const std::filesystem::path& path, MetaGenerator<B>& 
 }
 
 template <Backend B>
-MetaModel<B> load_meta_model(B& b, const std::filesystem::path& path) {
+MetaModel<B> load_meta_model(B& b, const std::filesystem::path& path, const ModelFileLimits& lim = {}) {
     const SafetensorsFile f = SafetensorsFile::load(path);
-    const ModelConfig cfg = check_header(f, {"meta-model"});
+    const ModelConfig cfg = check_header(f, {"meta-model"}, lim);
     MetaModel<B> m{cfg, MetaGenerator<B>(b, cfg, kNoInit), make_decoder(b, cfg, kNoInit), make_discriminator(b, cfg, kNoInit)};
     get_parameters(b, f, m.G.parameters());
     get_parameters(b, f, m.F.parameters());
@@ -112,9 +169,9 @@ void save_baked_generator(B& b, const std::filesystem::path& path, MetaGenerator
 }
 
 template <Backend B>
-MetaGenerator<B> load_baked_generator(B& b, const std::filesystem::path& path) {
+MetaGenerator<B> load_baked_generator(B& b, const std::filesystem::path& path, const ModelFileLimits& lim = {}) {
     const SafetensorsFile f = SafetensorsFile::load(path);
-    const ModelConfig cfg = check_header(f, {"baked-generator"});
+    const ModelConfig cfg = check_header(f, {"baked-generator"}, lim);
     MetaGenerator<B> G(b, cfg, kNoInit, true);
     get_parameters(b, f, G.parameters());
     return G;
