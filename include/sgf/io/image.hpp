@@ -8,9 +8,11 @@
 
 #include <stb_image.h>
 #include <stb_image_write.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -20,6 +22,10 @@ namespace sgf::io {
 struct ImageLimits {
     int max_side = 16384;
     std::int64_t max_pixels = 64ll << 20;
+    /// PNG and JPEG only by default: stb_image's other decoders (BMP, GIF, PSD, TGA, HDR, PIC,
+    /// PNM; TGA has no signature, so arbitrary bytes can reach it) widen the attack surface for
+    /// formats sgf does not need (docs/security.md).
+    bool allow_other_formats = false;
 };
 
 struct Image {
@@ -29,15 +35,180 @@ struct Image {
     std::uint8_t at(int y, int x, int c) const { return pixels[(std::size_t(y) * width + x) * channels + c]; }
 };
 
+namespace detail {
+/// The signature tests stb_image applies first: JPEG is FF (FF...) D8, PNG its 8-byte signature.
+inline bool is_jpeg(const std::uint8_t* p, std::size_t n) {
+    if (n < 2 || p[0] != 0xFF) return false;
+    std::size_t i = 1;
+    while (i < n && p[i] == 0xFF) ++i;
+    return i < n && p[i] == 0xD8;
+}
+inline bool is_png(const std::uint8_t* p, std::size_t n) {
+    static const std::uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+    return n >= 8 && std::memcmp(p, sig, 8) == 0;
+}
+/// JPEG checks for stb_image 2.27 (Debian 12's libstb), whose decoder trusts the stream in ways
+/// tests/fuzz found to read or write out of bounds (fixed upstream in 2.28):
+///  - a DHT table declaring more than 256 codes overflows the Huffman size and value arrays;
+///  - a DC table symbol above 15 makes the coefficient decoder shift and index past its tables;
+///  - a scan using a Huffman table that no DHT defined decodes with uninitialised heap memory.
+/// The first two are checked at every FF C4 byte pair (read as stb would read a DHT from there),
+/// so no interpretation of the stream reaches them. The third follows stb's own marker order
+/// (padding before the frame header, FF fill bytes, entropy-coded data up to the next marker
+/// other than RSTn), seeing every scan stb can decode and only tables stb has surely defined.
+inline void check_jpeg_tables(const std::uint8_t* p, std::size_t n, const std::string& name) {
+    auto byte = [&](std::size_t i) -> int { return i < n ? p[i] : 0; };  // stb reads 0 past the end
+    auto be16 = [&](std::size_t i) { return byte(i) << 8 | byte(i + 1); };
+    // Reads a DHT segment whose length field is at i; marks the tables it defines; returns the
+    // offset after it, or 0 where stb stops with an error.
+    auto dht = [&](std::size_t i, bool (*defined)[4]) -> std::size_t {
+        long L = long(be16(i)) - 2;
+        i += 2;
+        while (L > 0) {
+            const int q = byte(i++), tc = q >> 4, th = q & 15;
+            if (tc > 1 || th > 3) return 0;  // stb rejects this table itself
+            int codes = 0;
+            for (int k = 0; k < 16; ++k) codes += byte(i++);
+            if (codes > 256)
+                SGF_THROW(FormatError, "{}: cannot decode image: corrupt JPEG: a Huffman table declares {} codes (at most 256)",
+                          name, codes);
+            if (tc == 0)
+                for (int k = 0; k < codes; ++k)
+                    if (byte(i + std::size_t(k)) > 15)
+                        SGF_THROW(FormatError, "{}: cannot decode image: corrupt JPEG: DC Huffman symbol {} (at most 15)", name,
+                                  byte(i + std::size_t(k)));
+            if (defined) defined[tc][th] = true;
+            i += std::size_t(codes);
+            L -= 17 + codes;
+        }
+        return L == 0 ? i : 0;
+    };
+    for (std::size_t at = 0; at + 1 < n; ++at)
+        if (p[at] == 0xFF && p[at + 1] == 0xC4) dht(at + 2, nullptr);
+
+    bool defined[2][4] = {};
+    bool frame = false, progressive = false, padding_ok = false;
+    std::size_t i = 0;
+    while (i < n && p[i] == 0xFF) ++i;
+    ++i;  // D8 (is_jpeg)
+    while (i < n) {
+        if (p[i] != 0xFF) {
+            if (padding_ok && !frame) {
+                ++i;
+                continue;
+            }
+            return;  // stb: "expected marker"
+        }
+        while (i < n && p[i] == 0xFF) ++i;
+        if (i >= n) return;
+        const int m = p[i++];
+        padding_ok = true;
+        const int len = be16(i);
+        if (m == 0xD9 || len < 2) return;  // end of image, or a length stb rejects
+        if (m == 0xC4) {
+            i = dht(i, defined);
+            if (i == 0) return;
+        } else if (m == 0xC0 || m == 0xC1 || m == 0xC2) {
+            if (frame) return;  // stb: a second frame header is an unknown marker
+            frame = true;
+            progressive = m == 0xC2;
+            i += std::size_t(len);
+        } else if (m == 0xDA) {
+            const int ns = byte(i + 2);
+            if (!frame || ns < 1 || ns > 4 || len != 6 + 2 * ns) return;  // stb rejects the scan
+            const int ss = byte(i + 3 + 2 * std::size_t(ns));
+            for (int k = 0; k < ns; ++k) {
+                const int q = byte(i + 4 + 2 * std::size_t(k)), hd = q >> 4, ha = q & 15;
+                if (hd > 3 || ha > 3) return;
+                const bool dc = !progressive || ss == 0, ac = !progressive || ss > 0;
+                if ((dc && !defined[0][hd]) || (ac && !defined[1][ha]))
+                    SGF_THROW(FormatError, "{}: cannot decode image: corrupt JPEG: a scan uses a Huffman table that was never defined",
+                              name);
+            }
+            i += std::size_t(len);
+            for (; i < n; ++i) {  // entropy-coded data
+                if (p[i] != 0xFF) continue;
+                std::size_t j = i + 1;
+                while (j < n && p[j] == 0xFF) ++j;
+                if (j < n && p[j] != 0x00 && !(p[j] >= 0xD0 && p[j] <= 0xD7)) break;
+                i = j;
+            }
+        } else if (m == 0xDB || m == 0xDD || m == 0xDC || (m >= 0xE0 && m <= 0xEF) || m == 0xFE) {
+            i += std::size_t(len);  // DQT, DRI, DNL, APPn, COM
+        } else {
+            return;  // stb: unknown marker
+        }
+    }
+}
+
+/// stb_image reads PNG chunks in order and grows its IDAT buffer to a chunk's declared length
+/// before checking that the bytes exist (a 135-byte file asked for 2 GiB, found by tests/fuzz), and
+/// inflates the image data without an output bound (a small "zlib bomb" would expand to gigabytes).
+/// This walks the chunks the same way, rejects any chunk longer than what follows it, and inflates
+/// the image data with zlib into a scratch buffer, rejecting it when it exceeds what a w x h image
+/// can need (16-bit RGBA, Adam7 filter bytes included) or when zlib finds it corrupt.
+inline void check_png_chunks(const std::uint8_t* p, std::size_t n, const std::string& name, int w, int h) {
+    auto be32 = [&](std::size_t i) {
+        return (std::uint32_t(p[i]) << 24) | (std::uint32_t(p[i + 1]) << 16) | (std::uint32_t(p[i + 2]) << 8) | p[i + 3];
+    };
+    const std::uint64_t cap = 8 * std::uint64_t(w) * std::uint64_t(h) + 16 * std::uint64_t(h) + 4096;
+    z_stream zs{};
+    if (inflateInit(&zs) != Z_OK) SGF_THROW(Error, "{}: zlib initialisation failed", name);
+    struct End {
+        z_stream* z;
+        ~End() { inflateEnd(z); }
+    } end{&zs};
+    std::uint64_t produced = 0;
+    bool stream_done = false;
+    std::vector<std::uint8_t> scratch(64 << 10);
+    for (std::size_t i = 8; i + 8 <= n;) {
+        const std::uint32_t len = be32(i);
+        const std::string type(reinterpret_cast<const char*>(p + i + 4), 4);
+        i += 8;
+        if (len > n - i)
+            SGF_THROW(FormatError, "{}: cannot decode image: truncated or corrupt PNG: chunk '{}' claims {} bytes, {} remain", name,
+                      type, len, n - i);
+        if (type == "CgBI") SGF_THROW(FormatError, "{}: cannot decode image: Apple's CgBI PNG variant is not supported", name);
+        if (type == "IDAT" && !stream_done) {
+            zs.next_in = const_cast<Bytef*>(p + i);
+            zs.avail_in = len;
+            while (zs.avail_in > 0 && !stream_done) {
+                zs.next_out = scratch.data();
+                zs.avail_out = uInt(scratch.size());
+                const int rc = inflate(&zs, Z_NO_FLUSH);
+                produced += scratch.size() - zs.avail_out;
+                if (produced > cap)
+                    SGF_THROW(FormatError,
+                              "{}: cannot decode image: corrupt PNG: image data inflates to more than the {} bytes a {}x{} image needs",
+                              name, cap, w, h);
+                if (rc == Z_STREAM_END) stream_done = true;
+                else if (rc != Z_OK && rc != Z_BUF_ERROR)
+                    SGF_THROW(FormatError, "{}: cannot decode image: corrupt PNG: image data is not valid zlib data ({})", name,
+                              zs.msg ? zs.msg : "error");
+                else if (rc == Z_BUF_ERROR && zs.avail_out != 0) break;  // needs the next chunk
+            }
+        }
+        i += std::size_t(len) + 4;  // data and CRC
+        if (type == "IEND") break;
+    }
+}
+}  // namespace detail
+
 /// Decodes an encoded image held in memory; `name` is used in error messages.
 inline Image decode_image(const std::uint8_t* data, std::size_t size, const std::string& name, const ImageLimits& lim = {}) {
     if (size > std::size_t(INT32_MAX)) SGF_THROW(FormatError, "{}: file too large to be an image", name);
+    const bool jpeg = detail::is_jpeg(data, size);
+    if (!jpeg && !detail::is_png(data, size) && !lim.allow_other_formats)
+        SGF_THROW(FormatError, "{}: not a readable image (sgf reads PNG and JPEG; other formats are off, see "
+                               "ImageLimits::allow_other_formats)", name);
+    if (jpeg) detail::check_jpeg_tables(data, size, name);
     int w = 0, h = 0, c = 0;
     if (!stbi_info_from_memory(data, int(size), &w, &h, &c))
         SGF_THROW(FormatError, "{}: not a readable image ({})", name, stbi_failure_reason() ? stbi_failure_reason() : "unknown format");
     if (w <= 0 || h <= 0 || w > lim.max_side || h > lim.max_side || std::int64_t(w) * h > lim.max_pixels)
         SGF_THROW(FormatError, "{}: image is {}x{}, above the limit of {} px per side and {} pixels", name, w, h, lim.max_side,
                   lim.max_pixels);
+    if (!jpeg && detail::is_png(data, size)) detail::check_png_chunks(data, size, name, w, h);
     const int want = (c == 1 || c == 2) ? 1 : 3;
     int w2 = 0, h2 = 0, c2 = 0;
     std::uint8_t* px = stbi_load_from_memory(data, int(size), &w2, &h2, &c2, want);
