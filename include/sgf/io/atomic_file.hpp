@@ -6,6 +6,7 @@
 #include <sgf/core/error.hpp>
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,7 +15,9 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <mutex>
 #include <random>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,6 +40,35 @@ inline void write_all(int fd, const void* data, std::size_t n, const std::string
     }
 }
 }  // namespace detail
+
+/// A writer killed between creating its temporary file and renaming it (SIGKILL, power loss)
+/// leaves ".<name>.tmp.<pid>.<random>" behind. The first atomic write into a directory in each
+/// process removes such files whose process no longer exists (found by tests/crash, where every
+/// killed checkpoint write left a checkpoint-sized file); files of live processes are left alone.
+inline void remove_stale_temporaries(const std::filesystem::path& dir) {
+    namespace fs = std::filesystem;
+    static std::mutex m;
+    static std::set<std::string> done;
+    {
+        std::lock_guard<std::mutex> lock(m);
+        if (!done.insert(fs::absolute(dir).lexically_normal().string()).second) return;
+    }
+    std::error_code ec;
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+        const std::string n = it->path().filename().string();
+        const auto t = n.rfind(".tmp.");
+        if (n.empty() || n[0] != '.' || t == std::string::npos) continue;
+        const auto dot = n.find('.', t + 5);
+        if (dot == std::string::npos || dot == t + 5 || n.size() - dot - 1 != 8) continue;
+        const std::string pid_text = n.substr(t + 5, dot - t - 5);
+        if (pid_text.find_first_not_of("0123456789") != std::string::npos || pid_text.size() > 9) continue;
+        if (n.find_first_not_of("0123456789abcdef", dot + 1) != std::string::npos) continue;
+        const pid_t pid = static_cast<pid_t>(std::stol(pid_text));
+        if (pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH) continue;  // its writer may still be at work
+        std::error_code rm;
+        fs::remove(it->path(), rm);
+    }
+}
 
 /// Sink handed to the writer callback of write_file_atomic.
 class FileSink {
@@ -83,6 +115,7 @@ inline void write_file_atomic(const std::filesystem::path& path, const std::func
         ::fsync(dfd);
         ::close(dfd);
     }
+    remove_stale_temporaries(dir);
 }
 
 inline void write_file_atomic(const std::filesystem::path& path, std::string_view bytes) {
