@@ -5,7 +5,8 @@ set -euo pipefail
 PKGS=(build-essential cmake pkg-config
       libeigen3-dev libfmt-dev libstb-dev nlohmann-json3-dev libcli11-dev
       libsqlite3-dev zlib1g-dev libgtest-dev libbenchmark-dev
-      dataset-fashion-mnist)
+      dataset-fashion-mnist
+      clang-14 libclang-rt-14-dev)  # fuzzers (libFuzzer, ASan/UBSan runtimes): scripts/run-fuzzers.sh
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -eq 0 ]; then echo "install-deps: all ${#PKGS[@]} packages present"; exit 0; fi
