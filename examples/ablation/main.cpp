@@ -3,12 +3,16 @@
 // consistency term every 500 steps. Not built by default:
 //   cmake --build build --target sgf_ablation
 //   ./build/examples/ablation/sgf_ablation BITS EMBED_LAYERS LR CONSISTENCY_RAMPUP_KIMG STEPS [W_FP [W_ADV]]
+// Environment overrides: SGF_ABL_W_LATENT (latent weight, 1), SGF_ABL_EMBED_LR (E's lr multiplier,
+// 0.01), SGF_ABL_CH_BASE / SGF_ABL_CH_MAX (channel schedule, 256 / 32), SGF_ABL_F_BETA1,
+// SGF_ABL_F_LR, SGF_ABL_G_BETA1 (decoder / generator Adam). w_dim = max(64, BITS).
 #include <sgf/sgf.hpp>
 #include <sgf/nets.hpp>
 #include <sgf/io.hpp>
 #include <sgf/train/trainer.hpp>
 #include <sgf/backends/eigen.hpp>
 #include <cstdio>
+#include <cstdlib>
 using namespace sgf;
 using B = EigenCpu;
 int main(int argc, char** argv) {
@@ -20,10 +24,22 @@ int main(int argc, char** argv) {
     double wfp = argc > 6 ? atof(argv[6]) : 2.0; double wadv = argc > 7 ? atof(argv[7]) : 1.0;
     B b(1);
     ModelConfig mc = ModelConfig::tiny();
-    mc.fingerprint_bits = bits; mc.embed_layers = el; mc.z_dim = 16; mc.w_dim = 64; mc.embed_width = 64;
+    mc.fingerprint_bits = bits; mc.embed_layers = el; mc.z_dim = 16; mc.w_dim = std::max(64, bits); mc.embed_width = mc.w_dim;
     mc.channel_base = 256; mc.channel_max = 32; mc.fc_width = 128;
+    if (const char* e = std::getenv("SGF_ABL_CH_BASE")) mc.channel_base = atoi(e);  // 256
+    if (const char* e = std::getenv("SGF_ABL_CH_MAX")) mc.channel_max = atoi(e);    // 32
+    if (const char* e = std::getenv("SGF_ABL_EMBED_LR")) mc.embed_lr_mult = atof(e);  // E lr multiplier (0.01)
     TrainConfig tc; tc.batch = 16; tc.adam.lr = lr; tc.consistency_rampup_kimg = ramp; tc.weights.fingerprint = wfp; tc.weights.adversarial = wadv;
+    if (const char* e = std::getenv("SGF_ABL_W_LATENT")) tc.weights.latent = atof(e);  // latent weight (1)
     Trainer<B> tr(b, mc, tc);
+    {   // optional decoder / generator optimiser overrides (experiments only)
+        AdamParams pf = lazy_regularised(tc.adam, tc.g_reg_interval), pg = pf;
+        if (const char* e = std::getenv("SGF_ABL_F_BETA1")) pf.beta1 = atof(e);
+        if (const char* e = std::getenv("SGF_ABL_F_LR")) pf.lr = atof(e);
+        if (const char* e = std::getenv("SGF_ABL_G_BETA1")) pg.beta1 = atof(e);
+        tr.opt_decoder() = Adam<B>(b, tr.decoder().parameters(), pf);
+        tr.opt_generator() = Adam<B>(b, tr.generator().parameters(), pg);
+    }
     auto ds = io::load_fashion_mnist("train");
     io::Sampler sampler(ds.size(), 1);
     double acc = 0.5;
