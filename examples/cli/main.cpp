@@ -9,6 +9,7 @@
 #include <sgf/backends/eigen.hpp>
 
 #include "eval_command.hpp"  // sgf eval
+#include "../train/training_options.hpp"  // sgf train (shared with sgf_train)
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -449,26 +450,8 @@ int main(int argc, char** argv) {
 
     // train
     auto* train = app.add_subcommand("train", "train a meta generator, decoder and discriminator");
-    std::string preset = "small", out_dir = "sgf-run";
-    sgf::TrainConfig tc;
-    sgf::TrainLoopOptions topt;
-    train->add_option("--preset", preset, "tiny, small, paper128")->capture_default_str();
-    train->add_option("--data", topt.data, "'fashion-mnist' or a folder of images")->capture_default_str();
-    train->add_option("--out", out_dir, "output folder")->capture_default_str();
-    train->add_option("--kimg", topt.total_kimg, "thousands of real images to train on")->capture_default_str();
-    train->add_option("--batch", tc.batch, "batch size")->capture_default_str();
-    train->add_option("--lr", tc.adam.lr, "Adam learning rate")->capture_default_str();
-    train->add_option("--r1-gamma", tc.r1_gamma, "R1 gamma")->capture_default_str();
-    train->add_option("--consistency-rampup", tc.consistency_rampup_kimg,
-                      "kimg over which the consistency weight grows from 0 to its value (0: constant)")->capture_default_str();
-    train->add_option("--seed", tc.seed, "seed")->capture_default_str();
-    train->add_flag("--resume", topt.resume, "continue from the checkpoint in --out");
-    train->add_flag("--immunise", tc.immunise.enabled,
-                    "immunised training: random crop/blur/brightness-contrast/noise/JPEG between G and F (docs/robustness.md)");
-    train->add_option("--immunise-strength", tc.immunise.strength, "scale of every immunisation range (0: identity)")
-        ->capture_default_str();
-    train->add_option("--immunise-rampup", tc.immunise.rampup_kimg, "kimg over which the immunisation strength grows from 0")
-        ->capture_default_str();
+    sgf_examples::TrainingCommand tcmd;
+    sgf_examples::add_training_options(*train, tcmd);
 
     // issue
     auto* issue = app.add_subcommand("issue", "issue fingerprints into a registry");
@@ -551,9 +534,9 @@ int main(int argc, char** argv) {
     try {
         if (*train) {
             B b = make_backend(c);
-            topt.out_dir = out_dir;
-            topt.progress = !c.json;
-            const int rc = sgf::run_training(b, sgf::ModelConfig::preset_named(preset), tc, topt);
+            tcmd.opt.out_dir = tcmd.out;
+            tcmd.opt.progress = !c.json;
+            const int rc = sgf::run_training(b, sgf::ModelConfig::preset_named(tcmd.preset), tcmd.tc, tcmd.opt);
             return rc == 3 ? kNumeric : rc;  // run_training returns 3 when NaN/Inf stops training; 130 when interrupted
         }
         if (*issue) return cmd_issue(c, registry, labels, metadata, count, prefix, min_distance, bits);

@@ -66,7 +66,9 @@ inline void expect_gradients(const std::function<double()>& f, std::vector<GradT
         // a gradient that is identically zero would make the check vacuous
         double mag = 0;
         for (double a : t.analytic) mag = std::max(mag, std::abs(a));
-        if (require_nonzero) EXPECT_GT(mag, 1e-9) << t.name << ": analytic gradient is all zero";
+        if (require_nonzero) {
+            EXPECT_GT(mag, 1e-9) << t.name << ": analytic gradient is all zero";
+        }
     }
 }
 

@@ -66,8 +66,7 @@ public:
         try {
             open_schema(opt, exists);
         } catch (...) {
-            sqlite3_close(db_);  // the destructor does not run for a throwing constructor
-            db_ = nullptr;
+            close();  // the destructor does not run for a throwing constructor
             throw;
         }
     }
@@ -108,10 +107,7 @@ private:
     }
 
 public:
-    ~Registry() {
-        for (auto* s : cache_) sqlite3_finalize(s);
-        if (db_) sqlite3_close(db_);
-    }
+    ~Registry() { close(); }
     Registry(const Registry&) = delete;
     Registry& operator=(const Registry&) = delete;
 
@@ -239,6 +235,16 @@ public:
     }
 
 private:
+    /// Finalises every cached statement first: sqlite3_close refuses (and leaks the connection)
+    /// while prepared statements are alive.
+    void close() noexcept {
+        for (auto* s : cache_) sqlite3_finalize(s);
+        cache_.clear();
+        sqls_.clear();
+        if (db_) sqlite3_close(db_);
+        db_ = nullptr;
+    }
+
     static void check_sqlite_header(const std::filesystem::path& p) {
         std::ifstream in(p, std::ios::binary);
         if (!in) SGF_THROW(IoError, "{}: cannot open", p.string());
