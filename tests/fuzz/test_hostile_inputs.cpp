@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <zlib.h>
 #include <fstream>
 
 namespace sgf {
@@ -232,6 +233,33 @@ TEST(HostileRegistryImport, LabelsAndFieldsAreStoredExactlyOrRejected) {
     const std::string long_label(Registry::kMaxLabelBytes + 1, 'x');
     EXPECT_THROW(r.import_csv("label,fingerprint\n" + long_label + "," + fp1 + "\n", "long.csv"), FormatError);
     EXPECT_EQ(r.size(), 0);
+}
+
+// ---- images -------------------------------------------------------------------------------------
+
+// An empty IDAT chunk before any image data made stb_image 2.27 memcpy into a null buffer (UBSan;
+// found by the image fuzzer, corpus file regress-stb-png-empty-first-idat.png). It is rejected;
+// an empty IDAT after the data (legal, harmless) still decodes.
+TEST(HostileImages, EmptyFirstIdatChunkIsRejectedButALaterOneIsAccepted) {
+    const std::string png = slurp(fs::path(SGF_FUZZ_CORPUS) / "image" / "valid-rgb20x12.png");
+    const std::size_t idat = png.find("IDAT");
+    ASSERT_NE(idat, std::string::npos);
+    const std::size_t chunk = idat - 4;  // the length field precedes the type
+    const std::uint32_t len = (std::uint32_t(std::uint8_t(png[chunk])) << 24) | (std::uint32_t(std::uint8_t(png[chunk + 1])) << 16) |
+                              (std::uint32_t(std::uint8_t(png[chunk + 2])) << 8) | std::uint8_t(png[chunk + 3]);
+    const std::uint32_t crc = std::uint32_t(crc32(0, reinterpret_cast<const Bytef*>("IDAT"), 4));
+    std::string empty("\0\0\0\0IDAT", 8);
+    for (int k = 3; k >= 0; --k) empty.push_back(char((crc >> (8 * k)) & 0xff));
+    auto decode = [](const std::string& bytes) {
+        return io::decode_image(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size(), "test.png");
+    };
+    const std::string before = png.substr(0, chunk) + empty + png.substr(chunk);
+    EXPECT_NE(format_error_of([&] { decode(before); }).find("empty IDAT chunk before the image data"), std::string::npos);
+    const std::size_t after_first = chunk + 12 + len;
+    const std::string after = png.substr(0, after_first) + empty + png.substr(after_first);
+    const io::Image ok = decode(after), ref = decode(png);
+    EXPECT_EQ(ok.width, ref.width);
+    EXPECT_EQ(ok.pixels, ref.pixels);
 }
 
 }  // namespace

@@ -159,7 +159,7 @@ inline void check_png_chunks(const std::uint8_t* p, std::size_t n, const std::st
         ~End() { inflateEnd(z); }
     } end{&zs};
     std::uint64_t produced = 0;
-    bool stream_done = false;
+    bool stream_done = false, idat_seen = false;
     std::vector<std::uint8_t> scratch(64 << 10);
     for (std::size_t i = 8; i + 8 <= n;) {
         const std::uint32_t len = be32(i);
@@ -169,6 +169,11 @@ inline void check_png_chunks(const std::uint8_t* p, std::size_t n, const std::st
             SGF_THROW(FormatError, "{}: cannot decode image: truncated or corrupt PNG: chunk '{}' claims {} bytes, {} remain", name,
                       type, len, n - i);
         if (type == "CgBI") SGF_THROW(FormatError, "{}: cannot decode image: Apple's CgBI PNG variant is not supported", name);
+        // stb_image 2.27 copies an empty first IDAT chunk into its not yet allocated buffer
+        // (memcpy to a null pointer; UBSan, found by tests/fuzz). No encoder writes one.
+        if (type == "IDAT" && len == 0 && !idat_seen)
+            SGF_THROW(FormatError, "{}: cannot decode image: corrupt PNG: empty IDAT chunk before the image data", name);
+        if (type == "IDAT" && len > 0) idat_seen = true;
         if (type == "IDAT" && !stream_done) {
             zs.next_in = const_cast<Bytef*>(p + i);
             zs.avail_in = len;
