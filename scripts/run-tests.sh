@@ -2,8 +2,8 @@
 # Installs dependencies, configures a fresh Release build in build-test/, builds everything
 # (the CUDA backend and its tests too when nvcc is found) and runs the whole suite with ctest.
 # Then the hostile-input stages (docs/security.md):
-#   sanitizers  the parser-facing tests (model files, images, registry, CLI, fuzz corpus replay)
-#               built with the CMakePresets.json "asan" preset (ASan + UBSan) in build-asan/;
+#   sanitizers  the whole suite built with the CMakePresets.json "asan" preset (ASan + UBSan, GCC,
+#               no CUDA) in build-asan/, run with its test preset;
 #   fuzzing     scripts/run-fuzzers.sh, each libFuzzer target for SGF_FUZZ_SECONDS (default 45),
 #               two at a time, in build-fuzz/.
 # Every stage runs even when an earlier one failed; the script exits non-zero when any failed and
@@ -25,19 +25,13 @@ if [ "$main_ok" = 1 ]; then
 fi
 [ "$main_ok" = 1 ] || failed+=("build+ctest")
 
-# ---- sanitizers: the tests that parse untrusted input, under ASan + UBSan -------------------------
+# ---- sanitizers: the whole suite under ASan + UBSan (CMakePresets.json "asan") --------------------
 if [ "${SGF_SKIP_SANITIZERS:-0}" != 1 ]; then
   asan_ok=1
-  asan_targets=(test_modelio test_fingerprint test_hostile_inputs test_cli sgf_cli)
   { cmake --preset asan >"$logs/asan-configure.log" 2>&1 || { cat "$logs/asan-configure.log"; false; }; } &&
-    cmake --build build-asan -j"$jobs" --target "${asan_targets[@]}" || asan_ok=0
+    cmake --build --preset asan -j"$jobs" || asan_ok=0
   if [ "$asan_ok" = 1 ]; then
-    # tests of executables not built here show up as <target>_NOT_BUILT; the package tests need
-    # the whole build and do not exercise parsers
-    (ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:detect_stack_use_after_return=1" \
-     UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
-     ctest --test-dir build-asan --output-on-failure -j"$jobs" --timeout 900 -E '_NOT_BUILT$|^package\.') 2>&1 |
-      tee "$logs/ctest-asan.log" || asan_ok=0
+    ctest --preset asan -j"$jobs" 2>&1 | tee "$logs/ctest-asan.log" || asan_ok=0
   fi
   [ "$asan_ok" = 1 ] || failed+=("sanitizers")
 fi
