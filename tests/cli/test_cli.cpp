@@ -12,11 +12,11 @@
 #include <sgf/backends/eigen.hpp>
 
 #include <gtest/gtest.h>
+#include "run_command.hpp"
 #include <nlohmann/json.hpp>
 #include <sqlite3.h>
 #include <zlib.h>
 
-#include <sys/wait.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -32,9 +32,7 @@ using B = EigenCpu;
 // Exit codes, as in examples/cli/main.cpp and docs/cli.md.
 constexpr int kOk = 0, kUsage = 2, kIoError = 3, kFormatError = 4, kNotFingerprinted = 10, kInconclusive = 11;
 
-struct Result {
-    int rc = -1;
-    std::string out, err;
+struct Result : test::CommandResult {
     json parsed() const {
         try {
             return json::parse(out);
@@ -45,12 +43,7 @@ struct Result {
     }
 };
 
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
+using test::slurp;
 void spit(const fs::path& p, std::string_view bytes) {
     std::ofstream out(p, std::ios::binary | std::ios::trunc);
     out.write(bytes.data(), std::streamsize(bytes.size()));
@@ -61,11 +54,6 @@ void spit(const fs::path& p, std::string_view bytes) {
     if (now == before) return ::testing::AssertionSuccess();
     return ::testing::AssertionFailure() << p.string() << " changed: " << before.size() << " bytes before, " << now.size()
                                          << " after";
-}
-std::string quote(const std::string& s) {
-    std::string q = "'";
-    for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    return q + "'";
 }
 
 /// A model config that is "tiny" in size but carries the paper's 128 bits, so registries made with
@@ -126,22 +114,9 @@ protected:
     }
 
     Result sgf(const std::vector<std::string>& args) const {
-        std::string cmd = quote(SGF_CLI_PATH) + " --threads 1";
-        for (const auto& a : args) {
-            cmd += ' ';
-            cmd += quote(a);  // (appending piecewise: GCC 12 warns falsely on " " + std::string&&)
-        }
-        const fs::path out = dir / ".stdout", err = dir / ".stderr";
-        cmd += " > ";
-        cmd += quote(out.string());
-        cmd += " 2> ";
-        cmd += quote(err.string());
-        const int status = std::system(cmd.c_str());
-        Result r;
-        r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-        r.out = slurp(out);
-        r.err = slurp(err);
-        return r;
+        std::vector<std::string> argv{"--threads", "1"};
+        argv.insert(argv.end(), args.begin(), args.end());
+        return Result{test::run_command(SGF_CLI_PATH, argv, dir)};
     }
 
     /// Runs `args` and checks the exit code and that stderr (or, for per-image errors, stdout)

@@ -20,6 +20,7 @@
 #include <sgf/io/image.hpp>
 #include <sgf/train/checkpoint.hpp>
 #include <sgf/backends/eigen.hpp>
+#include "file_bytes.hpp"
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
@@ -63,10 +64,7 @@ fs::path fresh_dir(const std::string& name) {
     return d;
 }
 
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-}
+using test::slurp;
 
 /// Starts argv[0] with argv, stdout and stderr appended to `log`.
 pid_t spawn(const std::vector<std::string>& argv, const fs::path& log) {

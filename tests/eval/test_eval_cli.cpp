@@ -8,9 +8,9 @@
 #include <sgf/backends/eigen.hpp>
 
 #include <gtest/gtest.h>
+#include "run_command.hpp"
 #include <nlohmann/json.hpp>
 
-#include <sys/wait.h>
 
 #include <fstream>
 #include <map>
@@ -23,17 +23,7 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 using B = EigenCpu;
 
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-std::string quote(const std::string& s) {
-    std::string q = "'";
-    for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    return q + "'";
-}
+using test::slurp;
 
 /// RFC-4180-style split of one CSV line (quoted fields may hold commas and doubled quotes).
 std::vector<std::string> csv_split(const std::string& line) {
@@ -94,28 +84,10 @@ void make_model(const fs::path& path, std::uint64_t seed) {
     io::save_meta_model(b, path, G, F, D);
 }
 
-struct Result {
-    int rc = -1;
-    std::string out, err;
-};
-
-Result run(const fs::path& dir, const std::vector<std::string>& args) {
-    std::string cmd = quote(SGF_CLI_PATH) + " --threads 2";
-    for (const auto& a : args) {
-        cmd += ' ';
-        cmd += quote(a);
-    }
-    const fs::path out = dir / ".stdout", err = dir / ".stderr";
-    cmd += " > ";
-    cmd += quote(out.string());
-    cmd += " 2> ";
-    cmd += quote(err.string());
-    const int status = std::system(cmd.c_str());
-    Result r;
-    r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
+test::CommandResult run(const fs::path& dir, const std::vector<std::string>& args) {
+    std::vector<std::string> argv{"--threads", "2"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return test::run_command(SGF_CLI_PATH, argv, dir);
 }
 
 class EvalCli : public ::testing::Test {

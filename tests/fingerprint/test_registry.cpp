@@ -1,6 +1,7 @@
 // The SQLite registry: issuing with a minimum distance, lookups, hostile files, import/export, and
 // several processes issuing into one file at once.
 #include <sgf/fingerprint.hpp>
+#include "file_bytes.hpp"
 
 #include <gtest/gtest.h>
 
@@ -23,10 +24,7 @@ fs::path fresh(const std::string& name) {
     return p;
 }
 
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-}
+using test::slurp;
 
 TEST(Registry, IssueLookupAndMinimumDistance) {
     const auto p = fresh("basic.db");

@@ -10,6 +10,7 @@
 #include <sgf/io/model_file.hpp>
 #include <sgf/train/checkpoint.hpp>
 #include <sgf/backends/eigen.hpp>
+#include "file_bytes.hpp"
 
 #include <cstring>
 #include <fstream>
@@ -29,10 +30,7 @@ void put(const std::string& target, const std::string& name, const std::string& 
     if (!o) throw std::runtime_error("cannot write " + (d / name).string());
 }
 
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-}
+using sgf::test::slurp;
 
 sgf::ModelConfig micro() {
     sgf::ModelConfig c = sgf::ModelConfig::tiny();
@@ -50,21 +48,6 @@ sgf::ModelConfig micro() {
     return c;
 }
 
-std::string header_of(const std::string& bytes) {
-    std::uint64_t n = 0;
-    std::memcpy(&n, bytes.data(), 8);
-    return bytes.substr(8, n);
-}
-std::string with_header(const std::string& bytes, std::string json) {
-    std::uint64_t n = 0;
-    std::memcpy(&n, bytes.data(), 8);
-    const std::string data = bytes.substr(8 + n);
-    while (json.size() % 8) json.push_back(' ');
-    std::string out(8, '\0');
-    const std::uint64_t m = json.size();
-    std::memcpy(out.data(), &m, 8);
-    return out + json + data;
-}
 
 void model_seeds(const fs::path& tmp) {
     B b(1);
@@ -108,28 +91,28 @@ void model_seeds(const fs::path& tmp) {
     std::string flipped = meta;
     flipped[flipped.size() - 3] ^= 0x10;
     put("model_file", "broken-checksum.safetensors", flipped);
-    auto j = nlohmann::json::parse(header_of(meta));
+    auto j = nlohmann::json::parse(sgf::test::safetensors_header(meta));
     auto big = j;
     auto bigcfg = nlohmann::json::parse(big["__metadata__"]["sgf.config"].get<std::string>());
     bigcfg["channel_max"] = 1 << 20;
     bigcfg["channel_base"] = 1 << 30;
     big["__metadata__"]["sgf.config"] = bigcfg.dump();
-    put("model_file", "broken-huge-config.safetensors", with_header(meta, big.dump()));
+    put("model_file", "broken-huge-config.safetensors", sgf::test::with_safetensors_header(meta, big.dump()));
     auto overlap = j;
     for (auto it = overlap.begin(); it != overlap.end(); ++it)
         if (it.key() != "__metadata__") {
             it.value()["data_offsets"][0] = 0;
             break;
         }
-    put("model_file", "broken-overlap.safetensors", with_header(meta, overlap.dump()));
+    put("model_file", "broken-overlap.safetensors", sgf::test::with_safetensors_header(meta, overlap.dump()));
     auto nock = j;
     nock["__metadata__"].erase("sgf.checksum");
-    put("model_file", "broken-no-checksum.safetensors", with_header(meta, nock.dump()));
+    put("model_file", "broken-no-checksum.safetensors", sgf::test::with_safetensors_header(meta, nock.dump()));
     std::string huge_len = meta;
     const std::uint64_t n = std::uint64_t(1) << 62;
     std::memcpy(huge_len.data(), &n, 8);
     put("model_file", "broken-header-length.safetensors", huge_len);
-    put("model_file", "broken-not-object.safetensors", with_header(meta, "[1,2,3]"));
+    put("model_file", "broken-not-object.safetensors", sgf::test::with_safetensors_header(meta, "[1,2,3]"));
 }
 
 sgf::io::Image pattern(int w, int h, int c) {

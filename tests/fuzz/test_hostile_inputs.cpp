@@ -2,6 +2,7 @@
 // saved next to them) replayed through the fuzz targets, plus regression tests for the problems
 // the fuzzers and the limits review found (docs/security.md).
 #include "targets.hpp"
+#include "file_bytes.hpp"
 
 #include <gtest/gtest.h>
 
@@ -15,10 +16,7 @@ namespace {
 namespace fs = std::filesystem;
 using B = fuzz::FuzzBackend;
 
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-}
+using test::slurp;
 
 template <class Fn>
 void replay(const std::string& target, Fn&& fn) {
@@ -76,21 +74,6 @@ fs::path tmpdir() {
     return d;
 }
 
-std::string header_of(const std::string& bytes) {
-    std::uint64_t n = 0;
-    std::memcpy(&n, bytes.data(), 8);
-    return bytes.substr(8, n);
-}
-std::string with_header(const std::string& bytes, std::string json) {
-    std::uint64_t n = 0;
-    std::memcpy(&n, bytes.data(), 8);
-    const std::string data = bytes.substr(8 + n);
-    while (json.size() % 8) json.push_back(' ');
-    std::string out(8, '\0');
-    const std::uint64_t m = json.size();
-    std::memcpy(out.data(), &m, 8);
-    return out + json + data;
-}
 
 std::string tiny_baked_file() {
     auto& b = fuzz::backend();
@@ -101,6 +84,16 @@ std::string tiny_baked_file() {
     const fs::path p = tmpdir() / "baked.safetensors";
     io::save_baked_generator(b, p, Gu);
     return slurp(p);
+}
+
+/// `file` (an sgf model file) with the JSON of its sgf.config metadata changed by `edit`.
+template <class Edit>
+std::string with_config_edit(const std::string& file, Edit&& edit) {
+    auto j = nlohmann::json::parse(test::safetensors_header(file));
+    auto cfg = nlohmann::json::parse(j["__metadata__"]["sgf.config"].get<std::string>());
+    edit(cfg);
+    j["__metadata__"]["sgf.config"] = cfg.dump();
+    return test::with_safetensors_header(file, j.dump());
 }
 
 template <class Fn>
@@ -116,7 +109,7 @@ std::string format_error_of(Fn&& fn) {
 
 TEST(HostileModelFiles, ChecksumIsWrittenAndAMismatchIsAClearError) {
     const std::string good = tiny_baked_file();
-    const auto j = nlohmann::json::parse(header_of(good));
+    const auto j = nlohmann::json::parse(test::safetensors_header(good));
     ASSERT_TRUE(j["__metadata__"].contains("sgf.checksum"));
     EXPECT_EQ(j["__metadata__"]["sgf.checksum"].get<std::string>().rfind("crc32:", 0), 0u);
     std::string bad = good;
@@ -133,10 +126,10 @@ TEST(HostileModelFiles, ChecksumIsWrittenAndAMismatchIsAClearError) {
 TEST(HostileModelFiles, ModelFilesWithoutAChecksumAreRejected) {
     auto& b = fuzz::backend();
     const std::string good = tiny_baked_file();
-    auto j = nlohmann::json::parse(header_of(good));
+    auto j = nlohmann::json::parse(test::safetensors_header(good));
     j["__metadata__"].erase("sgf.checksum");
     const fs::path p = tmpdir() / "no-checksum.safetensors";
-    io::write_file_atomic(p, with_header(good, j.dump()));
+    io::write_file_atomic(p, test::with_safetensors_header(good, j.dump()));
     // the container itself accepts foreign safetensors files without sgf's checksum ...
     EXPECT_NO_THROW(io::SafetensorsFile::load(p));
     // ... but an sgf model file must carry it
@@ -147,13 +140,11 @@ TEST(HostileModelFiles, ModelFilesWithoutAChecksumAreRejected) {
 TEST(HostileModelFiles, ConfigsNeedingMoreWeightsThanTheFileHoldsAreRejectedBeforeAllocating) {
     auto& b = fuzz::backend();
     const std::string good = tiny_baked_file();
-    auto j = nlohmann::json::parse(header_of(good));
-    auto cfg = nlohmann::json::parse(j["__metadata__"]["sgf.config"].get<std::string>());
-    cfg["channel_base"] = 1 << 30;
-    cfg["channel_max"] = 1 << 20;  // 10^13 weights: would need terabytes if the networks were built first
-    j["__metadata__"]["sgf.config"] = cfg.dump();
     const fs::path p = tmpdir() / "huge-config.safetensors";
-    io::write_file_atomic(p, with_header(good, j.dump()));
+    io::write_file_atomic(p, with_config_edit(good, [](nlohmann::json& cfg) {
+                              cfg["channel_base"] = 1 << 30;
+                              cfg["channel_max"] = 1 << 20;  // 10^13 weights: terabytes if the networks were built first
+                          }));
     const std::string m = format_error_of([&] { io::load_baked_generator<B>(b, p); });
     EXPECT_NE(m.find("huge-config.safetensors"), std::string::npos) << m;
     EXPECT_NE(m.find("weights"), std::string::npos) << m;
@@ -162,13 +153,11 @@ TEST(HostileModelFiles, ConfigsNeedingMoreWeightsThanTheFileHoldsAreRejectedBefo
 TEST(HostileModelFiles, ResolutionAboveTheLimitIsRejected) {
     auto& b = fuzz::backend();
     const std::string good = tiny_baked_file();
-    auto j = nlohmann::json::parse(header_of(good));
-    auto cfg = nlohmann::json::parse(j["__metadata__"]["sgf.config"].get<std::string>());
-    cfg["resolution"] = 1 << 20;  // few weights, but every generated image would hold 2^40 pixels
-    cfg["channel_base"] = 1;
-    j["__metadata__"]["sgf.config"] = cfg.dump();
     const fs::path p = tmpdir() / "huge-resolution.safetensors";
-    io::write_file_atomic(p, with_header(good, j.dump()));
+    io::write_file_atomic(p, with_config_edit(good, [](nlohmann::json& cfg) {
+                              cfg["resolution"] = 1 << 20;  // few weights, but every image would hold 2^40 pixels
+                              cfg["channel_base"] = 1;
+                          }));
     const std::string m = format_error_of([&] { io::load_baked_generator<B>(b, p); });
     EXPECT_NE(m.find("resolution"), std::string::npos) << m;
 }

@@ -1,6 +1,7 @@
 // The safetensors container: round trips, atomic writes, and every malformed-file case.
 #include <sgf/io/safetensors.hpp>
 #include <sgf/io/datasets.hpp>
+#include "file_bytes.hpp"
 
 #include <gtest/gtest.h>
 
@@ -31,23 +32,6 @@ void write_raw(const fs::path& p, const std::string& bytes) {
     o.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
-std::string header_json(const std::string& bytes) {
-    std::uint64_t n = 0;
-    std::memcpy(&n, bytes.data(), 8);
-    return bytes.substr(8, n);
-}
-
-/// Replaces the JSON header (re-padding it) and keeps the data.
-std::string with_header(const std::string& bytes, std::string json) {
-    std::uint64_t n = 0;
-    std::memcpy(&n, bytes.data(), 8);
-    const std::string data = bytes.substr(8 + n);
-    while (json.size() % 8) json.push_back(' ');
-    std::string out(8, '\0');
-    const std::uint64_t m = json.size();
-    std::memcpy(out.data(), &m, 8);
-    return out + json + data;
-}
 
 void expect_format_error(const std::string& bytes, const std::string& needle) {
     const fs::path p = tmpdir() / "bad.safetensors";
@@ -87,7 +71,7 @@ TEST(Safetensors, HeaderLayoutFollowsTheSpec) {
     std::uint64_t n = 0;
     std::memcpy(&n, bytes.data(), 8);
     EXPECT_EQ(n % 8, 0u);
-    const auto j = nlohmann::json::parse(header_json(bytes));
+    const auto j = nlohmann::json::parse(test::safetensors_header(bytes));
     EXPECT_EQ(j["a"]["dtype"], "I64");
     EXPECT_EQ(j["a"]["data_offsets"], nlohmann::json::array({0, 8}));
     EXPECT_EQ(j["b"]["shape"], nlohmann::json::array({2, 3}));
@@ -104,23 +88,23 @@ TEST(Safetensors, MalformedFilesAreRejectedWithTheFileName) {
     const std::uint64_t big = std::uint64_t(1) << 40;
     std::memcpy(huge.data(), &big, 8);
     expect_format_error(huge, "exceeds the limit");
-    expect_format_error(with_header(good, "{not json"), "not valid JSON");
-    auto j = nlohmann::json::parse(header_json(good));
+    expect_format_error(test::with_safetensors_header(good, "{not json"), "not valid JSON");
+    auto j = nlohmann::json::parse(test::safetensors_header(good));
     auto overlap = j;
     overlap["b"]["data_offsets"] = {4, 28};
-    expect_format_error(with_header(good, overlap.dump()), "overlaps");
+    expect_format_error(test::with_safetensors_header(good, overlap.dump()), "overlaps");
     auto oob = j;
     oob["b"]["data_offsets"] = {8, 4000};
-    expect_format_error(with_header(good, oob.dump()), "truncated or corrupt");
+    expect_format_error(test::with_safetensors_header(good, oob.dump()), "truncated or corrupt");
     auto wrong_len = j;
     wrong_len["b"]["shape"] = {2, 2};
-    expect_format_error(with_header(good, wrong_len.dump()), "expected");
+    expect_format_error(test::with_safetensors_header(good, wrong_len.dump()), "expected");
     auto neg = j;
     neg["b"]["shape"] = {-2, 3};
-    expect_format_error(with_header(good, neg.dump()), "negative");
+    expect_format_error(test::with_safetensors_header(good, neg.dump()), "negative");
     auto dtype = j;
     dtype["b"]["dtype"] = "X7";
-    expect_format_error(with_header(good, dtype.dump()), "unknown dtype");
+    expect_format_error(test::with_safetensors_header(good, dtype.dump()), "unknown dtype");
     std::string flipped = good;
     flipped.back() ^= 0x40;
     expect_format_error(flipped, "checksum mismatch");
@@ -128,7 +112,7 @@ TEST(Safetensors, MalformedFilesAreRejectedWithTheFileName) {
     gap["b"]["data_offsets"] = {8, 32};
     gap["a"]["data_offsets"] = {0, 8};
     gap["__metadata__"]["sgf.checksum"] = "crc32:00000000";
-    expect_format_error(with_header(good, gap.dump()), "checksum mismatch");
+    expect_format_error(test::with_safetensors_header(good, gap.dump()), "checksum mismatch");
 }
 
 TEST(Safetensors, MissingFileIsAnIoError) {

@@ -202,8 +202,8 @@ inline void check_png_chunks(const std::uint8_t* p, std::size_t n, const std::st
 /// Decodes an encoded image held in memory; `name` is used in error messages.
 inline Image decode_image(const std::uint8_t* data, std::size_t size, const std::string& name, const ImageLimits& lim = {}) {
     if (size > std::size_t(INT32_MAX)) SGF_THROW(FormatError, "{}: file too large to be an image", name);
-    const bool jpeg = detail::is_jpeg(data, size);
-    if (!jpeg && !detail::is_png(data, size) && !lim.allow_other_formats)
+    const bool jpeg = detail::is_jpeg(data, size), png = !jpeg && detail::is_png(data, size);
+    if (!jpeg && !png && !lim.allow_other_formats)
         SGF_THROW(FormatError, "{}: not a readable image (sgf reads PNG and JPEG; other formats are off, see "
                                "ImageLimits::allow_other_formats)", name);
     if (jpeg) detail::check_jpeg_tables(data, size, name);
@@ -213,7 +213,7 @@ inline Image decode_image(const std::uint8_t* data, std::size_t size, const std:
     if (w <= 0 || h <= 0 || w > lim.max_side || h > lim.max_side || std::int64_t(w) * h > lim.max_pixels)
         SGF_THROW(FormatError, "{}: image is {}x{}, above the limit of {} px per side and {} pixels", name, w, h, lim.max_side,
                   lim.max_pixels);
-    if (!jpeg && detail::is_png(data, size)) detail::check_png_chunks(data, size, name, w, h);
+    if (png) detail::check_png_chunks(data, size, name, w, h);
     const int want = (c == 1 || c == 2) ? 1 : 3;
     int w2 = 0, h2 = 0, c2 = 0;
     std::uint8_t* px = stbi_load_from_memory(data, int(size), &w2, &h2, &c2, want);
