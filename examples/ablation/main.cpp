@@ -1,11 +1,14 @@
 // Fingerprint-learning ablation (docs/results.md): a 16-px model (32 channels, fc 128, z 16, w 64)
-// trained on Fashion-MNIST 2x2-averaged to 16x16, printing the running bit accuracy, latent MSE and
-// consistency term every 500 steps. Not built by default:
+// trained on Fashion-MNIST 2x2-averaged to 16x16, printing every 500 steps the running bit accuracy
+// (exponential mean, 50 steps) and the batch's latent and consistency terms *as weighted in the loss*
+// (weight x MSE, the consistency weight also x its warm-up factor). Not built by default:
 //   cmake --build build --target sgf_ablation
 //   ./build/examples/ablation/sgf_ablation BITS EMBED_LAYERS LR CONSISTENCY_RAMPUP_KIMG STEPS [W_FP [W_ADV]]
-// Environment overrides: SGF_ABL_W_LATENT (latent weight, 1), SGF_ABL_EMBED_LR (E's lr multiplier,
+// Environment overrides: SGF_ABL_W_LATENT (latent weight, 1), SGF_ABL_W_CONS (consistency weight, 2),
+// SGF_ABL_W_DIM (E's width and output size, max(64, BITS)), SGF_ABL_EMBED_LR (E's lr multiplier,
 // 0.01), SGF_ABL_CH_BASE / SGF_ABL_CH_MAX (channel schedule, 256 / 32), SGF_ABL_F_BETA1,
-// SGF_ABL_F_LR, SGF_ABL_G_BETA1 (decoder / generator Adam). w_dim = max(64, BITS).
+// SGF_ABL_F_LR, SGF_ABL_G_BETA1 (decoder / generator Adam), SGF_ABL_INPUT_BIAS_STD (G.input bias
+// drawn from N(0, std^2) instead of 0).
 #include <sgf/sgf.hpp>
 #include <sgf/nets.hpp>
 #include <sgf/io.hpp>
@@ -28,9 +31,11 @@ int main(int argc, char** argv) {
     mc.channel_base = 256; mc.channel_max = 32; mc.fc_width = 128;
     if (const char* e = std::getenv("SGF_ABL_CH_BASE")) mc.channel_base = atoi(e);  // 256
     if (const char* e = std::getenv("SGF_ABL_CH_MAX")) mc.channel_max = atoi(e);    // 32
+    if (const char* e = std::getenv("SGF_ABL_W_DIM")) mc.w_dim = mc.embed_width = atoi(e);  // E's width and output
     if (const char* e = std::getenv("SGF_ABL_EMBED_LR")) mc.embed_lr_mult = atof(e);  // E lr multiplier (0.01)
     TrainConfig tc; tc.batch = 16; tc.adam.lr = lr; tc.consistency_rampup_kimg = ramp; tc.weights.fingerprint = wfp; tc.weights.adversarial = wadv;
     if (const char* e = std::getenv("SGF_ABL_W_LATENT")) tc.weights.latent = atof(e);  // latent weight (1)
+    if (const char* e = std::getenv("SGF_ABL_W_CONS")) tc.weights.consistency = atof(e);  // consistency weight (2)
     Trainer<B> tr(b, mc, tc);
     {   // optional decoder / generator optimiser overrides (experiments only)
         AdamParams pf = lazy_regularised(tc.adam, tc.g_reg_interval), pg = pf;
@@ -39,6 +44,11 @@ int main(int argc, char** argv) {
         if (const char* e = std::getenv("SGF_ABL_G_BETA1")) pg.beta1 = atof(e);
         tr.opt_decoder() = Adam<B>(b, tr.decoder().parameters(), pf);
         tr.opt_generator() = Adam<B>(b, tr.generator().parameters(), pg);
+    }
+    if (const char* e = std::getenv("SGF_ABL_INPUT_BIAS_STD")) {  // G.input bias ~ N(0, std^2): a learned-constant start
+        auto& bias = tr.generator().input_layer().bias().value;
+        b.normal(RngKey{7, 7, 0}, bias.size(), bias.data());
+        b.axpby(bias.size(), 0.0f, bias.data(), float(atof(e)), bias.data());
     }
     auto ds = io::load_fashion_mnist("train");
     io::Sampler sampler(ds.size(), 1);
