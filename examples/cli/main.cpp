@@ -536,7 +536,7 @@ int main(int argc, char** argv) {
             B b = make_backend(c);
             tcmd.opt.out_dir = tcmd.out;
             tcmd.opt.progress = !c.json;
-            const int rc = sgf::run_training(b, sgf::ModelConfig::preset_named(tcmd.preset), tcmd.tc, tcmd.opt);
+            const int rc = sgf::run_training(b, tcmd.model_config(), tcmd.tc, tcmd.opt);
             return rc == 3 ? kNumeric : rc;  // run_training returns 3 when NaN/Inf stops training; 130 when interrupted
         }
         if (*issue) return cmd_issue(c, registry, labels, metadata, count, prefix, min_distance, bits);

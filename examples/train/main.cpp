@@ -21,7 +21,7 @@ int main(int argc, char** argv) {
     cmd.opt.out_dir = cmd.out;
     try {
         sgf::EigenCpu cpu(threads);
-        return sgf::run_training(cpu, sgf::ModelConfig::preset_named(cmd.preset), cmd.tc, cmd.opt);
+        return sgf::run_training(cpu, cmd.model_config(), cmd.tc, cmd.opt);
     } catch (const sgf::Error& e) {
         fmt::print(stderr, "error: {}\n", e.what());
         return 2;

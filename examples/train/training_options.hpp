@@ -5,15 +5,52 @@
 
 #include <CLI/CLI.hpp>
 
+#include <optional>
 #include <string>
 
 namespace sgf_examples {
 
+/// Sizes that replace the preset's (ModelConfig fields of the same meaning); unset ones keep it.
+struct ModelOverrides {
+    std::optional<int> resolution, image_channels, bits, z_dim, w_dim, embed_layers, embed_width, channel_base,
+        channel_max, fc_width;
+};
+
 struct TrainingCommand {
     std::string preset = "small";
     std::string out = "sgf-run";
+    ModelOverrides sizes;
     sgf::TrainConfig tc;
     sgf::TrainLoopOptions opt;
+
+    bool any_size_override() const {
+        const auto& o = sizes;
+        return o.resolution || o.image_channels || o.bits || o.z_dim || o.w_dim || o.embed_layers ||
+               o.embed_width || o.channel_base || o.channel_max || o.fc_width;
+    }
+    /// The preset with the overrides applied, validated (ModelConfig::validate names a bad value).
+    /// With --resume the checkpoint's configs are used, so size options are refused there rather
+    /// than silently ignored.
+    sgf::ModelConfig model_config() const {
+        SGF_CHECK(!(opt.resume && any_size_override()), ArgumentError,
+                  "--resume takes the model's sizes from the checkpoint; drop the size options (--bits, "
+                  "--w-dim, ...)");
+        sgf::ModelConfig mc = sgf::ModelConfig::preset_named(preset);
+        const auto& o = sizes;
+        if (any_size_override()) mc.preset = preset + "-custom";
+        if (o.resolution) mc.resolution = *o.resolution;
+        if (o.image_channels) mc.image_channels = *o.image_channels;
+        if (o.bits) mc.fingerprint_bits = *o.bits;
+        if (o.z_dim) mc.z_dim = *o.z_dim;
+        if (o.w_dim) mc.w_dim = *o.w_dim;
+        if (o.embed_layers) mc.embed_layers = *o.embed_layers;
+        if (o.embed_width) mc.embed_width = *o.embed_width;
+        if (o.channel_base) mc.channel_base = *o.channel_base;
+        if (o.channel_max) mc.channel_max = *o.channel_max;
+        if (o.fc_width) mc.fc_width = *o.fc_width;
+        mc.validate();
+        return mc;
+    }
 };
 
 /// Adds every training option to `app` (the program or the `train` subcommand).
@@ -21,6 +58,18 @@ inline void add_training_options(CLI::App& app, TrainingCommand& cmd) {
     auto& tc = cmd.tc;
     auto& opt = cmd.opt;
     app.add_option("--preset", cmd.preset, "model preset: tiny, small, paper128")->capture_default_str();
+    auto& o = cmd.sizes;
+    const char* sz = "Model sizes (replace the preset's)";
+    app.add_option("--resolution", o.resolution, "image side (power of two >= 8)")->group(sz);
+    app.add_option("--image-channels", o.image_channels, "1 (grayscale) or 3 (RGB)")->group(sz);
+    app.add_option("--bits", o.bits, "fingerprint bits")->group(sz);
+    app.add_option("--z-dim", o.z_dim, "size of z")->group(sz);
+    app.add_option("--w-dim", o.w_dim, "size of E's output w (the paper: 512 for 128 bits)")->group(sz);
+    app.add_option("--embed-layers", o.embed_layers, "depth of the embedding MLP E")->group(sz);
+    app.add_option("--embed-width", o.embed_width, "hidden width of E")->group(sz);
+    app.add_option("--channel-base", o.channel_base, "channels at resolution r: min(base / r, max)")->group(sz);
+    app.add_option("--channel-max", o.channel_max, "channel cap")->group(sz);
+    app.add_option("--fc-width", o.fc_width, "width of the dense layer in F and D")->group(sz);
     app.add_option("--data", opt.data, "'fashion-mnist' or a folder of PNG/JPEG images")->capture_default_str();
     app.add_option("--out", cmd.out, "output folder (checkpoint, log.csv, sample grids, model.safetensors)")
         ->capture_default_str();

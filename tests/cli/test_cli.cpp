@@ -557,5 +557,36 @@ TEST_F(Cli, TruncatedOrCorruptModelFile) {
                    "holds a 'baked-generator', expected meta-model");
 }
 
+// ------------------------------------------------------------------------------------------ train
+// `train` with size options: the preset's sizes are replaced, the model file says so, and a bad
+// size or a size option on --resume is a usage error that says why. A few steps of a tiny model on
+// Fashion-MNIST (32 px, so the tiny preset's resolution is overridden too).
+TEST_F(Cli, TrainWithModelSizeOptions) {
+    const fs::path run = dir / "run";
+    Result r = sgf({"train", "--preset", "tiny", "--resolution", "32", "--bits", "12", "--w-dim", "24", "--embed-layers",
+                    "1", "--channel-max", "8", "--batch", "4", "--kimg", "0.008", "--out", run.string(), "--json"});
+    ASSERT_EQ(r.rc, kOk) << r.out << r.err;
+    const fs::path model_file = run / "model.safetensors";
+    ASSERT_TRUE(fs::exists(model_file)) << r.out;
+    r = sgf({"--json", "info", model_file.string()});
+    ASSERT_EQ(r.rc, kOk) << r.err;
+    const json cfg = json::parse(r.parsed()["metadata"]["sgf.config"].get<std::string>());
+    EXPECT_EQ(cfg["preset"], "tiny-custom");
+    EXPECT_EQ(cfg["resolution"], 32);
+    EXPECT_EQ(cfg["fingerprint_bits"], 12);
+    EXPECT_EQ(cfg["w_dim"], 24);
+    EXPECT_EQ(cfg["embed_layers"], 1);
+    EXPECT_EQ(cfg["channel_max"], 8);
+    EXPECT_EQ(cfg["z_dim"], ModelConfig::tiny().z_dim);  // not given: the preset's
+    EXPECT_EQ(r.parsed()["tensor_list"]["F.b4.out.weight"]["shape"][0], ModelConfig::tiny().z_dim + 12);
+
+    r = sgf({"train", "--out", run.string(), "--resume", "--bits", "64", "--kimg", "0.016"});
+    EXPECT_EQ(r.rc, kUsage) << r.out << r.err;
+    EXPECT_NE(r.err.find("--resume takes the model's sizes from the checkpoint"), std::string::npos) << r.err;
+    r = sgf({"train", "--preset", "tiny", "--resolution", "24", "--out", (dir / "bad").string()});
+    EXPECT_EQ(r.rc, kUsage) << r.out << r.err;
+    EXPECT_NE(r.err.find("resolution must be a power of two >= 8, got 24"), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace sgf
