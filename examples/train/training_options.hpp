@@ -1,11 +1,15 @@
 // The training options shared by `sgf_train` and `sgf train` (docs/cli.md), declared once.
 #pragma once
 
+#include <sgf/train/checkpoint.hpp>
 #include <sgf/train/loop.hpp>
 
 #include <CLI/CLI.hpp>
 
+#include <filesystem>
 #include <optional>
+#include <utility>
+#include <vector>
 #include <string>
 
 namespace sgf_examples {
@@ -29,26 +33,41 @@ struct TrainingCommand {
                o.embed_width || o.channel_base || o.channel_max || o.fc_width;
     }
     /// The preset with the overrides applied, validated (ModelConfig::validate names a bad value).
-    /// With --resume the checkpoint's configs are used, so size options are refused there rather
-    /// than silently ignored.
+    /// With --resume the checkpoint's configs are used; a size option that disagrees with the
+    /// checkpoint is refused rather than silently ignored (repeating the original command is fine).
     sgf::ModelConfig model_config() const {
-        SGF_CHECK(!(opt.resume && any_size_override()), ArgumentError,
-                  "--resume takes the model's sizes from the checkpoint; drop the size options (--bits, "
-                  "--w-dim, ...)");
         sgf::ModelConfig mc = sgf::ModelConfig::preset_named(preset);
         const auto& o = sizes;
         if (any_size_override()) mc.preset = preset + "-custom";
-        if (o.resolution) mc.resolution = *o.resolution;
-        if (o.image_channels) mc.image_channels = *o.image_channels;
-        if (o.bits) mc.fingerprint_bits = *o.bits;
-        if (o.z_dim) mc.z_dim = *o.z_dim;
-        if (o.w_dim) mc.w_dim = *o.w_dim;
-        if (o.embed_layers) mc.embed_layers = *o.embed_layers;
-        if (o.embed_width) mc.embed_width = *o.embed_width;
-        if (o.channel_base) mc.channel_base = *o.channel_base;
-        if (o.channel_max) mc.channel_max = *o.channel_max;
-        if (o.fc_width) mc.fc_width = *o.fc_width;
+        std::vector<std::pair<const char*, int>> given;
+        auto apply = [&](const std::optional<int>& v, int& field, const char* key) {  // key: the JSON name
+            if (!v) return;
+            field = *v;
+            given.emplace_back(key, *v);
+        };
+        apply(o.resolution, mc.resolution, "resolution");
+        apply(o.image_channels, mc.image_channels, "image_channels");
+        apply(o.bits, mc.fingerprint_bits, "fingerprint_bits");
+        apply(o.z_dim, mc.z_dim, "z_dim");
+        apply(o.w_dim, mc.w_dim, "w_dim");
+        apply(o.embed_layers, mc.embed_layers, "embed_layers");
+        apply(o.embed_width, mc.embed_width, "embed_width");
+        apply(o.channel_base, mc.channel_base, "channel_base");
+        apply(o.channel_max, mc.channel_max, "channel_max");
+        apply(o.fc_width, mc.fc_width, "fc_width");
         mc.validate();
+        if (opt.resume && !given.empty()) {
+            const auto ckpt = opt.out_dir / "checkpoint.safetensors";
+            if (!std::filesystem::exists(ckpt)) return mc;  // run_training says there is nothing to resume
+            const sgf::ModelConfig saved = sgf::read_checkpoint_configs(ckpt).first;
+            const nlohmann::json b = saved;
+            for (const auto& [key, value] : given)
+                if (b.value(key, value) != value)
+                    SGF_THROW(ArgumentError,
+                              "--resume continues the model in {}, whose {} is {}, not {}: drop the size options or "
+                              "start a new run in another --out folder",
+                              ckpt.string(), key, b.value(key, value), value);
+        }
         return mc;
     }
 };

@@ -559,7 +559,7 @@ TEST_F(Cli, TruncatedOrCorruptModelFile) {
 
 // ------------------------------------------------------------------------------------------ train
 // `train` with size options: the preset's sizes are replaced, the model file says so, and a bad
-// size or a size option on --resume is a usage error that says why. A few steps of a tiny model on
+// size, or on --resume a size that differs from the checkpoint's, is a usage error that says why. A few steps of a tiny model on
 // Fashion-MNIST (32 px, so the tiny preset's resolution is overridden too).
 TEST_F(Cli, TrainWithModelSizeOptions) {
     const fs::path run = dir / "run";
@@ -580,9 +580,18 @@ TEST_F(Cli, TrainWithModelSizeOptions) {
     EXPECT_EQ(cfg["z_dim"], ModelConfig::tiny().z_dim);  // not given: the preset's
     EXPECT_EQ(r.parsed()["tensor_list"]["F.b4.out.weight"]["shape"][0], ModelConfig::tiny().z_dim + 12);
 
-    r = sgf({"train", "--out", run.string(), "--resume", "--bits", "64", "--kimg", "0.016"});
+    // --resume with a size that differs from the checkpoint's: refused, and the run is untouched
+    const std::string ckpt_before = slurp(run / "checkpoint.safetensors");
+    r = sgf({"train", "--preset", "tiny", "--resolution", "32", "--bits", "64", "--out", run.string(), "--resume", "--kimg",
+             "0.016"});
     EXPECT_EQ(r.rc, kUsage) << r.out << r.err;
-    EXPECT_NE(r.err.find("--resume takes the model's sizes from the checkpoint"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("whose fingerprint_bits is 12, not 64"), std::string::npos) << r.err;
+    EXPECT_TRUE(unchanged(run / "checkpoint.safetensors", ckpt_before));
+    // the original command plus --resume continues
+    r = sgf({"train", "--preset", "tiny", "--resolution", "32", "--bits", "12", "--w-dim", "24", "--embed-layers", "1",
+             "--channel-max", "8", "--batch", "4", "--kimg", "0.016", "--out", run.string(), "--resume", "--json"});
+    EXPECT_EQ(r.rc, kOk) << r.out << r.err;
+    EXPECT_NE(r.out.find("resumed from"), std::string::npos) << r.out;
     r = sgf({"train", "--preset", "tiny", "--resolution", "24", "--out", (dir / "bad").string()});
     EXPECT_EQ(r.rc, kUsage) << r.out << r.err;
     EXPECT_NE(r.err.find("resolution must be a power of two >= 8, got 24"), std::string::npos) << r.err;
