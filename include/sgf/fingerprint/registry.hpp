@@ -386,8 +386,7 @@ private:
     void refresh() {
         sqlite3_stmt* s = prepare("SELECT id, label, fingerprint FROM fingerprints WHERE id > ? ORDER BY id");
         sqlite3_bind_int64(s, 1, last_id_);
-        int rc;
-        while ((rc = step(s)) == SQLITE_ROW) {
+        while (step(s) == SQLITE_ROW) {
             const std::int64_t id = sqlite3_column_int64(s, 0);
             const std::string label = text(s, 1), hex = text(s, 2);
             Fingerprint f;

@@ -1,0 +1,39 @@
+// Trains a fingerprinted GAN on the CUDA backend (built when nvcc is found; docs/cuda.md). Same
+// options, outputs and checkpoints as sgf_train (the CPU program): a run can be started on one and
+// resumed on the other. Example:
+//   sgf_train_cuda --preset small --kimg 3000 --out runs/small-gpu --w-latent 0.125
+//   sgf_train_cuda --out runs/small-gpu --resume --kimg 6000
+#include <sgf/backends/cuda.cuh>
+#include <sgf/sgf.hpp>
+#include <sgf/train/loop.hpp>
+
+#include "training_options.hpp"
+
+#include <CLI/CLI.hpp>
+
+int main(int argc, char** argv) {
+    CLI::App app{"sgf_train_cuda: train a scalable-fingerprinting GAN on a CUDA GPU"};
+    sgf_examples::TrainingCommand cmd;
+    int device = 0;
+    bool checking = false;
+    sgf_examples::add_training_options(app, cmd);
+    app.add_option("--device", device, "CUDA device index")->capture_default_str();
+    app.add_flag("--checking", checking, "deterministic, slower kernels (docs/cuda.md, 'Modes and tolerances')");
+    CLI11_PARSE(app, argc, argv);
+    cmd.opt.out_dir = cmd.out;
+    try {
+        const sgf::ModelConfig mc = cmd.model_config();
+        if (!sgf::cuda::gpu_available()) {
+            fmt::print(stderr, "error: no usable CUDA GPU ({}); train on the CPU with sgf_train\n",
+                       sgf::cuda::no_gpu_reason());
+            return 2;
+        }
+        sgf::cuda::Backend<float> gpu(sgf::cuda::Options{
+            .device = device, .mode = checking ? sgf::cuda::Mode::checking : sgf::cuda::Mode::fast});
+        fmt::print("device: {} ({} mode)\n", gpu.device_name(), checking ? "checking" : "fast");
+        return sgf::run_training(gpu, mc, cmd.tc, cmd.opt);
+    } catch (const sgf::Error& e) {
+        fmt::print(stderr, "error: {}\n", e.what());
+        return 2;
+    }
+}
