@@ -5,7 +5,7 @@
 //   cmake --build build --target sgf_ablation
 //   ./build/examples/ablation/sgf_ablation BITS EMBED_LAYERS LR CONSISTENCY_RAMPUP_KIMG STEPS [W_FP [W_ADV]]
 // Environment overrides: SGF_ABL_W_LATENT (latent weight, 1), SGF_ABL_W_CONS (consistency weight, 2),
-// SGF_ABL_W_DIM (E's width and output size, max(64, BITS)), SGF_ABL_EMBED_LR (E's lr multiplier,
+// SGF_ABL_W_DIM (E's width and output size, max(64, BITS)), SGF_ABL_BATCH (16), SGF_ABL_EMBED_LR (E's lr multiplier,
 // 0.01), SGF_ABL_CH_BASE / SGF_ABL_CH_MAX (channel schedule, 256 / 32), SGF_ABL_F_BETA1,
 // SGF_ABL_F_LR, SGF_ABL_G_BETA1 (decoder / generator Adam), SGF_ABL_INPUT_BIAS_STD (G.input bias
 // drawn from N(0, std^2) instead of 0).
@@ -33,7 +33,9 @@ int main(int argc, char** argv) {
     if (const char* e = std::getenv("SGF_ABL_CH_MAX")) mc.channel_max = atoi(e);    // 32
     if (const char* e = std::getenv("SGF_ABL_W_DIM")) mc.w_dim = mc.embed_width = atoi(e);  // E's width and output
     if (const char* e = std::getenv("SGF_ABL_EMBED_LR")) mc.embed_lr_mult = atof(e);  // E lr multiplier (0.01)
-    TrainConfig tc; tc.batch = 16; tc.adam.lr = lr; tc.consistency_rampup_kimg = ramp; tc.weights.fingerprint = wfp; tc.weights.adversarial = wadv;
+    TrainConfig tc; tc.batch = 16;
+    if (const char* e = std::getenv("SGF_ABL_BATCH")) tc.batch = atoi(e);  // batch (16)
+    tc.adam.lr = lr; tc.consistency_rampup_kimg = ramp; tc.weights.fingerprint = wfp; tc.weights.adversarial = wadv;
     if (const char* e = std::getenv("SGF_ABL_W_LATENT")) tc.weights.latent = atof(e);  // latent weight (1)
     if (const char* e = std::getenv("SGF_ABL_W_CONS")) tc.weights.consistency = atof(e);  // consistency weight (2)
     Trainer<B> tr(b, mc, tc);
@@ -54,9 +56,10 @@ int main(int argc, char** argv) {
     io::Sampler sampler(ds.size(), 1);
     double acc = 0.5;
     for (int s = 1; s <= steps; ++s) {
-        auto h = ds.batch(sampler.next(16));
-        HostTensor<float> r(Shape{16, 1, 16, 16});
-        for (int n = 0; n < 16; ++n) for (int y = 0; y < 16; ++y) for (int x = 0; x < 16; ++x)
+        const int nb = tc.batch;
+        auto h = ds.batch(sampler.next(nb));
+        HostTensor<float> r(Shape{nb, 1, 16, 16});
+        for (int n = 0; n < nb; ++n) for (int y = 0; y < 16; ++y) for (int x = 0; x < 16; ++x)
             r.at(n, 0, y, x) = 0.25f * (h.at(n, 0, 2*y, 2*x) + h.at(n, 0, 2*y+1, 2*x) + h.at(n, 0, 2*y, 2*x+1) + h.at(n, 0, 2*y+1, 2*x+1));
         auto st = tr.step(from_host(b, r));
         acc = 0.98 * acc + 0.02 * st.g.bit_accuracy;
