@@ -2,7 +2,8 @@
 """Checks that torch_train_step.py builds the same networks as sgf: loads the parameters that
 `sgf_bench_train_step --dump FILE` wrote (after a few training steps, so no parameter is at its
 initial value) into the PyTorch G, F and D, runs them on the same inputs (G without noise) and
-compares with sgf's outputs. Also checks that every sgf parameter has a PyTorch counterpart of the
+compares with sgf's outputs; then one G+F step's loss terms and every G and F parameter gradient
+(noise strengths zero) against autograd. Also checks that every sgf parameter has a PyTorch counterpart of the
 same size and vice versa.
 
 Usage: check_equivalence.py DUMP.safetensors
@@ -13,6 +14,7 @@ import sys
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 import torch_train_step as tts
 
@@ -81,7 +83,7 @@ def main():
     load(sgf_names_generator(G, cfg), t, used)
     load(sgf_names_critic(Fn, "F", cfg), t, used)
     load(sgf_names_critic(D, "D", cfg), t, used)
-    unused = [k for k in t if not k.startswith(("in.", "out.")) and k not in used]
+    unused = [k for k in t if not k.startswith(("in.", "out.", "grad.")) and k not in used]
     if unused:
         raise SystemExit(f"FAIL: sgf parameters without a PyTorch counterpart: {unused[:5]}")
     z, c = t["in.z"].flatten(1), t["in.c"].flatten(1)
@@ -99,7 +101,39 @@ def main():
             good = err <= 1e-4 * max(1.0, scale)
             ok &= good
             print(f"{name:20s} max |torch - sgf| = {err:.3g}  (max |sgf| = {scale:.3g})  {'ok' if good else 'MISMATCH'}")
-    n_params = sum(v.numel() for k, v in t.items() if not k.startswith(("in.", "out.")))
+    # One G+F step: the reference-weighted objective of sgf::generator_step_grads (D frozen, noise
+    # strengths zero), its four terms and the gradient of every G and F parameter against autograd.
+    c2 = t["in.c2"].flatten(1)
+    zd = cfg["z_dim"]
+    for p in D.parameters():
+        p.requires_grad_(False)
+    img1, img2 = G(z, c), G(z, c2)
+    out = Fn(img1)
+    terms = [F.softplus(-D(img1)).mean(), 2.0 * (img1 - img2).square().mean(), 1.0 * (out[:, :zd] - z).square().mean(),
+             2.0 * F.binary_cross_entropy_with_logits(out[:, zd:], c)]
+    for name, got, ref in zip(("adversarial", "consistency", "latent", "fingerprint"), terms, t["out.losses"].tolist()):
+        good = abs(got.item() - ref) <= 1e-4 * max(1.0, abs(ref))
+        ok &= good
+        print(f"loss {name:14s} torch {got.item():.6g}  sgf {ref:.6g}  {'ok' if good else 'MISMATCH'}")
+    sum(terms).backward()
+    worst, checked = (0.0, ""), 0
+    for module_pairs in (sgf_names_generator(G, cfg), sgf_names_critic(Fn, "F", cfg)):
+        for module, prefix in module_pairs:
+            for pname, p in module.named_parameters():
+                key = f"grad.{prefix}.{pname}"
+                if "noise_strength" in key:
+                    continue  # depends on the noise draws, which differ between the implementations
+                ref = t[key].reshape(p.shape)
+                got = p.grad if p.grad is not None else torch.zeros_like(p)
+                rel = ((got - ref).norm() / max(ref.norm().item(), 1e-12)).item()
+                checked += 1
+                if rel > worst[0]:
+                    worst = (rel, key)
+                if rel > 1e-3:
+                    ok = False
+                    print(f"{key:40s} relative error {rel:.3g}  MISMATCH")
+    print(f"gradients of {checked} G and F parameter tensors: worst relative error {worst[0]:.3g} ({worst[1]})")
+    n_params = sum(v.numel() for k, v in t.items() if not k.startswith(("in.", "out.", "grad.")))
     print(f"{len(used)} parameter tensors, {n_params} values, mapped one to one")
     if not ok:
         raise SystemExit("FAIL: the PyTorch model does not match sgf")

@@ -13,7 +13,10 @@
 // --dump FILE: after the warm-up steps (so biases and styles are no longer at their initial values),
 // writes every parameter of G, F and D plus a fixed input batch (z, c) and the outputs G(z, c)
 // (without noise), F(G(z, c)) and D(G(z, c)) to a safetensors file and exits; check_equivalence.py
-// loads it into the PyTorch model and compares the outputs.
+// loads it into the PyTorch model and compares the outputs. The noise strengths are set to zero first,
+// and the file also holds a second fingerprint batch (in.c2), the four G+F loss terms of one
+// generator_step_grads call with the reference weights, and the gradient of every G and F parameter
+// (grad.<name>), which check_equivalence.py compares with autograd.
 // --print-config: prints the preset's ModelConfig as JSON (torch_train_step.py --config reads it, so
 // both implementations always build the same shapes) and exits.
 #include <sgf/sgf.hpp>
@@ -61,6 +64,9 @@ void write_dump(B& b, sgf::Trainer<B>& tr, const std::string& path) {
     const std::int64_t n = 4;
     sgf::io::SafetensorsFile f;
     f.metadata["sgf.model_config"] = nlohmann::json(mc).dump();
+    // Noise strengths to zero, so that the G+F gradients below do not depend on noise draws.
+    for (auto* p : tr.generator().parameters())
+        if (p->name.find("noise_strength") != std::string::npos) b.fill(p->value.data(), p->value.size(), 0.0f);
     put_params(b, f, tr.generator());
     put_params(b, f, tr.decoder());
     put_params(b, f, tr.discriminator());
@@ -74,6 +80,14 @@ void write_dump(B& b, sgf::Trainer<B>& tr, const std::string& path) {
     put_tensor(b, f, "out.image", g.image());
     put_tensor(b, f, "out.F", fo.output());
     put_tensor(b, f, "out.D", d.output());
+    // One G+F step's gradients with the reference weights (D frozen): img1 = G(z, c), img2 = G(z, c2).
+    put_tensor(b, f, "in.c2", gb.c2);
+    const sgf::LossWeights w{};
+    const auto L = sgf::generator_step_grads(b, tr.generator(), tr.decoder(), tr.discriminator(), gb, w,
+                                             sgf::GradMode::overwrite);
+    f.put("out.losses", {4}, std::vector<float>{float(L.adversarial), float(L.consistency), float(L.latent), float(L.fingerprint)});
+    for (auto* p : tr.generator().parameters()) f.put("grad." + p->name, p->dims, sgf::to_host_vector<float>(b, p->grad));
+    for (auto* p : tr.decoder().parameters()) f.put("grad." + p->name, p->dims, sgf::to_host_vector<float>(b, p->grad));
     f.save(path);
 }
 

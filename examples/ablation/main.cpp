@@ -5,7 +5,7 @@
 //   cmake --build build --target sgf_ablation
 //   ./build/examples/ablation/sgf_ablation BITS EMBED_LAYERS LR CONSISTENCY_RAMPUP_KIMG STEPS [W_FP [W_ADV]]
 // Environment overrides: SGF_ABL_W_LATENT (latent weight, 1), SGF_ABL_W_CONS (consistency weight, 2),
-// SGF_ABL_W_DIM (E's width and output size, max(64, BITS)), SGF_ABL_BATCH (16), SGF_ABL_EMBED_LR (E's lr multiplier,
+// SGF_ABL_W_DIM (E's width and output size, max(64, BITS)), SGF_ABL_BATCH (16), SGF_ABL_SEED (1), SGF_ABL_R1 (R1 gamma, 0.1), SGF_ABL_EMBED_LR (E's lr multiplier,
 // 0.01), SGF_ABL_CH_BASE / SGF_ABL_CH_MAX (channel schedule, 256 / 32), SGF_ABL_F_BETA1,
 // SGF_ABL_F_LR, SGF_ABL_G_BETA1 (decoder / generator Adam), SGF_ABL_INPUT_BIAS_STD (G.input bias
 // drawn from N(0, std^2) instead of 0).
@@ -35,6 +35,8 @@ int main(int argc, char** argv) {
     if (const char* e = std::getenv("SGF_ABL_EMBED_LR")) mc.embed_lr_mult = atof(e);  // E lr multiplier (0.01)
     TrainConfig tc; tc.batch = 16;
     if (const char* e = std::getenv("SGF_ABL_BATCH")) tc.batch = atoi(e);  // batch (16)
+    if (const char* e = std::getenv("SGF_ABL_R1")) tc.r1_gamma = atof(e);  // R1 gamma (0.1)
+    if (const char* e = std::getenv("SGF_ABL_SEED")) tc.seed = std::strtoull(e, nullptr, 10);  // seed (1)
     tc.adam.lr = lr; tc.consistency_rampup_kimg = ramp; tc.weights.fingerprint = wfp; tc.weights.adversarial = wadv;
     if (const char* e = std::getenv("SGF_ABL_W_LATENT")) tc.weights.latent = atof(e);  // latent weight (1)
     if (const char* e = std::getenv("SGF_ABL_W_CONS")) tc.weights.consistency = atof(e);  // consistency weight (2)
@@ -53,7 +55,7 @@ int main(int argc, char** argv) {
         b.axpby(bias.size(), 0.0f, bias.data(), float(atof(e)), bias.data());
     }
     auto ds = io::load_fashion_mnist("train");
-    io::Sampler sampler(ds.size(), 1);
+    io::Sampler sampler(ds.size(), tc.seed);
     double acc = 0.5;
     for (int s = 1; s <= steps; ++s) {
         const int nb = tc.batch;
