@@ -3,7 +3,7 @@
 `sgf_bench_train_step --dump FILE` wrote (after a few training steps, so no parameter is at its
 initial value) into the PyTorch G, F and D, runs them on the same inputs (G without noise) and
 compares with sgf's outputs; then one G+F step's loss terms and every G and F parameter gradient
-(noise strengths zero) against autograd. Also checks that every sgf parameter has a PyTorch counterpart of the
+(noise strengths zero) against autograd, and D's logistic-loss and R1 gradients. Also checks that every sgf parameter has a PyTorch counterpart of the
 same size and vice versa.
 
 Usage: check_equivalence.py DUMP.safetensors
@@ -83,7 +83,7 @@ def main():
     load(sgf_names_generator(G, cfg), t, used)
     load(sgf_names_critic(Fn, "F", cfg), t, used)
     load(sgf_names_critic(D, "D", cfg), t, used)
-    unused = [k for k in t if not k.startswith(("in.", "out.", "grad.")) and k not in used]
+    unused = [k for k in t if not k.startswith(("in.", "out.", "grad")) and k not in used]
     if unused:
         raise SystemExit(f"FAIL: sgf parameters without a PyTorch counterpart: {unused[:5]}")
     z, c = t["in.z"].flatten(1), t["in.c"].flatten(1)
@@ -133,7 +133,57 @@ def main():
                     ok = False
                     print(f"{key:40s} relative error {rel:.3g}  MISMATCH")
     print(f"gradients of {checked} G and F parameter tensors: worst relative error {worst[0]:.3g} ({worst[1]})")
-    n_params = sum(v.numel() for k, v in t.items() if not k.startswith(("in.", "out.", "grad.")))
+
+    # D's logistic loss on sgf's fakes and the fixed real batch, then R1 (gamma 1): D's gradients.
+    # sgf's R1 gradient is a central difference of first-order gradients computed on a float64 copy
+    # of D (R1InFloat64, what the trainer uses), autograd's a double backward in float32.
+    for p in D.parameters():
+        p.requires_grad_(True)
+    fake, real = t["out.image"].reshape(img1.shape), t["in.real"].reshape(img1.shape)
+    d_fake, d_real, r1_ref = t["out.d_losses"].tolist()
+
+    def compare(prefix, tol):
+        nonlocal ok
+        worst_d, n_d = (0.0, ""), 0
+        pairs = [(f"{mprefix}.{pname}", p) for module, mprefix in sgf_names_critic(D, "D", cfg)
+                 for pname, p in module.named_parameters()]
+        largest = max((p.grad.norm().item() if p.grad is not None else 0.0) for _, p in pairs)
+        for name, p in pairs:
+            ref = t[f"{prefix}.{name}"].reshape(p.shape)
+            got = p.grad if p.grad is not None else torch.zeros_like(p)
+            if got.norm().item() <= 1e-9 * largest:  # e.g. R1 of biases after the last kink: exactly 0
+                if ref.norm().item() > 1e-6 * largest:
+                    ok = False
+                    print(f"{prefix}.{name:30s} is {ref.norm().item():.3g} in sgf, ~0 in PyTorch  MISMATCH")
+                continue
+            rel = ((got - ref).norm() / got.norm()).item()  # relative to autograd's gradient
+            n_d += 1
+            if rel > worst_d[0]:
+                worst_d = (rel, name)
+            if rel > tol:
+                ok = False
+                print(f"{prefix}.{name:30s} relative error {rel:.3g}  MISMATCH")
+        return worst_d, n_d
+
+    D.zero_grad(set_to_none=True)
+    lf, lr_ = F.softplus(D(fake)).mean(), F.softplus(-D(real)).mean()
+    (lf + lr_).backward()
+    good = abs(lf.item() - d_fake) <= 1e-4 * max(1.0, abs(d_fake)) and abs(lr_.item() - d_real) <= 1e-4 * max(1.0, abs(d_real))
+    ok &= good
+    (w_d, n_d) = compare("grad_d", 1e-3)
+    print(f"D loss fake/real torch {lf.item():.6g}/{lr_.item():.6g}  sgf {d_fake:.6g}/{d_real:.6g}  {'ok' if good else 'MISMATCH'}; "
+          f"gradients of {n_d} D tensors: worst relative error {w_d[0]:.3g} ({w_d[1]})")
+    D.zero_grad(set_to_none=True)
+    x = real.clone().requires_grad_(True)
+    (gx,) = torch.autograd.grad(D(x).sum(), x, create_graph=True)
+    penalty = gx.square().sum([1, 2, 3]).mean() * 0.5
+    penalty.backward()
+    good = abs(penalty.item() - r1_ref) <= 1e-3 * max(1e-3, abs(r1_ref))
+    ok &= good
+    (w_r, n_r) = compare("grad_r1", 1e-3)
+    print(f"R1 penalty torch {penalty.item():.6g}  sgf {r1_ref:.6g}  {'ok' if good else 'MISMATCH'}; "
+          f"gradients of {n_r} D tensors (float64 central difference vs double backward): worst relative error {w_r[0]:.3g} ({w_r[1]})")
+    n_params = sum(v.numel() for k, v in t.items() if not k.startswith(("in.", "out.", "grad")))
     print(f"{len(used)} parameter tensors, {n_params} values, mapped one to one")
     if not ok:
         raise SystemExit("FAIL: the PyTorch model does not match sgf")

@@ -16,7 +16,8 @@
 // loads it into the PyTorch model and compares the outputs. The noise strengths are set to zero first,
 // and the file also holds a second fingerprint batch (in.c2), the four G+F loss terms of one
 // generator_step_grads call with the reference weights, and the gradient of every G and F parameter
-// (grad.<name>), which check_equivalence.py compares with autograd.
+// (grad.<name>), then D's logistic-loss and R1 (gamma 1) parameter gradients on those fakes and a
+// fixed "real" batch (grad_d.<name>, grad_r1.<name>), which check_equivalence.py compares with autograd.
 // --print-config: prints the preset's ModelConfig as JSON (torch_train_step.py --config reads it, so
 // both implementations always build the same shapes) and exits.
 #include <sgf/sgf.hpp>
@@ -88,6 +89,21 @@ void write_dump(B& b, sgf::Trainer<B>& tr, const std::string& path) {
     f.put("out.losses", {4}, std::vector<float>{float(L.adversarial), float(L.consistency), float(L.latent), float(L.fingerprint)});
     for (auto* p : tr.generator().parameters()) f.put("grad." + p->name, p->dims, sgf::to_host_vector<float>(b, p->grad));
     for (auto* p : tr.decoder().parameters()) f.put("grad." + p->name, p->dims, sgf::to_host_vector<float>(b, p->grad));
+    // D's logistic loss on those fakes and a "real" batch, and the R1 penalty (gamma 1, scale 1):
+    // D's parameter gradients of each (grad_d.<name>, grad_r1.<name>).
+    sgf::Tensor<B> real(b, g.image().shape());
+    {
+        std::vector<float> h(real.size());
+        for (std::size_t i = 0; i < h.size(); ++i) h[i] = float(std::cos(0.29 * double(i)));
+        sgf::upload_into(b, std::span<const float>(h), real);
+    }
+    put_tensor(b, f, "in.real", real);
+    const auto LD = sgf::discriminator_grads(b, tr.discriminator(), g.image(), real, sgf::GradMode::overwrite);
+    for (auto* p : tr.discriminator().parameters()) f.put("grad_d." + p->name, p->dims, sgf::to_host_vector<float>(b, p->grad));
+    sgf::R1InFloat64<B> r1_64(b, mc);  // what the trainer uses on this backend
+    const double r1 = r1_64(b, tr.discriminator(), real, 1.0, 1.0);
+    for (auto* p : tr.discriminator().parameters()) f.put("grad_r1." + p->name, p->dims, sgf::to_host_vector<float>(b, p->grad));
+    f.put("out.d_losses", {3}, std::vector<float>{float(LD.fake), float(LD.real), float(r1)});
     f.save(path);
 }
 

@@ -112,5 +112,57 @@ TEST(Objective, R1GradientMatchesFiniteDifferenceOfPenalty) {
     expect_gradients(penalty, std::move(targets), 1e-7, 1e-4, 8, false);
 }
 
+// The trainer's R1 for float32 backends: R1InFloat64 must reproduce R1 computed in float64 on the same
+// weights (so the copies in and out are right), and be far closer to it than float32 central
+// differences, which cross lrelu kinks (the reason it exists).
+TEST(Objective, R1InFloat64MatchesFloat64AndFloat32DifferencesDoNot) {
+    EigenCpu bf(1);
+    B64 bd;
+    const ModelConfig cfg = ModelConfig::tiny();  // 16 px
+    auto Df = make_discriminator(bf, cfg, 3);
+    auto Dd = make_discriminator(bd, cfg, kNoInit);
+    const auto pf = Df.parameters();
+    const auto pd = Dd.parameters();
+    ASSERT_EQ(pf.size(), pd.size());
+    for (std::size_t i = 0; i < pf.size(); ++i) {  // the float weights, exactly, in the float64 copy
+        const auto v = to_host_vector<double>(bf, pf[i]->value);
+        upload_into(bd, std::span<const double>(v), pd[i]->value);
+    }
+    const Shape rs{4, 1, 16, 16};
+    const auto rv = random_vector(static_cast<std::size_t>(rs.size()), 21, 1.0);
+    std::vector<float> rvf(rv.begin(), rv.end());
+    const std::vector<double> rvd(rvf.begin(), rvf.end());  // the float values, in double
+    auto real_f = from_host<EigenCpu, float>(bf, rs, std::span<const float>(rvf));
+    auto real_d = from_host<B64, double>(bd, rs, std::span<const double>(rvd));
+    const double gamma = 0.5, scale = 16.0;
+
+    const double pen_d = r1_grads(bd, Dd, real_d, gamma, scale, GradMode::overwrite);
+    R1InFloat64<EigenCpu> r1(bf, cfg);
+    const double pen_f = r1(bf, Df, real_f, gamma, scale);
+    EXPECT_NEAR(pen_f, pen_d, 1e-12 * std::max(1.0, std::abs(pen_d)));
+    std::vector<std::vector<double>> via_twin;
+    for (auto* p : pf) via_twin.push_back(to_host_vector<double>(bf, p->grad));
+    r1_grads(bf, Df, real_f, gamma, scale, GradMode::overwrite);  // float32 central differences
+    double worst_twin = 0, worst_f32 = 0;
+    for (std::size_t i = 0; i < pf.size(); ++i) {
+        const auto ref = to_host_vector<double>(bd, pd[i]->grad);
+        const auto f32 = to_host_vector<double>(bf, pf[i]->grad);
+        double nr = 0, et = 0, ef = 0;
+        for (std::size_t k = 0; k < ref.size(); ++k) {
+            nr += ref[k] * ref[k];
+            et += (via_twin[i][k] - ref[k]) * (via_twin[i][k] - ref[k]);
+            ef += (f32[k] - ref[k]) * (f32[k] - ref[k]);
+        }
+        if (nr == 0) continue;  // biases after the last kink get no R1 gradient
+        worst_twin = std::max(worst_twin, std::sqrt(et / nr));
+        worst_f32 = std::max(worst_f32, std::sqrt(ef / nr));
+    }
+    std::printf("R1 parameter gradients vs float64, worst relative error per tensor: R1InFloat64 %.2e, float32 "
+                "central differences %.2e\n",
+                worst_twin, worst_f32);
+    EXPECT_LT(worst_twin, 1e-6);  // float64 rounded to float32
+    EXPECT_GT(worst_f32, 100 * worst_twin);
+}
+
 }  // namespace
 }  // namespace sgf::test

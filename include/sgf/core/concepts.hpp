@@ -137,4 +137,14 @@ concept Backend = StorageBackend<B> && GemmBackend<B> && ConvBackend<B> && Eleme
                   ReductionBackend<B> && ResampleBackend<B> && RandomBackend<B> && LossBackend<B> &&
                   OptimiserBackend<B>;
 
+/// The float64 counterpart of a float32 backend, where there is one: specialised next to the backend
+/// (backends/eigen: eigen::Backend<double> for eigen::Backend<float>) with
+///   static constexpr bool available = true;  using type = <the float64 backend>;
+///   static type make(const B&);               // same device / thread count
+/// Used where float32 cannot be accurate, e.g. R1's Hessian-vector product (train/objective.hpp).
+template <class B>
+struct Float64Twin {
+    static constexpr bool available = false;
+};
+
 }  // namespace sgf

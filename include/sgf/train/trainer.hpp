@@ -1,7 +1,8 @@
 // One training iteration of algorithm.md 5, over any backend:
 //   (1) G+F step on the joint loss (Adam, lazy-regularisation corrected for interval g_reg_interval)
 //   (2) D step on fresh fakes and the real batch; EMA update of G
-//   (3) every d_reg_interval steps: D's R1 step (lazy, multiplied by the interval)
+//   (3) every d_reg_interval steps: D's R1 step (lazy, multiplied by the interval), on a float64
+//       copy of D when the backend is float32 and has a float64 twin (R1InFloat64, objective.hpp)
 // All randomness comes from the counter-based RNG keyed by (seed, step), so a run resumed from a
 // checkpoint at step k continues bit-identically.
 #pragma once
@@ -9,6 +10,10 @@
 #include <sgf/train/objective.hpp>
 
 #include <nlohmann/json.hpp>
+
+#include <optional>
+#include <type_traits>
+#include <variant>
 
 namespace sgf {
 
@@ -157,7 +162,12 @@ public:
         }
         // (3) lazy R1
         if (tc_.d_reg_interval > 0 && tc_.r1_gamma > 0 && (step_ % tc_.d_reg_interval) == 0) {
-            st.d.r1 = r1_grads(b_, D_, real, tc_.r1_gamma, double(tc_.d_reg_interval), GradMode::overwrite);
+            if constexpr (Float64Twin<B>::available) {  // float32: R1 on a float64 copy of D (objective.hpp)
+                if (!r1_64_) r1_64_.emplace(b_, mc_);
+                st.d.r1 = (*r1_64_)(b_, D_, real, tc_.r1_gamma, double(tc_.d_reg_interval));
+            } else {
+                st.d.r1 = r1_grads(b_, D_, real, tc_.r1_gamma, double(tc_.d_reg_interval), GradMode::overwrite);
+            }
             optD_.step(b_);
             st.r1 = true;
         }
@@ -188,6 +198,7 @@ private:
     ResidualCritic<B> F_, D_;
     Adam<B> optG_, optF_, optD_;
     std::int64_t step_ = 0;
+    std::conditional_t<Float64Twin<B>::available, std::optional<R1InFloat64<B>>, std::monostate> r1_64_{};
 };
 
 }  // namespace sgf

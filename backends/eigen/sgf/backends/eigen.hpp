@@ -616,4 +616,11 @@ static_assert(sgf::Backend<eigen::Backend<double>>);
 namespace sgf {
 using EigenCpu = eigen::Backend<float>;
 using EigenCpu64 = eigen::Backend<double>;
+
+template <>
+struct Float64Twin<eigen::Backend<float>> {
+    static constexpr bool available = true;
+    using type = eigen::Backend<double>;
+    static type make(const eigen::Backend<float>& b) { return type(b.threads()); }
+};
 }  // namespace sgf
