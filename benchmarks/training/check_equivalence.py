@@ -71,6 +71,33 @@ def load(pairs, tensors, used):
             used.add(key)
 
 
+def compare_grads(t, prefix, module_pairs, tol, skip=()):
+    """Compares autograd's gradients (p.grad of each module parameter) with sgf's (`prefix`.name in the
+    dump): relative error = norm of the difference over the norm of autograd's gradient. Tensors whose
+    autograd gradient is ~0 (e.g. R1 of biases after the last kink) must be ~0 in sgf too. Prints each
+    mismatch; returns ((worst relative error, its name), number of tensors compared); a zero-gradient
+    mismatch counts as relative error inf."""
+    pairs = [(f"{mprefix}.{pname}", p) for module, mprefix in module_pairs for pname, p in module.named_parameters()
+             if not any(s in pname for s in skip)]
+    largest = max((p.grad.norm().item() if p.grad is not None else 0.0) for _, p in pairs)
+    worst, n = (0.0, ""), 0
+    for name, p in pairs:
+        ref = t[f"{prefix}.{name}"].reshape(p.shape)
+        got = p.grad if p.grad is not None else torch.zeros_like(p)
+        if got.norm().item() <= 1e-9 * largest:
+            if ref.norm().item() > 1e-6 * largest:
+                worst = (float("inf"), name)
+                print(f"{prefix}.{name:30s} is {ref.norm().item():.3g} in sgf, ~0 in PyTorch  MISMATCH")
+            continue
+        rel = ((got - ref).norm() / got.norm()).item()
+        n += 1
+        if rel > worst[0]:
+            worst = (rel, name)
+        if rel > tol:
+            print(f"{prefix}.{name:30s} relative error {rel:.3g}  MISMATCH")
+    return worst, n
+
+
 def main():
     if len(sys.argv) != 2:
         raise SystemExit(__doc__)
@@ -116,23 +143,10 @@ def main():
         ok &= good
         print(f"loss {name:14s} torch {got.item():.6g}  sgf {ref:.6g}  {'ok' if good else 'MISMATCH'}")
     sum(terms).backward()
-    worst, checked = (0.0, ""), 0
-    for module_pairs in (sgf_names_generator(G, cfg), sgf_names_critic(Fn, "F", cfg)):
-        for module, prefix in module_pairs:
-            for pname, p in module.named_parameters():
-                key = f"grad.{prefix}.{pname}"
-                if "noise_strength" in key:
-                    continue  # depends on the noise draws, which differ between the implementations
-                ref = t[key].reshape(p.shape)
-                got = p.grad if p.grad is not None else torch.zeros_like(p)
-                rel = ((got - ref).norm() / max(ref.norm().item(), 1e-12)).item()
-                checked += 1
-                if rel > worst[0]:
-                    worst = (rel, key)
-                if rel > 1e-3:
-                    ok = False
-                    print(f"{key:40s} relative error {rel:.3g}  MISMATCH")
-    print(f"gradients of {checked} G and F parameter tensors: worst relative error {worst[0]:.3g} ({worst[1]})")
+    (w_gf, n_gf) = compare_grads(t, "grad", sgf_names_generator(G, cfg) + sgf_names_critic(Fn, "F", cfg), 1e-3,
+                                 skip=("noise_strength",))  # noise strengths: their gradient depends on the noise draws
+    ok &= w_gf[0] <= 1e-3
+    print(f"gradients of {n_gf} G and F parameter tensors: worst relative error {w_gf[0]:.3g} ({w_gf[1]})")
 
     # D's logistic loss on sgf's fakes and the fixed real batch, then R1 (gamma 1): D's gradients.
     # sgf's R1 gradient is a central difference of first-order gradients computed on a float64 copy
@@ -142,35 +156,13 @@ def main():
     fake, real = t["out.image"].reshape(img1.shape), t["in.real"].reshape(img1.shape)
     d_fake, d_real, r1_ref = t["out.d_losses"].tolist()
 
-    def compare(prefix, tol):
-        nonlocal ok
-        worst_d, n_d = (0.0, ""), 0
-        pairs = [(f"{mprefix}.{pname}", p) for module, mprefix in sgf_names_critic(D, "D", cfg)
-                 for pname, p in module.named_parameters()]
-        largest = max((p.grad.norm().item() if p.grad is not None else 0.0) for _, p in pairs)
-        for name, p in pairs:
-            ref = t[f"{prefix}.{name}"].reshape(p.shape)
-            got = p.grad if p.grad is not None else torch.zeros_like(p)
-            if got.norm().item() <= 1e-9 * largest:  # e.g. R1 of biases after the last kink: exactly 0
-                if ref.norm().item() > 1e-6 * largest:
-                    ok = False
-                    print(f"{prefix}.{name:30s} is {ref.norm().item():.3g} in sgf, ~0 in PyTorch  MISMATCH")
-                continue
-            rel = ((got - ref).norm() / got.norm()).item()  # relative to autograd's gradient
-            n_d += 1
-            if rel > worst_d[0]:
-                worst_d = (rel, name)
-            if rel > tol:
-                ok = False
-                print(f"{prefix}.{name:30s} relative error {rel:.3g}  MISMATCH")
-        return worst_d, n_d
-
     D.zero_grad(set_to_none=True)
     lf, lr_ = F.softplus(D(fake)).mean(), F.softplus(-D(real)).mean()
     (lf + lr_).backward()
     good = abs(lf.item() - d_fake) <= 1e-4 * max(1.0, abs(d_fake)) and abs(lr_.item() - d_real) <= 1e-4 * max(1.0, abs(d_real))
     ok &= good
-    (w_d, n_d) = compare("grad_d", 1e-3)
+    (w_d, n_d) = compare_grads(t, "grad_d", sgf_names_critic(D, "D", cfg), 1e-3)
+    ok &= w_d[0] <= 1e-3
     print(f"D loss fake/real torch {lf.item():.6g}/{lr_.item():.6g}  sgf {d_fake:.6g}/{d_real:.6g}  {'ok' if good else 'MISMATCH'}; "
           f"gradients of {n_d} D tensors: worst relative error {w_d[0]:.3g} ({w_d[1]})")
     D.zero_grad(set_to_none=True)
@@ -180,7 +172,8 @@ def main():
     penalty.backward()
     good = abs(penalty.item() - r1_ref) <= 1e-3 * max(1e-3, abs(r1_ref))
     ok &= good
-    (w_r, n_r) = compare("grad_r1", 1e-3)
+    (w_r, n_r) = compare_grads(t, "grad_r1", sgf_names_critic(D, "D", cfg), 1e-3)
+    ok &= w_r[0] <= 1e-3
     print(f"R1 penalty torch {penalty.item():.6g}  sgf {r1_ref:.6g}  {'ok' if good else 'MISMATCH'}; "
           f"gradients of {n_r} D tensors (float64 central difference vs double backward): worst relative error {w_r[0]:.3g} ({w_r[1]})")
     n_params = sum(v.numel() for k, v in t.items() if not k.startswith(("in.", "out.", "grad")))

@@ -50,9 +50,17 @@ std::int64_t count_params(Net& net) {
 
 using B = sgf::EigenCpu;
 
+/// Every parameter of `net` (its values, or its gradients with grads = true) as `prefix` + name.
 template <class Net>
-void put_params(B& b, sgf::io::SafetensorsFile& f, Net& net) {
-    for (auto* p : net.parameters()) f.put(p->name, p->dims, sgf::to_host_vector<float>(b, p->value));
+void put_params(B& b, sgf::io::SafetensorsFile& f, Net& net, const std::string& prefix = "", bool grads = false) {
+    for (auto* p : net.parameters())
+        f.put(prefix + p->name, p->dims, sgf::to_host_vector<float>(b, grads ? p->grad : p->value));
+}
+/// A fixed "real" batch in [-1, 1]: sin(freq * i) over the flat index (no data loader involved).
+sgf::Tensor<B> wave_batch(B& b, const sgf::Shape& s, double freq) {
+    std::vector<float> h(static_cast<std::size_t>(s.size()));
+    for (std::size_t i = 0; i < h.size(); ++i) h[i] = float(std::sin(freq * double(i)));
+    return sgf::from_host(b, s, std::span<const float>(h));
 }
 void put_tensor(B& b, sgf::io::SafetensorsFile& f, const std::string& name, const sgf::Tensor<B>& t) {
     const sgf::Shape& s = t.shape();
@@ -87,22 +95,17 @@ void write_dump(B& b, sgf::Trainer<B>& tr, const std::string& path) {
     const auto L = sgf::generator_step_grads(b, tr.generator(), tr.decoder(), tr.discriminator(), gb, w,
                                              sgf::GradMode::overwrite);
     f.put("out.losses", {4}, std::vector<float>{float(L.adversarial), float(L.consistency), float(L.latent), float(L.fingerprint)});
-    for (auto* p : tr.generator().parameters()) f.put("grad." + p->name, p->dims, sgf::to_host_vector<float>(b, p->grad));
-    for (auto* p : tr.decoder().parameters()) f.put("grad." + p->name, p->dims, sgf::to_host_vector<float>(b, p->grad));
+    put_params(b, f, tr.generator(), "grad.", true);
+    put_params(b, f, tr.decoder(), "grad.", true);
     // D's logistic loss on those fakes and a "real" batch, and the R1 penalty (gamma 1, scale 1):
     // D's parameter gradients of each (grad_d.<name>, grad_r1.<name>).
-    sgf::Tensor<B> real(b, g.image().shape());
-    {
-        std::vector<float> h(real.size());
-        for (std::size_t i = 0; i < h.size(); ++i) h[i] = float(std::cos(0.29 * double(i)));
-        sgf::upload_into(b, std::span<const float>(h), real);
-    }
+    const sgf::Tensor<B> real = wave_batch(b, g.image().shape(), 0.29);
     put_tensor(b, f, "in.real", real);
     const auto LD = sgf::discriminator_grads(b, tr.discriminator(), g.image(), real, sgf::GradMode::overwrite);
-    for (auto* p : tr.discriminator().parameters()) f.put("grad_d." + p->name, p->dims, sgf::to_host_vector<float>(b, p->grad));
+    put_params(b, f, tr.discriminator(), "grad_d.", true);
     sgf::R1InFloat64<B> r1_64(b, mc);  // what the trainer uses on this backend
     const double r1 = r1_64(b, tr.discriminator(), real, 1.0, 1.0);
-    for (auto* p : tr.discriminator().parameters()) f.put("grad_r1." + p->name, p->dims, sgf::to_host_vector<float>(b, p->grad));
+    put_params(b, f, tr.discriminator(), "grad_r1.", true);
     f.put("out.d_losses", {3}, std::vector<float>{float(LD.fake), float(LD.real), float(r1)});
     f.save(path);
 }
@@ -190,12 +193,7 @@ int main(int argc, char** argv) {
         const std::int64_t pD = count_params(trainer.discriminator());
 
         // A fixed "real" batch in [-1, 1] (the data loader is not part of the iteration).
-        sgf::Tensor<sgf::EigenCpu> real(cpu, sgf::Shape{batch, mc.image_channels, mc.resolution, mc.resolution});
-        {
-            std::vector<float> h(real.size());
-            for (std::size_t i = 0; i < h.size(); ++i) h[i] = float(std::sin(0.37 * double(i)));
-            sgf::upload_into(cpu, std::span<const float>(h), real);
-        }
+        const sgf::Tensor<sgf::EigenCpu> real = wave_batch(cpu, sgf::Shape{batch, mc.image_channels, mc.resolution, mc.resolution}, 0.37);
 
         using clock = std::chrono::steady_clock;
         for (int i = 0; i < warmup; ++i) trainer.step(real);

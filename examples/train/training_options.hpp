@@ -27,18 +27,12 @@ struct TrainingCommand {
     sgf::TrainConfig tc;
     sgf::TrainLoopOptions opt;
 
-    bool any_size_override() const {
-        const auto& o = sizes;
-        return o.resolution || o.image_channels || o.bits || o.z_dim || o.w_dim || o.embed_layers ||
-               o.embed_width || o.channel_base || o.channel_max || o.fc_width;
-    }
     /// The preset with the overrides applied, validated (ModelConfig::validate names a bad value).
     /// With --resume the checkpoint's configs are used; a size option that disagrees with the
     /// checkpoint is refused rather than silently ignored (repeating the original command is fine).
     sgf::ModelConfig model_config() const {
         sgf::ModelConfig mc = sgf::ModelConfig::preset_named(preset);
         const auto& o = sizes;
-        if (any_size_override()) mc.preset = preset + "-custom";
         std::vector<std::pair<const char*, int>> given;
         auto apply = [&](const std::optional<int>& v, int& field, const char* key) {  // key: the JSON name
             if (!v) return;
@@ -55,6 +49,7 @@ struct TrainingCommand {
         apply(o.channel_base, mc.channel_base, "channel_base");
         apply(o.channel_max, mc.channel_max, "channel_max");
         apply(o.fc_width, mc.fc_width, "fc_width");
+        if (!given.empty()) mc.preset = preset + "-custom";
         mc.validate();
         if (opt.resume && !given.empty()) {
             const auto ckpt = opt.out_dir / "checkpoint.safetensors";

@@ -124,10 +124,7 @@ TEST(Objective, R1InFloat64MatchesFloat64AndFloat32DifferencesDoNot) {
     const auto pf = Df.parameters();
     const auto pd = Dd.parameters();
     ASSERT_EQ(pf.size(), pd.size());
-    for (std::size_t i = 0; i < pf.size(); ++i) {  // the float weights, exactly, in the float64 copy
-        const auto v = to_host_vector<double>(bf, pf[i]->value);
-        upload_into(bd, std::span<const double>(v), pd[i]->value);
-    }
+    for (std::size_t i = 0; i < pf.size(); ++i) copy_across(bf, pf[i]->value, bd, pd[i]->value);  // exact in float64
     const Shape rs{4, 1, 16, 16};
     const auto rv = random_vector(static_cast<std::size_t>(rs.size()), 21, 1.0);
     std::vector<float> rvf(rv.begin(), rv.end());

@@ -119,4 +119,11 @@ void upload_into(B& b, std::span<const T> values, Tensor<B>& t) {
     }
 }
 
+/// Copies a tensor between two backends (e.g. float32 to float64), converting through the host.
+template <StorageBackend From, StorageBackend To>
+void copy_across(From& from, const Tensor<From>& src, To& to, Tensor<To>& dst) {
+    const auto host = to_host_vector<typename To::Scalar>(from, src);
+    upload_into(to, std::span<const typename To::Scalar>(host), dst);
+}
+
 }  // namespace sgf

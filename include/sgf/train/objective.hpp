@@ -209,20 +209,15 @@ public:
         const auto qs = D64_.parameters();
         SGF_CHECK(ps.size() == qs.size(), ArgumentError, "R1InFloat64: D has {} parameter tensors, its copy {}",
                   ps.size(), qs.size());
-        for (std::size_t i = 0; i < ps.size(); ++i) copy_into(b, ps[i]->value, b64_, qs[i]->value);
+        for (std::size_t i = 0; i < ps.size(); ++i) copy_across(b, ps[i]->value, b64_, qs[i]->value);
         Tensor<Twin> real64(b64_, real.shape());
-        copy_into(b, real, b64_, real64);
+        copy_across(b, real, b64_, real64);
         const double penalty = r1_grads(b64_, D64_, real64, gamma, scale, GradMode::overwrite);
-        for (std::size_t i = 0; i < ps.size(); ++i) copy_into(b64_, qs[i]->grad, b, ps[i]->grad);
+        for (std::size_t i = 0; i < ps.size(); ++i) copy_across(b64_, qs[i]->grad, b, ps[i]->grad);
         return penalty;
     }
 
 private:
-    template <class From, class To>
-    static void copy_into(From& bf, const Tensor<From>& src, To& bt, Tensor<To>& dst) {
-        const auto host = to_host_vector<typename To::Scalar>(bf, src);
-        upload_into(bt, std::span<const typename To::Scalar>(host), dst);
-    }
     Twin b64_;
     ResidualCritic<Twin> D64_;
 };
