@@ -5,6 +5,7 @@ set -euo pipefail
 PKGS=(build-essential cmake pkg-config
       libeigen3-dev libfmt-dev libstb-dev nlohmann-json3-dev libcli11-dev
       libsqlite3-dev zlib1g-dev libgtest-dev libbenchmark-dev
+      libdnnl-dev  # oneDNN: the CPU backend's float32 convolutions (optional; Eigen im2col without it)
       dataset-fashion-mnist
       clang-14 libclang-rt-14-dev)  # fuzzers (libFuzzer, ASan/UBSan runtimes): scripts/run-fuzzers.sh
 missing=()

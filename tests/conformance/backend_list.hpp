@@ -40,12 +40,13 @@ struct ReferenceTraits {
 };
 
 #ifdef SGF_TEST_HAVE_EIGEN
-template <class T, int Threads>
+template <class T, int Threads, eigen::CpuConv Conv = eigen::CpuConv::best>
 struct EigenTraits {
     using Backend = eigen::Backend<T>;
     static constexpr int threads = Threads;
     static std::string name() {
-        return std::string(std::is_same_v<T, float> ? "eigen_f32" : "eigen_f64") + "_t" + std::to_string(Threads);
+        return std::string(std::is_same_v<T, float> ? "eigen_f32" : "eigen_f64") +
+               (Conv == eigen::CpuConv::im2col ? "_im2col" : "") + "_t" + std::to_string(Threads);
     }
     // style.md / ggml use 1e-7 in general and 5e-4 for convolutions; 5e-4 is meant for reduced-
     // precision GPU paths (TF32, fp16) and would let a wrong border pixel in 1 of 10^4 outputs
@@ -53,7 +54,7 @@ struct EigenTraits {
     // convolutions/GEMM (observed: <= 1e-12 on the sweep). float64: 1e-20 / 1e-18 (observed 1e-29).
     static constexpr double tol = std::is_same_v<T, float> ? 1e-7 : 1e-20;
     static constexpr double tol_conv = std::is_same_v<T, float> ? 1e-9 : 1e-18;
-    static std::unique_ptr<Backend> make(std::string&) { return std::make_unique<Backend>(Threads); }
+    static std::unique_ptr<Backend> make(std::string&) { return std::make_unique<Backend>(Threads, Conv); }
 };
 #endif
 
@@ -62,6 +63,10 @@ using ConformanceBackends = ::testing::Types<ReferenceTraits
 #ifdef SGF_TEST_HAVE_EIGEN
                                              ,
                                              EigenTraits<float, 1>, EigenTraits<double, 1>, EigenTraits<float, 2>
+#if defined(SGF_HAVE_ONEDNN) && SGF_HAVE_ONEDNN
+                                             ,  // float32 convolutions run on oneDNN above: im2col here too
+                                             EigenTraits<float, 2, eigen::CpuConv::im2col>
+#endif
 #endif
 #ifdef SGF_TEST_CUDA
                                              ,  // defined by tests/cuda/cuda_traits.hpp (GPU; make() skips without

@@ -112,7 +112,7 @@ std::string conv_str(const ConvDesc& d) {
            " stride=" + std::to_string(d.stride) + " pad=" + std::to_string(d.pad);
 }
 
-/// ~50 convolution shapes: hand-picked edge cases, then a deterministic random sweep over
+/// 55 convolution shapes: hand-picked edge cases, then a deterministic random sweep over
 /// k in {1,3,4}, stride 1/2, pad 0/1/2, odd sizes, batch 1..5, channels 1..17.
 std::vector<ConvDesc> conv_shapes() {
     std::vector<ConvDesc> v = {
@@ -127,11 +127,15 @@ std::vector<ConvDesc> conv_shapes() {
         {1, 3, 2, 7, 2, 4, 1, 2},     // k > h, saved by the padding
         {2, 6, 9, 4, 1, 1, 1, 0},     // pointwise, c_out 1
         {1, 8, 11, 11, 8, 1, 1, 2},   // 1x1 with padding (zero border)
+        // preset-sized (small: 64 channels at 4-16 px, 32 at 32 px): oneDNN's blocked kernels
+        {3, 64, 16, 16, 64, 3, 1, 1}, // 3x3 at 16 px
+        {2, 32, 32, 32, 64, 3, 2, 1}, // 3x3 stride-2 down-conv into 16 px
+        {2, 64, 8, 8, 32, 1, 2, 0},   // 1x1 stride-2 skip
     };
     std::mt19937_64 rng(20240611);
     auto pick = [&](std::int64_t lo, std::int64_t hi) { return std::uniform_int_distribution<std::int64_t>(lo, hi)(rng); };
     const std::int64_t ks[] = {1, 3, 4};
-    while (v.size() < 52) {
+    while (v.size() < 55) {
         ConvDesc d;
         d.n = pick(1, 5);
         d.c_in = pick(1, 17);
@@ -189,6 +193,17 @@ void run_conv_sweep(Fixture& fx, ConvOp op) {
 TYPED_TEST(DenseOps, ConvForwardShapeSweep) { run_conv_sweep(*this, ConvOp::forward); }
 TYPED_TEST(DenseOps, ConvBackwardDataShapeSweep) { run_conv_sweep(*this, ConvOp::backward_data); }
 TYPED_TEST(DenseOps, ConvBackwardFilterShapeSweep) { run_conv_sweep(*this, ConvOp::backward_filter); }
+
+#if defined(SGF_TEST_HAVE_EIGEN) && defined(SGF_HAVE_ONEDNN) && SGF_HAVE_ONEDNN
+// The sweeps above only prove something about oneDNN if the default float backend really uses it.
+TEST(EigenConvEngine, FloatBackendUsesOneDnnWhenBuiltWithIt) {
+    const char* env = std::getenv("SGF_ONEDNN");
+    if (env && std::string(env) == "0") GTEST_SKIP() << "SGF_ONEDNN=0 in the environment turns oneDNN off";
+    EXPECT_EQ(eigen::Backend<float>(2).conv_engine(), "onednn");
+    EXPECT_EQ(eigen::Backend<float>(2, eigen::CpuConv::im2col).conv_engine(), "im2col");
+    EXPECT_EQ(eigen::Backend<double>(2).conv_engine(), "im2col");  // oneDNN has no float64 convolution
+}
+#endif
 
 TYPED_TEST(DenseOps, ConvRejectsBadDescriptors) {
     auto& b = this->be();

@@ -1,6 +1,8 @@
 // sgf::eigen::Backend<T>: the CPU backend. Convolutions are im2col + Eigen GEMM with threads over
-// the batch (or over output channels when the batch is smaller than the thread count); everything
-// else is straightforward loops. T = float for training and verification, T = double for the
+// the batch (or over output channels when the batch is smaller than the thread count), except that
+// float32 convolutions with at least 8 input and output channels run on oneDNN when sgf is built
+// with it (SGF_HAVE_ONEDNN; eigen/onednn_conv.hpp; SGF_ONEDNN=0 in the environment turns it off at
+// run time); everything else is straightforward loops. T = float for training and verification, T = double for the
 // float64 gradient checks. Memory comes from a per-backend caching pool, so the many short-lived
 // activation tensors of a training step do not hit malloc/mmap every time.
 #pragma once
@@ -8,11 +10,15 @@
 #include <sgf/core/concepts.hpp>
 #include <sgf/core/philox.hpp>
 #include <sgf/backends/eigen/thread_pool.hpp>
+#if defined(SGF_HAVE_ONEDNN) && SGF_HAVE_ONEDNN
+#include <sgf/backends/eigen/onednn_conv.hpp>
+#endif
 
 #include <Eigen/Core>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -93,6 +99,9 @@ private:
     T* p_ = nullptr;
 };
 
+/// How the CPU backend convolves (see Backend's constructor).
+enum class CpuConv { best, im2col };
+
 template <class T>
 class Backend {
 public:
@@ -105,7 +114,30 @@ public:
     using MapV = Eigen::Map<Vec>;
     using CMapV = Eigen::Map<const Vec>;
 
-    explicit Backend(int threads = 1) : pool_(threads), mem_(std::make_shared<MemoryPool<T>>()) {}
+    /// threads: the pool's size (the calling thread included). conv: CpuConv::best runs float32
+    /// convolutions on oneDNN when sgf was built with it and SGF_ONEDNN is not "0" in the
+    /// environment; CpuConv::im2col always uses im2col + Eigen GEMM.
+    explicit Backend(int threads = 1, CpuConv conv = CpuConv::best)
+        : pool_(threads), mem_(std::make_shared<MemoryPool<T>>()) {
+#if defined(SGF_HAVE_ONEDNN) && SGF_HAVE_ONEDNN
+        if constexpr (std::is_same_v<T, float>) {
+            const char* env = std::getenv("SGF_ONEDNN");
+            if (conv == CpuConv::best && !(env && std::string_view(env) == "0"))
+                dnn_ = std::make_unique<OneDnnConv>(pool_);
+        }
+#else
+        (void)conv;
+#endif
+    }
+
+    /// What runs this backend's convolutions: "onednn" (float32 with at least 8 channels in and
+    /// out; the others on Eigen) or "im2col" (im2col + Eigen GEMM).
+    std::string_view conv_engine() const noexcept {
+#if defined(SGF_HAVE_ONEDNN) && SGF_HAVE_ONEDNN
+        if (dnn_) return "onednn";
+#endif
+        return "im2col";
+    }
 
     static constexpr std::string_view name() {
         if constexpr (std::is_same_v<T, float>) return "eigen-f32";
@@ -143,6 +175,10 @@ public:
     // ---------------------------------------------------------------- convolution
     void conv2d_forward(const ConvDesc& d, T alpha, const T* x, const T* w, T beta, T* y) {
         d.validate("conv2d_forward");
+#if defined(SGF_HAVE_ONEDNN) && SGF_HAVE_ONEDNN
+        if constexpr (std::is_same_v<T, float>)
+            if (on_onednn(d)) return dnn_->forward(d, alpha, x, w, beta, y);
+#endif
         const std::int64_t K = d.c_in * d.k * d.k, P = d.out_h() * d.out_w();
         const std::int64_t xs = d.c_in * d.h * d.w, ys = d.c_out * P;
         CMapM W(w, d.c_out, K, Eigen::OuterStride<>(K));
@@ -181,6 +217,10 @@ public:
 
     void conv2d_backward_data(const ConvDesc& d, T alpha, const T* dy, const T* w, T beta, T* dx) {
         d.validate("conv2d_backward_data");
+#if defined(SGF_HAVE_ONEDNN) && SGF_HAVE_ONEDNN
+        if constexpr (std::is_same_v<T, float>)
+            if (on_onednn(d)) return dnn_->backward_data(d, alpha, dy, w, beta, dx);
+#endif
         const std::int64_t K = d.c_in * d.k * d.k, P = d.out_h() * d.out_w();
         const std::int64_t xs = d.c_in * d.h * d.w, ys = d.c_out * P;
         CMapM W(w, d.c_out, K, Eigen::OuterStride<>(K));
@@ -207,6 +247,10 @@ public:
 
     void conv2d_backward_filter(const ConvDesc& d, T alpha, const T* x, const T* dy, T beta, T* dw) {
         d.validate("conv2d_backward_filter");
+#if defined(SGF_HAVE_ONEDNN) && SGF_HAVE_ONEDNN
+        if constexpr (std::is_same_v<T, float>)
+            if (on_onednn(d)) return dnn_->backward_filter(d, alpha, x, dy, beta, dw);
+#endif
         const std::int64_t K = d.c_in * d.k * d.k, P = d.out_h() * d.out_w();
         const std::int64_t xs = d.c_in * d.h * d.w, ys = d.c_out * P;
         const int parts = static_cast<int>(std::min<std::int64_t>(pool_.size(), d.n));
@@ -531,6 +575,11 @@ public:
 private:
     static double sigmoid(double t) { return t >= 0 ? 1.0 / (1.0 + std::exp(-t)) : std::exp(t) / (1.0 + std::exp(t)); }
     static bool is_pointwise(const ConvDesc& d) { return d.k == 1 && d.stride == 1 && d.pad == 0; }
+#if defined(SGF_HAVE_ONEDNN) && SGF_HAVE_ONEDNN
+    // oneDNN is 2-3x faster than im2col + GEMM on the 3x3 and 1x1 shapes of the presets; with 1-3
+    // channels on either side (FromRGB, ToRGB) Eigen is faster (docs/performance.md).
+    bool on_onednn(const ConvDesc& d) const { return dnn_ && d.c_in >= 8 && d.c_out >= 8; }
+#endif
 
     static std::pair<std::int64_t, std::int64_t> mbstd_groups(const Shape& s, int group) {
         const std::int64_t G = std::min<std::int64_t>(group, s.n);
@@ -606,6 +655,9 @@ private:
 
     ThreadPool pool_;
     std::shared_ptr<MemoryPool<T>> mem_;
+#if defined(SGF_HAVE_ONEDNN) && SGF_HAVE_ONEDNN
+    std::unique_ptr<OneDnnConv> dnn_;  // float32 only; null when SGF_ONEDNN=0
+#endif
 };
 
 static_assert(sgf::Backend<eigen::Backend<float>>);
