@@ -15,7 +15,10 @@ The same model and objective as sgf::Trainer<EigenCpu>::step for a preset (docs/
   three Adam optimisers (beta1 0, beta2 0.99, lazy-regularisation corrected), EMA copy of G.
 
 Usage: torch_train_step.py [--threads 1] [--batch 16] [--warmup 4] [--steps 32] [--repeats 3]
-                           [--modconv scale|grouped] [--config JSON_OR_FILE] [--json]
+                           [--modconv scale|grouped] [--config JSON_OR_FILE] [--json] [--device cpu|cuda]
+--device cuda runs on the GPU with TF32 allowed for matmuls and convolutions and cudnn.benchmark on (the
+settings a PyTorch user tuning for speed picks; sgf's fast mode also uses TF32); each step ends with
+loss.item(), which synchronises.
 --modconv scale (default) modulates by scaling the activations before and after a shared-weight
 convolution (StyleGAN2-ADA's training path, fused_modconv=False); grouped builds per-sample weights
 and runs one grouped convolution (StyleGAN2's original form). Both compute the same function.
@@ -71,7 +74,7 @@ def upfirdn2d(x, up=1, down=1, pad=(0, 0), gain=1.0):
         x = x.reshape(n, c, h * up, w * up)
     p0, p1 = pad
     x = F.pad(x, [p0, p1, p0, p1])
-    f = (FIR * gain).to(x.dtype)[None, None].expand(c, 1, 4, 4)
+    f = (FIR * gain).to(x.device, x.dtype)[None, None].expand(c, 1, 4, 4)
     return F.conv2d(x, f, stride=down, groups=c)
 
 
@@ -357,9 +360,16 @@ def main():
     ap.add_argument("--modconv", choices=["scale", "grouped"], default="scale")
     ap.add_argument("--config", help="sgf ModelConfig JSON (text or file); default: the small preset above")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     a = ap.parse_args()
 
     torch.set_num_threads(a.threads)
+    if a.device != "cpu":
+        torch.set_default_device(a.device)  # PyTorch >= 2.0 (Debian's 1.13 runs the CPU path only)
+    if a.device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
     torch.manual_seed(1)
     cfg = load_config(a.config) if a.config else SMALL
     tr = Trainer(cfg, a.batch, fused=(a.modconv == "grouped"))
@@ -388,7 +398,7 @@ def main():
     mean = lambda v: sum(v) / len(v) if v else 0.0
     blas = blas_library()
     if a.json:
-        print(json.dumps({"impl": "torch", "torch": torch.__version__, "blas": blas, "modconv": a.modconv, "batch": a.batch,
+        print(json.dumps({"impl": "torch", "torch": torch.__version__, "device": a.device, "blas": blas, "modconv": a.modconv, "batch": a.batch,
                           "config": cfg,
                           "threads": a.threads, "params_G": pG, "params_F": pF, "params_D": pD,
                           "ms_per_iter": round(med, 3), "window_ms": [round(w, 3) for w in windows],
@@ -396,7 +406,8 @@ def main():
                           "r1_steps": len(r1), "steps": len(plain) + len(r1), "others_cores": round(others, 2),
                           "cpu_ms_per_iter": round(cpu_ms, 3)}))
     else:
-        print(f"PyTorch {torch.__version__} train step  modconv={a.modconv} batch={a.batch} threads={a.threads}")
+        print(f"PyTorch {torch.__version__} train step  modconv={a.modconv} batch={a.batch} threads={a.threads} "
+              f"device={a.device}")
         print(f"BLAS: {blas}")
         print(f"parameters: G (incl. E) {pG}  F {pF}  D {pD}  total {pG + pF + pD} (+ EMA copy of G)")
         print(f"windows of {a.steps} steps (ms/iter): " + "  ".join(f"{w:.1f}" for w in windows))

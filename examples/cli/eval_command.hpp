@@ -6,7 +6,6 @@
 #include <sgf/eval/report.hpp>
 #include <sgf/io.hpp>
 #include <sgf/verify/evaluate.hpp>
-#include <sgf/backends/eigen.hpp>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -50,8 +49,9 @@ inline void add_eval_options(CLI::App& eval, EvalArgs& a) {
 }
 
 /// Bit accuracy only (no --out): unchanged output and JSON keys.
-inline int run_bit_accuracy(sgf::EigenCpu& b, bool json_out, const EvalArgs& a, std::int64_t images) {
-    auto m = sgf::io::load_meta_model<sgf::EigenCpu>(b, a.model);
+template <class B>
+int run_bit_accuracy(B& b, bool json_out, const EvalArgs& a, std::int64_t images) {
+    auto m = sgf::io::load_meta_model<B>(b, a.model);
     auto progress = [&](std::int64_t done, std::int64_t total) {
         if (!json_out) std::cout << fmt::format("\r  decoded {}/{} images", done, total) << std::flush;
     };
@@ -79,16 +79,21 @@ inline int run_bit_accuracy(sgf::EigenCpu& b, bool json_out, const EvalArgs& a, 
     return 0;
 }
 
-inline int run_eval(sgf::EigenCpu& b, bool json_out, const EvalArgs& a) {
+/// `sgf eval` without --out: the bit accuracy of a meta model (runs on any backend).
+template <class B>
+int run_bit_accuracy_command(B& b, bool json_out, const EvalArgs& a) {
+    if (!a.immunised.empty() || !a.baseline.empty())
+        SGF_THROW(ArgumentError, "eval: --immunised and --baseline need --out (they are part of the full report)");
+    const std::int64_t images = a.images.value_or(a.quick ? 48 : 10000);
+    SGF_CHECK(images > 0, ArgumentError, "--images must be positive, got {}", images);
+    return run_bit_accuracy(b, json_out, a, images);
+}
+
+/// `sgf eval`: without --out the bit accuracy, with --out the full report (CPU backend).
+template <class B>
+int run_eval(B& b, bool json_out, const EvalArgs& a) {
     namespace fs = std::filesystem;
-    using B = sgf::EigenCpu;
-    if (a.out.empty()) {
-        if (!a.immunised.empty() || !a.baseline.empty())
-            SGF_THROW(ArgumentError, "eval: --immunised and --baseline need --out (they are part of the full report)");
-        const std::int64_t images = a.images.value_or(a.quick ? 48 : 10000);
-        SGF_CHECK(images > 0, ArgumentError, "--images must be positive, got {}", images);
-        return run_bit_accuracy(b, json_out, a, images);
-    }
+    if (a.out.empty()) return run_bit_accuracy_command(b, json_out, a);
 
     sgf::eval::EvalOptions opt;
     opt.images = a.images.value_or(a.quick ? 48 : 1000);

@@ -49,6 +49,12 @@ struct TrainingCommand {
         apply(o.channel_base, mc.channel_base, "channel_base");
         apply(o.channel_max, mc.channel_max, "channel_max");
         apply(o.fc_width, mc.fc_width, "fc_width");
+        if (!opt.init_from.empty()) {
+            if (!given.empty())
+                SGF_THROW(ArgumentError, "--init-from takes the model sizes from {}: drop the size options ({} given)",
+                          opt.init_from.string(), given.front().first);
+            return sgf::read_release_config(opt.init_from);
+        }
         if (!given.empty()) mc.preset = preset + "-custom";
         mc.validate();
         if (opt.resume && !given.empty()) {
@@ -107,6 +113,10 @@ inline void add_training_options(CLI::App& app, TrainingCommand& cmd) {
     app.add_option("--checkpoint-every", opt.checkpoint_every, "steps between checkpoints")->capture_default_str();
     app.add_option("--grid-every", opt.grid_every, "steps between sample grids")->capture_default_str();
     app.add_flag("--resume", opt.resume, "continue the run in --out from its checkpoint");
+    app.add_option("--init-from", opt.init_from,
+                   "start a new run from the weights of a release (meta-model) file, e.g. to fine-tune the default "
+                   "model; the model sizes come from that file, the optimisers start afresh")
+        ->check(CLI::ExistingFile);
     app.add_flag("--no-fingerprint", [&tc](std::int64_t) { tc.fingerprint = false; },
                  "baseline without fingerprint losses");
     app.add_flag("--immunise", tc.immunise.enabled,

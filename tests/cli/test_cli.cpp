@@ -597,5 +597,33 @@ TEST_F(Cli, TrainWithModelSizeOptions) {
     EXPECT_NE(r.err.find("resolution must be a power of two >= 8, got 24"), std::string::npos) << r.err;
 }
 
+TEST_F(Cli, TrainInitFromAReleaseFile) {
+    const fs::path first = dir / "first";
+    Result r = sgf({"train", "--preset", "tiny", "--resolution", "32", "--bits", "12", "--batch", "4", "--kimg", "0.008",
+                    "--out", first.string()});
+    ASSERT_EQ(r.rc, kOk) << r.out << r.err;
+    const fs::path model_file = first / "model.safetensors";
+    // the sizes come from the file: a size option is refused, and so is --resume
+    r = sgf({"train", "--init-from", model_file.string(), "--bits", "64", "--out", (dir / "x").string()});
+    EXPECT_EQ(r.rc, kUsage) << r.out << r.err;
+    EXPECT_NE(r.err.find("--init-from takes the model sizes from"), std::string::npos) << r.err;
+    r = sgf({"train", "--init-from", model_file.string(), "--resume", "--out", first.string()});
+    EXPECT_EQ(r.rc, kUsage) << r.out << r.err;
+    EXPECT_NE(r.err.find("give one of them"), std::string::npos) << r.err;
+    r = sgf({"train", "--init-from", (dir / "missing.safetensors").string(), "--out", (dir / "y").string()});
+    EXPECT_NE(r.rc, kOk);
+    EXPECT_NE((r.out + r.err).find("missing.safetensors"), std::string::npos) << r.out << r.err;
+
+    const fs::path second = dir / "second";
+    r = sgf({"train", "--init-from", model_file.string(), "--batch", "4", "--kimg", "0.008", "--out", second.string()});
+    ASSERT_EQ(r.rc, kOk) << r.out << r.err;
+    EXPECT_NE(r.out.find("weights from"), std::string::npos) << r.out;
+    r = sgf({"--json", "info", (second / "model.safetensors").string()});
+    ASSERT_EQ(r.rc, kOk) << r.err;
+    const json cfg = json::parse(r.parsed()["metadata"]["sgf.config"].get<std::string>());
+    EXPECT_EQ(cfg["fingerprint_bits"], 12);
+    EXPECT_EQ(cfg["preset"], "tiny-custom");
+}
+
 }  // namespace
 }  // namespace sgf

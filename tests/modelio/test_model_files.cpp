@@ -142,5 +142,49 @@ TEST(Checkpoint, ResumeGivesBitIdenticalLosses) {
     EXPECT_EQ(ga, gb);
 }
 
+TEST(Checkpoint, InitFromReleaseFileStartsANewRunFromItsWeights) {
+    B b(2);
+    const ModelConfig cfg = ModelConfig::tiny();
+    TrainConfig tc;
+    tc.batch = 4;
+    const auto ds = random_dataset(cfg, 16);
+    Trainer<B> trained(b, cfg, tc);
+    io::Sampler s(ds.size(), tc.seed);
+    for (int i = 0; i < 3; ++i) trained.step(from_host(b, ds.batch(s.next(tc.batch))));
+    const fs::path p = tmpdir() / "release-for-init.safetensors";
+    io::save_meta_model(b, p, trained.generator_ema(), trained.decoder(), trained.discriminator());
+
+    EXPECT_EQ(nlohmann::json(read_release_config(p)), nlohmann::json(cfg));
+    TrainConfig tc2 = tc;
+    tc2.seed = 9;  // a different seed: the weights must still be the file's, not a fresh draw
+    Trainer<B> fresh(b, cfg, tc2);
+    load_release_weights(b, p, fresh);
+    EXPECT_EQ(fresh.step_count(), 0);
+    auto same = [&](auto& got, auto& want, const char* what) {
+        const auto g = got.parameters();
+        const auto w = want.parameters();
+        ASSERT_EQ(g.size(), w.size());
+        for (std::size_t i = 0; i < g.size(); ++i)
+            EXPECT_EQ(to_host_vector(b, g[i]->value), to_host_vector(b, w[i]->value)) << what << " " << g[i]->name;
+    };
+    same(fresh.generator(), trained.generator_ema(), "G <- file's EMA G");
+    same(fresh.generator_ema(), trained.generator_ema(), "EMA G");
+    same(fresh.decoder(), trained.decoder(), "F");
+    same(fresh.discriminator(), trained.discriminator(), "D");
+    const auto st = fresh.step(from_host(b, ds.batch(s.next(tc.batch))));  // trains from there
+    EXPECT_TRUE(std::isfinite(st.g.total));
+
+    // another model's file is refused with the file named
+    ModelConfig other = cfg;
+    other.fingerprint_bits = cfg.fingerprint_bits + 4;
+    Trainer<B> mismatched(b, other, tc);
+    try {
+        load_release_weights(b, p, mismatched);
+        ADD_FAILURE() << "a release file of another model config was accepted";
+    } catch (const FormatError& e) {
+        EXPECT_NE(std::string(e.what()).find(p.string()), std::string::npos) << e.what();
+    }
+}
+
 }  // namespace
 }  // namespace sgf

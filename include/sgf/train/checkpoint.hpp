@@ -76,4 +76,26 @@ void load_checkpoint(B& b, const std::filesystem::path& path, Trainer<B>& tr, io
     sampler.restore(ep, pos);
 }
 
+/// Starts a new run from the weights of a release (meta-model) file, e.g. to fine-tune the default
+/// model with other loss weights or on another backend: the file's EMA generator becomes both the
+/// trained generator and its EMA, F and D are the file's; the optimisers start with zero moments and
+/// the step counter at 0 (a release file holds no optimiser state; --resume continues a run exactly).
+template <Backend B>
+void load_release_weights(B& b, const std::filesystem::path& path, Trainer<B>& tr) {
+    const auto f = io::SafetensorsFile::load(path);
+    const ModelConfig mc = io::check_header(f, {"meta-model"});
+    if (nlohmann::json(mc) != nlohmann::json(tr.model_config()))
+        SGF_THROW(FormatError, "{}: the file holds model config {}, not {}", path.string(), nlohmann::json(mc).dump(),
+                  nlohmann::json(tr.model_config()).dump());
+    io::get_parameters(b, f, tr.generator().parameters());
+    io::get_parameters(b, f, tr.generator_ema().parameters());
+    io::get_parameters(b, f, tr.decoder().parameters());
+    io::get_parameters(b, f, tr.discriminator().parameters());
+}
+
+/// The model config of a release (meta-model) file, checked as load_meta_model checks it.
+inline ModelConfig read_release_config(const std::filesystem::path& path) {
+    return io::check_header(io::SafetensorsFile::load(path), {"meta-model"});
+}
+
 }  // namespace sgf

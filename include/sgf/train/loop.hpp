@@ -23,6 +23,7 @@ struct TrainLoopOptions {
     std::int64_t log_every = 10;             ///< steps (CSV)
     double stuck_kimg = 50;                  ///< warn if bit accuracy is still near 0.5 after this
     bool resume = false;
+    std::filesystem::path init_from;         ///< start from a release file's weights (new run)
     bool progress = true;
 };
 
@@ -69,6 +70,11 @@ int run_training(B& b, const ModelConfig& mc_in, const TrainConfig& tc_in, const
         if (!fs::exists(ckpt)) SGF_THROW(IoError, "{}: no checkpoint to resume from", ckpt.string());
         std::tie(mc, tc) = read_checkpoint_configs(ckpt);
     }
+    if (!opt.init_from.empty()) {
+        SGF_CHECK(!opt.resume, ArgumentError, "--init-from starts a new run from a release file and --resume continues "
+                                              "one from its checkpoint: give one of them");
+        mc = read_release_config(opt.init_from);
+    }
     const io::ImageDataset ds = load_training_data(opt.data, mc);
     Trainer<B> tr(b, mc, tc);
     io::Sampler sampler(ds.size(), tc.seed);
@@ -76,6 +82,10 @@ int run_training(B& b, const ModelConfig& mc_in, const TrainConfig& tc_in, const
         load_checkpoint(b, ckpt, tr, sampler);
         fmt::print("resumed from {} at step {} ({} kimg)\n", ckpt.string(), tr.step_count(),
                    tr.step_count() * tc.batch / 1000.0);
+    }
+    if (!opt.init_from.empty()) {
+        load_release_weights(b, opt.init_from, tr);
+        fmt::print("weights from {} (optimiser moments start at zero)\n", opt.init_from.string());
     }
     const auto total_steps = static_cast<std::int64_t>(std::ceil(opt.total_kimg * 1000.0 / tc.batch));
     const fs::path csv_path = opt.out_dir / "log.csv";

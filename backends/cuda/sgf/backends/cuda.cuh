@@ -395,4 +395,22 @@ static_assert(sgf::Backend<cuda::Backend<double>>, "sgf::cuda::Backend<double> m
 
 namespace sgf {
 using CudaGpu = cuda::Backend<float>;
+using CudaGpu64 = cuda::Backend<double>;
+
+#if !defined(SGF_CUDA_NO_FLOAT64_TWIN)
+/// R1 on the GPU runs on a float64 copy of D (train/objective.hpp, R1InFloat64): float32 central
+/// differences of D's gradients cross lrelu kinks at every usable step. Same device and mode; the copy
+/// has its own stream, and copy_across goes through the host, so the two never share a buffer.
+/// Define SGF_CUDA_NO_FLOAT64_TWIN to fall back to float32 differences.
+template <>
+struct Float64Twin<cuda::Backend<float>> {
+    static constexpr bool available = true;
+    using type = cuda::Backend<double>;
+    static type make(const cuda::Backend<float>& b) {
+        cuda::Options o = b.options();
+        o.max_workspace_bytes = std::min<std::size_t>(o.max_workspace_bytes, std::size_t(256) << 20);
+        return type(o);
+    }
+};
+#endif
 }  // namespace sgf

@@ -1,0 +1,155 @@
+// The GPU counterpart of train_step.cpp: times sgf::Trainer<CudaGpu>::step (one full training
+// iteration: G+F step, D step, lazy R1 on a float64 copy of D every d_reg_interval steps, EMA of G)
+// and the decoder's throughput, on the CUDA backend. Compare with
+//   python3 torch_train_step.py --device cuda --config "$(sgf_bench_train_step_cuda --preset P --print-config)"
+// which run_cuda.sh does in the same run.
+//
+//   sgf_bench_train_step_cuda [--preset small] [--batch 16] [--warmup 6] [--steps 32] [--repeats 3]
+//                             [--checking] [--decode-batches 1,256] [--json] [--print-config]
+//
+// Every timed window ends with a device synchronise. --decode-batches times F's forward pass (the
+// decoding of images already on the GPU) at each batch size and reports images/s.
+#include <sgf/backends/cuda.cuh>
+#include <sgf/sgf.hpp>
+#include <sgf/train/trainer.hpp>
+
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+using B = sgf::CudaGpu;
+using clock_type = std::chrono::steady_clock;
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const std::size_t n = v.size();
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+sgf::Tensor<B> wave_batch(B& b, const sgf::Shape& s, double freq) {
+    std::vector<float> h(static_cast<std::size_t>(s.size()));
+    for (std::size_t i = 0; i < h.size(); ++i) h[i] = float(std::sin(freq * double(i)));
+    return sgf::from_host(b, s, std::span<const float>(h));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::string preset = "small", decode_list;
+    int batch = 16, warmup = 6, steps = 32, repeats = 3;
+    bool json = false, print_config = false, checking = false;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        auto next = [&]() -> std::string {
+            if (i + 1 >= argc) {
+                fmt::print(stderr, "missing value after {}\n", a);
+                std::exit(2);
+            }
+            return argv[++i];
+        };
+        if (a == "--preset") preset = next();
+        else if (a == "--batch") batch = std::stoi(next());
+        else if (a == "--warmup") warmup = std::stoi(next());
+        else if (a == "--steps") steps = std::stoi(next());
+        else if (a == "--repeats") repeats = std::stoi(next());
+        else if (a == "--checking") checking = true;
+        else if (a == "--decode-batches") decode_list = next();
+        else if (a == "--json") json = true;
+        else if (a == "--print-config") print_config = true;
+        else {
+            fmt::print(stderr, "usage: {} [--preset P] [--batch N] [--warmup W] [--steps S] [--repeats R] [--checking] "
+                               "[--decode-batches 1,256] [--json] [--print-config]\n", argv[0]);
+            return 2;
+        }
+    }
+    try {
+        const sgf::ModelConfig mc = sgf::ModelConfig::preset_named(preset);
+        if (print_config) {
+            fmt::print("{}\n", nlohmann::json(mc).dump());
+            return 0;
+        }
+        if (!sgf::cuda::gpu_available()) {
+            fmt::print(stderr, "no CUDA GPU: {}\n", sgf::cuda::no_gpu_reason());
+            return 2;
+        }
+        B gpu(sgf::cuda::Options{.mode = checking ? sgf::cuda::Mode::checking : sgf::cuda::Mode::fast});
+        const char* mode = checking ? "checking" : "fast";
+        if (!decode_list.empty()) {  // decoder throughput
+            auto F = sgf::make_decoder(gpu, mc, 2);
+            std::stringstream ss(decode_list);
+            std::string item;
+            while (std::getline(ss, item, ',')) {
+                const int n = std::stoi(item);
+                const auto x = wave_batch(gpu, sgf::Shape{n, mc.image_channels, mc.resolution, mc.resolution}, 0.37);
+                for (int i = 0; i < 3; ++i) (void)F.forward(gpu, x);
+                gpu.synchronize();
+                int iters = 0;
+                const auto t0 = clock_type::now();
+                double sec = 0;
+                do {
+                    (void)F.forward(gpu, x);
+                    gpu.synchronize();
+                    ++iters;
+                    sec = std::chrono::duration<double>(clock_type::now() - t0).count();
+                } while (sec < 1.0 || iters < 5);
+                const double ms = 1e3 * sec / iters;
+                if (json)
+                    fmt::print("{{\"impl\": \"sgf\", \"what\": \"decode\", \"preset\": \"{}\", \"batch\": {}, \"mode\": \"{}\", "
+                               "\"ms_per_batch\": {:.4f}, \"images_per_s\": {:.1f}}}\n",
+                               preset, n, mode, ms, 1e3 * n / ms);
+                else
+                    fmt::print("sgf decoder F ({}) batch {:4d}: {:.3f} ms/batch, {:.0f} images/s ({} mode)\n", preset, n, ms,
+                               1e3 * n / ms, mode);
+            }
+            return 0;
+        }
+        sgf::TrainConfig tc;
+        tc.batch = batch;
+        sgf::Trainer<B> trainer(gpu, mc, tc);
+        const auto real = wave_batch(gpu, sgf::Shape{batch, mc.image_channels, mc.resolution, mc.resolution}, 0.37);
+        for (int i = 0; i < warmup; ++i) trainer.step(real);
+        gpu.synchronize();
+        std::vector<double> window_ms, plain_ms, r1_ms;
+        for (int r = 0; r < repeats; ++r) {
+            const auto w0 = clock_type::now();
+            for (int i = 0; i < steps; ++i) {
+                const auto t0 = clock_type::now();
+                const sgf::StepStats st = trainer.step(real);
+                gpu.synchronize();
+                (st.r1 ? r1_ms : plain_ms).push_back(std::chrono::duration<double, std::milli>(clock_type::now() - t0).count());
+            }
+            window_ms.push_back(std::chrono::duration<double, std::milli>(clock_type::now() - w0).count() / steps);
+        }
+        auto mean = [](const std::vector<double>& v) {
+            double s = 0;
+            for (double x : v) s += x;
+            return v.empty() ? 0.0 : s / double(v.size());
+        };
+        const double med = median(window_ms);
+        if (json)
+            fmt::print("{{\"impl\": \"sgf\", \"what\": \"train_step\", \"preset\": \"{}\", \"batch\": {}, \"mode\": \"{}\", "
+                       "\"device\": \"{}\", \"ms_per_iter\": {:.3f}, \"window_ms\": [{:.3f}], \"plain_step_ms\": {:.3f}, "
+                       "\"r1_step_ms\": {:.3f}, \"r1_steps\": {}, \"steps\": {}, \"peak_mib\": {:.1f}}}\n",
+                       preset, batch, mode, gpu.device_name(), med, fmt::join(window_ms, ", "), mean(plain_ms), mean(r1_ms),
+                       r1_ms.size(), plain_ms.size() + r1_ms.size(),
+                       double(gpu.allocator_stats().peak_in_use_bytes) / double(1 << 20));
+        else
+            fmt::print("sgf Trainer<CudaGpu>::step preset={} batch={} {} mode on {}: median {:.2f} ms/iter (windows {:.2f}), "
+                       "plain step {:.2f} ms, R1 step {:.2f} ms, {:.0f} images/s\n",
+                       preset, batch, mode, gpu.device_name(), med, fmt::join(window_ms, " "), mean(plain_ms), mean(r1_ms),
+                       1e3 * batch / med);
+    } catch (const sgf::Error& e) {
+        fmt::print(stderr, "error: {}\n", e.what());
+        return 1;
+    }
+    return 0;
+}

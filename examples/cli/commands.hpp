@@ -1,0 +1,429 @@
+// The subcommands of `sgf` that run networks (train, instantiate, generate, decode, verify, demo,
+// eval's bit accuracy), written once as templates over the backend. main.cpp parses the command line
+// into a Request and runs it on the CPU backend, or hands it to run_on_cuda (cuda_commands.cu, built
+// when nvcc is found) for --backend cuda. Every file a run writes has the same format on both
+// backends, so a model trained on one loads on the other.
+#pragma once
+
+#include <sgf/sgf.hpp>
+#include <sgf/nets.hpp>
+#include <sgf/io.hpp>
+#include <sgf/fingerprint.hpp>
+#include <sgf/train/loop.hpp>
+#include <sgf/verify/decode.hpp>
+#include <sgf/verify/evaluate.hpp>
+
+#include "eval_command.hpp"               // sgf eval
+#include "../train/training_options.hpp"  // sgf train (shared with sgf_train)
+
+#include <nlohmann/json.hpp>
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <iostream>
+#include <thread>
+
+namespace sgf_cli {
+
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+// Exit codes (docs/cli.md).
+enum Exit : int {
+    kOk = 0,               // success; for verify: every image attributed
+    kInternal = 1,
+    kUsage = 2,            // bad arguments
+    kIoError = 3,          // missing or unreadable input
+    kFormatError = 4,      // corrupt or malformed input (model, image, registry, fingerprint text)
+    kNumeric = 5,          // NaN/Inf during training
+    kBackend = 6,          // the compute backend cannot run: --backend cuda without a usable GPU, CUDA/cuDNN errors
+    kNotFingerprinted = 10,
+    kInconclusive = 11,
+};
+
+struct Common {
+    bool json = false;
+    int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    std::string backend = "cpu";
+};
+
+inline void emit(const Common& c, const json& j, const std::string& text) {
+    if (c.json) std::cout << j.dump(2) << "\n";
+    else std::cout << text;
+}
+
+inline std::vector<float> draw_normal(std::size_t n, std::uint64_t seed, std::uint64_t stream) {
+    std::vector<float> v(n);
+    for (std::size_t i = 0; i < n; ++i) v[i] = float(sgf::philox::normal(sgf::RngKey{seed, stream, 0}, i));
+    return v;
+}
+
+template <class B>
+std::vector<sgf::io::Image> generate_images(B& b, sgf::MetaGenerator<B>& G, const sgf::Fingerprint* fp, int count,
+                                            std::uint64_t seed, int batch = 32) {
+    const auto& cfg = G.config();
+    std::vector<sgf::io::Image> out;
+    for (int done = 0; done < count; done += batch) {
+        const int n = std::min(batch, count - done);
+        auto zv = draw_normal(std::size_t(n) * cfg.z_dim, seed, 1000 + std::uint64_t(done));
+        auto z = sgf::from_host<B, float>(b, sgf::Shape{n, cfg.z_dim}, std::span<const float>(zv));
+        sgf::HostTensor<float> img;
+        if (G.baked()) {
+            img = sgf::to_host<float>(b, G.forward_baked(b, z, seed ^ (0x9e37u + std::uint64_t(done))).image());
+        } else {
+            const auto bits = fp->to_floats();
+            std::vector<float> c;
+            for (int i = 0; i < n; ++i) c.insert(c.end(), bits.begin(), bits.end());
+            auto ct = sgf::from_host<B, float>(b, sgf::Shape{n, cfg.fingerprint_bits}, std::span<const float>(c));
+            img = sgf::to_host<float>(b, G.forward(b, z, ct, seed ^ (0x9e37u + std::uint64_t(done))).image());
+        }
+        for (int i = 0; i < n; ++i) out.push_back(sgf::io::to_image(img, i));
+    }
+    return out;
+}
+
+inline json attribution_json(const sgf::Attribution& a) {
+    return json{{"outcome", sgf::outcome_name(a.outcome)}, {"detected", a.detected},
+                {"best_label", a.best_label},             {"best_matching_bits", a.best_matching},
+                {"runner_up_label", a.runner_up_label},   {"runner_up_matching_bits", a.runner_up_matching},
+                {"margin", a.margin},                     {"threshold_bits", a.threshold},
+                {"bits", a.bits},                         {"registry_size", a.registry_size},
+                {"log10_p_value", a.log10_p},             {"log10_family_p_value", a.log10_family_p}};
+}
+
+inline std::string seconds(double s) { return fmt::format("{:.2f} s", s); }
+
+// ------------------------------------------------------------------------------------------ instantiate
+inline void check_registry_bits(const sgf::Registry& reg, int model_bits) {
+    if (reg.bits() != model_bits)
+        SGF_THROW(ArgumentError, "{}: the registry holds {}-bit fingerprints, but the model uses {}-bit fingerprints", reg.path(),
+                  reg.bits(), model_bits);
+}
+
+inline sgf::Fingerprint resolve_fingerprint(const std::string& registry, const std::string& label, const std::string& hex, int bits) {
+    if (!hex.empty()) {
+        try {
+            return sgf::Fingerprint::parse(hex, bits);
+        } catch (const sgf::ArgumentError& e) {
+            SGF_THROW(FormatError, "--fingerprint: {}", e.what());
+        }
+    }
+    if (label.empty() || registry.empty()) SGF_THROW(ArgumentError, "give --fingerprint HEX, or --label with --registry");
+    sgf::RegistryOptions ro;
+    ro.create = false;
+    ro.read_only = true;  // looking a label up never writes to the registry
+    ro.bits = bits;
+    sgf::Registry reg(registry, ro);
+    check_registry_bits(reg, bits);
+    const auto e = reg.find(label);
+    if (!e) SGF_THROW(ArgumentError, "{}: no entry labelled '{}'", registry, label);
+    return e->fingerprint;
+}
+
+template <class B>
+int cmd_instantiate(B& b, const Common& c, const std::string& model, const std::string& registry, const std::string& label,
+                    const std::string& hex, const std::string& out) {
+    auto m = sgf::io::load_meta_model<B>(b, model);
+    const auto fp = resolve_fingerprint(registry, label, hex, m.config.fingerprint_bits);
+    const auto bits = fp.to_floats();
+    const auto t0 = std::chrono::steady_clock::now();
+    auto ct = sgf::from_host<B, float>(b, sgf::Shape{1, m.config.fingerprint_bits}, std::span<const float>(bits));
+    auto Gu = sgf::instantiate(b, m.G, ct);
+    const double bake = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    sgf::io::save_baked_generator(b, out, Gu, {{"sgf.label", label}});
+    emit(c, json{{"out", out}, {"label", label}, {"bake_seconds", bake}},
+         fmt::format("wrote {} (baked in {:.1f} ms; holds only this user's generator)\n", out, bake * 1e3));
+    return kOk;
+}
+
+// ------------------------------------------------------------------------------------------ generate
+template <class B>
+int cmd_generate(B& b, const Common& c, const std::string& model, const std::string& hex, int count, const std::string& out,
+                 std::uint64_t seed, bool grid) {
+    const auto f = sgf::io::SafetensorsFile::load(model);
+    const std::string kind = f.meta("sgf.kind");
+    fs::create_directories(out);
+    std::vector<sgf::io::Image> images;
+    if (kind == "baked-generator") {
+        auto G = sgf::io::load_baked_generator<B>(b, model);
+        images = generate_images(b, G, nullptr, count, seed);
+    } else {
+        auto m = sgf::io::load_meta_model<B>(b, model);
+        if (hex.empty()) SGF_THROW(ArgumentError, "generate: a meta model needs --fingerprint HEX");
+        const auto fp = resolve_fingerprint("", "", hex, m.config.fingerprint_bits);
+        images = generate_images(b, m.G, &fp, count, seed);
+    }
+    json files = json::array();
+    for (std::size_t i = 0; i < images.size(); ++i) {
+        const auto p = fs::path(out) / fmt::format("{:05d}.png", i);
+        sgf::io::save_png(p, images[i]);
+        files.push_back(p.string());
+    }
+    if (grid) sgf::io::save_png(fs::path(out) / "grid.png", sgf::io::make_grid(images, std::min<int>(count, 10)));
+    emit(c, json{{"files", files}}, fmt::format("wrote {} images to {}\n", images.size(), out));
+    return kOk;
+}
+
+// ------------------------------------------------------------------------------------------ decode / verify
+inline int file_error_code(const sgf::FileDecode& d) { return d.io_error ? kIoError : kFormatError; }
+
+template <class B>
+int cmd_decode(B& b, const Common& c, const std::string& model, const std::vector<std::string>& images) {
+    auto m = sgf::io::load_meta_model<B>(b, model);
+    const auto res = sgf::decode_files(b, m.F, images);
+    json arr = json::array();
+    std::string text;
+    int rc = kOk;
+    for (const auto& d : res) {
+        if (!d.decoded) {
+            arr.push_back({{"image", d.path}, {"error", d.error}});
+            text += fmt::format("{}\terror: {}\n", d.path, d.error);
+            rc = std::max(rc, file_error_code(d));
+            continue;
+        }
+        arr.push_back({{"image", d.path}, {"fingerprint", d.decoded->fingerprint.hex()}, {"logits", d.decoded->logits}});
+        text += fmt::format("{}\t{}\n", d.path, d.decoded->fingerprint.hex());
+    }
+    emit(c, json{{"results", arr}}, text);
+    return rc;
+}
+
+template <class B>
+int cmd_verify(B& b, const Common& c, const std::string& model, const std::string& registry, const std::vector<std::string>& images,
+               double alpha, int min_margin) {
+    if (!(alpha > 0 && alpha < 1)) SGF_THROW(ArgumentError, "--alpha must be in (0, 1), got {}", alpha);
+    auto m = sgf::io::load_meta_model<B>(b, model);
+    sgf::RegistryOptions ro;
+    ro.create = false;
+    ro.read_only = true;  // verification never writes to the registry
+    ro.bits = m.config.fingerprint_bits;
+    sgf::Registry reg(registry, ro);
+    check_registry_bits(reg, m.config.fingerprint_bits);
+    const sgf::AttributionRule rule{alpha, min_margin};
+    const auto res = sgf::decode_files(b, m.F, images);
+    json arr = json::array();
+    std::string text;
+    int worst = kOk, n_attr = 0, n_none = 0, n_inc = 0, n_err = 0;
+    for (const auto& d : res) {
+        if (!d.decoded) {
+            ++n_err;
+            arr.push_back({{"image", d.path}, {"outcome", "error"}, {"error", d.error}});
+            text += fmt::format("{}\terror\t{}\n", d.path, d.error);
+            worst = std::max(worst, file_error_code(d));
+            continue;
+        }
+        const auto a = reg.attribute(d.decoded->fingerprint, rule);
+        json j = attribution_json(a);
+        j["image"] = d.path;
+        j["fingerprint"] = d.decoded->fingerprint.hex();
+        arr.push_back(j);
+        text += fmt::format("{}\t{}\t{}\t{}/{} bits (threshold {}), runner-up {} ({} bits), family p = 1e{:.1f}\n", d.path,
+                            sgf::outcome_name(a.outcome), a.best_label, a.best_matching, a.bits, a.threshold,
+                            a.runner_up_label.empty() ? "-" : a.runner_up_label, a.runner_up_matching, a.log10_family_p);
+        if (a.outcome == sgf::Outcome::attributed) ++n_attr;
+        else if (a.outcome == sgf::Outcome::not_fingerprinted) ++n_none;
+        else ++n_inc;
+    }
+    int rc = worst;
+    if (rc == kOk) rc = n_inc ? kInconclusive : (n_none ? kNotFingerprinted : kOk);
+    text += fmt::format("{} images: {} attributed, {} not fingerprinted, {} inconclusive, {} unreadable\n", res.size(), n_attr, n_none,
+                        n_inc, n_err);
+    emit(c, json{{"results", arr}, {"attributed", n_attr}, {"not_fingerprinted", n_none}, {"inconclusive", n_inc}, {"errors", n_err},
+                 {"exit_code", rc}},
+         text);
+    return rc;
+}
+
+// ------------------------------------------------------------------------------------------ demo
+template <class B>
+int cmd_demo(B& b, const Common& c, const std::string& model, int users, int per_user, int n_real, int n_open, const std::string& keep) {
+    using clock = std::chrono::steady_clock;
+    auto since = [](clock::time_point t) { return std::chrono::duration<double>(clock::now() - t).count(); };
+    const fs::path dir = keep.empty() ? fs::temp_directory_path() / fmt::format("sgf-demo-{}", ::getpid()) : fs::path(keep);
+    fs::create_directories(dir / "users");
+    fs::create_directories(dir / "images");
+    json stages = json::object();
+    auto say = [&](const std::string& s) {
+        if (!c.json) std::cout << s << std::flush;
+    };
+    say(fmt::format("sgf demo: model {}\n  working folder {}\n", model, dir.string()));
+
+    auto t = clock::now();
+    auto m = sgf::io::load_meta_model<B>(b, model);
+    const auto& cfg = m.config;
+    stages["load_model"] = since(t);
+
+    t = clock::now();
+    sgf::Registry reg(dir / "registry.db");
+    std::vector<sgf::RegistryEntry> issued;
+    for (int u = 0; u < users; ++u) issued.push_back(reg.issue(fmt::format("user{:03d}", u), R"({"demo":true})"));
+    stages["issue"] = since(t);
+    say(fmt::format("  issued {} fingerprints (min distance {}) in {:.2f} s\n", users, reg.min_distance(), since(t)));
+
+    t = clock::now();
+    double bake_s = 0;
+    std::vector<std::string> gen_files;
+    std::vector<std::string> gen_truth;
+    for (int u = 0; u < users; ++u) {
+        const auto bits = issued[u].fingerprint.to_floats();
+        auto ct = sgf::from_host<B, float>(b, sgf::Shape{1, cfg.fingerprint_bits}, std::span<const float>(bits));
+        const auto tb = clock::now();
+        auto Gu = sgf::instantiate(b, m.G, ct);
+        bake_s += since(tb);
+        sgf::io::save_baked_generator(b, dir / "users" / (issued[u].label + ".safetensors"), Gu, {{"sgf.label", issued[u].label}});
+        const auto imgs = generate_images(b, Gu, nullptr, per_user, 1000 + u);
+        for (int j = 0; j < per_user; ++j) {
+            const auto p = dir / "images" / fmt::format("{}_{:02d}.png", issued[u].label, j);
+            sgf::io::save_png(p, imgs[j]);
+            gen_files.push_back(p.string());
+            gen_truth.push_back(issued[u].label);
+        }
+        say(fmt::format("\r  baked and sampled {}/{} users", u + 1, users));
+    }
+    stages["instantiate_and_generate"] = since(t);
+    say(fmt::format("\n  {} baked generators ({:.1f} ms each), {} PNG images in {:.2f} s\n", users, 1e3 * bake_s / users,
+                    gen_files.size(), since(t)));
+
+    t = clock::now();
+    std::vector<std::string> real_files;
+    {
+        const auto ds = sgf::io::load_fashion_mnist("test");
+        std::vector<std::int64_t> idx(std::size_t(std::min<std::int64_t>(n_real, ds.size())));
+        for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = std::int64_t(i);
+        const auto batch = ds.batch(idx);
+        for (std::size_t i = 0; i < idx.size(); ++i) {
+            const auto p = dir / "images" / fmt::format("real_{:05d}.png", i);
+            sgf::io::save_png(p, sgf::io::to_image(batch, std::int64_t(i)));
+            real_files.push_back(p.string());
+        }
+    }
+    std::vector<std::string> open_files;
+    for (int i = 0; i < n_open; ++i) {
+        const auto fp = sgf::Fingerprint::from_seed(cfg.fingerprint_bits, 0xC0FFEEull + std::uint64_t(i));
+        const auto img = generate_images(b, m.G, &fp, 1, 5000 + i);
+        const auto p = dir / "images" / fmt::format("unregistered_{:04d}.png", i);
+        sgf::io::save_png(p, img[0]);
+        open_files.push_back(p.string());
+    }
+    stages["prepare_real_and_open_world"] = since(t);
+
+    t = clock::now();
+    std::vector<std::string> all = gen_files;
+    all.insert(all.end(), real_files.begin(), real_files.end());
+    all.insert(all.end(), open_files.begin(), open_files.end());
+    const auto decoded = sgf::decode_files(b, m.F, all);
+    const double decode_s = since(t);
+    t = clock::now();
+    const sgf::AttributionRule rule{};
+    std::int64_t correct = 0, gen_detected = 0, real_attr = 0, real_detected = 0, open_attr = 0, open_detected = 0, errors = 0;
+    double bit_acc = 0;
+    for (std::size_t i = 0; i < decoded.size(); ++i) {
+        if (!decoded[i].decoded) {
+            ++errors;
+            continue;
+        }
+        const auto& fp = decoded[i].decoded->fingerprint;
+        const auto a = reg.attribute(fp, rule);
+        if (i < gen_files.size()) {
+            const auto& truth = issued[i / std::size_t(per_user)].fingerprint;
+            bit_acc += double(fp.matching_bits(truth)) / cfg.fingerprint_bits;
+            correct += a.outcome == sgf::Outcome::attributed && a.best_label == gen_truth[i];
+            gen_detected += a.detected;
+        } else if (i < gen_files.size() + real_files.size()) {
+            real_attr += a.outcome == sgf::Outcome::attributed;
+            real_detected += a.detected;
+        } else {
+            open_attr += a.outcome == sgf::Outcome::attributed;
+            open_detected += a.detected;
+        }
+    }
+    const double attribute_s = since(t);
+    stages["decode"] = decode_s;
+    stages["attribute"] = attribute_s;
+    const double n_gen = double(gen_files.size());
+    bit_acc /= std::max(1.0, n_gen);
+    const double fpr_real = real_files.empty() ? 0 : double(real_detected) / double(real_files.size());
+    const int k_star = sgf::stats::bit_threshold(cfg.fingerprint_bits, sgf::stats::bonferroni_alpha(rule.alpha, users));
+    json j{{"users", users},
+           {"images_per_user", per_user},
+           {"bit_accuracy", bit_acc},
+           {"attribution_accuracy", correct / std::max(1.0, n_gen)},
+           {"detected_generated", gen_detected},
+           {"false_attributions_real", real_attr},
+           {"false_attributions_open_world", open_attr},
+           {"detected_real", real_detected},
+           {"detected_open_world", open_detected},
+           {"empirical_fpr_real", fpr_real},
+           {"theoretical_family_fpr", rule.alpha},
+           {"threshold_bits", k_star},
+           {"unreadable", errors},
+           {"seconds", stages},
+           {"folder", dir.string()}};
+    if (!c.json) {
+        std::cout << fmt::format(
+            "\n  | measure | value |\n  |---|---|\n"
+            "  | bit accuracy ({} generated images) | {:.4f} |\n"
+            "  | attribution accuracy ({} users) | {:.4f} ({} of {}) |\n"
+            "  | false attributions, {} real Fashion-MNIST test images | {} |\n"
+            "  | false attributions, {} open-world images (unregistered fingerprints) | {} |\n"
+            "  | empirical false-positive rate on real images | {:.4f} ({} of {} pass k* = {} bits) |\n"
+            "  | theoretical family-wise false-positive rate | {:g} |\n"
+            "  | time: issue / bake+generate / decode / attribute | {} / {} / {} / {} |\n",
+            gen_files.size(), bit_acc, users, correct / std::max(1.0, n_gen), correct, gen_files.size(), real_files.size(), real_attr,
+            open_files.size(), open_attr, fpr_real, real_detected, real_files.size(), k_star, rule.alpha,
+            seconds(stages["issue"].get<double>()), seconds(stages["instantiate_and_generate"].get<double>()), seconds(decode_s),
+            seconds(attribute_s));
+    } else {
+        emit(c, j, "");
+    }
+    if (keep.empty()) fs::remove_all(dir);
+    return kOk;
+}
+
+
+/// A parsed command line of a subcommand that runs networks.
+struct Request {
+    enum class Command { train, instantiate, generate, decode, verify, demo, eval } command = Command::demo;
+    Common c;
+    std::string model, registry, label, hex, out_file, out_folder = "sgf-images", keep;
+    std::vector<std::string> images;
+    int n_images = 16, users = 100, per_user = 20, n_real = 2000, n_open = 200, min_margin = 8;
+    double alpha = 1e-6;
+    std::uint64_t seed = 1;
+    bool grid = false;
+    sgf_examples::TrainingCommand train;
+    EvalArgs eval;
+};
+
+/// Runs `r` on backend `b`. Eval with --out (the full report) is the CPU backend's (run_eval): the
+/// caller handles it before dispatching here.
+template <class B>
+int run_request(B& b, Request& r) {
+    using C = Request::Command;
+    switch (r.command) {
+        case C::train: {
+            r.train.opt.out_dir = r.train.out;
+            r.train.opt.progress = !r.c.json;
+            const int rc = sgf::run_training(b, r.train.model_config(), r.train.tc, r.train.opt);
+            return rc == 3 ? kNumeric : rc;  // run_training returns 3 when NaN/Inf stops training; 130 when interrupted
+        }
+        case C::instantiate: return cmd_instantiate(b, r.c, r.model, r.registry, r.label, r.hex, r.out_file);
+        case C::generate: return cmd_generate(b, r.c, r.model, r.hex, r.n_images, r.out_folder, r.seed, r.grid);
+        case C::decode: return cmd_decode(b, r.c, r.model, r.images);
+        case C::verify: return cmd_verify(b, r.c, r.model, r.registry, r.images, r.alpha, r.min_margin);
+        case C::demo: return cmd_demo(b, r.c, r.model, r.users, r.per_user, r.n_real, r.n_open, r.keep);
+        case C::eval: {
+            SGF_CHECK(r.eval.out.empty(), ArgumentError, "eval --out runs on the CPU backend");
+            return run_bit_accuracy_command(b, r.c.json, r.eval);
+        }
+    }
+    return kUsage;
+}
+
+/// --backend cuda: constructs the CUDA backend (device 0, fast mode) and runs `r` on it. Defined in
+/// cuda_commands.cu; a build without nvcc defines it to say so.
+int run_on_cuda(Request& r);
+
+}  // namespace sgf_cli

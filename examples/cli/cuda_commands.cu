@@ -1,0 +1,23 @@
+// `sgf --backend cuda ...`: the network-running subcommands of commands.hpp on the CUDA backend
+// (device 0, fast mode; SGF_CUDA_DEVICE picks another device, SGF_CUDA_CHECKING=1 the deterministic
+// checking mode). Compiled by nvcc when the build finds it; no_cuda_commands.cpp otherwise.
+#include <sgf/backends/cuda.cuh>
+
+#include "commands.hpp"
+
+namespace sgf_cli {
+
+int run_on_cuda(Request& r) {
+    if (!sgf::cuda::gpu_available())
+        SGF_THROW(BackendError, "--backend cuda: no usable CUDA GPU ({}); use --backend cpu", sgf::cuda::no_gpu_reason());
+    sgf::cuda::Options o;
+    if (const char* d = std::getenv("SGF_CUDA_DEVICE")) o.device = std::atoi(d);
+    if (const char* m = std::getenv("SGF_CUDA_CHECKING"); m && std::string(m) == "1") o.mode = sgf::cuda::Mode::checking;
+    sgf::CudaGpu gpu(o);
+    if (!r.c.json && r.command != Request::Command::train)
+        fmt::print(stderr, "backend: CUDA on {} ({} mode)\n", gpu.device_name(),
+                   o.mode == sgf::cuda::Mode::checking ? "checking" : "fast");
+    return run_request(gpu, r);
+}
+
+}  // namespace sgf_cli
