@@ -51,11 +51,13 @@ nvidia-smi -L 2>&1 | tee -a "$OUT/summary.txt"
 missing=$(ldd "$BUILD/tests/cuda/test_cuda_training" 2>&1 | grep -E "not found|GLIBC" || true)
 [ -n "$missing" ] && say "missing libraries: $missing"
 
-# ---- 1. benchmarks, alone on the GPU ------------------------------------------------------------
-say "benchmarks"
-timeout 150 benchmarks/training/run_cuda.sh "$BUILD" > "$OUT/logs/bench.txt" 2>&1
-say "benchmarks rc=$?"
-sed -n '/^| preset/,$p' "$OUT/logs/bench.txt" | tee -a "$OUT/summary.txt"
+# ---- 1. benchmarks, alone on the GPU (SGF_GPU_BENCH=0 skips them) --------------------------------
+if [ "${SGF_GPU_BENCH:-1}" = 1 ]; then
+  say "benchmarks"
+  timeout 150 benchmarks/training/run_cuda.sh "$BUILD" > "$OUT/logs/bench.txt" 2>&1
+  say "benchmarks rc=$?"
+  sed -n '/^| preset/,$p' "$OUT/logs/bench.txt" | tee -a "$OUT/summary.txt"
+fi
 
 # ---- 2. training in the background --------------------------------------------------------------
 # A gate first: the trainer's GPU tests. Fast mode when its test passes, else the checking mode when
@@ -86,11 +88,22 @@ if [ -n "${SGF_GPU_TRAIN_ARGS:-}" ]; then
 fi
 
 # ---- 3. tests: the CUDA ones, then the rest of the suite -----------------------------------------
-(cd "$BUILD" && timeout 300 nice -n 10 ctest -R "cuda|Cuda" -j6 --timeout 240 --output-on-failure) > "$OUT/logs/ctest-cuda.txt" 2>&1
-say "ctest -R 'cuda|Cuda' rc=$?: $(grep -E 'tests passed|tests failed' "$OUT/logs/ctest-cuda.txt")"
+# SGF_GPU_TESTS: the regex of the first ctest run; SGF_GPU_VERBOSE=1 runs it with -V and the
+# conformance suite's per-test worst errors (SGF_CONFORMANCE_VERBOSE); SGF_GPU_REST=0 skips the rest.
+tests=${SGF_GPU_TESTS:-cuda|Cuda}
+verbose=""
+if [ "${SGF_GPU_VERBOSE:-0}" = 1 ]; then verbose="-V"; export SGF_CONFORMANCE_VERBOSE=1; fi
+(cd "$BUILD" && timeout 300 nice -n 10 ctest -R "$tests" -j6 --timeout 240 --output-on-failure $verbose) > "$OUT/logs/ctest-cuda.txt" 2>&1
+say "ctest -R '$tests' rc=$?: $(grep -E 'tests passed|tests failed' "$OUT/logs/ctest-cuda.txt")"
 grep -E "^\s+[a-z_]+ mode:|  10 steps|ms/step|Failed|\*\*\*Failed|Not Run" "$OUT/logs/ctest-cuda.txt" | head -40 | tee -a "$OUT/summary.txt"
+# SGF_GPU_EXTRA: one more shell command, run here with this environment (output in logs/extra.txt)
+if [ -n "${SGF_GPU_EXTRA:-}" ]; then
+  bash -c "$SGF_GPU_EXTRA" > "$OUT/logs/extra.txt" 2>&1
+  say "extra command rc=$?"
+  tail -15 "$OUT/logs/extra.txt" | tee -a "$OUT/summary.txt"
+fi
 left=$(( BUDGET - $(elapsed) - 40 ))
-if [ "$left" -gt 60 ]; then
+if [ "$left" -gt 60 ] && [ "${SGF_GPU_REST:-1}" = 1 ]; then
   (cd "$BUILD" && timeout "$left" nice -n 10 ctest -E "cuda|Cuda" -j10 --timeout 200 --output-on-failure) > "$OUT/logs/ctest-rest.txt" 2>&1
   say "ctest -E 'cuda|Cuda' rc=$?: $(grep -E 'tests passed|tests failed' "$OUT/logs/ctest-rest.txt")"
   grep -E "\*\*\*Failed|\(Failed\)|Timeout" "$OUT/logs/ctest-rest.txt" | head -20 | tee -a "$OUT/summary.txt"

@@ -27,9 +27,10 @@ done
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 train = {}
-for r in rows:
+preset = None
+for r in rows:  # each case prints sgf's row, then PyTorch's (whose config has no preset name)
     if r.get("what", "train_step") == "train_step":
-        preset = r.get("preset") or r.get("config", {}).get("preset")
+        preset = r.get("preset", preset)
         train.setdefault((preset, r["batch"]), {})[r["impl"]] = r
 print("\n| preset | batch | sgf ms/iter | PyTorch ms/iter | PyTorch / sgf |")
 print("|---|---|---|---|---|")

@@ -422,8 +422,12 @@ int run_request(B& b, Request& r) {
     return kUsage;
 }
 
-/// --backend cuda: constructs the CUDA backend (device 0, fast mode) and runs `r` on it. Defined in
-/// cuda_commands.cu; a build without nvcc defines it to say so.
+/// --backend cuda. In `sgf-cuda` (cuda_commands.cu): constructs the CUDA backend (device 0, fast mode)
+/// and runs `r` on it. In the CPU binary `sgf` (cuda_dispatch.cpp): runs the same command line in the
+/// `sgf-cuda` beside it, or says that there is none.
 int run_on_cuda(Request& r);
+
+/// Records main's arguments (cuda_dispatch.cpp passes them on; a no-op in sgf-cuda).
+void remember_command_line(int argc, char** argv);
 
 }  // namespace sgf_cli

@@ -1,11 +1,14 @@
 // `sgf --backend cuda ...`: the network-running subcommands of commands.hpp on the CUDA backend
 // (device 0, fast mode; SGF_CUDA_DEVICE picks another device, SGF_CUDA_CHECKING=1 the deterministic
-// checking mode). Compiled by nvcc when the build finds it; no_cuda_commands.cpp otherwise.
+// checking mode). Built into `sgf-cuda` when the build finds nvcc; the CPU binary `sgf` runs
+// sgf-cuda for --backend cuda (cuda_dispatch.cpp).
 #include <sgf/backends/cuda.cuh>
 
 #include "commands.hpp"
 
 namespace sgf_cli {
+
+void remember_command_line(int, char**) {}
 
 int run_on_cuda(Request& r) {
     if (!sgf::cuda::gpu_available())

@@ -156,6 +156,7 @@ int main(int argc, char** argv) {
     req.eval.model = default_model();
     sgf_cli::add_eval_options(*eval, req.eval);
 
+    remember_command_line(argc, argv);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -51,8 +51,8 @@ struct CliCuda : ::testing::Test {
 
 TEST_F(CliCuda, EveryNetworkCommandRunsOnTheGpuAndItsFilesLoadOnTheCpu) {
     const fs::path run = dir / "run";
-    auto r = sgf({"train", "--preset", "tiny", "--resolution", "32", "--batch", "4", "--kimg", "0.016", "--out",
-                  run.string(), "--json"},
+    auto r = sgf({"train", "--preset", "tiny", "--resolution", "32", "--bits", "128", "--batch", "4", "--kimg", "0.016",
+                  "--out", run.string(), "--json"},
                  true);
     if (r.rc == kBackend && r.err.find("no usable CUDA GPU") != std::string::npos) GTEST_SKIP() << r.err;
     if (r.rc == kUsage && r.err.find("built without the CUDA backend") != std::string::npos) GTEST_SKIP() << r.err;

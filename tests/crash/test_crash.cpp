@@ -356,6 +356,9 @@ TEST(Crash, RegistrySurvivesSigkillDuringIssue) {
             if (rc == -SIGKILL && killed) ++done_kills;
             else ASSERT_EQ(rc, 0) << slurp(dir / "issue.log");
         }
+        // every issuer of the first rounds may be killed before it created the file (a slow start): nothing
+        // was committed, so there is nothing to check yet
+        if (before.empty() && !fs::exists(reg)) continue;
         const auto rows = check_registry(reg, fmt::format("after round {} ({} kills)", round, done_kills));
         // nothing committed earlier is lost or changed
         for (const auto& r : before) {

@@ -135,6 +135,46 @@ TEST(Registry, ConcurrentProcessesNeverDuplicateOrLoseRows) {
     EXPECT_GE(closest, r.min_distance());
 }
 
+// Processes that open (and so create) the same new registry at the same moment: each one's switch to
+// the WAL journal can meet another's lock, which SQLite reports at once instead of waiting (seen as
+// "PRAGMA journal_mode=WAL failed: database is locked" on a 16-core machine). Every opener must succeed.
+TEST(Registry, ProcessesCreatingTheSameRegistryAtOnceAllSucceed) {
+    for (int round = 0; round < 20; ++round) {
+        const auto p = fresh(fmt::format("created-at-once-{}.db", round));
+        const int procs = 8;
+        int ready[2];
+        ASSERT_EQ(pipe(ready), 0);
+        std::vector<pid_t> kids;
+        for (int k = 0; k < procs; ++k) {
+            const pid_t pid = fork();
+            if (pid == 0) {
+                char go = 0;
+                close(ready[1]);
+                if (read(ready[0], &go, 1) < 0) _exit(2);  // all children start together
+                int rc = 0;
+                try {
+                    Registry r(p);
+                    r.issue(fmt::format("p{}", k));
+                } catch (...) {
+                    rc = 1;
+                }
+                _exit(rc);
+            }
+            kids.push_back(pid);
+        }
+        close(ready[0]);
+        close(ready[1]);  // EOF releases every child at once
+        for (pid_t pid : kids) {
+            int status = 0;
+            waitpid(pid, &status, 0);
+            EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "round " << round << ": an opener failed";
+        }
+        Registry r(p);
+        EXPECT_EQ(r.size(), procs) << "round " << round;
+        if (::testing::Test::HasFailure()) break;
+    }
+}
+
 TEST(Registry, RejectionSamplingEnforcesATightMinimumDistance) {
     // 8-bit codes at distance >= 3: few fit, so rejections happen; every pair must respect it
     Registry r(fresh("tight.db"), RegistryOptions{8, 3, true, false, 1000});

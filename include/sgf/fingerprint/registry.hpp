@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -18,6 +19,7 @@
 #include <fstream>
 #include <optional>
 #include <sstream>
+#include <thread>
 #include <type_traits>
 
 namespace sgf {
@@ -78,7 +80,7 @@ private:
         const bool has_schema = table_exists("sgf_registry_meta");
         if (!has_schema && (opt.read_only || (exists && table_count() > 0)))
             SGF_THROW(FormatError, "{}: an SQLite database, but not an sgf registry (no sgf_registry_meta table)", path_);
-        if (!opt.read_only) exec("PRAGMA journal_mode=WAL");
+        if (!opt.read_only) enable_wal(opt.busy_timeout_ms);
         if (!has_schema) {
             exec("BEGIN IMMEDIATE");
             try {
@@ -439,6 +441,21 @@ private:
         }
     }
     void exec_noexcept(const char* sql) noexcept { sqlite3_exec(db_, sql, nullptr, nullptr, nullptr); }
+    /// Switches the file to WAL (persistent, so a no-op once done). The switch needs a moment of
+    /// exclusive access, and SQLite answers SQLITE_BUSY at once, without the busy handler, while another
+    /// connection holds a lock (seen with two processes creating the same registry on a 16-core machine):
+    /// retry until the busy timeout.
+    void enable_wal(int timeout_ms) {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+        for (int attempt = 0;; ++attempt) {
+            const int rc = sqlite3_exec(db_, "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr);
+            if (rc == SQLITE_OK) return;
+            const bool busy = (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
+            if (!busy || std::chrono::steady_clock::now() >= deadline)
+                SGF_THROW(FormatError, "{}: PRAGMA journal_mode=WAL failed: {}", path_, sqlite3_errmsg(db_));
+            std::this_thread::sleep_for(std::chrono::milliseconds(std::min(50, 1 + attempt)));
+        }
+    }
     bool table_exists(const char* name) {
         sqlite3_stmt* s = prepare("SELECT count(*) FROM sqlite_master WHERE type='table' AND name=?");
         sqlite3_bind_text(s, 1, name, -1, SQLITE_TRANSIENT);
