@@ -5,10 +5,13 @@
 // which run_cuda.sh does in the same run.
 //
 //   sgf_bench_train_step_cuda [--preset small] [--batch 16] [--warmup 6] [--steps 32] [--repeats 3]
-//                             [--checking] [--decode-batches 1,256] [--json] [--print-config]
+//                             [--checking] [--decode-batches 1,256] [--conv-roof] [--json] [--print-config]
 //
 // Every timed window ends with a device synchronise. --decode-batches times F's forward pass (the
-// decoding of images already on the GPU) at each batch size and reports images/s.
+// decoding of images already on the GPU) at each batch size and reports images/s. --conv-roof times
+// the backend's SGEMM (cuBLAS, 8192^3) and, at --batch, the 3x3 convolution of every resolution of the
+// preset's decoder/discriminator trunk (C_r -> C_r, r x r, the dominant shapes) forward, backward-data
+// and backward-filter (cuDNN), and reports TFLOP/s and the fraction of the SGEMM rate.
 #include <sgf/backends/cuda.cuh>
 #include <sgf/sgf.hpp>
 #include <sgf/train/trainer.hpp>
@@ -46,7 +49,7 @@ sgf::Tensor<B> wave_batch(B& b, const sgf::Shape& s, double freq) {
 int main(int argc, char** argv) {
     std::string preset = "small", decode_list;
     int batch = 16, warmup = 6, steps = 32, repeats = 3;
-    bool json = false, print_config = false, checking = false;
+    bool json = false, print_config = false, checking = false, conv_roof = false;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         auto next = [&]() -> std::string {
@@ -63,11 +66,12 @@ int main(int argc, char** argv) {
         else if (a == "--repeats") repeats = std::stoi(next());
         else if (a == "--checking") checking = true;
         else if (a == "--decode-batches") decode_list = next();
+        else if (a == "--conv-roof") conv_roof = true;
         else if (a == "--json") json = true;
         else if (a == "--print-config") print_config = true;
         else {
             fmt::print(stderr, "usage: {} [--preset P] [--batch N] [--warmup W] [--steps S] [--repeats R] [--checking] "
-                               "[--decode-batches 1,256] [--json] [--print-config]\n", argv[0]);
+                               "[--decode-batches 1,256] [--conv-roof] [--json] [--print-config]\n", argv[0]);
             return 2;
         }
     }
@@ -83,6 +87,48 @@ int main(int argc, char** argv) {
         }
         B gpu(sgf::cuda::Options{.mode = checking ? sgf::cuda::Mode::checking : sgf::cuda::Mode::fast});
         const char* mode = checking ? "checking" : "fast";
+        if (conv_roof) {
+            // seconds per call of f, after warm-up, over at least 0.5 s
+            auto time_it = [&](auto&& f) {
+                for (int i = 0; i < 3; ++i) f();
+                gpu.synchronize();
+                int iters = 0;
+                double sec = 0;
+                const auto t0 = clock_type::now();
+                do {
+                    f();
+                    gpu.synchronize();
+                    ++iters;
+                    sec = std::chrono::duration<double>(clock_type::now() - t0).count();
+                } while (sec < 0.5 || iters < 5);
+                return sec / iters;
+            };
+            auto buffer = [&](std::int64_t n) {
+                sgf::Tensor<B> t(gpu, sgf::Shape{n, 1});
+                gpu.normal(sgf::RngKey{3, 4, 0}, n, t.data());
+                return t;
+            };
+            const std::int64_t G = 8192;
+            auto A = buffer(G * G), Bm = buffer(G * G), C = buffer(G * G);
+            const double gemm_s = time_it([&] { gpu.gemm(false, false, G, G, G, 1.0f, A.data(), G, Bm.data(), G, 0.0f, C.data(), G); });
+            const double roof = 2.0 * double(G) * G * G / gemm_s / 1e12;
+            fmt::print("{{\"impl\": \"sgf\", \"what\": \"sgemm\", \"mode\": \"{}\", \"n\": {}, \"tflops\": {:.1f}}}\n", mode, G, roof);
+            for (int r = mc.resolution; r >= 4; r /= 2) {
+                const int ch = mc.channels_at(r);
+                const sgf::ConvDesc d{batch, ch, r, r, ch, 3, 1, 1};
+                auto x = buffer(d.x_shape().size()), w = buffer(d.w_shape().size()), y = buffer(d.y_shape().size());
+                const double f = time_it([&] { gpu.conv2d_forward(d, 1.0f, x.data(), w.data(), 0.0f, y.data()); });
+                const double bd = time_it([&] { gpu.conv2d_backward_data(d, 1.0f, y.data(), w.data(), 0.0f, x.data()); });
+                const double bf = time_it([&] { gpu.conv2d_backward_filter(d, 1.0f, x.data(), y.data(), 0.0f, w.data()); });
+                for (auto [what, sec] : {std::pair{"forward", f}, std::pair{"backward_data", bd}, std::pair{"backward_filter", bf}}) {
+                    const double tf = d.flops() / sec / 1e12;
+                    fmt::print("{{\"impl\": \"sgf\", \"what\": \"conv_{}\", \"mode\": \"{}\", \"n\": {}, \"c\": {}, \"hw\": {}, "
+                               "\"ms\": {:.4f}, \"tflops\": {:.2f}, \"fraction_of_sgemm\": {:.3f}}}\n",
+                               what, mode, batch, ch, r, 1e3 * sec, tf, tf / roof);
+                }
+            }
+            return 0;
+        }
         if (!decode_list.empty()) {  // decoder throughput
             auto F = sgf::make_decoder(gpu, mc, 2);
             std::stringstream ss(decode_list);

@@ -24,7 +24,9 @@ int run_on_cuda(Request&) {
     const fs::path self = fs::read_symlink("/proc/self/exe", ec);
     const fs::path gpu = self.parent_path() / "sgf-cuda";
     if (ec || !fs::exists(gpu))
-        SGF_THROW(ArgumentError, "--backend cuda: this sgf was built without the CUDA backend ({} not found; see docs/cuda.md)",
+        SGF_THROW(ArgumentError,
+                  "--backend cuda: {} not found: build the target sgf_cli_cuda (needs nvcc; a build without it has no CUDA "
+                  "backend, see docs/cuda.md)",
                   gpu.string());
     auto& argv = saved_argv();
     SGF_CHECK(!argv.empty(), ArgumentError, "--backend cuda: command line not recorded");
