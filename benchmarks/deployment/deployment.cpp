@@ -35,6 +35,7 @@
 #include <sstream>
 #include <string>
 #include <vector>
+#include "../common/option_value.hpp"
 
 namespace {
 
@@ -239,13 +240,7 @@ int main(int argc, char** argv) {
     double budget_s = 120;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
-        auto next = [&]() -> std::string {
-            if (i + 1 >= argc) {
-                fmt::print(stderr, "missing value after {}\n", a);
-                std::exit(2);
-            }
-            return argv[++i];
-        };
+        auto next = [&] { return sgf_bench::option_value(i, argc, argv); };
         if (a == "--presets") {
             presets.clear();
             std::stringstream ss(next());

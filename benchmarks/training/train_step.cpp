@@ -26,6 +26,8 @@
 
 #include <fmt/ranges.h>
 
+#include "../common/option_value.hpp"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -155,13 +157,7 @@ int main(int argc, char** argv) {
     bool print_config = false;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
-        auto next = [&]() -> std::string {
-            if (i + 1 >= argc) {
-                fmt::print(stderr, "missing value after {}\n", a);
-                std::exit(2);
-            }
-            return argv[++i];
-        };
+        auto next = [&] { return sgf_bench::option_value(i, argc, argv); };
         if (a == "--preset") preset = next();
         else if (a == "--batch") batch = std::stoi(next());
         else if (a == "--threads") threads = std::stoi(next());

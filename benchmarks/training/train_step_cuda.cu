@@ -18,6 +18,8 @@
 
 #include <fmt/ranges.h>
 
+#include "../common/option_value.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -52,13 +54,7 @@ int main(int argc, char** argv) {
     bool json = false, print_config = false, checking = false, conv_roof = false;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
-        auto next = [&]() -> std::string {
-            if (i + 1 >= argc) {
-                fmt::print(stderr, "missing value after {}\n", a);
-                std::exit(2);
-            }
-            return argv[++i];
-        };
+        auto next = [&] { return sgf_bench::option_value(i, argc, argv); };
         if (a == "--preset") preset = next();
         else if (a == "--batch") batch = std::stoi(next());
         else if (a == "--warmup") warmup = std::stoi(next());

@@ -9,6 +9,8 @@
 #include <sgf/train/trainer.hpp>
 #include <sgf/verify/decode.hpp>
 
+#include "blob_images.hpp"
+
 #include <cmath>
 #include <string>
 #include <vector>
@@ -17,21 +19,6 @@ namespace sgf::parity {
 
 /// The committed default model (models/fashion-small.safetensors).
 inline std::string default_model() { return std::string(SGF_SOURCE_DIR) + "/models/fashion-small.safetensors"; }
-
-/// Smooth blobs in [-1, 1], deterministic in (step): the "real" images of the training comparison.
-inline HostTensor<float> blob_images(const ModelConfig& cfg, int n, std::uint64_t step) {
-    HostTensor<float> h(Shape{n, cfg.image_channels, cfg.resolution, cfg.resolution});
-    for (int i = 0; i < n; ++i) {
-        const double cx = philox::uniform(RngKey{99, step, 0}, 4 * i) * cfg.resolution;
-        const double cy = philox::uniform(RngKey{99, step, 0}, 4 * i + 1) * cfg.resolution;
-        const double r = 2 + philox::uniform(RngKey{99, step, 0}, 4 * i + 2) * cfg.resolution / 3;
-        for (int c = 0; c < cfg.image_channels; ++c)
-            for (int y = 0; y < cfg.resolution; ++y)
-                for (int x = 0; x < cfg.resolution; ++x)
-                    h.at(i, c, y, x) = float(std::exp(-((x - cx) * (x - cx) + (y - cy) * (y - cy)) / (r * r)) * 2 - 1);
-    }
-    return h;
-}
 
 /// n images of the model's EMA generator for random z and fingerprints (seed), rounded to the 8-bit
 /// grid as a PNG round trip would; returns [n, C, R, R] floats.
@@ -80,7 +67,7 @@ std::vector<double> training_losses(B& b, const ModelConfig& cfg, const TrainCon
     Trainer<B> tr(b, cfg, tc);
     std::vector<double> out;
     for (int s = 0; s < steps; ++s) {
-        const auto st = tr.step(from_host(b, blob_images(cfg, int(tc.batch), std::uint64_t(s))));
+        const auto st = tr.step(from_host(b, test::blob_images(cfg, int(tc.batch), std::uint64_t(s))));
         out.insert(out.end(), {st.g.total, st.g.latent, st.g.fingerprint, st.d.total, st.d.r1});
     }
     return out;

@@ -11,6 +11,8 @@
 
 #include <gtest/gtest.h>
 
+#include "blob_images.hpp"
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -25,20 +27,6 @@ namespace {
 using Gpu = cuda::Backend<float>;
 using Ref = reference::Backend;
 
-/// Smooth blobs in [-1, 1] as "real" images, deterministic in (seed, step).
-HostTensor<float> real_images(const ModelConfig& cfg, int n, std::uint64_t step) {
-    HostTensor<float> h(Shape{n, cfg.image_channels, cfg.resolution, cfg.resolution});
-    for (int i = 0; i < n; ++i) {
-        const double cx = philox::uniform(RngKey{99, step, 0}, 4 * i) * cfg.resolution;
-        const double cy = philox::uniform(RngKey{99, step, 0}, 4 * i + 1) * cfg.resolution;
-        const double r = 2 + philox::uniform(RngKey{99, step, 0}, 4 * i + 2) * cfg.resolution / 3;
-        for (int c = 0; c < cfg.image_channels; ++c)
-            for (int y = 0; y < cfg.resolution; ++y)
-                for (int x = 0; x < cfg.resolution; ++x)
-                    h.at(i, c, y, x) = float(std::exp(-((x - cx) * (x - cx) + (y - cy) * (y - cy)) / (r * r)) * 2 - 1);
-    }
-    return h;
-}
 
 /// Every gradient of a network, concatenated, as doubles.
 template <class B>
@@ -89,7 +77,7 @@ TEST(CudaTraining, TinyPresetGradientsMatchTheFloat64Reference) {
     EXPECT_LT(nmse(all_grads(gpu, Gg.parameters()), all_grads(ref, Gr.parameters())), 1e-6) << "generator gradients";
     EXPECT_LT(nmse(all_grads(gpu, Fg.parameters()), all_grads(ref, Fr.parameters())), 1e-6) << "decoder gradients";
 
-    const auto realh = real_images(cfg, N, 0);
+    const auto realh = blob_images(cfg, N, 0);
     auto real_g = from_host(gpu, realh);
     auto real_r = from_host(ref, realh);
     auto fake_g = Gg.forward(gpu, gbg.z, gbg.c1, gbg.noise1);
@@ -111,7 +99,7 @@ TEST(CudaTraining, FastModeTrainerStepsStayFiniteAndReportSpeed) {
         tc.batch = 16;
         tc.seed = 5;
         Trainer<Gpu> tr(gpu, cfg, tc);
-        auto real = from_host(gpu, real_images(cfg, tc.batch, 0));
+        auto real = from_host(gpu, blob_images(cfg, tc.batch, 0));
         const int steps = 12;
         StepStats st;
         auto t0 = std::chrono::steady_clock::now();

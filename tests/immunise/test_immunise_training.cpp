@@ -1,6 +1,7 @@
 // Immunisation inside the training objective and the trainer: D and the consistency loss keep the
 // clean images, the gradient through the perturbations is checked end to end in float64, an
 // immunised step on the tiny preset gives finite losses, and resume from a checkpoint is bit-identical.
+#include "blob_images.hpp"
 #include "gradcheck.hpp"
 
 #include <sgf/io/datasets.hpp>
@@ -108,17 +109,7 @@ TEST(ImmunisedObjective, GradientThroughThePerturbations) {
 }
 
 Tensor<BF> smooth_reals(BF& b, const ModelConfig& cfg, int n, std::uint64_t step) {
-    HostTensor<float> h(Shape{n, cfg.image_channels, cfg.resolution, cfg.resolution});
-    for (int i = 0; i < n; ++i) {
-        const double cx = philox::uniform(RngKey{99, step, 0}, 3 * i) * cfg.resolution;
-        const double cy = philox::uniform(RngKey{99, step, 0}, 3 * i + 1) * cfg.resolution;
-        const double r = 2 + philox::uniform(RngKey{99, step, 0}, 3 * i + 2) * cfg.resolution / 3;
-        for (int c = 0; c < cfg.image_channels; ++c)
-            for (int y = 0; y < cfg.resolution; ++y)
-                for (int x = 0; x < cfg.resolution; ++x)
-                    h.at(i, c, y, x) = float(std::exp(-((x - cx) * (x - cx) + (y - cy) * (y - cy)) / (r * r)) * 2 - 1);
-    }
-    return from_host(b, h);
+    return from_host(b, test::blob_images(cfg, n, step, 3));
 }
 
 TEST(ImmunisedTrainer, TinyPresetStepsGiveFiniteLosses) {

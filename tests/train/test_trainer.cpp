@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include "blob_images.hpp"
+
 #include <chrono>
 
 namespace sgf::test {
@@ -15,17 +17,7 @@ using B = EigenCpu;
 
 /// Synthetic "real" images: smooth random blobs in [-1, 1], deterministic in (seed, step).
 Tensor<B> real_batch(B& b, const ModelConfig& cfg, int n, std::uint64_t step) {
-    HostTensor<float> h(Shape{n, cfg.image_channels, cfg.resolution, cfg.resolution});
-    for (int i = 0; i < n; ++i) {
-        const double cx = philox::uniform(RngKey{99, step, 0}, 4 * i) * cfg.resolution;
-        const double cy = philox::uniform(RngKey{99, step, 0}, 4 * i + 1) * cfg.resolution;
-        const double r = 2 + philox::uniform(RngKey{99, step, 0}, 4 * i + 2) * cfg.resolution / 3;
-        for (int c = 0; c < cfg.image_channels; ++c)
-            for (int y = 0; y < cfg.resolution; ++y)
-                for (int x = 0; x < cfg.resolution; ++x)
-                    h.at(i, c, y, x) = float(std::exp(-((x - cx) * (x - cx) + (y - cy) * (y - cy)) / (r * r)) * 2 - 1);
-    }
-    return from_host(b, h);
+    return from_host(b, blob_images(cfg, n, step));
 }
 
 TEST(Trainer, OneStepLowersTheJointLossOnAFixedBatch) {
