@@ -1,6 +1,7 @@
 // sgf: the command-line tool. See docs/cli.md for every subcommand, its output and exit codes.
-// The subcommands that run networks live in commands.hpp (templates over the backend); --backend
-// cuda hands them to cuda_commands.cu.
+// The subcommands that run networks live in commands.hpp (templates over the backend). This file is
+// built twice: into `sgf` with cuda_dispatch.cpp (--backend cuda runs sgf-cuda) and into `sgf-cuda`
+// with cuda_commands.cu (--backend cuda runs on the GPU).
 #include "commands.hpp"
 
 #include <sgf/backends/eigen.hpp>
