@@ -28,6 +28,7 @@ struct TrainingCommand {
     sgf::TrainLoopOptions opt;
 
     /// The preset with the overrides applied, validated (ModelConfig::validate names a bad value).
+    /// With --init-from, run_training takes the model from that file; size options are refused.
     /// With --resume the checkpoint's configs are used; a size option that disagrees with the
     /// checkpoint is refused rather than silently ignored (repeating the original command is fine).
     sgf::ModelConfig model_config() const {
@@ -49,12 +50,9 @@ struct TrainingCommand {
         apply(o.channel_base, mc.channel_base, "channel_base");
         apply(o.channel_max, mc.channel_max, "channel_max");
         apply(o.fc_width, mc.fc_width, "fc_width");
-        if (!opt.init_from.empty()) {
-            if (!given.empty())
-                SGF_THROW(ArgumentError, "--init-from takes the model sizes from {}: drop the size options ({} given)",
-                          opt.init_from.string(), given.front().first);
-            return sgf::read_release_config(opt.init_from);
-        }
+        if (!opt.init_from.empty() && !given.empty())
+            SGF_THROW(ArgumentError, "--init-from takes the model sizes from {}: drop the size options ({} given)",
+                      opt.init_from.string(), given.front().first);
         if (!given.empty()) mc.preset = preset + "-custom";
         mc.validate();
         if (opt.resume && !given.empty()) {

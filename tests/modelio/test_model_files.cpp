@@ -154,11 +154,12 @@ TEST(Checkpoint, InitFromReleaseFileStartsANewRunFromItsWeights) {
     const fs::path p = tmpdir() / "release-for-init.safetensors";
     io::save_meta_model(b, p, trained.generator_ema(), trained.decoder(), trained.discriminator());
 
-    EXPECT_EQ(nlohmann::json(read_release_config(p)), nlohmann::json(cfg));
+    const auto file = io::SafetensorsFile::load(p);
+    EXPECT_EQ(nlohmann::json(read_release_config(file)), nlohmann::json(cfg));
     TrainConfig tc2 = tc;
     tc2.seed = 9;  // a different seed: the weights must still be the file's, not a fresh draw
     Trainer<B> fresh(b, cfg, tc2);
-    load_release_weights(b, p, fresh);
+    load_release_weights(b, file, fresh);
     EXPECT_EQ(fresh.step_count(), 0);
     auto same = [&](auto& got, auto& want, const char* what) {
         const auto g = got.parameters();
@@ -179,7 +180,7 @@ TEST(Checkpoint, InitFromReleaseFileStartsANewRunFromItsWeights) {
     other.fingerprint_bits = cfg.fingerprint_bits + 4;
     Trainer<B> mismatched(b, other, tc);
     try {
-        load_release_weights(b, p, mismatched);
+        load_release_weights(b, file, mismatched);
         ADD_FAILURE() << "a release file of another model config was accepted";
     } catch (const FormatError& e) {
         EXPECT_NE(std::string(e.what()).find(p.string()), std::string::npos) << e.what();

@@ -80,12 +80,12 @@ void load_checkpoint(B& b, const std::filesystem::path& path, Trainer<B>& tr, io
 /// model with other loss weights or on another backend: the file's EMA generator becomes both the
 /// trained generator and its EMA, F and D are the file's; the optimisers start with zero moments and
 /// the step counter at 0 (a release file holds no optimiser state; --resume continues a run exactly).
+/// `f` is the loaded file (read_release_config's check passed on it).
 template <Backend B>
-void load_release_weights(B& b, const std::filesystem::path& path, Trainer<B>& tr) {
-    const auto f = io::SafetensorsFile::load(path);
+void load_release_weights(B& b, const io::SafetensorsFile& f, Trainer<B>& tr) {
     const ModelConfig mc = io::check_header(f, {"meta-model"});
     if (nlohmann::json(mc) != nlohmann::json(tr.model_config()))
-        SGF_THROW(FormatError, "{}: the file holds model config {}, not {}", path.string(), nlohmann::json(mc).dump(),
+        SGF_THROW(FormatError, "{}: the file holds model config {}, not {}", f.source, nlohmann::json(mc).dump(),
                   nlohmann::json(tr.model_config()).dump());
     io::get_parameters(b, f, tr.generator().parameters());
     io::get_parameters(b, f, tr.generator_ema().parameters());
@@ -94,8 +94,6 @@ void load_release_weights(B& b, const std::filesystem::path& path, Trainer<B>& t
 }
 
 /// The model config of a release (meta-model) file, checked as load_meta_model checks it.
-inline ModelConfig read_release_config(const std::filesystem::path& path) {
-    return io::check_header(io::SafetensorsFile::load(path), {"meta-model"});
-}
+inline ModelConfig read_release_config(const io::SafetensorsFile& f) { return io::check_header(f, {"meta-model"}); }
 
 }  // namespace sgf

@@ -11,6 +11,7 @@
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 
 namespace sgf {
 
@@ -70,10 +71,12 @@ int run_training(B& b, const ModelConfig& mc_in, const TrainConfig& tc_in, const
         if (!fs::exists(ckpt)) SGF_THROW(IoError, "{}: no checkpoint to resume from", ckpt.string());
         std::tie(mc, tc) = read_checkpoint_configs(ckpt);
     }
+    std::optional<io::SafetensorsFile> init_file;  // read once: its config here, its weights below
     if (!opt.init_from.empty()) {
         SGF_CHECK(!opt.resume, ArgumentError, "--init-from starts a new run from a release file and --resume continues "
                                               "one from its checkpoint: give one of them");
-        mc = read_release_config(opt.init_from);
+        init_file = io::SafetensorsFile::load(opt.init_from);
+        mc = read_release_config(*init_file);
     }
     const io::ImageDataset ds = load_training_data(opt.data, mc);
     Trainer<B> tr(b, mc, tc);
@@ -84,7 +87,7 @@ int run_training(B& b, const ModelConfig& mc_in, const TrainConfig& tc_in, const
                    tr.step_count() * tc.batch / 1000.0);
     }
     if (!opt.init_from.empty()) {
-        load_release_weights(b, opt.init_from, tr);
+        load_release_weights(b, *init_file, tr);
         fmt::print("weights from {} (optimiser moments start at zero)\n", opt.init_from.string());
     }
     const auto total_steps = static_cast<std::int64_t>(std::ceil(opt.total_kimg * 1000.0 / tc.batch));
