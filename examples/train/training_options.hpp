@@ -117,6 +117,9 @@ inline void add_training_options(CLI::App& app, TrainingCommand& cmd) {
         ->check(CLI::ExistingFile);
     app.add_flag("--no-fingerprint", [&tc](std::int64_t) { tc.fingerprint = false; },
                  "baseline without fingerprint losses");
+    app.add_flag("--decoder-only", tc.decoder_only,
+                 "fine-tune the decoder F alone on the frozen EMA generator (latent and fingerprint losses; every "
+                 "second image rounded to 8 bits; with --immunise F reads perturbed images); G and D are not changed");
     app.add_flag("--immunise", tc.immunise.enabled,
                  "immunised training: random crop/blur/brightness-contrast/noise/JPEG between G and F "
                  "(docs/robustness.md)");

@@ -625,5 +625,39 @@ TEST_F(Cli, TrainInitFromAReleaseFile) {
     EXPECT_EQ(cfg["preset"], "tiny-custom");
 }
 
+TEST_F(Cli, TrainDecoderOnlyChangesTheDecoderAlone) {
+    const fs::path first = dir / "first";
+    Result r = sgf({"train", "--preset", "tiny", "--resolution", "32", "--bits", "12", "--batch", "4", "--kimg", "0.008",
+                    "--out", first.string()});
+    ASSERT_EQ(r.rc, kOk) << r.out << r.err;
+    const fs::path tuned = dir / "tuned";
+    r = sgf({"train", "--init-from", (first / "model.safetensors").string(), "--decoder-only", "--batch", "4", "--kimg",
+             "0.008", "--out", tuned.string()});
+    ASSERT_EQ(r.rc, kOk) << r.out << r.err;
+    const auto a = io::SafetensorsFile::load(first / "model.safetensors");
+    const auto b = io::SafetensorsFile::load(tuned / "model.safetensors");
+    ASSERT_EQ(a.size(), b.size());
+    int decoder_changed = 0, decoder_tensors = 0;
+    for (const auto& [name, t] : a.tensors()) {
+        ASSERT_TRUE(b.has(name)) << name;
+        const bool same = t.bytes == b.tensors().at(name).bytes;
+        if (name.rfind("F.", 0) == 0) {
+            ++decoder_tensors;
+            decoder_changed += !same;
+        } else {
+            EXPECT_TRUE(same) << name << " changed: decoder-only fine-tuning must leave G and D as they are";
+        }
+    }
+    EXPECT_GT(decoder_tensors, 0);
+    EXPECT_EQ(decoder_changed, decoder_tensors);
+    EXPECT_NE(b.metadata.at("sgf.train_config").find("\"decoder_only\":true"), std::string::npos)
+        << b.metadata.at("sgf.train_config");
+    // a baseline without fingerprint losses has nothing to fine-tune
+    r = sgf({"train", "--init-from", (first / "model.safetensors").string(), "--decoder-only", "--no-fingerprint",
+             "--out", (dir / "bad").string()});
+    EXPECT_EQ(r.rc, kUsage) << r.out << r.err;
+    EXPECT_NE(r.err.find("decoder-only"), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace sgf

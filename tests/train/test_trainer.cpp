@@ -8,7 +8,9 @@
 
 #include "blob_images.hpp"
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 
 namespace sgf::test {
 namespace {
@@ -63,6 +65,117 @@ TEST(Trainer, TinyPresetLearnsToDecodeFingerprints) {
     const double eval_acc = bit_accuracy(b, f.output(), cfg.z_dim, gb.c1);
     std::printf("tiny preset: %d steps, running bit accuracy %.3f, EMA generator bit accuracy %.3f\n", steps, acc, eval_acc);
     EXPECT_GT(eval_acc, 0.75);
+}
+
+std::vector<std::vector<float>> snapshot(B& b, const std::vector<Parameter<B>*>& ps) {
+    std::vector<std::vector<float>> out;
+    for (const auto* p : ps) out.push_back(to_host_vector<float>(b, p->value));
+    return out;
+}
+
+TEST(Trainer, DecoderOnlyTrainsTheDecoderAndLeavesGeneratorAndDiscriminatorAsTheyAre) {
+    B b(1);
+    const ModelConfig cfg = ModelConfig::tiny();
+    TrainConfig tc;
+    tc.batch = 8;
+    Trainer<B> joint(b, cfg, tc);  // a few joint steps first, so that G and its EMA differ
+    for (int s = 0; s < 3; ++s) joint.step(real_batch(b, cfg, tc.batch, s));
+    tc.decoder_only = true;
+    Trainer<B> tr(b, cfg, tc);
+    auto copy = [&](const std::vector<Parameter<B>*>& from, const std::vector<Parameter<B>*>& to) {
+        for (std::size_t i = 0; i < from.size(); ++i) b.copy(from[i]->value.data(), to[i]->value.data(), from[i]->value.size());
+    };
+    copy(joint.generator().parameters(), tr.generator().parameters());
+    copy(joint.generator_ema().parameters(), tr.generator_ema().parameters());
+    copy(joint.decoder().parameters(), tr.decoder().parameters());
+    copy(joint.discriminator().parameters(), tr.discriminator().parameters());
+    const auto G0 = snapshot(b, tr.generator().parameters()), E0 = snapshot(b, tr.generator_ema().parameters());
+    const auto F0 = snapshot(b, tr.decoder().parameters()), D0 = snapshot(b, tr.discriminator().parameters());
+    for (int s = 0; s < 3; ++s) {
+        const StepStats st = tr.step(real_batch(b, cfg, tc.batch, 10 + s));
+        EXPECT_EQ(st.g.adversarial, 0.0);
+        EXPECT_EQ(st.g.consistency, 0.0);
+        EXPECT_GT(st.g.fingerprint, 0.0);
+        EXPECT_GT(st.g.latent, 0.0);
+        EXPECT_DOUBLE_EQ(st.g.total, st.g.latent + st.g.fingerprint);
+        EXPECT_EQ(st.d.total, 0.0);
+        EXPECT_FALSE(st.r1);
+    }
+    EXPECT_EQ(tr.step_count(), 3);
+    EXPECT_EQ(snapshot(b, tr.generator().parameters()), G0);
+    EXPECT_EQ(snapshot(b, tr.generator_ema().parameters()), E0);
+    EXPECT_EQ(snapshot(b, tr.discriminator().parameters()), D0);
+    const auto F1 = snapshot(b, tr.decoder().parameters());
+    int changed = 0;
+    for (std::size_t i = 0; i < F0.size(); ++i) changed += F1[i] != F0[i];
+    EXPECT_EQ(changed, int(F0.size())) << "every decoder tensor gets a gradient";
+}
+
+TEST(Trainer, DecoderOnlyStepLowersTheDecoderLossOnAFixedBatch) {
+    B b(1);
+    const ModelConfig cfg = ModelConfig::tiny();
+    TrainConfig tc;
+    tc.batch = 8;
+    tc.decoder_only = true;
+    Trainer<B> tr(b, cfg, tc);
+    auto gb = draw_generator_batch(b, cfg, 8, 5, 0);
+    const Tensor<B> img = tr.generator_ema().forward(b, gb.z, gb.c1, gb.noise1).image().clone(b);
+    const auto before = decoder_grads(b, tr.decoder(), img, gb, tc.weights, GradMode::overwrite);
+    tr.opt_decoder().step(b);
+    const auto after = decoder_grads(b, tr.decoder(), img, gb, tc.weights, GradMode::overwrite);
+    EXPECT_LT(after.total, before.total) << "before " << before.total << " after " << after.total;
+}
+
+TEST(Trainer, DecoderOnlyWithImmunisationReadsPerturbedImages) {
+    B b(1);
+    const ModelConfig cfg = ModelConfig::tiny();
+    TrainConfig tc;
+    tc.batch = 8;
+    tc.decoder_only = true;
+    Trainer<B> plain(b, cfg, tc);
+    tc.immunise.enabled = true;
+    Trainer<B> robust(b, cfg, tc);  // same seed: the same weights, z and fingerprints
+    const auto real = real_batch(b, cfg, tc.batch, 0);
+    const StepStats a = plain.step(real), c = robust.step(real);
+    EXPECT_NE(a.g.latent, c.g.latent) << "the perturbations change what F reads";
+    EXPECT_NE(a.g.fingerprint, c.g.fingerprint);
+    EXPECT_EQ(snapshot(b, plain.generator_ema().parameters()), snapshot(b, robust.generator_ema().parameters()));
+}
+
+TEST(Trainer, DecoderOnlyIsKeptInTheTrainingConfigJson) {
+    TrainConfig tc;
+    tc.decoder_only = true;
+    const nlohmann::json j = tc;
+    EXPECT_TRUE(j.get<TrainConfig>().decoder_only);
+    nlohmann::json plain = TrainConfig{};
+    EXPECT_FALSE(plain.contains("decoder_only")) << "written only when set, so older readers keep working";
+    EXPECT_FALSE(plain.get<TrainConfig>().decoder_only);
+    tc.fingerprint = false;
+    B b(1);
+    EXPECT_THROW((Trainer<B>(b, ModelConfig::tiny(), tc)), ArgumentError) << "nothing to train without the fingerprint losses";
+}
+
+TEST(Trainer, RoundTo8BitsQuantisesTheChosenSamplesOnly) {
+    B b(1);
+    std::vector<float> v;
+    for (int i = 0; i < 4 * 6; ++i) v.push_back(-1.3f + 0.11f * float(i));  // some values outside [-1, 1]
+    Tensor<B> x = from_host(b, Shape{4, 1, 2, 3}, std::span<const float>(v));
+    round_to_8_bits(b, x, 1, 2);
+    const auto h = to_host_vector<float>(b, x);
+    for (int n = 0; n < 4; ++n)
+        for (int k = 0; k < 6; ++k) {
+            const int i = n * 6 + k;
+            if (n % 2 == 0) {
+                EXPECT_EQ(h[i], v[i]) << "sample " << n << " is not in the rounded set";
+                continue;
+            }
+            const double u8 = (double(h[i]) + 1.0) * 127.5;
+            EXPECT_NEAR(u8, std::round(u8), 1e-3) << i;
+            EXPECT_GE(u8, -1e-3);
+            EXPECT_LE(u8, 255.0 + 1e-3);
+            const double expect = std::clamp(std::round((std::clamp(double(v[i]), -1.0, 1.0) + 1.0) * 127.5), 0.0, 255.0);
+            EXPECT_NEAR(u8, expect, 1e-3) << i;
+        }
 }
 
 }  // namespace

@@ -66,6 +66,36 @@ double bit_accuracy(B& b, const Tensor<B>& logits_and_z, std::int64_t z_dim, con
     return double(ok) / double(N * n);
 }
 
+/// F's part of the objective on images `img` made from gb.z and gb.c1: z_hat = out[:, :z_dim] against
+/// z (latent MSE), logits = out[:, z_dim:] against c1 (BCE). Writes the gradients of
+/// w_latent L_z + w_fp L_c into F's parameter gradients per `mode` and, when `dimg` is given, the
+/// gradient with respect to `img` into *dimg. Fills latent, fingerprint, bit_accuracy and total.
+template <Backend B>
+GeneratorLosses decoder_grads(B& b, ResidualCritic<B>& F, const Tensor<B>& img, const GeneratorBatch<B>& gb,
+                              const LossWeights& w, GradMode mode, Tensor<B>* dimg = nullptr) {
+    const ModelConfig& cfg = F.config();
+    const std::int64_t N = gb.z.shape().n;
+    auto fctx = F.forward(b, img);
+    const Tensor<B>& out = fctx.output();
+    const std::int64_t stride = out.shape().sample_size();
+    Tensor<B> zhat(b, gb.z.shape()), logits(b, gb.c1.shape());
+    b.copy2d(N, cfg.z_dim, out.data(), stride, zhat.data(), cfg.z_dim);
+    b.copy2d(N, cfg.fingerprint_bits, out.data() + cfg.z_dim, stride, logits.data(), cfg.fingerprint_bits);
+    auto lz = mse_mean(b, zhat, gb.z, w.latent, true);
+    auto lc = bce_logits_mean(b, logits, gb.c1, w.fingerprint, true);
+    GeneratorLosses L;
+    L.latent = lz.value;
+    L.fingerprint = lc.value;
+    L.total = L.latent + L.fingerprint;
+    L.bit_accuracy = bit_accuracy(b, out, cfg.z_dim, gb.c1);
+    Tensor<B> dout(b, out.shape());
+    b.copy2d(N, cfg.z_dim, lz.grad.data(), cfg.z_dim, dout.data(), stride);
+    b.copy2d(N, cfg.fingerprint_bits, lc.grad.data(), cfg.fingerprint_bits, dout.data() + cfg.z_dim, stride);
+    Tensor<B> d = F.backward(b, fctx, std::move(dout), mode, dimg != nullptr);
+    if (dimg) *dimg = std::move(d);
+    return L;
+}
+
 /// Computes the G+F losses on one GeneratorBatch and writes the gradients of the weighted total into
 /// G's and F's parameter gradients (`mode`: overwrite or accumulate). D's gradients are untouched.
 /// `immunise` (optional, train/augment.hpp): F reads img1 perturbed by this plan and its gradient
@@ -77,8 +107,6 @@ GeneratorLosses generator_step_grads(B& b, MetaGenerator<B>& G, ResidualCritic<B
                                      const ImmunisePlan* immunise = nullptr) {
     using T = typename B::Scalar;
     SGF_CHECK(mode != GradMode::skip, ArgumentError, "generator_step_grads: mode must be overwrite or accumulate");
-    const ModelConfig& cfg = G.config();
-    const std::int64_t N = gb.z.shape().n;
     auto g1 = G.forward(b, gb.z, gb.c1, gb.noise1);
     auto g2 = G.forward(b, gb.z, gb.c2, gb.noise2);
     const Tensor<B>& img1 = g1.image();
@@ -97,25 +125,15 @@ GeneratorLosses generator_step_grads(B& b, MetaGenerator<B>& G, ResidualCritic<B
     auto cons = mse_mean(b, img1, img2, w.consistency, true);
     L.consistency = cons.value;
     b.axpby(dimg1.size(), T(1), cons.grad.data(), T(1), dimg1.data());
-    // decoder: z_hat = out[:, :z_dim], logits = out[:, z_dim:]
+    // decoder: reads img1 (perturbed first when immunising)
     {
         std::optional<ImmuniseCtx<B>> pert;
         if (immunise) pert.emplace(immunise_forward(b, img1, *immunise));
-        auto fctx = F.forward(b, pert ? pert->output() : img1);
-        const Tensor<B>& out = fctx.output();
-        const std::int64_t stride = out.shape().sample_size();
-        Tensor<B> zhat(b, gb.z.shape()), logits(b, gb.c1.shape());
-        b.copy2d(N, cfg.z_dim, out.data(), stride, zhat.data(), cfg.z_dim);
-        b.copy2d(N, cfg.fingerprint_bits, out.data() + cfg.z_dim, stride, logits.data(), cfg.fingerprint_bits);
-        auto lz = mse_mean(b, zhat, gb.z, w.latent, true);
-        auto lc = bce_logits_mean(b, logits, gb.c1, w.fingerprint, true);
-        L.latent = lz.value;
-        L.fingerprint = lc.value;
-        L.bit_accuracy = bit_accuracy(b, out, cfg.z_dim, gb.c1);
-        Tensor<B> dout(b, out.shape());
-        b.copy2d(N, cfg.z_dim, lz.grad.data(), cfg.z_dim, dout.data(), stride);
-        b.copy2d(N, cfg.fingerprint_bits, lc.grad.data(), cfg.fingerprint_bits, dout.data() + cfg.z_dim, stride);
-        Tensor<B> dimg_f = F.backward(b, fctx, std::move(dout), mode, true);
+        Tensor<B> dimg_f;
+        const GeneratorLosses lf = decoder_grads(b, F, pert ? pert->output() : img1, gb, w, mode, &dimg_f);
+        L.latent = lf.latent;
+        L.fingerprint = lf.fingerprint;
+        L.bit_accuracy = lf.bit_accuracy;
         if (pert) dimg_f = immunise_backward(b, *pert, std::move(dimg_f));
         b.axpby(dimg1.size(), T(1), dimg_f.data(), T(1), dimg1.data());
     }

@@ -3,6 +3,8 @@
 //   (2) D step on fresh fakes and the real batch; EMA update of G
 //   (3) every d_reg_interval steps: D's R1 step (lazy, multiplied by the interval), on a float64
 //       copy of D when the backend is float32 and has a float64 twin (R1InFloat64, objective.hpp)
+// Decoder-only fine-tuning (TrainConfig::decoder_only) replaces all three with one F step on the
+// frozen EMA generator's images.
 // All randomness comes from the counter-based RNG keyed by (seed, step), so a run resumed from a
 // checkpoint at step k continues bit-identically.
 #pragma once
@@ -11,7 +13,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <optional>
+#include <span>
 #include <type_traits>
 #include <variant>
 
@@ -35,6 +40,12 @@ struct TrainConfig {
     /// Immunised training (train/augment.hpp, docs/robustness.md): random perturbations between G
     /// and F. Off by default; JSON key "immunise" (an object), written only when enabled.
     ImmuniseConfig immunise{};
+    /// Decoder-only fine-tuning: G, its EMA and D are frozen; each step trains F alone on images of
+    /// the EMA generator (the one that is released) with the latent and fingerprint losses. Every
+    /// second image of the batch is rounded to 8 bits first, so F learns to read PNG output too;
+    /// with `immunise` on, F then reads the perturbed images (a robust decoder for a finished
+    /// generator). Written to JSON only when set.
+    bool decoder_only = false;
 };
 
 inline void to_json(nlohmann::json& j, const TrainConfig& t) {
@@ -56,6 +67,7 @@ inline void to_json(nlohmann::json& j, const TrainConfig& t) {
                        {"consistency_rampup_kimg", t.consistency_rampup_kimg},
                        {"seed", t.seed}};
     if (t.immunise.enabled) j["immunise"] = t.immunise;
+    if (t.decoder_only) j["decoder_only"] = true;
 }
 inline void from_json(const nlohmann::json& j, TrainConfig& t) {
     try {
@@ -77,6 +89,7 @@ inline void from_json(const nlohmann::json& j, TrainConfig& t) {
         t.consistency_rampup_kimg = j.value("consistency_rampup_kimg", 0.0);  // absent in early files
         j.at("seed").get_to(t.seed);
         t.immunise = j.value("immunise", ImmuniseConfig{});  // absent in files without immunisation
+        t.decoder_only = j.value("decoder_only", false);
     } catch (const nlohmann::json::exception& e) {
         SGF_THROW(FormatError, "training config: {}", e.what());
     }
@@ -88,6 +101,21 @@ struct StepStats {
     DiscriminatorLosses d;
     bool r1 = false;  ///< whether this step ran the R1 step
 };
+
+/// Samples first, first + stride, ... of the batch `x` become what an 8-bit image file stores:
+/// clamp to [-1, 1], u8 = round((x + 1) * 127.5), x = u8 / 127.5 - 1 (algorithm.md 2). The other
+/// samples are left as they are. A host round trip: used on small decoder batches only.
+template <Backend B>
+void round_to_8_bits(B& b, Tensor<B>& x, std::int64_t first, std::int64_t stride) {
+    using T = typename B::Scalar;
+    SGF_CHECK(first >= 0 && stride >= 1, ArgumentError, "round_to_8_bits: first {} / stride {}", first, stride);
+    auto h = to_host_vector<T>(b, x);
+    const std::int64_t n = x.shape().n, m = x.shape().sample_size();
+    for (std::int64_t i = first; i < n; i += stride)
+        for (std::int64_t k = i * m; k < (i + 1) * m; ++k)
+            h[k] = T(std::nearbyint((std::clamp(double(h[k]), -1.0, 1.0) + 1.0) * 127.5) / 127.5 - 1.0);
+    x = from_host<B, T>(b, x.shape(), std::span<const T>(h));
+}
 
 template <Backend B>
 class Trainer {
@@ -101,6 +129,8 @@ public:
         SGF_CHECK(tc.batch % std::min(tc.batch, mc.mbstd_group) == 0, ArgumentError,
                   "training: batch {} must be a multiple of the minibatch-stddev group {}", tc.batch, mc.mbstd_group);
         if (tc.immunise.enabled) tc.immunise.validate();
+        SGF_CHECK(!(tc.decoder_only && !tc.fingerprint), ArgumentError,
+                  "training: decoder-only fine-tuning needs the fingerprint losses (drop --no-fingerprint)");
         copy_params(G_.parameters(), G_ema_.parameters());
         const AdamParams gf = lazy_regularised(tc.adam, tc.g_reg_interval);
         optG_ = Adam<B>(b, G_.parameters(), gf);
@@ -141,6 +171,7 @@ public:
     StepStats step(const Tensor<B>& real) {
         const std::int64_t N = tc_.batch;
         check_shape(real.shape(), Shape{N, mc_.image_channels, mc_.resolution, mc_.resolution}, "training real batch");
+        if (tc_.decoder_only) return decoder_step();
         StepStats st;
         const std::uint64_t stream = static_cast<std::uint64_t>(step_) * 8;
         // (1) G + F
@@ -187,6 +218,29 @@ public:
     }
 
 private:
+    /// One decoder-only step (TrainConfig::decoder_only): F alone, on the frozen EMA generator.
+    StepStats decoder_step() {
+        StepStats st;
+        auto gb = draw_generator_batch(b_, mc_, tc_.batch, tc_.seed, static_cast<std::uint64_t>(step_) * 8);
+        Tensor<B> img = G_ema_.forward(b_, gb.z, gb.c1, gb.noise1).image().clone(b_);
+        round_to_8_bits(b_, img, 1, 2);
+        if (tc_.immunise.enabled) {  // a robust decoder for a finished generator: F reads perturbed images
+            const ImmunisePlan plan =
+                draw_immunise_plan(tc_.immunise, img.shape(), immunise_strength(), tc_.seed, std::uint64_t(step_));
+            img = std::move(immunise_forward(b_, img, plan).y);
+        }
+        LossWeights w = tc_.weights;
+        w.adversarial = w.consistency = 0.0;
+        st.g = decoder_grads(b_, F_, img, gb, w, GradMode::overwrite);
+        optF_.step(b_);
+        ++step_;
+        st.step = step_;
+        if (!std::isfinite(st.g.total))
+            SGF_THROW(NumericError, "decoder fine-tuning diverged at step {}: loss {} (try a lower learning rate)", step_,
+                      st.g.total);
+        return st;
+    }
+
     void copy_params(const std::vector<Parameter<B>*>& from, const std::vector<Parameter<B>*>& to) {
         for (std::size_t i = 0; i < from.size(); ++i) b_.copy(from[i]->value.data(), to[i]->value.data(), from[i]->value.size());
     }
