@@ -19,3 +19,30 @@ inline std::string option_value(int& i, int argc, char** argv) {
 }
 
 }  // namespace sgf_bench
+
+namespace sgf_bench {
+
+/// The options every training-step benchmark takes (train_step.cpp, train_step_cuda.cu):
+/// --preset P --batch N --warmup W --steps S --repeats R --json --print-config.
+struct StepOptions {
+    std::string preset = "small";
+    int batch = 16, warmup = 4, steps = 32, repeats = 3;
+    bool json = false, print_config = false;
+
+    /// Consumes argv[i] (and its value) when it is one of the common options; false otherwise.
+    bool parse(const std::string& a, int& i, int argc, char** argv) {
+        if (a == "--preset") preset = option_value(i, argc, argv);
+        else if (a == "--batch") batch = std::stoi(option_value(i, argc, argv));
+        else if (a == "--warmup") warmup = std::stoi(option_value(i, argc, argv));
+        else if (a == "--steps") steps = std::stoi(option_value(i, argc, argv));
+        else if (a == "--repeats") repeats = std::stoi(option_value(i, argc, argv));
+        else if (a == "--json") json = true;
+        else if (a == "--print-config") print_config = true;
+        else return false;
+        return true;
+    }
+    static constexpr const char* usage = "[--preset P] [--batch N] [--warmup W] [--steps S] [--repeats R] [--json] "
+                                         "[--print-config]";
+};
+
+}  // namespace sgf_bench

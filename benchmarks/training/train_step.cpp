@@ -150,29 +150,22 @@ double median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::string preset = "small";
-    int batch = 16, threads = 1, warmup = 4, steps = 32, repeats = 3;
-    bool json = false;
+    sgf_bench::StepOptions o;
+    int threads = 1;
     std::string dump;
-    bool print_config = false;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
-        auto next = [&] { return sgf_bench::option_value(i, argc, argv); };
-        if (a == "--preset") preset = next();
-        else if (a == "--batch") batch = std::stoi(next());
-        else if (a == "--threads") threads = std::stoi(next());
-        else if (a == "--warmup") warmup = std::stoi(next());
-        else if (a == "--steps") steps = std::stoi(next());
-        else if (a == "--repeats") repeats = std::stoi(next());
-        else if (a == "--json") json = true;
-        else if (a == "--dump") dump = next();
-        else if (a == "--print-config") print_config = true;
+        if (o.parse(a, i, argc, argv)) continue;
+        if (a == "--threads") threads = std::stoi(sgf_bench::option_value(i, argc, argv));
+        else if (a == "--dump") dump = sgf_bench::option_value(i, argc, argv);
         else {
-            fmt::print(stderr, "usage: {} [--preset P] [--batch N] [--threads T] [--warmup W] [--steps S] [--repeats R] [--json] [--dump FILE] [--print-config]\n",
-                       argv[0]);
+            fmt::print(stderr, "usage: {} {} [--threads T] [--dump FILE]\n", argv[0], sgf_bench::StepOptions::usage);
             return 2;
         }
     }
+    const std::string& preset = o.preset;
+    const int batch = o.batch, warmup = o.warmup, steps = o.steps, repeats = o.repeats;
+    const bool json = o.json, print_config = o.print_config;
     try {
         const sgf::ModelConfig mc = sgf::ModelConfig::preset_named(preset);
         if (print_config) {

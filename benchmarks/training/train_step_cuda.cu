@@ -49,28 +49,25 @@ sgf::Tensor<B> wave_batch(B& b, const sgf::Shape& s, double freq) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::string preset = "small", decode_list;
-    int batch = 16, warmup = 6, steps = 32, repeats = 3;
-    bool json = false, print_config = false, checking = false, conv_roof = false;
+    sgf_bench::StepOptions o;
+    o.warmup = 6;
+    std::string decode_list;
+    bool checking = false, conv_roof = false;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
-        auto next = [&] { return sgf_bench::option_value(i, argc, argv); };
-        if (a == "--preset") preset = next();
-        else if (a == "--batch") batch = std::stoi(next());
-        else if (a == "--warmup") warmup = std::stoi(next());
-        else if (a == "--steps") steps = std::stoi(next());
-        else if (a == "--repeats") repeats = std::stoi(next());
-        else if (a == "--checking") checking = true;
-        else if (a == "--decode-batches") decode_list = next();
+        if (o.parse(a, i, argc, argv)) continue;
+        if (a == "--checking") checking = true;
+        else if (a == "--decode-batches") decode_list = sgf_bench::option_value(i, argc, argv);
         else if (a == "--conv-roof") conv_roof = true;
-        else if (a == "--json") json = true;
-        else if (a == "--print-config") print_config = true;
         else {
-            fmt::print(stderr, "usage: {} [--preset P] [--batch N] [--warmup W] [--steps S] [--repeats R] [--checking] "
-                               "[--decode-batches 1,256] [--conv-roof] [--json] [--print-config]\n", argv[0]);
+            fmt::print(stderr, "usage: {} {} [--checking] [--decode-batches 1,256] [--conv-roof]\n", argv[0],
+                       sgf_bench::StepOptions::usage);
             return 2;
         }
     }
+    const std::string& preset = o.preset;
+    const int batch = o.batch, warmup = o.warmup, steps = o.steps, repeats = o.repeats;
+    const bool json = o.json, print_config = o.print_config;
     try {
         const sgf::ModelConfig mc = sgf::ModelConfig::preset_named(preset);
         if (print_config) {
