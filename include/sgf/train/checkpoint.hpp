@@ -46,13 +46,17 @@ inline std::pair<ModelConfig, TrainConfig> read_checkpoint_configs(const std::fi
     return {mc, tc};
 }
 
+/// Refuses a file whose model config (`kind` names what it is, for the message) is not the trainer's.
+inline void check_same_model(const std::string& source, const char* kind, const ModelConfig& in_file,
+                             const ModelConfig& trainer) {
+    const nlohmann::json a = in_file, b = trainer;
+    if (a != b) SGF_THROW(FormatError, "{}: {} model config {}, not {}", source, kind, a.dump(), b.dump());
+}
+
 template <Backend B>
 void load_checkpoint(B& b, const std::filesystem::path& path, Trainer<B>& tr, io::Sampler& sampler) {
     const auto f = io::SafetensorsFile::load(path);
-    const ModelConfig mc = io::check_header(f, {"checkpoint"});
-    if (nlohmann::json(mc) != nlohmann::json(tr.model_config()))
-        SGF_THROW(FormatError, "{}: checkpoint was written for model config {}, not {}", path.string(),
-                  nlohmann::json(mc).dump(), nlohmann::json(tr.model_config()).dump());
+    check_same_model(path.string(), "checkpoint was written for", io::check_header(f, {"checkpoint"}), tr.model_config());
     io::get_parameters(b, f, tr.generator().parameters());
     io::get_parameters(b, f, tr.generator_ema().parameters(), "ema.");
     io::get_parameters(b, f, tr.decoder().parameters());
@@ -83,10 +87,7 @@ void load_checkpoint(B& b, const std::filesystem::path& path, Trainer<B>& tr, io
 /// `f` is the loaded file (read_release_config's check passed on it).
 template <Backend B>
 void load_release_weights(B& b, const io::SafetensorsFile& f, Trainer<B>& tr) {
-    const ModelConfig mc = io::check_header(f, {"meta-model"});
-    if (nlohmann::json(mc) != nlohmann::json(tr.model_config()))
-        SGF_THROW(FormatError, "{}: the file holds model config {}, not {}", f.source, nlohmann::json(mc).dump(),
-                  nlohmann::json(tr.model_config()).dump());
+    check_same_model(f.source, "the file holds", io::check_header(f, {"meta-model"}), tr.model_config());
     io::get_parameters(b, f, tr.generator().parameters());
     io::get_parameters(b, f, tr.generator_ema().parameters());
     io::get_parameters(b, f, tr.decoder().parameters());
