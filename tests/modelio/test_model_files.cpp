@@ -99,10 +99,10 @@ TEST(ModelFiles, TruncatedOrCorruptedModelIsRejected) {
     EXPECT_THROW(io::load_meta_model<B>(b, m), FormatError);
 }
 
-TEST(Checkpoint, ResumeGivesBitIdenticalLosses) {
+/// k steps, checkpoint, reload, k steps: the same losses and weights as 2k straight steps.
+void expect_exact_resume(TrainConfig tc) {
     B b(2);
     const ModelConfig cfg = ModelConfig::tiny();
-    TrainConfig tc;
     tc.batch = 4;
     tc.d_reg_interval = 3;  // exercise R1 inside the window
     const auto ds = random_dataset(cfg, 37);
@@ -140,6 +140,17 @@ TEST(Checkpoint, ResumeGivesBitIdenticalLosses) {
     const auto ga = to_host_vector(b, straight.generator_ema().parameters().back()->value);
     const auto gb = to_host_vector(b, second.generator_ema().parameters().back()->value);
     EXPECT_EQ(ga, gb);
+    EXPECT_EQ(to_host_vector(b, straight.decoder().parameters().front()->value),
+              to_host_vector(b, second.decoder().parameters().front()->value));
+}
+
+TEST(Checkpoint, ResumeGivesBitIdenticalLosses) { expect_exact_resume(TrainConfig{}); }
+
+TEST(Checkpoint, DecoderOnlyResumeGivesBitIdenticalLosses) {
+    TrainConfig tc;
+    tc.decoder_only = true;
+    tc.immunise.enabled = true;  // its perturbations are drawn per step too
+    expect_exact_resume(tc);
 }
 
 TEST(Checkpoint, InitFromReleaseFileStartsANewRunFromItsWeights) {
