@@ -652,6 +652,16 @@ TEST_F(Cli, TrainDecoderOnlyChangesTheDecoderAlone) {
     EXPECT_EQ(decoder_changed, decoder_tensors);
     EXPECT_NE(b.metadata.at("sgf.train_config").find("\"decoder_only\":true"), std::string::npos)
         << b.metadata.at("sgf.train_config");
+    // --resume keeps the checkpoint's mode: asking a joint run to continue decoder-only is refused
+    r = sgf({"train", "--resume", "--decoder-only", "--kimg", "0.016", "--out", first.string()});
+    EXPECT_EQ(r.rc, kUsage) << r.out << r.err;
+    EXPECT_NE(r.err.find("not a decoder-only one"), std::string::npos) << r.err;
+    r = sgf({"train", "--resume", "--kimg", "0.016", "--out", tuned.string()});  // continues decoder-only
+    ASSERT_EQ(r.rc, kOk) << r.out << r.err;
+    const auto c = io::SafetensorsFile::load(tuned / "model.safetensors");
+    for (const auto& [name, t] : a.tensors()) {
+        if (name.rfind("F.", 0) != 0) EXPECT_EQ(t.bytes, c.tensors().at(name).bytes) << name;
+    }
     // a baseline without fingerprint losses has nothing to fine-tune
     r = sgf({"train", "--init-from", (first / "model.safetensors").string(), "--decoder-only", "--no-fingerprint",
              "--out", (dir / "bad").string()});

@@ -70,6 +70,10 @@ int run_training(B& b, const ModelConfig& mc_in, const TrainConfig& tc_in, const
     if (opt.resume) {
         if (!fs::exists(ckpt)) SGF_THROW(IoError, "{}: no checkpoint to resume from", ckpt.string());
         std::tie(mc, tc) = read_checkpoint_configs(ckpt);
+        SGF_CHECK(!tc_in.decoder_only || tc.decoder_only, ArgumentError,
+                  "{} continues a joint training run, not a decoder-only one: start decoder-only fine-tuning from its "
+                  "release file (--init-from {} --decoder-only --out <new folder>)",
+                  ckpt.string(), (opt.out_dir / "model.safetensors").string());
     }
     std::optional<io::SafetensorsFile> init_file;  // read once: its config here, its weights below
     if (!opt.init_from.empty()) {
