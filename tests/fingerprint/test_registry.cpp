@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -155,7 +157,8 @@ TEST(Registry, ProcessesCreatingTheSameRegistryAtOnceAllSucceed) {
                 try {
                     Registry r(p);
                     r.issue(fmt::format("p{}", k));
-                } catch (...) {
+                } catch (const std::exception& e) {
+                    std::fprintf(stderr, "opener %d: %s\n", k, e.what());
                     rc = 1;
                 }
                 _exit(rc);

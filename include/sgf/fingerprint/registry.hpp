@@ -21,6 +21,7 @@
 #include <sstream>
 #include <thread>
 #include <type_traits>
+#include <utility>
 
 namespace sgf {
 
@@ -77,8 +78,10 @@ private:
     void open_schema(const RegistryOptions& opt, bool exists) {
         sqlite3_busy_timeout(db_, opt.busy_timeout_ms);
         // Refuse a foreign database before changing anything in it (the WAL switch rewrites its header).
-        const bool has_schema = table_exists("sgf_registry_meta");
-        if (!has_schema && (opt.read_only || (exists && table_count() > 0)))
+        // One statement, so one snapshot: with two queries another process creating the same registry
+        // could commit its schema in between, and the file would look foreign (tables, none of ours).
+        const auto [tables, has_schema] = table_census();
+        if (!has_schema && (opt.read_only || (exists && tables > 0)))
             SGF_THROW(FormatError, "{}: an SQLite database, but not an sgf registry (no sgf_registry_meta table)", path_);
         if (!opt.read_only) enable_wal(opt.busy_timeout_ms);
         if (!has_schema) {
@@ -464,12 +467,14 @@ private:
         sqlite3_reset(s);
         return yes;
     }
-    int table_count() {
-        sqlite3_stmt* s = prepare("SELECT count(*) FROM sqlite_master WHERE type='table'");
+    /// The number of tables and whether sgf_registry_meta is one of them, read in one statement.
+    std::pair<int, bool> table_census() {
+        sqlite3_stmt* s = prepare(
+            "SELECT count(*), coalesce(sum(name = 'sgf_registry_meta'), 0) FROM sqlite_master WHERE type='table'");
         step(s);
-        const int n = sqlite3_column_int(s, 0);
+        const std::pair<int, bool> out{sqlite3_column_int(s, 0), sqlite3_column_int(s, 1) > 0};
         sqlite3_reset(s);
-        return n;
+        return out;
     }
     void set_meta(const std::string& k, const std::string& v) {
         sqlite3_stmt* s = prepare("INSERT OR REPLACE INTO sgf_registry_meta(key, value) VALUES(?, ?)");
