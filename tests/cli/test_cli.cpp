@@ -118,6 +118,11 @@ protected:
         argv.insert(argv.end(), args.begin(), args.end());
         return Result{test::run_command(SGF_CLI_PATH, argv, dir)};
     }
+    /// A short `sgf train` run of the tiny preset at 32 px (Fashion-MNIST) with 12 bits, in `out`.
+    Result train_tiny(const fs::path& out) const {
+        return sgf({"train", "--preset", "tiny", "--resolution", "32", "--bits", "12", "--batch", "4", "--kimg", "0.008",
+                    "--out", out.string()});
+    }
 
     /// Runs `args` and checks the exit code and that stderr (or, for per-image errors, stdout)
     /// names `file` and contains `problem`; the registry must be byte-identical afterwards.
@@ -599,8 +604,7 @@ TEST_F(Cli, TrainWithModelSizeOptions) {
 
 TEST_F(Cli, TrainInitFromAReleaseFile) {
     const fs::path first = dir / "first";
-    Result r = sgf({"train", "--preset", "tiny", "--resolution", "32", "--bits", "12", "--batch", "4", "--kimg", "0.008",
-                    "--out", first.string()});
+    Result r = train_tiny(first);
     ASSERT_EQ(r.rc, kOk) << r.out << r.err;
     const fs::path model_file = first / "model.safetensors";
     // the sizes come from the file: a size option is refused, and so is --resume
@@ -627,8 +631,7 @@ TEST_F(Cli, TrainInitFromAReleaseFile) {
 
 TEST_F(Cli, TrainDecoderOnlyChangesTheDecoderAlone) {
     const fs::path first = dir / "first";
-    Result r = sgf({"train", "--preset", "tiny", "--resolution", "32", "--bits", "12", "--batch", "4", "--kimg", "0.008",
-                    "--out", first.string()});
+    Result r = train_tiny(first);
     ASSERT_EQ(r.rc, kOk) << r.out << r.err;
     const fs::path tuned = dir / "tuned";
     r = sgf({"train", "--init-from", (first / "model.safetensors").string(), "--decoder-only", "--batch", "4", "--kimg",

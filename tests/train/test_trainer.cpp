@@ -82,13 +82,10 @@ TEST(Trainer, DecoderOnlyTrainsTheDecoderAndLeavesGeneratorAndDiscriminatorAsThe
     for (int s = 0; s < 3; ++s) joint.step(real_batch(b, cfg, tc.batch, s));
     tc.decoder_only = true;
     Trainer<B> tr(b, cfg, tc);
-    auto copy = [&](const std::vector<Parameter<B>*>& from, const std::vector<Parameter<B>*>& to) {
-        for (std::size_t i = 0; i < from.size(); ++i) b.copy(from[i]->value.data(), to[i]->value.data(), from[i]->value.size());
-    };
-    copy(joint.generator().parameters(), tr.generator().parameters());
-    copy(joint.generator_ema().parameters(), tr.generator_ema().parameters());
-    copy(joint.decoder().parameters(), tr.decoder().parameters());
-    copy(joint.discriminator().parameters(), tr.discriminator().parameters());
+    copy_values(b, joint.generator().parameters(), tr.generator().parameters());
+    copy_values(b, joint.generator_ema().parameters(), tr.generator_ema().parameters());
+    copy_values(b, joint.decoder().parameters(), tr.decoder().parameters());
+    copy_values(b, joint.discriminator().parameters(), tr.discriminator().parameters());
     const auto G0 = snapshot(b, tr.generator().parameters()), E0 = snapshot(b, tr.generator_ema().parameters());
     const auto F0 = snapshot(b, tr.decoder().parameters()), D0 = snapshot(b, tr.discriminator().parameters());
     for (int s = 0; s < 3; ++s) {

@@ -77,4 +77,15 @@ void zero_grads(B& b, const std::vector<Parameter<B>*>& ps) {
     for (auto* p : ps) b.fill(p->grad.data(), p->grad.size(), typename B::Scalar(0));
 }
 
+/// Copies the values of `from` into `to` (the same network's parameters, in the same order).
+template <Backend B>
+void copy_values(B& b, const std::vector<Parameter<B>*>& from, const std::vector<Parameter<B>*>& to) {
+    SGF_CHECK(from.size() == to.size(), ArgumentError, "copy_values: {} source parameters vs {} targets", from.size(),
+              to.size());
+    for (std::size_t i = 0; i < from.size(); ++i) {
+        check_shape(to[i]->value.shape(), from[i]->value.shape(), "copy_values '" + from[i]->name + "'");
+        b.copy(from[i]->value.data(), to[i]->value.data(), from[i]->value.size());
+    }
+}
+
 }  // namespace sgf
