@@ -4,7 +4,9 @@
 
 #include <sgf/core/error.hpp>
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -56,6 +58,12 @@ struct HostTensor {
         return s.size();
     }
 };
+
+/// One pixel value in [-1, 1] as an 8-bit image stores it: round(127.5 (x + 1)) clamped to 0..255
+/// (algorithm.md 2) ...
+inline std::uint8_t to_u8(float x) { return std::uint8_t(std::clamp(std::lround((x + 1.0f) * 127.5f), 0l, 255l)); }
+/// ... and back: u8 / 127.5 - 1.
+inline float from_u8(std::uint8_t u) { return float(u) / 127.5f - 1.0f; }
 
 }  // namespace sgf
 

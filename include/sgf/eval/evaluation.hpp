@@ -163,7 +163,7 @@ inline std::uint64_t mix(std::uint64_t a, std::uint64_t b, std::uint64_t c = 0) 
 
 /// In place: what an 8-bit image stores (io::to_image then io::to_tensor, value by value).
 inline void quantize8(HostTensor<float>& x) {
-    for (auto& v : x.data) v = float(std::clamp(std::lround((v + 1.0f) * 127.5f), 0l, 255l)) / 127.5f - 1.0f;
+    for (auto& v : x.data) v = from_u8(to_u8(v));
 }
 
 inline HostTensor<float> slice(const HostTensor<float>& x, std::int64_t begin, std::int64_t count) {

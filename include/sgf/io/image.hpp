@@ -259,7 +259,7 @@ inline Image to_image(const HostTensor<float>& t, std::int64_t n = 0) {
     for (int y = 0; y < s.h; ++y)
         for (int x = 0; x < s.w; ++x)
             for (int c = 0; c < s.c; ++c)
-                img.at(y, x, c) = std::uint8_t(std::clamp(std::lround((t.at(n, c, y, x) + 1.0f) * 127.5f), 0l, 255l));
+                img.at(y, x, c) = to_u8(t.at(n, c, y, x));
     return img;
 }
 
@@ -268,7 +268,7 @@ inline HostTensor<float> to_tensor(const Image& img) {
     HostTensor<float> t(Shape{1, img.channels, img.height, img.width});
     for (int y = 0; y < img.height; ++y)
         for (int x = 0; x < img.width; ++x)
-            for (int c = 0; c < img.channels; ++c) t.at(0, c, y, x) = float(img.at(y, x, c)) / 127.5f - 1.0f;
+            for (int c = 0; c < img.channels; ++c) t.at(0, c, y, x) = from_u8(img.at(y, x, c));
     return t;
 }
 

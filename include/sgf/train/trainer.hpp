@@ -13,8 +13,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include <algorithm>
-#include <cmath>
 #include <optional>
 #include <span>
 #include <type_traits>
@@ -102,9 +100,9 @@ struct StepStats {
     bool r1 = false;  ///< whether this step ran the R1 step
 };
 
-/// Samples first, first + stride, ... of the batch `x` become what an 8-bit image file stores:
-/// clamp to [-1, 1], u8 = round((x + 1) * 127.5), x = u8 / 127.5 - 1 (algorithm.md 2). The other
-/// samples are left as they are. A host round trip: used on small decoder batches only.
+/// Samples first, first + stride, ... of the batch `x` become what an 8-bit image file stores
+/// (from_u8(to_u8(x)), as io::to_image then io::to_tensor). The other samples are left as they are.
+/// A host round trip: used on small decoder batches only.
 template <Backend B>
 void round_to_8_bits(B& b, Tensor<B>& x, std::int64_t first, std::int64_t stride) {
     using T = typename B::Scalar;
@@ -113,7 +111,7 @@ void round_to_8_bits(B& b, Tensor<B>& x, std::int64_t first, std::int64_t stride
     const std::int64_t n = x.shape().n, m = x.shape().sample_size();
     for (std::int64_t i = first; i < n; i += stride)
         for (std::int64_t k = i * m; k < (i + 1) * m; ++k)
-            h[k] = T(std::nearbyint((std::clamp(double(h[k]), -1.0, 1.0) + 1.0) * 127.5) / 127.5 - 1.0);
+            h[k] = T(from_u8(to_u8(float(h[k]))));
     x = from_host<B, T>(b, x.shape(), std::span<const T>(h));
 }
 
@@ -131,7 +129,7 @@ public:
         if (tc.immunise.enabled) tc.immunise.validate();
         SGF_CHECK(!(tc.decoder_only && !tc.fingerprint), ArgumentError,
                   "training: decoder-only fine-tuning needs the fingerprint losses (drop --no-fingerprint)");
-        copy_params(G_.parameters(), G_ema_.parameters());
+        copy_values(b, G_.parameters(), G_ema_.parameters());
         const AdamParams gf = lazy_regularised(tc.adam, tc.g_reg_interval);
         optG_ = Adam<B>(b, G_.parameters(), gf);
         optF_ = Adam<B>(b, F_.parameters(), gf);
@@ -239,10 +237,6 @@ private:
             SGF_THROW(NumericError, "decoder fine-tuning diverged at step {}: loss {} (try a lower learning rate)", step_,
                       st.g.total);
         return st;
-    }
-
-    void copy_params(const std::vector<Parameter<B>*>& from, const std::vector<Parameter<B>*>& to) {
-        for (std::size_t i = 0; i < from.size(); ++i) b_.copy(from[i]->value.data(), to[i]->value.data(), from[i]->value.size());
     }
 
     B& b_;
