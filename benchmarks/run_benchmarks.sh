@@ -9,7 +9,9 @@
 # Takes about 6 minutes on 2 cores (the build of sgf_bench_ops not included). Environment:
 #   SGF_BENCH_BUILD_DIR  build directory (default: build-bench)
 #   SGF_BENCH_PYTHON     an interpreter that can import torch (default: /usr/bin/python3, where
-#                        Debian's python3-torch lives, then python3); without one the torch columns stay empty
+#                        Debian's python3-torch lives, then python3); when neither imports torch the
+#                        script installs python3-torch (scripts/install-deps.sh --bench), and if that
+#                        fails the torch columns stay empty
 #   SGF_BENCH_PAUSE      process names (comma- or space-separated, exact names as pgrep -x) to pause with
 #                        SIGSTOP while sgf and PyTorch are measured; resumed (SIGCONT) between the two, on
 #                        exit, and in any case after SGF_BENCH_PAUSE_MAX seconds (default 540)
@@ -23,6 +25,14 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${SGF_BENCH_BUILD_DIR:-$root/build-bench}
 out=$build/bench
 mkdir -p "$out"
+
+# the build's packages, and the PyTorch peer when no interpreter here imports torch
+if [[ -z "${SGF_BENCH_PYTHON:-}" ]] && ! /usr/bin/python3 -c "import torch" >/dev/null 2>&1 &&
+   ! python3 -c "import torch" >/dev/null 2>&1; then
+  "$root/scripts/install-deps.sh" --bench
+else
+  "$root/scripts/install-deps.sh"
+fi
 
 py=""
 for cand in "${SGF_BENCH_PYTHON:-}" /usr/bin/python3 python3; do

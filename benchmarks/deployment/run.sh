@@ -35,6 +35,7 @@ pause() {
   if [[ -n "$PAUSED_PIDS" ]]; then kill -STOP $PAUSED_PIDS 2>/dev/null || true; fi
 }
 
+"$ROOT/scripts/install-deps.sh"
 echo "== building sgf_bench_deployment in $BUILD"
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DSGF_BUILD_BENCHMARKS=ON -DSGF_BUILD_TESTS=OFF \
   -DSGF_BUILD_EXAMPLES=OFF >/dev/null

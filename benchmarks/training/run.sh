@@ -21,7 +21,8 @@
 #                       default 600) until other processes use at most QUIET_MAX cores (default 0.2);
 #                       each result also reports the cores other processes used while it ran
 #   PYTHON              a Python with torch (default: the first of python3, /usr/bin/python3 that
-#                       imports torch)
+#                       imports torch; when neither does, scripts/install-deps.sh --bench installs
+#                       Debian's python3-torch first)
 #   SGF_TORCH_OPENBLAS_DIR  a folder holding an OpenBLAS libblas.so.3; when set, or when Debian's
 #                       libopenblas0-openmp/-pthread is installed, PyTorch is also timed with it
 #                       (LD_LIBRARY_PATH), since a PyTorch linked to the reference BLAS runs its
@@ -101,6 +102,13 @@ measure() {  # measure CMD...: runs CMD on a quiet machine with the background p
 }
 
 # ---- tools ----------------------------------------------------------------------------------------
+# the build's packages, and the PyTorch peer when no interpreter here imports torch
+if [[ -z "${PYTHON:-}" ]] && ! python3 -c 'import torch' >/dev/null 2>&1 &&
+   ! /usr/bin/python3 -c 'import torch' >/dev/null 2>&1; then
+  "$ROOT/scripts/install-deps.sh" --bench
+else
+  "$ROOT/scripts/install-deps.sh"
+fi
 if [[ -z "${PYTHON:-}" ]]; then
   for p in python3 /usr/bin/python3; do
     if command -v "$p" >/dev/null 2>&1 && "$p" -c 'import torch' >/dev/null 2>&1; then PYTHON=$p; break; fi
