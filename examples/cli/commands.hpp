@@ -122,9 +122,31 @@ inline sgf::Fingerprint resolve_fingerprint(const std::string& registry, const s
     return e->fingerprint;
 }
 
+/// `instantiate --out` writes a new file or replaces a baked generator; it never replaces one of the
+/// command's inputs or any other existing file (a registry, a meta model, an image).
+inline void check_replaceable_output(const std::string& out, const std::vector<std::string>& inputs) {
+    std::error_code ec;
+    if (!fs::exists(out, ec)) return;
+    for (const auto& in : inputs)
+        if (!in.empty() && fs::exists(in, ec) && fs::equivalent(out, in, ec))
+            SGF_THROW(ArgumentError, "--out {} is also an input of this command ({}); choose another output file", out, in);
+    if (fs::is_directory(out, ec)) SGF_THROW(IoError, "--out {}: is a folder; give a file name", out);
+    std::string kind;
+    try {
+        kind = sgf::io::SafetensorsFile::load(out).meta("sgf.kind");
+    } catch (const sgf::Error&) {
+        kind.clear();
+    }
+    if (kind != "baked-generator")
+        SGF_THROW(ArgumentError, "--out {}: the file exists and is not a baked generator; refusing to replace it (remove it "
+                                 "first, or choose another name)",
+                  out);
+}
+
 template <class B>
 int cmd_instantiate(B& b, const Common& c, const std::string& model, const std::string& registry, const std::string& label,
                     const std::string& hex, const std::string& out) {
+    check_replaceable_output(out, {model, registry});
     auto m = sgf::io::load_meta_model<B>(b, model);
     const auto fp = resolve_fingerprint(registry, label, hex, m.config.fingerprint_bits);
     const auto bits = fp.to_floats();
@@ -144,9 +166,10 @@ int cmd_generate(B& b, const Common& c, const std::string& model, const std::str
                  std::uint64_t seed, bool grid) {
     const auto f = sgf::io::SafetensorsFile::load(model);
     const std::string kind = f.meta("sgf.kind");
-    fs::create_directories(out);
     std::vector<sgf::io::Image> images;
     if (kind == "baked-generator") {
+        if (!hex.empty())
+            SGF_THROW(ArgumentError, "generate: {} is a baked generator (its fingerprint is built in); drop --fingerprint", model);
         auto G = sgf::io::load_baked_generator<B>(b, model);
         images = generate_images(b, G, nullptr, count, seed);
     } else {
@@ -155,6 +178,7 @@ int cmd_generate(B& b, const Common& c, const std::string& model, const std::str
         const auto fp = resolve_fingerprint("", "", hex, m.config.fingerprint_bits);
         images = generate_images(b, m.G, &fp, count, seed);
     }
+    sgf::io::ensure_directory(out);  // only once the inputs are known to be good
     json files = json::array();
     for (std::size_t i = 0; i < images.size(); ++i) {
         const auto p = fs::path(out) / fmt::format("{:05d}.png", i);
@@ -241,19 +265,27 @@ template <class B>
 int cmd_demo(B& b, const Common& c, const std::string& model, int users, int per_user, int n_real, int n_open, const std::string& keep) {
     using clock = std::chrono::steady_clock;
     auto since = [](clock::time_point t) { return std::chrono::duration<double>(clock::now() - t).count(); };
-    const fs::path dir = keep.empty() ? fs::temp_directory_path() / fmt::format("sgf-demo-{}", ::getpid()) : fs::path(keep);
-    fs::create_directories(dir / "users");
-    fs::create_directories(dir / "images");
     json stages = json::object();
+    auto t = clock::now();
+    auto m = sgf::io::load_meta_model<B>(b, model);  // before anything is written or printed
+    const auto& cfg = m.config;
+    stages["load_model"] = since(t);
+
+    const fs::path dir = keep.empty() ? fs::temp_directory_path() / fmt::format("sgf-demo-{}", ::getpid()) : fs::path(keep);
+    // the temporary folder goes on every exit, errors included (--keep folders stay)
+    struct RemoveOnExit {
+        fs::path dir;
+        ~RemoveOnExit() {
+            std::error_code ec;
+            if (!dir.empty()) fs::remove_all(dir, ec);
+        }
+    } cleanup{keep.empty() ? dir : fs::path()};
+    sgf::io::ensure_directory(dir / "users");
+    sgf::io::ensure_directory(dir / "images");
     auto say = [&](const std::string& s) {
         if (!c.json) std::cout << s << std::flush;
     };
     say(fmt::format("sgf demo: model {}\n  working folder {}\n", model, dir.string()));
-
-    auto t = clock::now();
-    auto m = sgf::io::load_meta_model<B>(b, model);
-    const auto& cfg = m.config;
-    stages["load_model"] = since(t);
 
     t = clock::now();
     sgf::Registry reg(dir / "registry.db");
@@ -378,8 +410,7 @@ int cmd_demo(B& b, const Common& c, const std::string& model, int users, int per
     } else {
         emit(c, j, "");
     }
-    if (keep.empty()) fs::remove_all(dir);
-    return kOk;
+    return kOk;  // cleanup removes the temporary folder
 }
 
 

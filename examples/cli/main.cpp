@@ -31,11 +31,19 @@ int cmd_info(const Common& c, const std::string& path) {
     if (!c.json) {
         std::string text = fmt::format("{}\n  kind: {}\n  tensors: {}, parameters: {} ({:.2f} MB as float32)\n", path, kind, f.size(),
                                        params, params * 4 / 1e6);
-        for (const auto& [k, v] : f.metadata)
-            if (k != "sgf.config" && k != "sgf.train_config") text += fmt::format("  {}: {}\n", k, v);
-        if (f.metadata.count("sgf.config")) {
-            const auto cfg = json::parse(f.metadata.at("sgf.config"));
-            text += fmt::format("  config: {}\n", cfg.dump());
+        for (const auto& [k, v] : f.metadata) {
+            if (k != "sgf.config" && k != "sgf.train_config") {
+                text += fmt::format("  {}: {}\n", k, v);
+                continue;
+            }
+            // the two JSON entries, compacted onto one line each
+            json parsed;
+            try {
+                parsed = json::parse(v);
+            } catch (const json::exception& e) {
+                SGF_THROW(FormatError, "{}: metadata '{}' is not valid JSON: {}", path, k, e.what());
+            }
+            text += fmt::format("  {}: {}\n", k == "sgf.config" ? "config" : "train_config", parsed.dump());
         }
         std::cout << text;
     } else {
@@ -46,20 +54,28 @@ int cmd_info(const Common& c, const std::string& path) {
 }
 
 // ------------------------------------------------------------------------------------------ issue
-int cmd_issue(const Common& c, const std::string& registry, std::vector<std::string> labels, const std::string& metadata, int count,
-              const std::string& prefix, int min_distance, int bits) {
+// All labels are issued in one transaction: on any error (a label already issued, a repeated label,
+// a full registry) nothing is issued. A new registry is created only once the arguments are valid.
+int cmd_issue(const Common& c, const std::string& registry, const std::vector<std::string>& labels, const std::string& metadata,
+              int count, const std::string& prefix, int min_distance, int bits) {
+    if (labels.empty() && count == 0) SGF_THROW(ArgumentError, "issue: give --label (repeatable) or --count N (N >= 1)");
+    for (std::size_t i = 0; i < labels.size(); ++i)
+        for (std::size_t j = 0; j < i; ++j)
+            if (labels[i] == labels[j]) SGF_THROW(ArgumentError, "issue: label '{}' is given twice", labels[i]);
     sgf::RegistryOptions opt;
     opt.min_distance = min_distance;
     opt.bits = bits > 0 ? bits : 128;
+    const bool existed = fs::exists(registry);
     sgf::Registry reg(registry, opt);
     if (bits > 0 && reg.bits() != bits)
         SGF_THROW(ArgumentError, "{}: the registry holds {}-bit fingerprints, --bits {} was given", registry, reg.bits(), bits);
-    for (int i = 0; i < count; ++i) labels.push_back(fmt::format("{}{:06d}", prefix, reg.size() + i));
-    if (labels.empty()) SGF_THROW(ArgumentError, "issue: give --label (repeatable) or --count");
+    if (existed && min_distance >= 0 && reg.min_distance() != min_distance)
+        SGF_THROW(ArgumentError, "{}: the registry's minimum distance is {} (set when it was created); --min-distance {} was given",
+                  registry, reg.min_distance(), min_distance);
+    const auto issued = reg.issue_all({labels, prefix, count, metadata});
     json arr = json::array();
     std::string text;
-    for (const auto& l : labels) {
-        const auto e = reg.issue(l, metadata);
+    for (const auto& e : issued) {
         arr.push_back({{"label", e.label}, {"fingerprint", e.fingerprint.hex()}, {"issued_at", e.issued_at}});
         text += fmt::format("{}\t{}\n", e.label, e.fingerprint.hex());
     }
@@ -76,7 +92,7 @@ int main(int argc, char** argv) {
     Request req;
     Common& c = req.c;
     app.add_flag("--json", c.json, "machine-readable output");
-    app.add_option("--threads", c.threads, "CPU threads")->capture_default_str();
+    app.add_option("--threads", c.threads, "CPU threads")->check(CLI::Range(1, 1024))->capture_default_str();
     app.add_option("--backend", c.backend, "cpu or cuda")->capture_default_str();
 
     // train
@@ -91,21 +107,25 @@ int main(int argc, char** argv) {
     int count = 0, min_distance = -1, bits = 0;
     issue->add_option("--registry", registry, "registry file (SQLite)")->required();
     issue->add_option("--label", labels, "label(s) to issue");
-    issue->add_option("--count", count, "issue this many with generated labels");
+    issue->add_option("--count", count, "issue this many with generated labels <prefix><number>")->check(CLI::PositiveNumber);
     issue->add_option("--prefix", prefix, "label prefix for --count")->capture_default_str();
     issue->add_option("--metadata", metadata, "free-form metadata (JSON by convention)");
-    issue->add_option("--min-distance", min_distance, "minimum Hamming distance (new registries; default bits/4)");
-    issue->add_option("--bits", bits, "fingerprint length of a new registry (default 128); must match the model");
+    issue->add_option("--min-distance", min_distance, "minimum Hamming distance (new registries; default bits/4)")
+        ->check(CLI::Range(0, 65536));
+    issue->add_option("--bits", bits, "fingerprint length of a new registry (default 128); must match the model")
+        ->check(CLI::Range(1, 65536));
 
     // instantiate
     auto* inst = app.add_subcommand("instantiate", "bake a fingerprint into a standalone generator file");
     req.model = default_model();
     std::string &model = req.model, &hex = req.hex, &label = req.label, &out_file = req.out_file;
     inst->add_option("--model", model, "meta-model file")->capture_default_str();
-    inst->add_option("--registry", registry, "registry to look --label up in");
-    inst->add_option("--label", label, "registry label");
-    inst->add_option("--fingerprint", hex, "fingerprint as hex");
-    inst->add_option("--out", out_file, "output file")->required();
+    auto* inst_registry = inst->add_option("--registry", registry, "registry to look --label up in");
+    auto* inst_label = inst->add_option("--label", label, "registry label");
+    inst->add_option("--fingerprint", hex, "fingerprint as hex (instead of --registry and --label)")
+        ->excludes(inst_registry)
+        ->excludes(inst_label);
+    inst->add_option("--out", out_file, "output file (a new file, or a baked generator to replace)")->required();
 
     // generate
     auto* gen = app.add_subcommand("generate", "generate PNG images from a baked generator or a meta model + fingerprint");
@@ -115,7 +135,7 @@ int main(int argc, char** argv) {
     std::string& out_folder = req.out_folder;
     gen->add_option("--model", model, "baked-generator or meta-model file")->capture_default_str();
     gen->add_option("--fingerprint", hex, "fingerprint (meta models)");
-    gen->add_option("--count", n_images, "images")->capture_default_str();
+    gen->add_option("--count", n_images, "images")->check(CLI::PositiveNumber)->capture_default_str();
     gen->add_option("--seed", seed, "latent seed")->capture_default_str();
     gen->add_option("--out", out_folder, "output folder")->capture_default_str();
     gen->add_flag("--grid", grid, "also write grid.png");
@@ -133,7 +153,9 @@ int main(int argc, char** argv) {
     ver->add_option("--model", model, "meta-model file (holds the decoder)")->capture_default_str();
     ver->add_option("--registry", registry, "registry file")->required();
     ver->add_option("--alpha", alpha, "family-wise false-positive rate")->capture_default_str();
-    ver->add_option("--min-margin", min_margin, "bits between best and runner-up to attribute")->capture_default_str();
+    ver->add_option("--min-margin", min_margin, "bits between best and runner-up to attribute")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
     ver->add_option("images", images, "image files")->required();
 
     // info
@@ -142,14 +164,14 @@ int main(int argc, char** argv) {
     info->add_option("file", info_file, "model file")->required();
 
     // demo
-    auto* demo = app.add_subcommand("demo", "end-to-end demo on the embedded default model");
+    auto* demo = app.add_subcommand("demo", "end-to-end demo on the default model file (or --model)");
     int &users = req.users, &per_user = req.per_user, &n_real = req.n_real, &n_open = req.n_open;
     std::string& keep = req.keep;
     demo->add_option("--model", model, "meta-model file")->capture_default_str();
-    demo->add_option("--users", users, "registered users")->capture_default_str();
-    demo->add_option("--images", per_user, "images per user")->capture_default_str();
-    demo->add_option("--real", n_real, "real test images")->capture_default_str();
-    demo->add_option("--open", n_open, "open-world images")->capture_default_str();
+    demo->add_option("--users", users, "registered users")->check(CLI::PositiveNumber)->capture_default_str();
+    demo->add_option("--images", per_user, "images per user")->check(CLI::PositiveNumber)->capture_default_str();
+    demo->add_option("--real", n_real, "real test images")->check(CLI::NonNegativeNumber)->capture_default_str();
+    demo->add_option("--open", n_open, "open-world images")->check(CLI::NonNegativeNumber)->capture_default_str();
     demo->add_option("--keep", keep, "keep the working files in this folder");
 
     // eval
@@ -164,6 +186,8 @@ int main(int argc, char** argv) {
         return app.exit(e) == 0 ? kOk : kUsage;
     }
     try {
+        if (c.backend != "cpu" && c.backend != "cuda")
+            SGF_THROW(ArgumentError, "--backend must be cpu or cuda, got '{}'", c.backend);
         if (*issue) return cmd_issue(c, registry, labels, metadata, count, prefix, min_distance, bits);
         if (*info) return cmd_info(c, info_file);
         using C = Request::Command;
@@ -174,7 +198,6 @@ int main(int argc, char** argv) {
                 SGF_THROW(ArgumentError, "eval --out (the full report) runs on the CPU backend; drop --backend cuda");
             return run_on_cuda(req);
         }
-        if (c.backend != "cpu") SGF_THROW(ArgumentError, "--backend must be cpu or cuda, got '{}'", c.backend);
         sgf::EigenCpu b(c.threads);
         if (req.command == C::eval) return run_eval(b, c.json, req.eval);
         return run_request(b, req);

@@ -113,8 +113,7 @@ inline void add_training_options(CLI::App& app, TrainingCommand& cmd) {
     app.add_flag("--resume", opt.resume, "continue the run in --out from its checkpoint");
     app.add_option("--init-from", opt.init_from,
                    "start a new run from the weights of a release (meta-model) file, e.g. to fine-tune the default "
-                   "model; the model sizes come from that file, the optimisers start afresh")
-        ->check(CLI::ExistingFile);
+                   "model; the model sizes come from that file, the optimisers start afresh");  // a missing file: exit 3
     app.add_flag("--no-fingerprint", [&tc](std::int64_t) { tc.fingerprint = false; },
                  "baseline without fingerprint losses");
     app.add_flag("--decoder-only", tc.decoder_only,

@@ -153,7 +153,14 @@ TEST_F(Cli, UsageErrorsAndHelp) {
     const Result h = sgf({"--help"});
     EXPECT_EQ(h.rc, kOk);
     EXPECT_NE(h.out.find("verify"), std::string::npos);
-    EXPECT_EQ(sgf({"--backend", "tpu", "info", model.string()}).rc, kOk);  // info needs no backend
+    EXPECT_EQ(sgf({"--backend", "tpu", "info", model.string()}).rc, kUsage);  // checked on every subcommand
+    EXPECT_EQ(sgf({"--backend", "tpu", "issue", "--registry", registry.string(), "--label", "x"}).rc, kUsage);
+    // numbers out of range are usage errors, not silently replaced
+    EXPECT_EQ(sgf({"--threads", "0", "info", model.string()}).rc, kUsage);
+    EXPECT_EQ(sgf({"verify", "--registry", registry.string(), "--min-margin", "-5", good_png.string()}).rc, kUsage);
+    EXPECT_EQ(sgf({"generate", "--model", model.string(), "--count", "0", "--out", (dir / "g0").string()}).rc, kUsage);
+    EXPECT_EQ(sgf({"demo", "--users", "0"}).rc, kUsage);
+    EXPECT_FALSE(fs::exists(dir / "g0"));
     EXPECT_EQ(sgf({"--backend", "tpu", "decode", "--model", model.string(), good_png.string()}).rc, kUsage);
     // The global options also work after the subcommand.
     const Result j = sgf({"info", model.string(), "--json"});
@@ -671,6 +678,156 @@ TEST_F(Cli, TrainDecoderOnlyChangesTheDecoderAlone) {
              "--out", (dir / "bad").string()});
     EXPECT_EQ(r.rc, kUsage) << r.out << r.err;
     EXPECT_NE(r.err.find("decoder-only"), std::string::npos) << r.err;
+}
+
+// ------------------------------------------------------------------------------------------ no lost data, nothing left behind
+TEST_F(Cli, InstantiateNeverReplacesItsInputsOrOtherFiles) {
+    const std::string model_before = slurp(model);
+    const auto bake = [&](const fs::path& out) {
+        return sgf({"instantiate", "--model", model.string(), "--registry", registry.string(), "--label", "alice", "--out",
+                    out.string()});
+    };
+    expect_failure({"instantiate", "--model", model.string(), "--registry", registry.string(), "--label", "alice", "--out",
+                    registry.string()},
+                   kUsage, registry.string(), "also an input");
+    expect_failure({"instantiate", "--model", model.string(), "--registry", registry.string(), "--label", "alice", "--out",
+                    model.string()},
+                   kUsage, model.string(), "also an input");
+    EXPECT_TRUE(unchanged(model, model_before));
+    const fs::path notes = dir / "notes.txt";
+    spit(notes, "precious");
+    expect_failure({"instantiate", "--model", model.string(), "--registry", registry.string(), "--label", "alice", "--out",
+                    notes.string()},
+                   kUsage, notes.string(), "not a baked generator");
+    EXPECT_EQ(slurp(notes), "precious");
+    // a baked generator may be replaced (re-running the same command)
+    const fs::path alice = dir / "alice.safetensors";
+    ASSERT_EQ(bake(alice).rc, kOk);
+    const Result again = bake(alice);
+    EXPECT_EQ(again.rc, kOk) << again.err;
+    // --fingerprint and --registry/--label are alternatives
+    const Result both = sgf({"instantiate", "--model", model.string(), "--fingerprint", std::string(32, 'a'), "--registry",
+                             registry.string(), "--label", "alice", "--out", (dir / "mix.safetensors").string()});
+    EXPECT_EQ(both.rc, kUsage) << both.err;
+    EXPECT_FALSE(fs::exists(dir / "mix.safetensors"));
+}
+
+TEST_F(Cli, IssueIssuesAllLabelsOrNone) {
+    auto labels_in = [](const fs::path& p) {
+        Registry reg(p, RegistryOptions{.create = false, .read_only = true});
+        std::vector<std::string> out;
+        for (const auto& e : reg.all()) out.push_back(e.label);
+        return out;
+    };
+    const std::vector<std::string> before = labels_in(registry);
+    Result r = sgf({"issue", "--registry", registry.string(), "--label", "new1", "--label", "alice"});
+    EXPECT_EQ(r.rc, kUsage) << r.err;
+    EXPECT_NE(r.err.find("'alice'"), std::string::npos) << r.err;
+    EXPECT_EQ(labels_in(registry), before) << "new1 must not be issued when alice fails";
+    r = sgf({"issue", "--registry", registry.string(), "--label", "x", "--label", "x"});
+    EXPECT_EQ(r.rc, kUsage);
+    EXPECT_NE(r.err.find("given twice"), std::string::npos) << r.err;
+    EXPECT_EQ(labels_in(registry), before);
+    // a new registry is not created for arguments that cannot work
+    const fs::path fresh = dir / "fresh.db";
+    for (const auto& args : std::vector<std::vector<std::string>>{
+             {"issue", "--registry", fresh.string()},
+             {"issue", "--registry", fresh.string(), "--count", "0"},
+             {"issue", "--registry", fresh.string(), "--count", "-3"},
+             {"issue", "--registry", fresh.string(), "--bits", "0", "--label", "a"},
+             {"issue", "--registry", fresh.string(), "--bits", "100000", "--label", "a"},
+             {"issue", "--registry", fresh.string(), "--min-distance", "129", "--label", "a"},
+             {"issue", "--registry", fresh.string(), "--label", "a", "--label", "a"}}) {
+        r = sgf(args);
+        EXPECT_EQ(r.rc, kUsage) << fmt::format("{}", fmt::join(args, " ")) << "\n" << r.err;
+        EXPECT_FALSE(fs::exists(fresh)) << fmt::format("{}", fmt::join(args, " "));
+    }
+    // a registry that is full for its minimum distance: 4 bits at distance 4 hold two codes (a code
+    // and its complement); asking for three issues none, and says why
+    const fs::path small = dir / "small.db";
+    r = sgf({"issue", "--registry", small.string(), "--bits", "4", "--min-distance", "4", "--count", "3"});
+    EXPECT_EQ(r.rc, kUsage) << r.err;
+    EXPECT_NE(r.err.find("full"), std::string::npos) << r.err;
+    EXPECT_TRUE(labels_in(small).empty());
+    r = sgf({"issue", "--registry", small.string(), "--count", "2"});
+    EXPECT_EQ(r.rc, kOk) << r.err;
+    EXPECT_EQ(labels_in(small).size(), 2u);
+    r = sgf({"issue", "--registry", small.string(), "--min-distance", "2", "--label", "z"});  // not the registry's value
+    EXPECT_EQ(r.rc, kUsage) << r.err;
+}
+
+TEST_F(Cli, CorruptRegistryMetadataIsAFormatError) {
+    const fs::path reg2 = dir / "reg2.db";
+    fs::copy_file(registry, reg2);
+    {
+        sqlite3* db = nullptr;
+        ASSERT_EQ(sqlite3_open(reg2.c_str(), &db), SQLITE_OK);
+        ASSERT_EQ(sqlite3_exec(db, "UPDATE sgf_registry_meta SET value='abc' WHERE key='bits'", nullptr, nullptr, nullptr), SQLITE_OK);
+        sqlite3_close(db);
+    }
+    const std::string img = good_png.string();
+    const Result r = sgf({"verify", "--model", model.string(), "--registry", reg2.string(), img});
+    EXPECT_EQ(r.rc, kFormatError) << r.err;
+    EXPECT_NE(r.err.find(reg2.string()), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("'bits' = 'abc'"), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, FailingCommandsLeaveNoFoldersBehind) {
+    // an output folder that cannot be made: an IoError naming it, not an internal error
+    Result r = sgf({"generate", "--model", model.string(), "--fingerprint", std::string(32, 'a'), "--count", "1", "--out",
+                    good_png.string()});
+    EXPECT_EQ(r.rc, kIoError) << r.err;
+    EXPECT_NE(r.err.find("is not a folder"), std::string::npos) << r.err;
+    r = sgf({"generate", "--model", model.string(), "--fingerprint", std::string(32, 'a'), "--count", "1", "--out",
+             (good_png / "sub").string()});
+    EXPECT_EQ(r.rc, kIoError) << r.err;
+    EXPECT_NE(r.err.find("cannot create folder"), std::string::npos) << r.err;
+    // bad arguments: the folder is not created
+    r = sgf({"generate", "--model", model.string(), "--count", "1", "--out", (dir / "gen").string()});
+    EXPECT_EQ(r.rc, kUsage) << r.err;
+    EXPECT_FALSE(fs::exists(dir / "gen"));
+    r = sgf({"train", "--resume", "--out", (dir / "never-trained").string()});
+    EXPECT_EQ(r.rc, kIoError) << r.err;
+    EXPECT_FALSE(fs::exists(dir / "never-trained"));
+    r = sgf({"train", "--init-from", (dir / "missing.safetensors").string(), "--out", (dir / "t2").string()});
+    EXPECT_EQ(r.rc, kIoError) << r.err;
+    EXPECT_FALSE(fs::exists(dir / "t2"));
+    // demo with a missing model: nothing printed on stdout, no folder
+    r = sgf({"demo", "--model", (dir / "missing.safetensors").string(), "--keep", (dir / "kept").string()});
+    EXPECT_EQ(r.rc, kIoError) << r.err;
+    EXPECT_TRUE(r.out.empty()) << r.out;
+    EXPECT_FALSE(fs::exists(dir / "kept"));
+}
+
+TEST_F(Cli, InfoRefusesMalformedConfigJson) {
+    const fs::path bad = dir / "badcfg.safetensors";
+    io::SafetensorsFile f;
+    f.put<float>("x", {1}, std::vector<float>{1.0f});
+    f.metadata["sgf.kind"] = "meta-model";
+    f.metadata["sgf.config"] = "{bad";
+    f.save(bad);
+    for (const bool as_json : {false, true}) {
+        std::vector<std::string> args{"info", bad.string()};
+        if (as_json) args.insert(args.begin(), "--json");
+        const Result r = sgf(args);
+        if (as_json) {  // JSON output passes the metadata through as text: nothing to parse
+            EXPECT_EQ(r.rc, kOk) << r.err;
+            continue;
+        }
+        EXPECT_EQ(r.rc, kFormatError) << r.out << r.err;
+        EXPECT_NE(r.err.find(bad.string()), std::string::npos) << r.err;
+        EXPECT_NE(r.err.find("not valid JSON"), std::string::npos) << r.err;
+    }
+    // the text form shows the training configuration too
+    const fs::path trained = dir / "t.safetensors";
+    {
+        auto g = io::SafetensorsFile::load(model);
+        g.metadata["sgf.train_config"] = R"({"batch": 16})";
+        g.save(trained);
+    }
+    const Result t = sgf({"info", trained.string()});
+    EXPECT_EQ(t.rc, kOk) << t.err;
+    EXPECT_NE(t.out.find("train_config: {\"batch\":16}"), std::string::npos) << t.out;
 }
 
 }  // namespace

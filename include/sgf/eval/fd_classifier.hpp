@@ -366,7 +366,7 @@ FdClassifier<B> load_or_train_fd_classifier(B& b, const std::filesystem::path& p
     const auto test = io::load_fashion_mnist("test", data_dir);
     FdClassifier<B> c(b, fd_classifier_config(train.height, train.channels), 10, opt.seed);
     c.train(b, train, &test, opt, progress);
-    if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
+    if (path.has_parent_path()) io::ensure_directory(path.parent_path());
     c.save(b, path);
     if (trained) *trained = true;
     return c;

@@ -327,8 +327,8 @@ inline std::string markdown_report(const EvalResult& r) {
 /// Writes every file of the report into `dir` (created if needed); returns the paths written.
 inline std::vector<std::string> write_report(const EvalResult& r, const std::filesystem::path& dir) {
     namespace fs = std::filesystem;
-    fs::create_directories(dir / "plots");
-    fs::create_directories(dir / "examples");
+    io::ensure_directory(dir / "plots");
+    io::ensure_directory(dir / "examples");
     std::vector<std::string> files;
     auto write = [&](const fs::path& p, const std::string& bytes) {
         io::write_file_atomic(p, bytes);

@@ -12,6 +12,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -56,8 +57,17 @@ public:
     explicit Registry(const std::filesystem::path& path) : Registry(path, RegistryOptions{}) {}
     Registry(const std::filesystem::path& path, RegistryOptions opt) : path_(path.string()), matcher_(opt.bits) {
         namespace fs = std::filesystem;
-        const bool exists = fs::exists(path);
+        SGF_CHECK(opt.bits >= 1 && opt.bits <= 65536, ArgumentError, "{}: fingerprint bits must be in 1..65536, got {}", path_,
+                  opt.bits);
+        SGF_CHECK(opt.min_distance >= -1 && opt.min_distance <= opt.bits, ArgumentError,
+                  "{}: the minimum Hamming distance must be in 0..{} (the fingerprint bits), got {}", path_, opt.bits,
+                  opt.min_distance);
+        std::error_code ec;
+        const bool exists = fs::exists(path, ec);
+        if (exists && fs::is_directory(path, ec)) SGF_THROW(IoError, "{}: is a folder, not a registry file", path_);
         if (!exists && (!opt.create || opt.read_only)) SGF_THROW(IoError, "{}: registry not found", path_);
+        if (exists && (!opt.create || opt.read_only) && fs::file_size(path, ec) == 0 && !ec)
+            SGF_THROW(FormatError, "{}: an empty file (0 bytes), not an sgf registry", path_);
         if (exists) check_sqlite_header(path);
         const int flags = opt.read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
         if (sqlite3_open_v2(path_.c_str(), &db_, flags | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
@@ -103,12 +113,21 @@ private:
         }
         const auto ver = get_meta("schema_version"), bits = get_meta("bits"), md = get_meta("min_distance");
         if (!ver || !bits || !md) SGF_THROW(FormatError, "{}: registry metadata is incomplete", path_);
-        if (std::stoi(*ver) != kSchemaVersion)
+        if (meta_int("schema_version", *ver, 0, 1 << 30) != kSchemaVersion)
             SGF_THROW(FormatError, "{}: registry schema version {} (this sgf reads {})", path_, *ver, kSchemaVersion);
-        bits_ = std::stoi(*bits);
-        min_distance_ = std::stoi(*md);
+        bits_ = meta_int("bits", *bits, 1, 65536);
+        min_distance_ = meta_int("min_distance", *md, 0, bits_);
         if (bits_ != opt.bits) matcher_ = Matcher(bits_);
         refresh();
+    }
+
+    /// A metadata value as an integer in [lo, hi]; FormatError naming the file otherwise.
+    int meta_int(const char* key, const std::string& v, long lo, long hi) const {
+        long x = 0;
+        const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
+        if (ec != std::errc() || end != v.data() + v.size() || x < lo || x > hi)
+            SGF_THROW(FormatError, "{}: registry metadata '{}' = '{}' is not an integer in {}..{}", path_, key, v, lo, hi);
+        return static_cast<int>(x);
     }
 
 public:
@@ -131,15 +150,28 @@ public:
 
     /// Issues a new random fingerprint under `label`. `seed` makes the draw reproducible (tests).
     RegistryEntry issue(const std::string& label, const std::string& metadata = "", std::optional<std::uint64_t> seed = {}) {
+        return write_txn([&] { return issue_one(label, metadata, seed); });
+    }
+
+    /// Issues one fingerprint per label of `req` (the explicit labels, then `numbered` labels
+    /// "<numbered_prefix><n>", n counting on from the registry's size, six digits zero-padded) in one
+    /// transaction: all of them, or (on any error: a label already issued, a repeated label, a full
+    /// registry) none.
+    struct IssueRequest {
+        std::vector<std::string> labels;
+        std::string numbered_prefix = "user";
+        std::int64_t numbered = 0;
+        std::string metadata;
+    };
+    std::vector<RegistryEntry> issue_all(const IssueRequest& req) {
+        SGF_CHECK(req.numbered >= 0, ArgumentError, "{}: cannot issue a negative number ({}) of fingerprints", path_, req.numbered);
         return write_txn([&] {
-            for (int attempt = 0; attempt < 10000; ++attempt) {
-                const Fingerprint f =
-                    seed ? Fingerprint::from_seed(bits_, *seed * 1000003ull + std::uint64_t(attempt)) : Fingerprint::random(bits_);
-                if (too_close(f) < 0) return insert(label, f, metadata);
-            }
-            SGF_THROW(Error, "{}: no fingerprint at distance >= {} from all {} issued ones after 10000 draws; the registry is "
-                             "full for this minimum distance",
-                      path_, min_distance_, matcher_.size());
+            std::vector<RegistryEntry> out;
+            const auto first = static_cast<std::int64_t>(matcher_.size());  // read inside the transaction
+            for (const auto& l : req.labels) out.push_back(issue_one(l, req.metadata, {}));
+            for (std::int64_t i = 0; i < req.numbered; ++i)
+                out.push_back(issue_one(fmt::format("{}{:06d}", req.numbered_prefix, first + i), req.metadata, {}));
+            return out;
         });
     }
 
@@ -329,6 +361,18 @@ private:
             }
             return static_cast<std::int64_t>(rows.size());
         });
+    }
+
+    /// Inside a write transaction: draws until a code is at least min_distance from every issued one.
+    RegistryEntry issue_one(const std::string& label, const std::string& metadata, std::optional<std::uint64_t> seed) {
+        for (int attempt = 0; attempt < 10000; ++attempt) {
+            const Fingerprint f =
+                seed ? Fingerprint::from_seed(bits_, *seed * 1000003ull + std::uint64_t(attempt)) : Fingerprint::random(bits_);
+            if (too_close(f) < 0) return insert(label, f, metadata);
+        }
+        SGF_THROW(ArgumentError, "{}: no fingerprint at distance >= {} from all {} issued ones after 10000 draws: the registry is "
+                                 "full for its minimum distance (set when it was created: issue --min-distance)",
+                  path_, min_distance_, matcher_.size());
     }
 
     /// Index of an issued code closer than min_distance, or -1.

@@ -88,6 +88,7 @@ private:
 /// temporary file is removed, the old file (if any) is left as it was, and IoError names the path.
 inline void write_file_atomic(const std::filesystem::path& path, const std::function<void(FileSink&)>& writer) {
     namespace fs = std::filesystem;
+    SGF_CHECK(!path.empty() && path.has_filename(), ArgumentError, "'{}': an output file needs a file name", path.string());
     const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
     std::random_device rd;
     const fs::path tmp = dir / fmt::format(".{}.tmp.{}.{:08x}", path.filename().string(), ::getpid(), rd());
@@ -116,6 +117,18 @@ inline void write_file_atomic(const std::filesystem::path& path, const std::func
         ::close(dfd);
     }
     remove_stale_temporaries(dir);
+}
+
+/// Creates `dir` and its parents when missing. IoError names the folder when it cannot be created
+/// (permissions, a file in the way) or when it exists but is not a folder.
+inline void ensure_directory(const std::filesystem::path& dir) {
+    namespace fs = std::filesystem;
+    SGF_CHECK(!dir.empty(), ArgumentError, "an output folder name must not be empty");
+    std::error_code ec;
+    if (fs::is_directory(dir, ec)) return;
+    if (fs::exists(dir, ec)) SGF_THROW(IoError, "{}: exists and is not a folder", dir.string());
+    fs::create_directories(dir, ec);
+    if (ec) SGF_THROW(IoError, "{}: cannot create folder: {}", dir.string(), ec.message());
 }
 
 inline void write_file_atomic(const std::filesystem::path& path, std::string_view bytes) {

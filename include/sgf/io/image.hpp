@@ -1,6 +1,6 @@
-// 8-bit images: decoding (PNG, JPEG, BMP, ... via stb, with size limits checked before decoding),
+// 8-bit images: decoding (PNG and JPEG via stb, other formats off; size limits checked before decoding),
 // atomic PNG writing, JPEG encoding, conversion to and from [-1, 1] float tensors, channel
-// conversion, centre crop and an antialiased resize (see docs/data.md for the exact filter).
+// conversion, centre crop and an antialiased resize (docs/verification.md#image-preprocessing-for-decoding).
 #pragma once
 
 #include <sgf/core/shape.hpp>
@@ -217,7 +217,10 @@ inline Image decode_image(const std::uint8_t* data, std::size_t size, const std:
     const int want = (c == 1 || c == 2) ? 1 : 3;
     int w2 = 0, h2 = 0, c2 = 0;
     std::uint8_t* px = stbi_load_from_memory(data, int(size), &w2, &h2, &c2, want);
-    if (!px) SGF_THROW(FormatError, "{}: cannot decode image: {}", name, stbi_failure_reason() ? stbi_failure_reason() : "corrupt data");
+    // stb's reasons are terse ("IEN": no IEND chunk, i.e. a cut-off PNG); say what they mean in general
+    if (!px)
+        SGF_THROW(FormatError, "{}: cannot decode image: truncated or corrupt image data (decoder: {})", name,
+                  stbi_failure_reason() ? stbi_failure_reason() : "unknown error");
     Image img{w2, h2, want, std::vector<std::uint8_t>(px, px + std::size_t(w2) * h2 * want)};
     stbi_image_free(px);
     return img;

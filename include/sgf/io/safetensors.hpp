@@ -159,7 +159,10 @@ public:
         if (size < 8) fail("truncated: {} bytes, not a safetensors file (needs at least 8)", size);
         std::uint64_t n = 0;
         std::memcpy(&n, p, 8);
-        if (n > lim.max_header_bytes) fail("header length {} exceeds the limit of {} bytes", n, lim.max_header_bytes);
+        if (n > lim.max_header_bytes)
+            fail("not a safetensors file, or a damaged one: its first 8 bytes give a header length of {}, over the limit of {} "
+                 "bytes",
+                 n, lim.max_header_bytes);
         if (n > size - 8) fail("truncated: header says {} bytes of JSON, file has {} after the length", n, size - 8);
         nlohmann::json header;
         try {

@@ -63,7 +63,6 @@ template <Backend B>
 int run_training(B& b, const ModelConfig& mc_in, const TrainConfig& tc_in, const TrainLoopOptions& opt) {
     namespace fs = std::filesystem;
     using clock = std::chrono::steady_clock;
-    fs::create_directories(opt.out_dir);
     const fs::path ckpt = opt.out_dir / "checkpoint.safetensors";
     ModelConfig mc = mc_in;
     TrainConfig tc = tc_in;
@@ -83,6 +82,7 @@ int run_training(B& b, const ModelConfig& mc_in, const TrainConfig& tc_in, const
         mc = read_release_config(*init_file);
     }
     const io::ImageDataset ds = load_training_data(opt.data, mc);
+    io::ensure_directory(opt.out_dir);  // only once the inputs are known to be good
     Trainer<B> tr(b, mc, tc);
     io::Sampler sampler(ds.size(), tc.seed);
     if (opt.resume) {
