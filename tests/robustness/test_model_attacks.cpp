@@ -115,10 +115,13 @@ TEST(ModelAttacks, AbsoluteWeightNoise) {
     const auto before = f.params(A);
     apply(f.b, A, ModelAttack{"weight_noise_abs", 0.01}, 42);
     const auto after = f.params(A);
+    int checked = 0;
     for (const auto& [name, v] : before)
         if (is_weight(name) && v.size() >= 256) {
             EXPECT_NEAR(std::sqrt(mse(after.at(name), v)), 0.01, 0.001) << name;
+            ++checked;
         }
+    EXPECT_GT(checked, 0) << "no weight tensor of >= 256 values: the check above never ran";
 }
 
 TEST(ModelAttacks, RoundingErrorIsAtMostHalfAStep) {
@@ -157,7 +160,9 @@ TEST(ModelAttacks, QuantisationErrorIsAtMostHalfTheScale) {
     const auto before = f.params(A);
     const auto rep = apply(f.b, A, ModelAttack{"quantize", 8}, 0);
     const auto after = f.params(A);
+    int checked = 0;
     for (const auto& t : rep.tensors) {
+        ++checked;
         ASSERT_TRUE(is_weight(t.name));
         const auto &v = before.at(t.name), &w = after.at(t.name);
         double amax = 0;
@@ -174,6 +179,7 @@ TEST(ModelAttacks, QuantisationErrorIsAtMostHalfTheScale) {
         EXPECT_LE(levels.size(), 255u);
         EXPECT_LE(t.max_abs_change, 0.5 * t.step + 1e-7 * amax);
     }
+    EXPECT_GT(checked, 0) << "the quantisation report lists no tensor: the checks above never ran";
     for (const auto& [name, v] : before)
         if (!is_weight(name)) {
             EXPECT_TRUE(same_bits(after.at(name), v)) << name;
