@@ -830,5 +830,50 @@ TEST_F(Cli, InfoRefusesMalformedConfigJson) {
     EXPECT_NE(t.out.find("train_config: {\"batch\":16}"), std::string::npos) << t.out;
 }
 
+TEST_F(Cli, TrainingThatDivergesStopsWithExitCode5) {
+    // a learning rate of 1e30 sends the weights to infinity at the first step
+    const Result r = sgf({"train", "--preset", "tiny", "--resolution", "32", "--bits", "12", "--batch", "4", "--kimg", "0.2",
+                          "--lr", "1e30", "--out", (dir / "diverged").string()});
+    EXPECT_EQ(r.rc, 5) << r.out << r.err;
+    EXPECT_NE(r.err.find("training diverged at step"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(dir / "diverged" / "model.safetensors"));
+}
+
+TEST_F(Cli, DemoOnTheCpuReportsEveryStageAndCleansUp) {
+    const fs::path kept = dir / "kept";
+    Result r = sgf({"--json", "demo", "--model", model.string(), "--users", "3", "--images", "2", "--real", "5", "--open", "2",
+                    "--keep", kept.string()});
+    ASSERT_EQ(r.rc, kOk) << r.err;
+    json j = r.parsed();
+    EXPECT_EQ(j["users"], 3);
+    EXPECT_EQ(j["images_per_user"], 2);
+    EXPECT_EQ(j["unreadable"], 0);
+    for (const char* k : {"bit_accuracy", "attribution_accuracy", "empirical_fpr_real"}) {
+        EXPECT_GE(j[k].get<double>(), 0.0) << k;
+        EXPECT_LE(j[k].get<double>(), 1.0) << k;
+    }
+    EXPECT_EQ(j["theoretical_family_fpr"], 1e-6);
+    EXPECT_EQ(j["threshold_bits"], stats::bit_threshold(128, stats::bonferroni_alpha(1e-6, 3)));
+    for (const char* stage : {"load_model", "issue", "instantiate_and_generate", "prepare_real_and_open_world", "decode", "attribute"})
+        EXPECT_TRUE(j["seconds"].contains(stage)) << stage;
+    // --keep: the registry, one baked generator per user, and every verified image stay
+    EXPECT_EQ(j["folder"], kept.string());
+    Registry reg(kept / "registry.db", RegistryOptions{.create = false, .read_only = true});
+    EXPECT_EQ(reg.size(), 3);
+    int generators = 0, images = 0;
+    for (const auto& e : fs::directory_iterator(kept / "users")) generators += e.path().extension() == ".safetensors";
+    for (const auto& e : fs::directory_iterator(kept / "images")) images += e.path().extension() == ".png";
+    EXPECT_EQ(generators, 3);
+    EXPECT_EQ(images, 3 * 2 + 5 + 2);
+    // without --keep the temporary folder is gone afterwards; the text form prints the table
+    r = sgf({"demo", "--model", model.string(), "--users", "2", "--images", "1", "--real", "2", "--open", "1"});
+    ASSERT_EQ(r.rc, kOk) << r.err;
+    EXPECT_NE(r.out.find("| attribution accuracy (2 users) |"), std::string::npos) << r.out;
+    const auto at = r.out.find("working folder ");
+    ASSERT_NE(at, std::string::npos) << r.out;
+    const std::string tmp = r.out.substr(at + 15, r.out.find('\n', at) - at - 15);
+    EXPECT_FALSE(fs::exists(tmp)) << tmp;
+}
+
 }  // namespace
 }  // namespace sgf

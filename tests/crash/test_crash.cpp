@@ -334,6 +334,43 @@ std::vector<Row> check_registry(const fs::path& p, const std::string& when) {
     return rows;
 }
 
+// SIGINT and SIGTERM (Ctrl-C, a scheduler's stop) end training with a checkpoint and exit code 130
+// (docs/cli.md); --resume then continues from it to the end.
+TEST(Crash, TrainingStopsCleanlyOnSigintAndSigterm) {
+    const fs::path data = make_image_folder();
+    for (const int sig : {SIGINT, SIGTERM}) {
+        TrainRun run{data, fresh_dir(fmt::format("crash_train_signal{}", sig))};
+        run.kimg = 400;  // far more than the test waits for: only the signal ends it
+        run.checkpoint_every = 1000000;
+        const pid_t pid = spawn(run.argv(false), run.out / "run.log");
+        // wait until steps are being logged (the handler is installed before the first step)
+        const auto deadline = Clock::now() + std::chrono::seconds(120);
+        const fs::path csv = run.out / "log.csv";
+        while (Clock::now() < deadline && running(pid)) {
+            std::error_code ec;
+            if (fs::exists(csv, ec)) {
+                const std::string text = slurp(csv);
+                if (std::count(text.begin(), text.end(), '\n') >= 2) break;  // the header and one logged step
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+        ASSERT_TRUE(running(pid)) << "sgf_train ended before the signal:\n" << slurp(run.out / "run.log");
+        ASSERT_EQ(::kill(pid, sig), 0);
+        const int rc = wait_for(pid);
+        ASSERT_EQ(rc, 130) << "signal " << sig << ":\n" << slurp(run.out / "run.log");
+        const fs::path ckpt = run.out / "checkpoint.safetensors";
+        ASSERT_TRUE(fs::exists(ckpt)) << slurp(run.out / "run.log");
+        const std::int64_t step = load_checkpoint_step(ckpt);
+        EXPECT_GE(step, 10);  // at least one logged step (every 10)
+        EXPECT_NE(slurp(run.out / "run.log").find("continue with --resume"), std::string::npos);
+        // continue to a few steps past the interruption
+        run.kimg = double(step + 3) * run.batch / 1000.0;
+        ASSERT_EQ(wait_for(spawn(run.argv(true), run.out / "run.log")), 0) << slurp(run.out / "run.log");
+        EXPECT_EQ(load_checkpoint_step(ckpt), step + 3);
+        EXPECT_TRUE(fs::exists(run.out / "model.safetensors"));
+    }
+}
+
 TEST(Crash, RegistrySurvivesSigkillDuringIssue) {
     const int kills = kills_wanted();
     std::mt19937_64 rng(schedule_seed() + 1);
