@@ -73,6 +73,70 @@ std::vector<std::vector<float>> snapshot(B& b, const std::vector<Parameter<B>*>&
     return out;
 }
 
+TEST(Trainer, ConsistencyWeightRampsUpLinearlyOverItsKimg) {
+    B b(1);
+    const ModelConfig cfg = ModelConfig::tiny();
+    TrainConfig tc;
+    tc.batch = 8;
+    tc.weights.consistency = 2.0;
+    tc.consistency_rampup_kimg = 0.032;  // 4 steps of 8 images
+    Trainer<B> tr(b, cfg, tc);
+    const double expected[] = {0.0, 0.5, 1.0, 1.5, 2.0, 2.0, 2.0};
+    for (int s = 0; s < 7; ++s) {
+        tr.set_step_count(s);
+        const LossWeights w = tr.effective_weights();
+        EXPECT_DOUBLE_EQ(w.consistency, expected[s]) << "step " << s;
+        EXPECT_EQ(w.latent, tc.weights.latent);  // only the consistency weight ramps
+        EXPECT_EQ(w.fingerprint, tc.weights.fingerprint);
+        EXPECT_EQ(w.adversarial, tc.weights.adversarial);
+    }
+    // the ramp also drives the real steps: the logged consistency term is weight x MSE, so it is 0 at step 0
+    tr.set_step_count(0);
+    EXPECT_EQ(tr.step(real_batch(b, cfg, tc.batch, 0)).g.consistency, 0.0);
+    EXPECT_GT(tr.step(real_batch(b, cfg, tc.batch, 1)).g.consistency, 0.0);
+    // the unfingerprinted baseline has no consistency, latent or fingerprint term at any step
+    tc.fingerprint = false;
+    Trainer<B> base(b, cfg, tc);
+    base.set_step_count(10);
+    const LossWeights w = base.effective_weights();
+    EXPECT_EQ(w.consistency, 0.0);
+    EXPECT_EQ(w.latent, 0.0);
+    EXPECT_EQ(w.fingerprint, 0.0);
+    EXPECT_EQ(w.adversarial, tc.weights.adversarial);
+}
+
+TEST(Trainer, GeneratorEmaFollowsItsHalfLifeWithTheRampUp) {
+    // after each step: ema = beta * ema + (1 - beta) * G, beta = 0.5^(batch / half_life) with the
+    // half-life min(ema_kimg * 1000, images seen * ema_rampup) (StyleGAN2-ADA's ramp)
+    for (const double rampup : {0.05, 0.0}) {
+        B b(1);
+        const ModelConfig cfg = ModelConfig::tiny();
+        TrainConfig tc;
+        tc.batch = 8;
+        tc.ema_kimg = 0.1;  // 100 images
+        tc.ema_rampup = rampup;
+        Trainer<B> tr(b, cfg, tc);
+        for (int s = 0; s < 3; ++s) {
+            const auto ema0 = snapshot(b, tr.generator_ema().parameters());
+            tr.step(real_batch(b, cfg, tc.batch, s));
+            const auto g1 = snapshot(b, tr.generator().parameters());
+            const auto ema1 = snapshot(b, tr.generator_ema().parameters());
+            const double images = double(tr.step_count()) * tc.batch;
+            const double half_life = rampup > 0 ? std::min(100.0, images * rampup) : 100.0;
+            const double beta = std::pow(0.5, tc.batch / half_life);
+            std::size_t checked = 0;
+            double worst = 0;
+            for (std::size_t t = 0; t < ema0.size(); ++t)
+                for (std::size_t i = 0; i < ema0[t].size(); ++i, ++checked) {
+                    const double want = beta * ema0[t][i] + (1 - beta) * g1[t][i];
+                    worst = std::max(worst, std::abs(double(ema1[t][i]) - want) / (1e-6 + std::abs(want)));
+                }
+            EXPECT_GT(checked, 100u);
+            EXPECT_LT(worst, 1e-4) << "rampup " << rampup << ", step " << s << ", beta " << beta;
+        }
+    }
+}
+
 TEST(Trainer, DecoderOnlyTrainsTheDecoderAndLeavesGeneratorAndDiscriminatorAsTheyAre) {
     B b(1);
     const ModelConfig cfg = ModelConfig::tiny();
