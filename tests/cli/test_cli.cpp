@@ -393,18 +393,22 @@ TEST_F(Cli, TruncatedPng) {
 // Decision (docs/cli.md): a 1x1 image is a valid image; like any other size it is centre-cropped to
 // a square and resized (here: upscaled to a constant 16x16 image) and decoded. It cannot carry a
 // fingerprint, so the statistical rule answers "not fingerprinted" except with probability alpha.
-TEST_F(Cli, OnePixelImageIsResizedAndDecoded) {
-    const fs::path p = dir / "one.png";
-    io::save_png(p, io::Image{1, 1, 3, {200, 10, 10}});
-    Result r = sgf({"--json", "decode", "--model", model.string(), p.string()});
-    ASSERT_EQ(r.rc, kOk) << r.out << r.err;
-    EXPECT_EQ(r.parsed()["results"][0]["fingerprint"].get<std::string>().size(), 32u);
-    const std::string before = slurp(registry);
-    r = sgf({"--json", "verify", "--model", model.string(), "--registry", registry.string(), p.string()});
-    EXPECT_TRUE(r.rc == kOk || r.rc == kNotFingerprinted || r.rc == kInconclusive) << r.rc;
-    EXPECT_EQ(r.parsed()["results"][0]["errors"], json());  // no error entry
-    EXPECT_TRUE(r.parsed()["results"][0].contains("outcome"));
-    EXPECT_TRUE(unchanged(registry, before));
+TEST_F(Cli, ImagesTooSmallToDecodeAreRefusedNotCalledUnmarked) {
+    // the fixture's model is 16 px: it decodes images of at least 16/4 = 4 px per side
+    const fs::path one = dir / "one.png", three = dir / "three.png", four = dir / "four.png";
+    io::save_png(one, io::Image{1, 1, 3, {200, 10, 10}});
+    io::save_png(three, gradient(3, 7, 1));
+    io::save_png(four, gradient(4, 4, 1));
+    expect_failure({"decode", "--model", model.string(), one.string()}, kFormatError, one.string(),
+                   "image is 1x1, too small to decode: a 16-px model needs at least 4 px per side");
+    const Result r = expect_failure({"--json", "verify", "--model", model.string(), "--registry", registry.string(), one.string(),
+                                     three.string(), four.string()},
+                                    kFormatError, three.string(), "image is 3x7, too small");
+    const json j = r.parsed();
+    EXPECT_EQ(j["results"][0]["outcome"], "error");
+    EXPECT_EQ(j["results"][1]["outcome"], "error");
+    EXPECT_NE(j["results"][2]["outcome"], "error");  // 4x4 is decoded
+    EXPECT_EQ(j["errors"], 2);
 }
 
 TEST_F(Cli, HugeDimensionsInPngHeader) {

@@ -34,6 +34,12 @@ std::vector<Decoded> decode_batch(B& b, const ResidualCritic<B>& F, const Tensor
     return res;
 }
 
+/// The smallest side (in pixels, before cropping) of an image that `decode_files` decodes for a
+/// model of resolution R: R/4, at least 2 (8 px for `small`, 32 for `paper128`). A smaller image
+/// would have to be enlarged more than 4x per side, so it holds under 1/16 of the pixels the decoder
+/// reads; it is refused as unusable input instead of being reported as "not fingerprinted".
+inline int min_decode_side(int resolution) { return std::max(2, resolution / 4); }
+
 /// One image file's result: the decode, or the reason it could not be read (never "no fingerprint").
 struct FileDecode {
     std::string path;
@@ -62,7 +68,12 @@ std::vector<FileDecode> decode_files(B& b, const ResidualCritic<B>& F, const std
     for (std::size_t i = 0; i < paths.size(); ++i) {
         out[i].path = paths[i];
         try {
-            const io::Image im = io::prepare_for_model(io::load_image(paths[i], limits), cfg.image_channels, cfg.resolution);
+            const io::Image raw = io::load_image(paths[i], limits);
+            const int min_side = min_decode_side(cfg.resolution);
+            if (raw.width < min_side || raw.height < min_side)
+                SGF_THROW(FormatError, "{}: image is {}x{}, too small to decode: a {}-px model needs at least {} px per side", paths[i],
+                          raw.width, raw.height, cfg.resolution, min_side);
+            const io::Image im = io::prepare_for_model(raw, cfg.image_channels, cfg.resolution);
             const auto t = io::to_tensor(im);
             buf.insert(buf.end(), t.data.begin(), t.data.end());
             (void)S;
