@@ -1,9 +1,12 @@
 // The tables quoted in docs/verification.md and docs/model-format.md, computed from the code, with
-// checks of the facts those pages state. Print them with
+// checks of the facts those pages state. Each test compares what it computes with the page it is
+// quoted in, line by line, and fails with a diff when the page has drifted. Print them with
 //
+//   cmake --build build --target test_doc_tables
 //   ./build/tests/cli/test_doc_tables --gtest_filter='DocTables.*'
 //
-// (each test prints a markdown table between "----- BEGIN" and "----- END" lines).
+// (each test prints a markdown table between "----- BEGIN" and "----- END" lines; paste the block
+// over the doc's copy to update it).
 #include <sgf/sgf.hpp>
 #include <sgf/nets.hpp>
 #include <sgf/io.hpp>
@@ -13,16 +16,238 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <iostream>
+#include <optional>
 #include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
 
 namespace sgf {
 namespace {
 
 namespace fs = std::filesystem;
 using B = EigenCpu;
+
+// ------------------------------------------------------------------------------------------ reading the docs
+std::vector<std::string> split_lines(const std::string& text) {
+    std::vector<std::string> out;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        out.push_back(line);
+    }
+    return out;
+}
+
+/// A markdown page of the repository (path relative to the source tree, e.g. "docs/model-format.md").
+struct Doc {
+    std::string name;
+    std::vector<std::string> lines;
+    bool ok = false;
+};
+
+Doc read_doc(const std::string& rel) {
+    Doc d{rel, {}, false};
+    std::ifstream in(fs::path(SGF_SOURCE_DIR) / rel, std::ios::binary);
+    if (!in) return d;
+    std::stringstream ss;
+    ss << in.rdbuf();
+    d.lines = split_lines(ss.str());
+    d.ok = true;
+    return d;
+}
+
+bool is_fence(const std::string& line) { return line.rfind("```", 0) == 0; }
+
+int heading_level(const std::string& line) {
+    std::size_t n = 0;
+    while (n < line.size() && line[n] == '#') ++n;
+    return n > 0 && n < line.size() && line[n] == ' ' ? int(n) : 0;
+}
+
+/// Lines [first, last) of the section under the heading line `heading` (exact text), up to the next
+/// heading of the same or a higher level; nullopt when the page has no such heading.
+struct Section {
+    std::size_t first, last;
+};
+std::optional<Section> find_section(const Doc& d, const std::string& heading) {
+    bool fence = false;
+    std::optional<std::size_t> start;
+    int level = 0;
+    for (std::size_t i = 0; i < d.lines.size(); ++i) {
+        const std::string& l = d.lines[i];
+        if (is_fence(l)) fence = !fence;
+        if (fence) continue;
+        const int h = heading_level(l);
+        if (!start && h > 0 && l == heading) {
+            start = i + 1;
+            level = h;
+        } else if (start && h > 0 && h <= level) {
+            return Section{*start, i};
+        }
+    }
+    if (start) return Section{*start, d.lines.size()};
+    return std::nullopt;
+}
+
+/// Consecutive lines of a page; `line` is the 1-based number of the first.
+struct Block {
+    std::size_t line = 0;
+    std::vector<std::string> lines;
+};
+
+/// The markdown tables (maximal runs of lines starting with '|', outside code fences) of a section.
+std::vector<Block> tables_in(const Doc& d, Section s) {
+    std::vector<Block> out;
+    bool fence = false, in_table = false;
+    for (std::size_t i = s.first; i < s.last; ++i) {
+        const std::string& l = d.lines[i];
+        if (is_fence(l)) fence = !fence;
+        const bool row = !fence && !l.empty() && l[0] == '|';
+        if (row && !in_table) out.push_back(Block{i + 1, {}});
+        if (row) out.back().lines.push_back(l);
+        in_table = row;
+    }
+    return out;
+}
+
+/// The body of the first fenced code block opened with ```lang in a section.
+std::optional<Block> fenced_block(const Doc& d, Section s, const std::string& lang) {
+    for (std::size_t i = s.first; i < s.last; ++i) {
+        if (d.lines[i] != "```" + lang) continue;
+        Block b{i + 2, {}};
+        for (std::size_t j = i + 1; j < s.last && !is_fence(d.lines[j]); ++j) b.lines.push_back(d.lines[j]);
+        return b;
+    }
+    return std::nullopt;
+}
+
+/// The paragraph of a section whose first line starts with `prefix`, its lines joined by spaces.
+std::optional<Block> paragraph(const Doc& d, Section s, const std::string& prefix) {
+    for (std::size_t i = s.first; i < s.last; ++i) {
+        if (d.lines[i].rfind(prefix, 0) != 0) continue;
+        std::string text;
+        for (std::size_t j = i; j < s.last && !d.lines[j].empty(); ++j) text += (j == i ? "" : " ") + d.lines[j];
+        return Block{i + 1, {text}};
+    }
+    return std::nullopt;
+}
+
+/// A unified diff of `want` (what the code computes) against `have` (the doc's copy, whose first line
+/// is line `first_line` of `have_name`), hunks with `context` lines around each change, cut after
+/// `max_lines` lines of output.
+std::string unified_diff(const std::vector<std::string>& have, const std::vector<std::string>& want, std::size_t first_line,
+                         const std::string& have_name, const std::string& want_name, std::size_t context = 2,
+                         std::size_t max_lines = 40) {
+    const std::size_t n = have.size(), m = want.size();
+    // lcs[i][j]: the longest common subsequence of have[i..] and want[j..]
+    std::vector<std::vector<std::size_t>> lcs(n + 1, std::vector<std::size_t>(m + 1, 0));
+    for (std::size_t i = n; i-- > 0;)
+        for (std::size_t j = m; j-- > 0;)
+            lcs[i][j] = have[i] == want[j] ? lcs[i + 1][j + 1] + 1 : std::max(lcs[i + 1][j], lcs[i][j + 1]);
+    struct Op {
+        char tag;  // ' ', '-' (only in the doc), '+' (only in the code)
+        std::size_t i, j;
+    };
+    std::vector<Op> ops;
+    std::size_t i = 0, j = 0;
+    while (i < n || j < m) {
+        if (i < n && j < m && have[i] == want[j]) ops.push_back({' ', i++, j++});
+        else if (i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1])) ops.push_back({'-', i++, j});
+        else ops.push_back({'+', i, j++});
+    }
+    std::string out = fmt::format("--- {}\n+++ {}\n", have_name, want_name);
+    std::size_t printed = 0, k = 0;
+    while (k < ops.size()) {
+        if (ops[k].tag == ' ') {
+            ++k;
+            continue;
+        }
+        // one hunk: from `context` lines before this change to `context` lines after the last change
+        // that is at most 2 * context lines further on
+        const std::size_t begin = k >= context ? k - context : 0;
+        std::size_t end = k;
+        for (std::size_t q = k; q < ops.size(); ++q) {
+            if (ops[q].tag != ' ') end = q + 1;
+            else if (q - end + 1 > 2 * context) break;
+        }
+        end = std::min(ops.size(), end + context);
+        std::size_t hi = ops[begin].i, hn = 0, wj = ops[begin].j, wn = 0;
+        for (std::size_t q = begin; q < end; ++q) {
+            hn += ops[q].tag != '+';
+            wn += ops[q].tag != '-';
+        }
+        out += fmt::format("@@ -{},{} +{},{} @@\n", first_line + hi, hn, first_line + wj, wn);
+        for (std::size_t q = begin; q < end; ++q) {
+            if (printed++ == max_lines) return out + "... (diff cut here)\n";
+            const std::string& text = ops[q].tag == '+' ? want[ops[q].j] : have[ops[q].i];
+            out += fmt::format("{}{}\n", ops[q].tag, text);
+        }
+        k = end;
+    }
+    return out;
+}
+
+/// Where a generated block lives in the docs, for the failure message.
+struct DocCopy {
+    std::string doc;      // "docs/model-format.md"
+    std::string heading;  // the section it is in
+    std::string what;     // "the meta-model tensor table"
+    std::string test;     // the DocTables test that prints it
+    std::string block;    // the title of the printed "----- BEGIN" block
+    std::string update;   // how to update the doc from it; empty: paste the block over the doc's copy
+};
+
+std::string regenerate(const DocCopy& c) {
+    return fmt::format(
+        "To update the doc, run\n"
+        "  cmake --build build --target test_doc_tables\n"
+        "  ./build/tests/cli/test_doc_tables --gtest_filter='DocTables.{}'\n"
+        "and {} ({}, section \"{}\").\n",
+        c.test,
+        c.update.empty() ? fmt::format("paste the lines between \"----- BEGIN {}\" and \"----- END\" over {}", c.block, c.what)
+                         : c.update,
+        c.doc, c.heading);
+}
+
+/// EXPECTs the doc's copy `have` of a generated block to equal `want`, line for line.
+void expect_same_lines(const DocCopy& c, const Block& have, const std::vector<std::string>& want,
+                       const std::string& unit = "line") {
+    EXPECT_TRUE(have.lines == want) << c.doc << ": " << c.what << " (from " << unit << " " << have.line
+                                    << ") differs from what the code generates ('-' the doc, '+' the code; numbers are "
+                                    << unit << "s of the doc):\n"
+                                    << unified_diff(have.lines, want, have.line, c.doc, "generated by the code") << regenerate(c);
+}
+
+/// The section of `doc` under `c.heading`, or a failure naming what is missing.
+std::optional<Section> section_of(const Doc& d, const DocCopy& c) {
+    if (!d.ok) {
+        ADD_FAILURE() << "cannot read " << (fs::path(SGF_SOURCE_DIR) / d.name).string() << " to compare " << c.what;
+        return std::nullopt;
+    }
+    auto s = find_section(d, c.heading);
+    if (!s) ADD_FAILURE() << d.name << " has no heading \"" << c.heading << "\" (where " << c.what << " belongs)\n" << regenerate(c);
+    return s;
+}
+
+/// Compares the `index`-th table under c.heading with `table` (the generated markdown, '\n'-terminated lines).
+void expect_doc_table(const Doc& d, const DocCopy& c, std::size_t index, const std::string& table) {
+    const auto s = section_of(d, c);
+    if (!s) return;
+    const auto tables = tables_in(d, *s);
+    if (tables.size() <= index) {
+        ADD_FAILURE() << d.name << ": section \"" << c.heading << "\" has " << tables.size() << " table(s), " << c.what
+                      << " should be table " << index + 1 << "\n"
+                      << regenerate(c);
+        return;
+    }
+    expect_same_lines(c, tables[index], split_lines(table));
+}
 
 // ------------------------------------------------------------------------------------------ docs/verification.md
 TEST(DocTables, VerificationThresholds) {
@@ -62,6 +287,12 @@ TEST(DocTables, VerificationThresholds) {
     p += "\n";
     std::cout << "----- BEGIN thresholds k* (n = 128)\n" << t << "----- END\n";
     std::cout << "----- BEGIN p-values (n = 128)\n" << p << "----- END\n";
+
+    // docs/verification.md quotes both, in this order, under "## Thresholds for n = 128".
+    const Doc doc = read_doc("docs/verification.md");
+    const std::string heading = "## Thresholds for n = 128";
+    expect_doc_table(doc, {doc.name, heading, "the k* table", "VerificationThresholds", "thresholds k* (n = 128)", ""}, 0, t);
+    expect_doc_table(doc, {doc.name, heading, "the p-value table", "VerificationThresholds", "p-values (n = 128)", ""}, 1, p);
     EXPECT_NEAR(stats::log10_p_value(128, 128), -128 * std::log10(2.0), 1e-9);
     EXPECT_NEAR(stats::log10_p_value(64, 128), std::log10(0.5 + 0.5 * std::exp(stats::log_binom(128, 64) - 128 * std::log(2.0))),
                 1e-9);
@@ -168,19 +399,82 @@ TEST(DocTables, ModelFormatSmallPreset) {
     for (auto* p : D.parameters()) row(p->name, p->dims);
     EXPECT_EQ(std::size_t(G.parameters().size() + F.parameters().size() + D.parameters().size()), f.size());
     const auto fb = io::SafetensorsFile::load(baked);
-    std::string bt;
+    std::vector<std::string> baked_items;  // "`name` [dims]", in G's forward order
     for (auto* p : Gu.parameters()) {
-        bt += fmt::format("`{}` [{}], ", p->name, fmt::join(p->dims, ", "));
+        baked_items.push_back(fmt::format("`{}` [{}]", p->name, fmt::join(p->dims, ", ")));
         EXPECT_EQ(fb.tensors().at(p->name).shape, p->dims);
     }
     EXPECT_EQ(Gu.parameters().size(), fb.size());
-    std::cout << "----- BEGIN small preset config\n" << nlohmann::json(cfg).dump() << "\n----- END\n";
-    std::cout << "----- BEGIN small preset meta-model tensors (" << f.size() << " tensors, " << total << " values, "
-              << fs::file_size(meta) << " bytes)\n"
-              << t << "----- END\n";
-    std::cout << "----- BEGIN small preset baked-generator tensors (" << fb.size() << " tensors, " << fs::file_size(baked)
-              << " bytes)\n"
-              << bt << "\n----- END\n";
+    const std::string config = nlohmann::json(cfg).dump();
+    const std::string meta_counts = fmt::format("{} tensors, {} values, {} bytes", f.size(), total, fs::file_size(meta));
+    const std::string baked_counts = fmt::format("{} tensors, {} bytes", fb.size(), fs::file_size(baked));
+    std::cout << "----- BEGIN small preset config\n" << config << "\n----- END\n";
+    std::cout << "----- BEGIN small preset meta-model tensors (" << meta_counts << ")\n" << t << "----- END\n";
+    std::cout << "----- BEGIN small preset baked-generator tensors (" << baked_counts << ")\n"
+              << fmt::format("{}", fmt::join(baked_items, ", ")) << ".\n----- END\n";
+
+    // docs/model-format.md quotes all of it under "## Every tensor of the `small` preset": the config
+    // (the first json block), the counts in the "Meta model (" paragraph, the table, and the counts
+    // and the tensors of the "Baked generator (" paragraph.
+    const Doc doc = read_doc("docs/model-format.md");
+    const std::string heading = "## Every tensor of the `small` preset";
+    const std::string test = "ModelFormatSmallPreset";
+    const DocCopy config_copy{doc.name, heading, "the ```json config block", test, "small preset config", ""};
+    const DocCopy meta_copy{doc.name, heading, "the meta-model tensor table", test, "small preset meta-model tensors (...)", ""};
+    const DocCopy counts_copy{doc.name, heading, "the counts in the paragraph \"Meta model (...\"", test, "",
+                              "copy the three counts of the line \"----- BEGIN small preset meta-model tensors (N tensors, "
+                              "V values, S bytes)\" into the paragraph \"Meta model (N tensors, V values; the file the "
+                              "test writes, ..., is S bytes; ...\""};
+    const DocCopy baked_copy{doc.name, heading, "the paragraph \"Baked generator (...\"", test, "",
+                             "in the paragraph \"Baked generator (N tensors, S bytes), ...: `G.input.weight` ...\", replace "
+                             "N and S with the counts of the line \"----- BEGIN small preset baked-generator tensors (N "
+                             "tensors, S bytes)\" and the list of tensors with the line that follows it"};
+    if (const auto s = section_of(doc, config_copy)) {
+        if (const auto b = fenced_block(doc, *s, "json")) expect_same_lines(config_copy, *b, {config});
+        else ADD_FAILURE() << doc.name << ": no ```json block under \"" << heading << "\"\n" << regenerate(config_copy);
+
+        expect_doc_table(doc, meta_copy, 0, t);
+
+        // "Meta model (103 tensors, 1989292 values; the file the test writes, ..., is 7966384 bytes; ..."
+        if (const auto para = paragraph(doc, *s, "Meta model (")) {
+            std::smatch m;
+            const std::regex re(R"(^Meta model \((\d+) tensors, (\d+) values; the file the test writes[^;]*? is (\d+) bytes)");
+            if (std::regex_search(para->lines[0], m, re))
+                EXPECT_EQ(fmt::format("{} tensors, {} values, {} bytes", m.str(1), m.str(2), m.str(3)), meta_counts)
+                    << doc.name << " line " << para->line << ": the meta model's counts differ from the code's\n"
+                    << regenerate(counts_copy);
+            else
+                ADD_FAILURE() << doc.name << " line " << para->line
+                              << ": the paragraph does not read \"Meta model (N tensors, V values; the file the test "
+                                 "writes ... is S bytes; ...\"\n"
+                              << regenerate(counts_copy);
+        } else {
+            ADD_FAILURE() << doc.name << ": no paragraph \"Meta model (...\" under \"" << heading << "\"\n" << regenerate(counts_copy);
+        }
+
+        // "Baked generator (31 tensors, 1119548 bytes), ...: `G.input.weight` [1024, 64], ..., `G.b32.torgb.bias` [1]."
+        if (const auto para = paragraph(doc, *s, "Baked generator (")) {
+            const std::string& text = para->lines[0];
+            std::smatch m;
+            if (std::regex_search(text, m, std::regex(R"(^Baked generator \((\d+) tensors, (\d+) bytes\))")))
+                EXPECT_EQ(fmt::format("{} tensors, {} bytes", m.str(1), m.str(2)), baked_counts)
+                    << doc.name << " line " << para->line << ": the baked generator's counts differ from the code's\n"
+                    << regenerate(baked_copy);
+            else
+                ADD_FAILURE() << doc.name << " line " << para->line
+                              << ": the paragraph does not start with \"Baked generator (N tensors, S bytes)\"\n"
+                              << regenerate(baked_copy);
+            // its tensors, one per diff line
+            Block listed{1, {}};
+            const std::regex item(R"(`[^`]+` \[[^\]]*\])");
+            for (auto it = std::sregex_iterator(text.begin(), text.end(), item); it != std::sregex_iterator(); ++it)
+                listed.lines.push_back(it->str());
+            expect_same_lines(baked_copy, listed, baked_items, "tensor");
+        } else {
+            ADD_FAILURE() << doc.name << ": no paragraph \"Baked generator (...\" under \"" << heading << "\"\n" << regenerate(baked_copy);
+        }
+    }
+
     // The first 8 bytes: the JSON header's length, little-endian.
     const auto bytes = io::read_file(meta);
     std::uint64_t hl = 0;
