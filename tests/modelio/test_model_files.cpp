@@ -99,6 +99,46 @@ TEST(ModelFiles, TruncatedOrCorruptedModelIsRejected) {
     EXPECT_THROW(io::load_meta_model<B>(b, m), FormatError);
 }
 
+TEST(ModelFiles, ResolutionAboveMaxResolutionIsRejectedNamingFileAndLimit) {
+    B b(1);
+    const ModelConfig cfg = ModelConfig::tiny();  // 16 px
+    ASSERT_EQ(cfg.resolution, 16);
+    MetaGenerator<B> G(b, cfg, 1);
+    auto F = make_decoder(b, cfg, 2);
+    auto D = make_discriminator(b, cfg, 3);
+    const fs::path p = tmpdir() / "res-limit-meta.safetensors";
+    io::save_meta_model(b, p, G, F, D);
+    Tensor<B> c1(b, Shape{1, cfg.fingerprint_bits}, 1.0f);
+    auto Gu = instantiate(b, G, c1);
+    const fs::path pu = tmpdir() / "res-limit-baked.safetensors";
+    io::save_baked_generator(b, pu, Gu);
+
+    io::ModelFileLimits at_limit;
+    at_limit.max_resolution = 16;  // equal to the model's resolution: accepted
+    EXPECT_EQ(io::load_meta_model<B>(b, p, at_limit).config.resolution, 16);
+    EXPECT_NO_THROW(io::load_baked_generator<B>(b, pu, at_limit));
+
+    io::ModelFileLimits small;
+    small.max_resolution = 8;
+    auto expect_rejected = [&](const fs::path& file, auto&& load) {
+        try {
+            load();
+            ADD_FAILURE() << file << ": expected a FormatError for resolution 16 above the limit of 8";
+        } catch (const FormatError& e) {
+            const std::string m = e.what();
+            EXPECT_NE(m.find(file.string()), std::string::npos) << m;
+            EXPECT_NE(m.find("resolution 16"), std::string::npos) << m;
+            EXPECT_NE(m.find("limit of 8"), std::string::npos) << m;
+            EXPECT_NE(m.find("max_resolution"), std::string::npos) << m;
+        }
+    };
+    expect_rejected(p, [&] { io::load_meta_model<B>(b, p, small); });
+    expect_rejected(pu, [&] { io::load_baked_generator<B>(b, pu, small); });
+    const io::SafetensorsFile f = io::SafetensorsFile::load(p);
+    expect_rejected(p, [&] { io::check_header(f, {"meta-model"}, small); });
+    EXPECT_EQ(io::check_header(f, {"meta-model"}, at_limit).resolution, 16);
+}
+
 /// k steps, checkpoint, reload, k steps: the same losses and weights as 2k straight steps.
 void expect_exact_resume(TrainConfig tc) {
     B b(2);

@@ -5,8 +5,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace sgf::attack {
 namespace {
@@ -254,6 +258,350 @@ TEST(ImageAttackRegistry, NamesParsingAndErrors) {
     EXPECT_THROW(apply(ImageAttack{"noise", -0.1}, x, 1), ArgumentError);
     EXPECT_THROW(apply(ImageAttack{"nope", 1}, x, 1), ArgumentError);
     EXPECT_THROW(apply(ImageAttack{"blur", 1}, Images{}, 1), ShapeError);
+}
+
+
+// ---- exact definitions ------------------------------------------------------------------------------
+// The tests below compare every deterministic attack with an independent reference written from
+// the definitions in image_attacks.hpp's file comment (direct loops in double, no separability, no
+// library helpers), on small images whose values are all distinct so that a wrong kernel, a wrong
+// border rule or a wrong window shows up.
+
+/// [N, C, H, W] with all values distinct: (53 i mod 127) / 64 - 1 over the flat index i (< 127).
+Images distinct_values(Shape s) {
+    Images x(s);
+    EXPECT_LT(x.data.size(), 127u);
+    for (std::size_t i = 0; i < x.data.size(); ++i) x.data[i] = float(double((53 * i) % 127) / 64.0 - 1.0);
+    return x;
+}
+
+/// Reflect-101 by repeated mirroring (... 2 1 | 0 1 2 ... n-1 | n-2 ...), written without a period.
+std::int64_t mirror101(std::int64_t i, std::int64_t n) {
+    if (n == 1) return 0;
+    while (i < 0 || i >= n) i = i < 0 ? -i : 2 * (n - 1) - i;
+    return i;
+}
+
+/// Gaussian blur as a direct 2-D sum: weights exp(-(j^2 + k^2) / (2 s^2)) over the (2r+1)^2 window,
+/// normalised to sum 1, reflect-101 borders on both axes.
+Images ref_blur(const Images& x, double sigma, int r) {
+    Images out(x.shape);
+    const std::int64_t H = x.shape.h, W = x.shape.w;
+    double total = 0;
+    for (int j = -r; j <= r; ++j)
+        for (int k = -r; k <= r; ++k) total += std::exp(-double(j * j + k * k) / (2 * sigma * sigma));
+    for (std::int64_t n = 0; n < x.shape.n; ++n)
+        for (std::int64_t c = 0; c < x.shape.c; ++c)
+            for (std::int64_t y = 0; y < H; ++y)
+                for (std::int64_t xx = 0; xx < W; ++xx) {
+                    double s = 0;
+                    for (int j = -r; j <= r; ++j)
+                        for (int k = -r; k <= r; ++k)
+                            s += std::exp(-double(j * j + k * k) / (2 * sigma * sigma)) *
+                                 double(x.at(n, c, mirror101(y + j, H), mirror101(xx + k, W)));
+                    out.at(n, c, y, xx) = float(s / total);
+                }
+    return out;
+}
+
+/// 1-D weights of the documented resampler for output o of a side in -> out resize: a triangle of
+/// half-width max(1, in / out) centred on (o + 0.5) in / out - 0.5, normalised, indices clamped.
+std::vector<double> ref_triangle_weights(int in, int out, int o) {
+    std::vector<double> w(std::size_t(in), 0.0);
+    const double scale = double(in) / out, support = std::max(1.0, scale), centre = (o + 0.5) * scale - 0.5;
+    double total = 0;
+    for (int i = -3 * in; i <= 4 * in; ++i) {
+        const double t = std::max(0.0, 1.0 - std::abs(i - centre) / support);
+        w[std::size_t(std::clamp(i, 0, in - 1))] += t;
+        total += t;
+    }
+    for (auto& v : w) v /= total;
+    return w;
+}
+
+/// Plain bilinear interpolation with aligned sample centres (src = (dst + 0.5) in / out - 0.5) and
+/// clamped indices: the documented meaning of the resampler when upscaling.
+std::vector<double> ref_bilinear_weights(int in, int out, int o) {
+    std::vector<double> w(std::size_t(in), 0.0);
+    const double src = (o + 0.5) * double(in) / out - 0.5;
+    const int i0 = int(std::floor(src));
+    const double f = src - i0;
+    w[std::size_t(std::clamp(i0, 0, in - 1))] += 1 - f;
+    w[std::size_t(std::clamp(i0 + 1, 0, in - 1))] += f;
+    return w;
+}
+
+/// Resize as a direct 2-D weighted sum (weights per axis from `weights`).
+template <class Weights>
+Images ref_resize(const Images& x, int width, int height, Weights weights) {
+    Images out(Shape{x.shape.n, x.shape.c, height, width});
+    const int H = int(x.shape.h), W = int(x.shape.w);
+    for (std::int64_t n = 0; n < x.shape.n; ++n)
+        for (std::int64_t c = 0; c < x.shape.c; ++c)
+            for (int yo = 0; yo < height; ++yo)
+                for (int xo = 0; xo < width; ++xo) {
+                    const auto wy = weights(H, height, yo), wx = weights(W, width, xo);
+                    double s = 0;
+                    for (int y = 0; y < H; ++y)
+                        for (int xx = 0; xx < W; ++xx) s += wy[std::size_t(y)] * wx[std::size_t(xx)] * double(x.at(n, c, y, xx));
+                    out.at(n, c, yo, xo) = float(s);
+                }
+    return out;
+}
+
+Images ref_resize_triangle(const Images& x, int width, int height) { return ref_resize(x, width, height, ref_triangle_weights); }
+Images ref_resize_bilinear(const Images& x, int width, int height) { return ref_resize(x, width, height, ref_bilinear_weights); }
+
+/// Rotation: output pixel p shows the source point that a counter-clockwise turn (as displayed) by
+/// `degrees` about ((W-1)/2, (H-1)/2) carries onto p. Worked in mathematical coordinates (Y up),
+/// sampled bilinearly from the edge-replicated image (indices clamped).
+Images ref_rotate(const Images& x, double degrees) {
+    Images out(x.shape);
+    const std::int64_t H = x.shape.h, W = x.shape.w;
+    const double a = degrees * std::acos(-1.0) / 180.0;
+    const double cx = (W - 1) / 2.0, cy = (H - 1) / 2.0;
+    auto px = [&](std::int64_t n, std::int64_t c, std::int64_t r, std::int64_t q) {
+        return double(x.at(n, c, std::clamp<std::int64_t>(r, 0, H - 1), std::clamp<std::int64_t>(q, 0, W - 1)));
+    };
+    for (std::int64_t y = 0; y < H; ++y)
+        for (std::int64_t xx = 0; xx < W; ++xx) {
+            const double X = xx - cx, Y = cy - y;                              // output point, Y up
+            const double SX = X * std::cos(-a) - Y * std::sin(-a);              // turn back by -a
+            const double SY = X * std::sin(-a) + Y * std::cos(-a);
+            const double sx = cx + SX, sy = cy - SY;                            // back to pixel rows
+            const double fx0 = std::floor(sx), fy0 = std::floor(sy);
+            const double fx = sx - fx0, fy = sy - fy0;
+            const auto q0 = std::int64_t(fx0), r0 = std::int64_t(fy0);
+            for (std::int64_t n = 0; n < x.shape.n; ++n)
+                for (std::int64_t c = 0; c < x.shape.c; ++c)
+                    out.at(n, c, y, xx) = float((1 - fy) * ((1 - fx) * px(n, c, r0, q0) + fx * px(n, c, r0, q0 + 1)) +
+                                                fy * ((1 - fx) * px(n, c, r0 + 1, q0) + fx * px(n, c, r0 + 1, q0 + 1)));
+        }
+    return out;
+}
+
+void expect_close(const Images& got, const Images& want, double tol, const std::string& what) {
+    ASSERT_EQ(got.shape, want.shape) << what;
+    double worst = 0;
+    std::size_t at = 0;
+    for (std::size_t i = 0; i < got.data.size(); ++i) {
+        const double d = std::abs(double(got.data[i]) - double(want.data[i]));
+        if (!(d <= worst)) worst = d, at = i;
+    }
+    EXPECT_LE(worst, tol) << what << ": element " << at << " is " << got.data[at] << ", expected " << want.data[at];
+}
+
+TEST(ImageAttackDefinitions, BlurReflect101BordersOnAHandComputedRow) {
+    // one row a b c d, sigma 1, radius 2: weights w0 = 1, w1 = e^-1/2, w2 = e^-2; reflect-101 gives
+    // index -1 -> 1, -2 -> 2, 4 -> 2, 5 -> 1 (a height of 1 makes the vertical pass the identity)
+    const double a = 0.1, b = -0.4, c = 0.7, d = 0.25;
+    Images row(Shape{1, 1, 1, 4});
+    row.data = {float(a), float(b), float(c), float(d)};
+    const double w0 = 1, w1 = std::exp(-0.5), w2 = std::exp(-2.0), Z = w0 + 2 * w1 + 2 * w2;
+    const double A = double(float(a)), Bv = double(float(b)), C = double(float(c)), D = double(float(d));
+    const double want[4] = {(w0 * A + 2 * w1 * Bv + 2 * w2 * C) / Z, (w0 * Bv + w1 * (A + C) + w2 * (Bv + D)) / Z,
+                            (w0 * C + w1 * (Bv + D) + w2 * (A + C)) / Z, (w0 * D + 2 * w1 * C + 2 * w2 * Bv) / Z};
+    const Images y = gaussian_blur(row, 1.0, 2);
+    for (int i = 0; i < 4; ++i) EXPECT_NEAR(y.data[std::size_t(i)], want[i], 1e-6) << "column " << i;
+    // the default radius for sigma 0.6 is ceil(1.8) = 2: the same row with sigma 0.6
+    const double v1 = std::exp(-0.5 / 0.36), v2 = std::exp(-2.0 / 0.36), Zv = 1 + 2 * v1 + 2 * v2;
+    EXPECT_NEAR(gaussian_blur(row, 0.6).data[0], (A + 2 * v1 * Bv + 2 * v2 * C) / Zv, 1e-6);
+}
+
+TEST(ImageAttackDefinitions, BlurMatchesADirect2DConvolution) {
+    const Images x = distinct_values(Shape{2, 2, 5, 6});
+    // auto radius ceil(3 sigma): 2, 3 (reaches past a 5 px side), 4, 6 (past both sides, repeated mirroring)
+    for (double sigma : {0.5, 0.7, 1.3, 2.0})
+        expect_close(gaussian_blur(x, sigma), ref_blur(x, sigma, int(std::ceil(3 * sigma))), 1e-6, "blur sigma " + std::to_string(sigma));
+    // explicit radius, larger than the image (period 8 vertically, 10 horizontally)
+    expect_close(gaussian_blur(x, 1.5, 11), ref_blur(x, 1.5, 11), 1e-6, "blur sigma 1.5 radius 11");
+}
+
+TEST(ImageAttackDefinitions, BlurKernelUsesOpenCvSigmaAndRadius) {
+    const Images x = distinct_values(Shape{1, 3, 5, 6});
+    // k -> odd k' (even rounds up), sigma = 0.3 ((k' - 1) / 2 - 1) + 0.8, radius (k' - 1) / 2
+    const struct {
+        double k;
+        double sigma;
+        int radius;
+    } cases[] = {{3, 0.8, 1}, {4, 1.1, 2}, {5, 1.1, 2}, {9, 1.7, 4}, {15, 2.6, 7}, {45, 7.1, 22}};
+    for (const auto& t : cases)
+        expect_close(gaussian_blur_kernel(x, t.k), ref_blur(x, t.sigma, t.radius), 1e-6, "blur_kernel " + std::to_string(t.k));
+}
+
+TEST(ImageAttackDefinitions, ResizeMatchesTheTriangleFilterAndBilinear) {
+    // hand-computed rows: 6 -> 3 is a triangle of half-width 2 centred on 2 o + 0.5, weights
+    // 1/8 3/8 3/8 1/8 over 2o-1 .. 2o+2 (index -1 clamps to 0); 3 -> 6 is bilinear at (o + 0.5) / 2 - 0.5
+    Images row(Shape{1, 1, 1, 6});
+    row.data = {0.5f, -0.25f, 1.0f, 0.0f, -1.0f, 0.75f};
+    const auto v = [&](int i) { return double(row.data[std::size_t(i)]); };
+    const Images down = resize_images(row, 3, 1);
+    EXPECT_NEAR(down.data[0], 0.5 * v(0) + 0.375 * v(1) + 0.125 * v(2), 1e-7);
+    EXPECT_NEAR(down.data[1], 0.125 * v(1) + 0.375 * v(2) + 0.375 * v(3) + 0.125 * v(4), 1e-7);
+    EXPECT_NEAR(down.data[2], 0.125 * v(3) + 0.375 * v(4) + 0.5 * v(5), 1e-7);
+    Images three(Shape{1, 1, 1, 3});
+    three.data = {0.5f, -0.25f, 1.0f};
+    const Images up = resize_images(three, 6, 1);
+    const double p = 0.5, q = -0.25, r = 1.0;
+    const double want_up[6] = {p, 0.75 * p + 0.25 * q, 0.25 * p + 0.75 * q, 0.75 * q + 0.25 * r, 0.25 * q + 0.75 * r, r};
+    for (int i = 0; i < 6; ++i) EXPECT_NEAR(up.data[std::size_t(i)], want_up[i], 1e-7) << "column " << i;
+
+    const Images x = distinct_values(Shape{2, 2, 5, 6});
+    // upscaling on both axes is exact bilinear
+    expect_close(resize_images(x, 13, 9), ref_resize_bilinear(x, 13, 9), 1e-6, "resize 6x5 -> 13x9 (bilinear)");
+    expect_close(resize_images(x, 7, 8), ref_resize_bilinear(x, 7, 8), 1e-6, "resize 6x5 -> 7x8 (bilinear)");
+    // downscaling, mixed, and down to a single pixel follow the widened triangle
+    for (auto [w, h] : {std::pair{4, 2}, std::pair{3, 7}, std::pair{11, 3}, std::pair{1, 1}, std::pair{5, 4}})
+        expect_close(resize_images(x, w, h), ref_resize_triangle(x, w, h), 1e-6,
+                     "resize 6x5 -> " + std::to_string(w) + "x" + std::to_string(h));
+    // resize_down_up: side -> round(side / f) -> side
+    expect_close(resize_down_up(x, 2), ref_resize_bilinear(ref_resize_triangle(x, 3, 3), 6, 5), 1e-6, "resize@2 (5x6 -> 3x3)");
+    expect_close(resize_down_up(x, 1.6), ref_resize_bilinear(ref_resize_triangle(x, 4, 3), 6, 5), 1e-6, "resize@1.6 (5x6 -> 3x4)");
+    expect_close(resize_down_up(x, 8), ref_resize_bilinear(ref_resize_triangle(x, 1, 1), 6, 5), 1e-6, "resize@8 (5x6 -> 1x1)");
+}
+
+TEST(ImageAttackDefinitions, CenterCropTakesTheDocumentedWindowAndResizesBack) {
+    const Images x = distinct_values(Shape{2, 2, 5, 6});
+    // crop side max(1, round(f side)), offset floor((side - crop) / 2); then bilinear back up to 5x6
+    const struct {
+        double f;
+        int ch, cw, y0, x0;
+    } cases[] = {{0.6, 3, 4, 1, 1}, {0.5, 3, 3, 1, 1}, {0.3, 2, 2, 1, 2}, {0.8, 4, 5, 0, 0}, {0.05, 1, 1, 2, 2}};
+    for (const auto& t : cases) {
+        Images window(Shape{2, 2, t.ch, t.cw});
+        for (int n = 0; n < 2; ++n)
+            for (int c = 0; c < 2; ++c)
+                for (int y = 0; y < t.ch; ++y)
+                    for (int xx = 0; xx < t.cw; ++xx) window.at(n, c, y, xx) = x.at(n, c, t.y0 + y, t.x0 + xx);
+        expect_close(center_crop(x, t.f), ref_resize_bilinear(window, 6, 5), 1e-6, "crop " + std::to_string(t.f));
+    }
+    // a one-pixel crop is that pixel everywhere
+    const Images one = center_crop(x, 0.05);
+    for (int n = 0; n < 2; ++n)
+        for (int c = 0; c < 2; ++c)
+            for (int y = 0; y < 5; ++y)
+                for (int xx = 0; xx < 6; ++xx) ASSERT_EQ(one.at(n, c, y, xx), x.at(n, c, 2, 2));
+}
+
+TEST(ImageAttackDefinitions, BrightnessContrastAndGammaFollowTheirFormulas) {
+    Images x = distinct_values(Shape{2, 3, 4, 5});
+    for (std::int64_t n = 0; n < 2; ++n)  // different means per channel and per sample
+        for (std::int64_t c = 0; c < 3; ++c)
+            for (std::int64_t i = 0; i < 20; ++i) x.data[std::size_t((n * 3 + c) * 20 + i)] += float(0.15 * double(c - 1) + 0.1 * double(n));
+    x.at(0, 0, 0, 0) = -1.3f;  // outside [-1, 1]: gamma clamps, the others do not
+    x.at(1, 2, 3, 4) = 1.25f;
+    // brightness: y = x + b, with its sign
+    for (double b : {0.3, -0.45}) {
+        const Images y = brightness(x, b);
+        for (std::size_t i = 0; i < x.data.size(); ++i) ASSERT_NEAR(y.data[i], double(x.data[i]) + b, 1e-6) << "b " << b;
+    }
+    // contrast: mean + f (x - mean), one mean per sample over all its pixels and channels
+    const std::int64_t S = x.shape.sample_size();
+    for (double f : {0.0, 0.4, 1.7}) {
+        const Images y = contrast(x, f);
+        for (std::int64_t n = 0; n < 2; ++n) {
+            double mean = 0;
+            for (std::int64_t i = 0; i < S; ++i) mean += x.data[std::size_t(n * S + i)];
+            mean /= double(S);
+            for (std::int64_t i = 0; i < S; ++i) {
+                const std::size_t k = std::size_t(n * S + i);
+                ASSERT_NEAR(y.data[k], mean + f * (double(x.data[k]) - mean), 1e-6) << "f " << f << " element " << k;
+            }
+        }
+    }
+    // the per-sample mean is not a per-channel or per-batch mean: the channel means differ here
+    double m0 = 0, m1 = 0;
+    for (int i = 0; i < 20; ++i) m0 += x.data[std::size_t(i)], m1 += x.data[std::size_t(20 + i)];
+    EXPECT_GT(std::abs(m0 - m1) / 20, 0.05);
+    // gamma: 2 clamp((x + 1) / 2, 0, 1)^g - 1
+    for (double g : {0.5, 2.2}) {
+        const Images y = gamma(x, g);
+        for (std::size_t i = 0; i < x.data.size(); ++i) {
+            const double u = std::min(1.0, std::max(0.0, (double(x.data[i]) + 1) / 2));
+            ASSERT_NEAR(y.data[i], 2 * std::pow(u, g) - 1, 1e-6) << "g " << g << " element " << i;
+        }
+    }
+    EXPECT_FLOAT_EQ(gamma(x, 2.2).data[0], -1.0f);
+    EXPECT_FLOAT_EQ(gamma(x, 0.5).data.back(), 1.0f);
+}
+
+TEST(ImageAttackDefinitions, RotationMatchesInverseBilinearMappingWithEdgeReplication) {
+    const Images x = distinct_values(Shape{2, 2, 5, 6});
+    for (double deg : {7.0, -12.0, 33.0, 90.0, -135.0})
+        expect_close(rotate(x, deg), ref_rotate(x, deg), 1e-6, "rotate " + std::to_string(deg));
+    // by hand: +90 on a 3x3 image (counter-clockwise as displayed) brings the top-right pixel to
+    // the top-left and the top-left to the bottom-left
+    Images s(Shape{1, 1, 3, 3});
+    for (int i = 0; i < 9; ++i) s.data[std::size_t(i)] = float(i) / 8;
+    const Images r = rotate(s, 90);
+    EXPECT_NEAR(r.at(0, 0, 0, 0), s.at(0, 0, 0, 2), 1e-6);
+    EXPECT_NEAR(r.at(0, 0, 2, 0), s.at(0, 0, 0, 0), 1e-6);
+    EXPECT_NEAR(r.at(0, 0, 1, 1), s.at(0, 0, 1, 1), 1e-6);
+}
+
+/// A 48x48 test image with fine detail (blur and crop visibly change it), inside [-0.9, 0.9].
+Images detailed(std::int64_t n, std::int64_t c, std::int64_t side) {
+    Images x(Shape{n, c, side, side});
+    for (std::size_t i = 0; i < x.data.size(); ++i) {
+        const double t = double((2654435761u * std::uint32_t(i + 1)) >> 8) / double(1u << 24);  // in [0, 1)
+        x.data[i] = float(0.9 * (2 * t - 1));
+    }
+    for (std::int64_t k = 0; k < n; ++k)
+        for (std::int64_t ch = 0; ch < c; ++ch)
+            for (std::int64_t y = 0; y < side; ++y)
+                for (std::int64_t xx = 0; xx < side; ++xx) {
+                    float& v = x.at(k, ch, y, xx);
+                    v = float(0.5 * v + 0.4 * std::sin(0.4 * double(xx) + 0.3 * double(y) + double(ch + k)));
+                }
+    return x;
+}
+
+TEST(ImageAttackDefinitions, CombinedTableMatchesTheDocumentedRows) {
+    const struct {
+        double crop;
+        int kernel;
+        double noise;
+        int quality;
+    } rows[11] = {{1.00, 0, 0.00, 0},   {0.95, 3, 0.01, 90},  {0.90, 5, 0.02, 80},  {0.85, 7, 0.03, 70},
+                  {0.80, 9, 0.05, 60},  {0.75, 11, 0.07, 50}, {0.70, 15, 0.10, 40}, {0.60, 19, 0.15, 30},
+                  {0.50, 25, 0.20, 20}, {0.40, 35, 0.30, 15}, {0.30, 45, 0.50, 10}};
+    for (int l = 0; l <= 10; ++l) {
+        const CombinedParams p = combined_params(l);
+        EXPECT_EQ(p.crop_fraction, rows[l].crop) << "level " << l;
+        EXPECT_EQ(p.blur_kernel_128, rows[l].kernel) << "level " << l;
+        EXPECT_EQ(p.noise_std, rows[l].noise) << "level " << l;
+        EXPECT_EQ(p.jpeg_quality, rows[l].quality) << "level " << l;
+    }
+}
+
+TEST(ImageAttackDefinitions, CombinedIsCropThenScaledBlurThenNoiseThenJpeg) {
+    // documented: crop -> blur with sigma = kernel_size_sigma(k) * S / 128 (radius ceil(3 sigma))
+    // -> noise -> JPEG, each as the individual attack; S = the side of the (square) image
+    for (std::int64_t channels : {3, 1}) {
+        const Images x = detailed(2, channels, 48);
+        const std::uint64_t seed = 77;
+        for (int level : {1, 4, 8, 10}) {
+            const CombinedParams p = combined_params(level);
+            const int k = p.blur_kernel_128;
+            const double sigma = (0.3 * ((k - 1) / 2.0 - 1.0) + 0.8) * 48.0 / 128.0;
+            const Images cropped = center_crop(x, p.crop_fraction);
+            const Images blurred = gaussian_blur(cropped, sigma);
+            const Images expected = jpeg(gaussian_noise(blurred, p.noise_std, seed), p.jpeg_quality);
+            const std::string what = "level " + std::to_string(level) + ", channels " + std::to_string(channels);
+            EXPECT_TRUE(identical(combined(x, level, seed), expected)) << what;
+            // the comparison can see the order and the scaling: the alternatives give other images
+            EXPECT_FALSE(identical(expected, jpeg(gaussian_noise(center_crop(gaussian_blur(x, sigma), p.crop_fraction), p.noise_std, seed),
+                                                  p.jpeg_quality)))
+                << what << ": blur before crop";
+            EXPECT_FALSE(identical(expected, jpeg(gaussian_blur(gaussian_noise(cropped, p.noise_std, seed), sigma), p.jpeg_quality)))
+                << what << ": noise before blur";
+            EXPECT_FALSE(identical(expected, jpeg(gaussian_noise(gaussian_blur(cropped, sigma * 128.0 / 48.0), p.noise_std, seed),
+                                                  p.jpeg_quality)))
+                << what << ": unscaled sigma";
+            EXPECT_FALSE(identical(expected, gaussian_noise(jpeg(blurred, p.jpeg_quality), p.noise_std, seed)))
+                << what << ": JPEG before noise";
+        }
+    }
 }
 
 }  // namespace

@@ -171,7 +171,8 @@ public:
             fail("header is not valid JSON: {}", e.what());
         }
         if (!header.is_object()) fail("header is not a JSON object");
-        if (header.size() > lim.max_tensors + 1) fail("{} entries exceed the limit of {} tensors", header.size() - 1, lim.max_tensors);
+        const std::size_t n_tensors = header.size() - (header.contains("__metadata__") ? 1 : 0);  // __metadata__ is optional
+        if (n_tensors > lim.max_tensors) fail("{} tensors exceed the limit of {} tensors", n_tensors, lim.max_tensors);
         const std::uint64_t data_size = size - 8 - n;
         const std::uint8_t* data = p + 8 + n;
         struct Span {
