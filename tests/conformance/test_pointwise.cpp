@@ -5,6 +5,8 @@
 
 #include <sgf/core/philox.hpp>
 
+#include <limits>
+
 #include <cmath>
 #include <cstring>
 
@@ -283,6 +285,17 @@ const RngKey kKeys[] = {
 
 TYPED_TEST(PointwiseOps, RandomIsBitIdenticalToPhilox) {
     using T = typename TestFixture::T;
+    // A backend whose normal() rests on math functions that are not correctly rounded (CUDA's
+    // double log/cos) declares how many units in the last place its normals may be off; uniform and
+    // bits stay bit-exact everywhere.
+    constexpr double normal_ulps = [] {
+        if constexpr (requires { TypeParam::rng_normal_ulps; }) return double(TypeParam::rng_normal_ulps);
+        else return 0.0;
+    }();
+    auto matches = [&](int j, double got, double want) {
+        if (j != 0 || normal_ulps == 0) return same_bits(got, want);
+        return std::abs(got - want) <= normal_ulps * double(std::numeric_limits<T>::epsilon()) * std::max(1.0, std::abs(want));
+    };
     for (const RngKey& k : kKeys)
         for (std::int64_t n : {1, 7, 1003}) {
             const std::size_t un = static_cast<std::size_t>(n);
@@ -299,7 +312,7 @@ TYPED_TEST(PointwiseOps, RandomIsBitIdenticalToPhilox) {
                                         double(T(philox::bit(k, i)))};
                 for (int j = 0; j < 3; ++j)
                     // bit-for-bit (note: GCC 12 -O3 miscompiles memcmp against this local array)
-                    if (!same_bits(r[static_cast<std::size_t>(j)][i], want[j])) {
+                    if (!matches(j, r[static_cast<std::size_t>(j)][i], want[j])) {
                         if (!bad[j]++) first[j] = i;
                     }
             }

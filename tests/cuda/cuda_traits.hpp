@@ -31,6 +31,9 @@ struct CudaTraits {
     }
     static constexpr double tol = is_float ? 1e-7 : 1e-20;
     static constexpr double tol_conv = !is_float ? 1e-18 : M == cuda::Mode::checking ? 1e-9 : 1e-5;
+    /// normal(): device log/cos are not correctly rounded; in float the result still rounds to the
+    /// host's value, in double it may differ in the last bits (test_pointwise.cpp)
+    static constexpr int rng_normal_ulps = is_float ? 0 : 4;
     static std::unique_ptr<Backend> make(std::string& skip_reason) {
         if (!cuda::gpu_available()) {
             skip_reason = "no CUDA GPU (" + cuda::no_gpu_reason() + ")";
@@ -43,6 +46,9 @@ struct CudaTraits {
 
 }  // namespace sgf::test
 
-// the CUDA slot of tests/conformance/backend_list.hpp
-#define SGF_TEST_CUDA_BACKENDS \
-    ::sgf::test::CudaTraits<float, ::sgf::cuda::Mode::checking>, ::sgf::test::CudaTraits<float, ::sgf::cuda::Mode::fast>
+// the CUDA slot of tests/conformance/backend_list.hpp. float64 runs the R1 penalty's copy of D on
+// the GPU (Float64Twin, objective.hpp: cuDNN double convolutions, cublasDgemm), so every op is also
+// checked at double precision (checking mode: fast mode's TF32 applies to float only).
+#define SGF_TEST_CUDA_BACKENDS                                                                                     \
+    ::sgf::test::CudaTraits<float, ::sgf::cuda::Mode::checking>, ::sgf::test::CudaTraits<float, ::sgf::cuda::Mode::fast>, \
+        ::sgf::test::CudaTraits<double, ::sgf::cuda::Mode::checking>
