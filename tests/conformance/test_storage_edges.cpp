@@ -229,8 +229,12 @@ TYPED_TEST(StorageEdges, GemmWithZeroKOrZeroAlphaScalesC) {
                     const std::int64_t lda = (ta ? s.m : s.k) + 1 + seed % 2, ldb = (tb ? s.k : s.n) + 1 + seed % 3,
                                        ldc = s.n + 1 + seed % 2;
                     // with K == 0, A and B are empty: any read of them hits the harness's NaN tail
-                    const auto A = this->rnd(static_cast<std::size_t>(s.k == 0 ? 0 : (ta ? s.k : s.m) * lda), 7000 + seed);
-                    const auto Bm = this->rnd(static_cast<std::size_t>(s.k == 0 ? 0 : (tb ? s.n : s.k) * ldb), 8000 + seed);
+                    auto A = this->rnd(static_cast<std::size_t>(s.k == 0 ? 0 : (ta ? s.k : s.m) * lda), 7000 + seed);
+                    auto Bm = this->rnd(static_cast<std::size_t>(s.k == 0 ? 0 : (tb ? s.n : s.k) * ldb), 8000 + seed);
+                    if (s.alpha == 0.0) {  // BLAS semantics (concepts.hpp): alpha == 0 reads neither A nor B
+                        std::fill(A.begin(), A.end(), kNaN);
+                        std::fill(Bm.begin(), Bm.end(), kNaN);
+                    }
                     const auto C0 = this->rnd(static_cast<std::size_t>(s.m * ldc), 9000 + seed);
                     const double alpha = this->r(s.alpha), beta = this->r(beta_d);
                     // beta == 0: C's M x N window holds NaN (must not be read); the ldc gaps keep C0

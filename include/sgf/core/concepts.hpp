@@ -45,7 +45,9 @@ concept StorageBackend = requires(B& b, const B& cb, typename B::Buffer& buf, ty
     b.synchronize();
 };
 
-/// Row-major GEMM: C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C.
+/// Row-major GEMM: C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C. As in BLAS, A and B are not
+/// read when alpha == 0 or K == 0 (C becomes beta * C, even if A or B hold NaN), and C is not read
+/// when beta == 0 (C becomes alpha * op(A) op(B), even if C held NaN).
 template <class B>
 concept GemmBackend = requires(B& b, typename B::Scalar* p, const typename B::Scalar* cp, typename B::Scalar v,
                                std::int64_t i, bool t) {

@@ -88,10 +88,11 @@ public:
     /// with row stride lda; B is stored [K,N] (or [N,K] when tb) with row stride ldb.
     void gemm(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, double alpha, const double* A,
               std::int64_t lda, const double* B, std::int64_t ldb, double beta, double* C, std::int64_t ldc) {
+        const std::int64_t K_read = alpha == 0 ? 0 : K;  // BLAS: A and B are not read when alpha == 0
         for (std::int64_t i = 0; i < M; ++i)
             for (std::int64_t j = 0; j < N; ++j) {
                 double acc = 0;
-                for (std::int64_t k = 0; k < K; ++k) {
+                for (std::int64_t k = 0; k < K_read; ++k) {
                     const double a = ta ? A[k * lda + i] : A[i * lda + k];
                     const double b = tb ? B[j * ldb + k] : B[k * ldb + j];
                     acc += a * b;
