@@ -131,6 +131,8 @@ inline void check_replaceable_output(const std::string& out, const std::vector<s
         if (!in.empty() && fs::exists(in, ec) && fs::equivalent(out, in, ec))
             SGF_THROW(ArgumentError, "--out {} is also an input of this command ({}); choose another output file", out, in);
     if (fs::is_directory(out, ec)) SGF_THROW(IoError, "--out {}: is a folder; give a file name", out);
+    if (!fs::is_regular_file(out, ec))  // a FIFO or device: never read it (it could block) nor replace it
+        SGF_THROW(ArgumentError, "--out {}: exists and is not a regular file; refusing to replace it", out);
     std::string kind;
     try {
         kind = sgf::io::SafetensorsFile::load(out).meta("sgf.kind");
@@ -271,8 +273,20 @@ int cmd_demo(B& b, const Common& c, const std::string& model, int users, int per
     const auto& cfg = m.config;
     stages["load_model"] = since(t);
 
-    const fs::path dir = keep.empty() ? fs::temp_directory_path() / fmt::format("sgf-demo-{}", ::getpid()) : fs::path(keep);
-    // the temporary folder goes on every exit, errors included (--keep folders stay)
+    std::optional<sgf::io::ImageDataset> real_ds;  // read before anything is written, too
+    if (n_real > 0) real_ds = sgf::io::load_fashion_mnist("test");
+
+    // a fresh temporary folder (mkdtemp), removed when the demo returns or fails (not when a signal
+    // kills it); a --keep folder stays
+    fs::path dir = keep;
+    if (keep.empty()) {
+        std::error_code ec;
+        const fs::path base = fs::temp_directory_path(ec);
+        if (ec) SGF_THROW(IoError, "demo: no temporary folder (TMPDIR): {}", ec.message());
+        std::string tmpl = (base / "sgf-demo-XXXXXX").string();
+        if (!::mkdtemp(tmpl.data())) SGF_THROW(IoError, "{}: cannot create a temporary folder: {}", tmpl, std::strerror(errno));
+        dir = tmpl;
+    }
     struct RemoveOnExit {
         fs::path dir;
         ~RemoveOnExit() {
@@ -320,8 +334,8 @@ int cmd_demo(B& b, const Common& c, const std::string& model, int users, int per
 
     t = clock::now();
     std::vector<std::string> real_files;
-    {
-        const auto ds = sgf::io::load_fashion_mnist("test");
+    if (real_ds) {
+        const auto& ds = *real_ds;
         std::vector<std::int64_t> idx(std::size_t(std::min<std::int64_t>(n_real, ds.size())));
         for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = std::int64_t(i);
         const auto batch = ds.batch(idx);
@@ -349,7 +363,8 @@ int cmd_demo(B& b, const Common& c, const std::string& model, int users, int per
     const double decode_s = since(t);
     t = clock::now();
     const sgf::AttributionRule rule{};
-    std::int64_t correct = 0, gen_detected = 0, real_attr = 0, real_detected = 0, open_attr = 0, open_detected = 0, errors = 0;
+    std::int64_t correct = 0, gen_detected = 0, real_attr = 0, real_detected = 0, real_decoded = 0, open_attr = 0, open_detected = 0,
+                 errors = 0;
     double bit_acc = 0;
     for (std::size_t i = 0; i < decoded.size(); ++i) {
         if (!decoded[i].decoded) {
@@ -366,6 +381,7 @@ int cmd_demo(B& b, const Common& c, const std::string& model, int users, int per
         } else if (i < gen_files.size() + real_files.size()) {
             real_attr += a.outcome == sgf::Outcome::attributed;
             real_detected += a.detected;
+            ++real_decoded;
         } else {
             open_attr += a.outcome == sgf::Outcome::attributed;
             open_detected += a.detected;
@@ -376,7 +392,8 @@ int cmd_demo(B& b, const Common& c, const std::string& model, int users, int per
     stages["attribute"] = attribute_s;
     const double n_gen = double(gen_files.size());
     bit_acc /= std::max(1.0, n_gen);
-    const double fpr_real = real_files.empty() ? 0 : double(real_detected) / double(real_files.size());
+    // over the real images actually decoded (unreadable ones are counted under "unreadable")
+    const double fpr_real = real_decoded == 0 ? 0 : double(real_detected) / double(real_decoded);
     const int k_star = sgf::stats::bit_threshold(cfg.fingerprint_bits, sgf::stats::bonferroni_alpha(rule.alpha, users));
     json j{{"users", users},
            {"images_per_user", per_user},
@@ -404,7 +421,7 @@ int cmd_demo(B& b, const Common& c, const std::string& model, int users, int per
             "  | theoretical family-wise false-positive rate | {:g} |\n"
             "  | time: issue / bake+generate / decode / attribute | {} / {} / {} / {} |\n",
             gen_files.size(), bit_acc, users, correct / std::max(1.0, n_gen), correct, gen_files.size(), real_files.size(), real_attr,
-            open_files.size(), open_attr, fpr_real, real_detected, real_files.size(), k_star, rule.alpha,
+            open_files.size(), open_attr, fpr_real, real_detected, real_decoded, k_star, rule.alpha,
             seconds(stages["issue"].get<double>()), seconds(stages["instantiate_and_generate"].get<double>()), seconds(decode_s),
             seconds(attribute_s));
     } else {

@@ -8,6 +8,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include <limits>
+#include <map>
+
 namespace {
 
 using namespace sgf_cli;
@@ -27,23 +30,23 @@ int cmd_info(const Common& c, const std::string& path) {
         tensors[name] = {{"dtype", t.dtype}, {"shape", t.shape}};
     }
     const std::string kind = f.metadata.count("sgf.kind") ? f.metadata.at("sgf.kind") : "(not an sgf file)";
+    // the two JSON entries must parse, in text and JSON output alike
+    std::map<std::string, json> parsed;
+    for (const char* k : {"sgf.config", "sgf.train_config"}) {
+        if (!f.metadata.count(k)) continue;
+        try {
+            parsed[k] = json::parse(f.metadata.at(k));
+        } catch (const json::exception& e) {
+            SGF_THROW(FormatError, "{}: metadata '{}' is not valid JSON: {}", path, k, e.what());
+        }
+    }
     json j{{"file", path}, {"kind", kind}, {"tensors", f.size()}, {"parameters", params}, {"metadata", f.metadata}};
     if (!c.json) {
         std::string text = fmt::format("{}\n  kind: {}\n  tensors: {}, parameters: {} ({:.2f} MB as float32)\n", path, kind, f.size(),
                                        params, params * 4 / 1e6);
         for (const auto& [k, v] : f.metadata) {
-            if (k != "sgf.config" && k != "sgf.train_config") {
-                text += fmt::format("  {}: {}\n", k, v);
-                continue;
-            }
-            // the two JSON entries, compacted onto one line each
-            json parsed;
-            try {
-                parsed = json::parse(v);
-            } catch (const json::exception& e) {
-                SGF_THROW(FormatError, "{}: metadata '{}' is not valid JSON: {}", path, k, e.what());
-            }
-            text += fmt::format("  {}: {}\n", k == "sgf.config" ? "config" : "train_config", parsed.dump());
+            if (parsed.count(k)) text += fmt::format("  {}: {}\n", k == "sgf.config" ? "config" : "train_config", parsed.at(k).dump());
+            else text += fmt::format("  {}: {}\n", k, v);
         }
         std::cout << text;
     } else {
@@ -59,17 +62,19 @@ int cmd_info(const Common& c, const std::string& path) {
 int cmd_issue(const Common& c, const std::string& registry, const std::vector<std::string>& labels, const std::string& metadata,
               int count, const std::string& prefix, int min_distance, int bits) {
     if (labels.empty() && count == 0) SGF_THROW(ArgumentError, "issue: give --label (repeatable) or --count N (N >= 1)");
-    for (std::size_t i = 0; i < labels.size(); ++i)
+    for (std::size_t i = 0; i < labels.size(); ++i) {
+        sgf::Registry::check_entry(labels[i], metadata, registry);
         for (std::size_t j = 0; j < i; ++j)
             if (labels[i] == labels[j]) SGF_THROW(ArgumentError, "issue: label '{}' is given twice", labels[i]);
+    }
+    if (count > 0) sgf::Registry::check_entry(fmt::format("{}{:06d}", prefix, 0), metadata, registry);  // the generated labels
     sgf::RegistryOptions opt;
     opt.min_distance = min_distance;
     opt.bits = bits > 0 ? bits : 128;
-    const bool existed = fs::exists(registry);
     sgf::Registry reg(registry, opt);
     if (bits > 0 && reg.bits() != bits)
         SGF_THROW(ArgumentError, "{}: the registry holds {}-bit fingerprints, --bits {} was given", registry, reg.bits(), bits);
-    if (existed && min_distance >= 0 && reg.min_distance() != min_distance)
+    if (min_distance >= 0 && reg.min_distance() != min_distance)
         SGF_THROW(ArgumentError, "{}: the registry's minimum distance is {} (set when it was created); --min-distance {} was given",
                   registry, reg.min_distance(), min_distance);
     const auto issued = reg.issue_all({labels, prefix, count, metadata});
@@ -107,7 +112,7 @@ int main(int argc, char** argv) {
     int count = 0, min_distance = -1, bits = 0;
     issue->add_option("--registry", registry, "registry file (SQLite)")->required();
     issue->add_option("--label", labels, "label(s) to issue");
-    issue->add_option("--count", count, "issue this many with generated labels <prefix><number>")->check(CLI::PositiveNumber);
+    issue->add_option("--count", count, "issue this many with generated labels <prefix><number>")->check(CLI::Range(1, std::numeric_limits<int>::max()));
     issue->add_option("--prefix", prefix, "label prefix for --count")->capture_default_str();
     issue->add_option("--metadata", metadata, "free-form metadata (JSON by convention)");
     issue->add_option("--min-distance", min_distance, "minimum Hamming distance (new registries; default bits/4)")
@@ -135,7 +140,7 @@ int main(int argc, char** argv) {
     std::string& out_folder = req.out_folder;
     gen->add_option("--model", model, "baked-generator or meta-model file")->capture_default_str();
     gen->add_option("--fingerprint", hex, "fingerprint (meta models)");
-    gen->add_option("--count", n_images, "images")->check(CLI::PositiveNumber)->capture_default_str();
+    gen->add_option("--count", n_images, "images")->check(CLI::Range(1, std::numeric_limits<int>::max()))->capture_default_str();
     gen->add_option("--seed", seed, "latent seed")->capture_default_str();
     gen->add_option("--out", out_folder, "output folder")->capture_default_str();
     gen->add_flag("--grid", grid, "also write grid.png");
@@ -154,7 +159,7 @@ int main(int argc, char** argv) {
     ver->add_option("--registry", registry, "registry file")->required();
     ver->add_option("--alpha", alpha, "family-wise false-positive rate")->capture_default_str();
     ver->add_option("--min-margin", min_margin, "bits between best and runner-up to attribute")
-        ->check(CLI::NonNegativeNumber)
+        ->check(CLI::Range(0, std::numeric_limits<int>::max()))
         ->capture_default_str();
     ver->add_option("images", images, "image files")->required();
 
@@ -168,10 +173,10 @@ int main(int argc, char** argv) {
     int &users = req.users, &per_user = req.per_user, &n_real = req.n_real, &n_open = req.n_open;
     std::string& keep = req.keep;
     demo->add_option("--model", model, "meta-model file")->capture_default_str();
-    demo->add_option("--users", users, "registered users")->check(CLI::PositiveNumber)->capture_default_str();
-    demo->add_option("--images", per_user, "images per user")->check(CLI::PositiveNumber)->capture_default_str();
-    demo->add_option("--real", n_real, "real test images")->check(CLI::NonNegativeNumber)->capture_default_str();
-    demo->add_option("--open", n_open, "open-world images")->check(CLI::NonNegativeNumber)->capture_default_str();
+    demo->add_option("--users", users, "registered users")->check(CLI::Range(1, std::numeric_limits<int>::max()))->capture_default_str();
+    demo->add_option("--images", per_user, "images per user")->check(CLI::Range(1, std::numeric_limits<int>::max()))->capture_default_str();
+    demo->add_option("--real", n_real, "real test images")->check(CLI::Range(0, std::numeric_limits<int>::max()))->capture_default_str();
+    demo->add_option("--open", n_open, "open-world images")->check(CLI::Range(0, std::numeric_limits<int>::max()))->capture_default_str();
     demo->add_option("--keep", keep, "keep the working files in this folder");
 
     // eval

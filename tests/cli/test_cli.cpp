@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <sqlite3.h>
 #include <zlib.h>
+#include <sys/stat.h>
 
 
 #include <cstdlib>
@@ -390,9 +391,8 @@ TEST_F(Cli, TruncatedPng) {
     expect_failure({"decode", "--model", model.string(), p.string()}, kFormatError, p.string(), "not a readable image");
 }
 
-// Decision (docs/cli.md): a 1x1 image is a valid image; like any other size it is centre-cropped to
-// a square and resized (here: upscaled to a constant 16x16 image) and decoded. It cannot carry a
-// fingerprint, so the statistical rule answers "not fingerprinted" except with probability alpha.
+// An image with a side below a quarter of the model's resolution cannot carry evidence either way: it
+// is refused as unusable input (exit 4), never reported as "not fingerprinted" (docs/cli.md).
 TEST_F(Cli, ImagesTooSmallToDecodeAreRefusedNotCalledUnmarked) {
     // the fixture's model is 16 px: it decodes images of at least 16/4 = 4 px per side
     const fs::path one = dir / "one.png", three = dir / "three.png", four = dir / "four.png";
@@ -709,6 +709,12 @@ TEST_F(Cli, InstantiateNeverReplacesItsInputsOrOtherFiles) {
     ASSERT_EQ(bake(alice).rc, kOk);
     const Result again = bake(alice);
     EXPECT_EQ(again.rc, kOk) << again.err;
+    // a FIFO is neither read (it would block) nor replaced
+    const fs::path fifo = dir / "fifo";
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
+    const Result f = bake(fifo);
+    EXPECT_EQ(f.rc, kUsage) << f.err;
+    EXPECT_NE(f.err.find("not a regular file"), std::string::npos) << f.err;
     // --fingerprint and --registry/--label are alternatives
     const Result both = sgf({"instantiate", "--model", model.string(), "--fingerprint", std::string(32, 'a'), "--registry",
                              registry.string(), "--label", "alice", "--out", (dir / "mix.safetensors").string()});
@@ -758,6 +764,18 @@ TEST_F(Cli, IssueIssuesAllLabelsOrNone) {
     EXPECT_EQ(labels_in(small).size(), 2u);
     r = sgf({"issue", "--registry", small.string(), "--min-distance", "2", "--label", "z"});  // not the registry's value
     EXPECT_EQ(r.rc, kUsage) << r.err;
+    // an existing registry's minimum distance is checked against its own bits, not the default 128
+    const fs::path wide = dir / "wide.db";
+    r = sgf({"issue", "--registry", wide.string(), "--bits", "256", "--min-distance", "130", "--label", "a"});
+    EXPECT_EQ(r.rc, kOk) << r.err;
+    r = sgf({"issue", "--registry", wide.string(), "--min-distance", "130", "--label", "b"});
+    EXPECT_EQ(r.rc, kOk) << r.err;
+    // labels that cannot be stored are refused before a new registry is created
+    for (const std::string bad : {std::string(), std::string(300, 'x')}) {
+        r = sgf({"issue", "--registry", fresh.string(), "--label", bad});
+        EXPECT_EQ(r.rc, kUsage) << r.err;
+        EXPECT_FALSE(fs::exists(fresh));
+    }
 }
 
 TEST_F(Cli, CorruptRegistryMetadataIsAFormatError) {
@@ -814,11 +832,7 @@ TEST_F(Cli, InfoRefusesMalformedConfigJson) {
         std::vector<std::string> args{"info", bad.string()};
         if (as_json) args.insert(args.begin(), "--json");
         const Result r = sgf(args);
-        if (as_json) {  // JSON output passes the metadata through as text: nothing to parse
-            EXPECT_EQ(r.rc, kOk) << r.err;
-            continue;
-        }
-        EXPECT_EQ(r.rc, kFormatError) << r.out << r.err;
+        EXPECT_EQ(r.rc, kFormatError) << r.out << r.err;  // text and JSON alike
         EXPECT_NE(r.err.find(bad.string()), std::string::npos) << r.err;
         EXPECT_NE(r.err.find("not valid JSON"), std::string::npos) << r.err;
     }

@@ -59,15 +59,19 @@ public:
         namespace fs = std::filesystem;
         SGF_CHECK(opt.bits >= 1 && opt.bits <= 65536, ArgumentError, "{}: fingerprint bits must be in 1..65536, got {}", path_,
                   opt.bits);
-        SGF_CHECK(opt.min_distance >= -1 && opt.min_distance <= opt.bits, ArgumentError,
-                  "{}: the minimum Hamming distance must be in 0..{} (the fingerprint bits), got {}", path_, opt.bits,
-                  opt.min_distance);
+        SGF_CHECK(opt.min_distance >= -1 && opt.min_distance <= 65536, ArgumentError,
+                  "{}: the minimum Hamming distance must be in 0..65536, got {}", path_, opt.min_distance);
         std::error_code ec;
         const bool exists = fs::exists(path, ec);
         if (exists && fs::is_directory(path, ec)) SGF_THROW(IoError, "{}: is a folder, not a registry file", path_);
         if (!exists && (!opt.create || opt.read_only)) SGF_THROW(IoError, "{}: registry not found", path_);
-        if (exists && (!opt.create || opt.read_only) && fs::file_size(path, ec) == 0 && !ec)
+        const bool empty = exists && fs::file_size(path, ec) == 0 && !ec;
+        if (empty && (!opt.create || opt.read_only))
             SGF_THROW(FormatError, "{}: an empty file (0 bytes), not an sgf registry", path_);
+        if (!exists || empty)  // about to create it: its minimum distance must fit its bits (checked again in open_schema)
+            SGF_CHECK(opt.min_distance <= opt.bits, ArgumentError,
+                      "{}: the minimum Hamming distance must be in 0..{} (the fingerprint bits), got {}", path_, opt.bits,
+                      opt.min_distance);
         if (exists) check_sqlite_header(path);
         const int flags = opt.read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
         if (sqlite3_open_v2(path_.c_str(), &db_, flags | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
@@ -98,6 +102,9 @@ private:
             exec("BEGIN IMMEDIATE");
             try {
                 if (!table_exists("sgf_registry_meta")) {
+                    SGF_CHECK(opt.min_distance <= opt.bits, ArgumentError,
+                              "{}: the minimum Hamming distance must be in 0..{} (the fingerprint bits), got {}", path_, opt.bits,
+                              opt.min_distance);
                     exec("CREATE TABLE sgf_registry_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)");
                     exec("CREATE TABLE fingerprints(id INTEGER PRIMARY KEY AUTOINCREMENT, label TEXT NOT NULL UNIQUE, "
                          "fingerprint TEXT NOT NULL UNIQUE, issued_at TEXT NOT NULL, metadata TEXT NOT NULL DEFAULT '')");
@@ -116,7 +123,7 @@ private:
         if (meta_int("schema_version", *ver, 0, 1 << 30) != kSchemaVersion)
             SGF_THROW(FormatError, "{}: registry schema version {} (this sgf reads {})", path_, *ver, kSchemaVersion);
         bits_ = meta_int("bits", *bits, 1, 65536);
-        min_distance_ = meta_int("min_distance", *md, 0, bits_);
+        min_distance_ = meta_int("min_distance", *md, 0, 65536);  // above bits_: nothing can be issued, verify still works
         if (bits_ != opt.bits) matcher_ = Matcher(bits_);
         refresh();
     }
@@ -173,6 +180,19 @@ public:
                 out.push_back(issue_one(fmt::format("{}{:06d}", req.numbered_prefix, first + i), req.metadata, {}));
             return out;
         });
+    }
+
+    /// Throws ArgumentError (prefixed with `where`) unless `label` and `metadata` can be stored: a
+    /// non-empty label of at most kMaxLabelBytes, metadata of at most kMaxMetadataBytes, no NUL
+    /// characters (SQLite binds C strings: a NUL would silently cut the stored text short). Callers
+    /// can check a whole batch before they create or open a registry.
+    static void check_entry(const std::string& label, const std::string& metadata, const std::string& where) {
+        SGF_CHECK(!label.empty(), ArgumentError, "{}: labels must not be empty", where);
+        SGF_CHECK(label.size() <= kMaxLabelBytes && label.find('\0') == std::string::npos, ArgumentError,
+                  "{}: a label must be at most {} bytes without NUL characters (got {} bytes)", where, kMaxLabelBytes, label.size());
+        SGF_CHECK(metadata.size() <= kMaxMetadataBytes && metadata.find('\0') == std::string::npos, ArgumentError,
+                  "{}: metadata of '{}' must be at most {} bytes without NUL characters (got {} bytes)", where, label,
+                  kMaxMetadataBytes, metadata.size());
     }
 
     /// Registers an explicit fingerprint (checked against the minimum distance and duplicates).
@@ -405,13 +425,7 @@ private:
     }
 
     RegistryEntry insert(const std::string& label, const Fingerprint& f, const std::string& metadata, std::string issued = "") {
-        SGF_CHECK(!label.empty(), ArgumentError, "{}: labels must not be empty", path_);
-        // SQLite binds C strings: an embedded NUL would silently cut the stored text short
-        SGF_CHECK(label.size() <= kMaxLabelBytes && label.find('\0') == std::string::npos, ArgumentError,
-                  "{}: a label must be at most {} bytes without NUL characters (got {} bytes)", path_, kMaxLabelBytes, label.size());
-        SGF_CHECK(metadata.size() <= kMaxMetadataBytes && metadata.find('\0') == std::string::npos, ArgumentError,
-                  "{}: metadata of '{}' must be at most {} bytes without NUL characters (got {} bytes)", path_, label,
-                  kMaxMetadataBytes, metadata.size());
+        check_entry(label, metadata, path_);
         SGF_CHECK(issued.size() <= 64 && issued.find('\0') == std::string::npos, ArgumentError,
                   "{}: issued_at of '{}' must be at most 64 bytes without NUL characters", path_, label);
         if (issued.empty()) issued = now_utc();

@@ -82,8 +82,7 @@ int run_training(B& b, const ModelConfig& mc_in, const TrainConfig& tc_in, const
         mc = read_release_config(*init_file);
     }
     const io::ImageDataset ds = load_training_data(opt.data, mc);
-    io::ensure_directory(opt.out_dir);  // only once the inputs are known to be good
-    Trainer<B> tr(b, mc, tc);
+    Trainer<B> tr(b, mc, tc);  // checks the configs
     io::Sampler sampler(ds.size(), tc.seed);
     if (opt.resume) {
         load_checkpoint(b, ckpt, tr, sampler);
@@ -94,6 +93,7 @@ int run_training(B& b, const ModelConfig& mc_in, const TrainConfig& tc_in, const
         load_release_weights(b, *init_file, tr);
         fmt::print("weights from {} (optimiser moments start at zero)\n", opt.init_from.string());
     }
+    io::ensure_directory(opt.out_dir);  // only once the inputs and options are known to be good
     const auto total_steps = static_cast<std::int64_t>(std::ceil(opt.total_kimg * 1000.0 / tc.batch));
     const fs::path csv_path = opt.out_dir / "log.csv";
     // an empty log (killed before its header reached the disk) gets the header on resume
