@@ -116,8 +116,9 @@ struct TrainRun {
     std::int64_t total_steps() const { return static_cast<std::int64_t>(std::ceil(kimg * 1000.0 / batch)); }
 };
 
-fs::path make_image_folder() {
-    const fs::path d = fresh_dir("crash_data");
+/// A folder of small training images; each test names its own (ctest -j runs tests at once).
+fs::path make_image_folder(const std::string& name) {
+    const fs::path d = fresh_dir(name);
     for (int i = 0; i < 24; ++i) {
         io::Image im{16, 16, 1, std::vector<std::uint8_t>(256)};
         for (int y = 0; y < 16; ++y)
@@ -197,7 +198,7 @@ bool wait_for_event(int ifd, std::uint32_t mask, const std::string& prefix, int 
 TEST(Crash, TrainingSurvivesSigkillAndResumesExactly) {
     const int kills = kills_wanted();
     std::mt19937_64 rng(schedule_seed());
-    TrainRun ref{make_image_folder(), fresh_dir("crash_train_ref")};
+    TrainRun ref{make_image_folder("crash_data_sigkill"), fresh_dir("crash_train_ref")};
     // a kill lands on average about 10 steps after the last checkpoint (up to 3 checkpoint events of a
     // 3-step interval, or a random moment up to 8 steps in); 25 steps per kill leave a margin
     ref.kimg = double(std::max(120, 25 * kills)) * ref.batch / 1000.0;
@@ -337,7 +338,7 @@ std::vector<Row> check_registry(const fs::path& p, const std::string& when) {
 // SIGINT and SIGTERM (Ctrl-C, a scheduler's stop) end training with a checkpoint and exit code 130
 // (docs/cli.md); --resume then continues from it to the end.
 TEST(Crash, TrainingStopsCleanlyOnSigintAndSigterm) {
-    const fs::path data = make_image_folder();
+    const fs::path data = make_image_folder("crash_data_signal");
     for (const int sig : {SIGINT, SIGTERM}) {
         TrainRun run{data, fresh_dir(fmt::format("crash_train_signal{}", sig))};
         run.kimg = 400;  // far more than the test waits for: only the signal ends it
