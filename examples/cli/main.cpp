@@ -67,7 +67,7 @@ int cmd_issue(const Common& c, const std::string& registry, const std::vector<st
         for (std::size_t j = 0; j < i; ++j)
             if (labels[i] == labels[j]) SGF_THROW(ArgumentError, "issue: label '{}' is given twice", labels[i]);
     }
-    if (count > 0) sgf::Registry::check_entry(fmt::format("{}{:06d}", prefix, 0), metadata, registry);  // the generated labels
+    if (count > 0) sgf::Registry::check_entry(sgf::Registry::numbered_label(prefix, 0), metadata, registry);  // the generated labels
     sgf::RegistryOptions opt;
     opt.min_distance = min_distance;
     opt.bits = bits > 0 ? bits : 128;

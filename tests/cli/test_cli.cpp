@@ -771,7 +771,7 @@ TEST_F(Cli, IssueIssuesAllLabelsOrNone) {
     r = sgf({"issue", "--registry", wide.string(), "--min-distance", "130", "--label", "b"});
     EXPECT_EQ(r.rc, kOk) << r.err;
     // labels that cannot be stored are refused before a new registry is created
-    for (const std::string bad : {std::string(), std::string(300, 'x')}) {
+    for (const std::string& bad : {std::string(), std::string(300, 'x')}) {
         r = sgf({"issue", "--registry", fresh.string(), "--label", bad});
         EXPECT_EQ(r.rc, kUsage) << r.err;
         EXPECT_FALSE(fs::exists(fresh));

@@ -68,10 +68,7 @@ public:
         const bool empty = exists && fs::file_size(path, ec) == 0 && !ec;
         if (empty && (!opt.create || opt.read_only))
             SGF_THROW(FormatError, "{}: an empty file (0 bytes), not an sgf registry", path_);
-        if (!exists || empty)  // about to create it: its minimum distance must fit its bits (checked again in open_schema)
-            SGF_CHECK(opt.min_distance <= opt.bits, ArgumentError,
-                      "{}: the minimum Hamming distance must be in 0..{} (the fingerprint bits), got {}", path_, opt.bits,
-                      opt.min_distance);
+        if (!exists || empty) check_new_min_distance(opt);  // about to create it (checked again in open_schema)
         if (exists) check_sqlite_header(path);
         const int flags = opt.read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
         if (sqlite3_open_v2(path_.c_str(), &db_, flags | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
@@ -102,9 +99,7 @@ private:
             exec("BEGIN IMMEDIATE");
             try {
                 if (!table_exists("sgf_registry_meta")) {
-                    SGF_CHECK(opt.min_distance <= opt.bits, ArgumentError,
-                              "{}: the minimum Hamming distance must be in 0..{} (the fingerprint bits), got {}", path_, opt.bits,
-                              opt.min_distance);
+                    check_new_min_distance(opt);
                     exec("CREATE TABLE sgf_registry_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)");
                     exec("CREATE TABLE fingerprints(id INTEGER PRIMARY KEY AUTOINCREMENT, label TEXT NOT NULL UNIQUE, "
                          "fingerprint TEXT NOT NULL UNIQUE, issued_at TEXT NOT NULL, metadata TEXT NOT NULL DEFAULT '')");
@@ -126,6 +121,13 @@ private:
         min_distance_ = meta_int("min_distance", *md, 0, 65536);  // above bits_: nothing can be issued, verify still works
         if (bits_ != opt.bits) matcher_ = Matcher(bits_);
         refresh();
+    }
+
+    /// A registry being created stores its minimum distance: it must fit its bits.
+    void check_new_min_distance(const RegistryOptions& opt) const {
+        SGF_CHECK(opt.min_distance <= opt.bits, ArgumentError,
+                  "{}: the minimum Hamming distance must be in 0..{} (the fingerprint bits), got {}", path_, opt.bits,
+                  opt.min_distance);
     }
 
     /// A metadata value as an integer in [lo, hi]; FormatError naming the file otherwise.
@@ -170,6 +172,9 @@ public:
         std::int64_t numbered = 0;
         std::string metadata;
     };
+    /// The label of the n-th numbered entry: "<prefix><n>", six digits zero-padded.
+    static std::string numbered_label(const std::string& prefix, std::int64_t n) { return fmt::format("{}{:06d}", prefix, n); }
+
     std::vector<RegistryEntry> issue_all(const IssueRequest& req) {
         SGF_CHECK(req.numbered >= 0, ArgumentError, "{}: cannot issue a negative number ({}) of fingerprints", path_, req.numbered);
         return write_txn([&] {
@@ -177,7 +182,7 @@ public:
             const auto first = static_cast<std::int64_t>(matcher_.size());  // read inside the transaction
             for (const auto& l : req.labels) out.push_back(issue_one(l, req.metadata, {}));
             for (std::int64_t i = 0; i < req.numbered; ++i)
-                out.push_back(issue_one(fmt::format("{}{:06d}", req.numbered_prefix, first + i), req.metadata, {}));
+                out.push_back(issue_one(numbered_label(req.numbered_prefix, first + i), req.metadata, {}));
             return out;
         });
     }
