@@ -51,6 +51,32 @@ TEST(Registry, IssueLookupAndMinimumDistance) {
     EXPECT_EQ(again.attribute(b.fingerprint).best_label, "bob");
 }
 
+TEST(Registry, NumberedLabelsSkipTakenNumbers) {
+    const auto p = fresh("numbered.db");
+    Registry r(p);
+    r.issue("alice");
+    r.issue("bob");  // size 2: numbering starts at 2
+    // An explicit label that the numbering would produce, in the same request: the numbering skips it.
+    auto out = r.issue_all({{"user000003"}, "user", 3, ""});
+    ASSERT_EQ(out.size(), 4u);
+    EXPECT_EQ(out[0].label, "user000003");
+    EXPECT_EQ(out[1].label, "user000002");
+    EXPECT_EQ(out[2].label, "user000004");
+    EXPECT_EQ(out[3].label, "user000005");
+    EXPECT_EQ(r.size(), 6);
+    // A row added outside the numbering (e.g. imported) is skipped too.
+    Fingerprint f(128);
+    for (int i = 0; i < 128; i += 2) f.set_bit(i, true);
+    r.add("user000006", f);
+    out = r.issue_all({{}, "user", 2, ""});
+    ASSERT_EQ(out.size(), 2u);
+    EXPECT_EQ(out[0].label, "user000007");
+    EXPECT_EQ(out[1].label, "user000008");
+    // An explicit label already issued still fails the whole request, leaving no row.
+    EXPECT_THROW(r.issue_all({{"user000002"}, "user", 2, ""}), ArgumentError);
+    EXPECT_EQ(r.size(), 9);
+}
+
 TEST(Registry, NonRegistryFilesAreRefusedAndLeftUntouched) {
     const auto p = fresh("not-a-db.db");
     { std::ofstream(p) << "hello, I am a text file with important content"; }

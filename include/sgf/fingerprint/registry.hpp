@@ -163,9 +163,9 @@ public:
     }
 
     /// Issues one fingerprint per label of `req` (the explicit labels, then `numbered` labels
-    /// "<numbered_prefix><n>", n counting on from the registry's size, six digits zero-padded) in one
-    /// transaction: all of them, or (on any error: a label already issued, a repeated label, a full
-    /// registry) none.
+    /// "<numbered_prefix><n>", n counting on from the registry's size, six digits zero-padded, skipping
+    /// numbers whose label is already taken) in one transaction: all of them, or (on any error: an
+    /// explicit label already issued, a repeated label, a full registry) none.
     struct IssueRequest {
         std::vector<std::string> labels;
         std::string numbered_prefix = "user";
@@ -179,10 +179,13 @@ public:
         SGF_CHECK(req.numbered >= 0, ArgumentError, "{}: cannot issue a negative number ({}) of fingerprints", path_, req.numbered);
         return write_txn([&] {
             std::vector<RegistryEntry> out;
-            const auto first = static_cast<std::int64_t>(matcher_.size());  // read inside the transaction
+            std::int64_t n = static_cast<std::int64_t>(matcher_.size());  // read inside the transaction
             for (const auto& l : req.labels) out.push_back(issue_one(l, req.metadata, {}));
-            for (std::int64_t i = 0; i < req.numbered; ++i)
-                out.push_back(issue_one(numbered_label(req.numbered_prefix, first + i), req.metadata, {}));
+            for (std::int64_t i = 0; i < req.numbered; ++i) {
+                // Skip numbers whose label is taken (an imported row, or an explicit label above).
+                while (find(numbered_label(req.numbered_prefix, n))) ++n;
+                out.push_back(issue_one(numbered_label(req.numbered_prefix, n++), req.metadata, {}));
+            }
             return out;
         });
     }
