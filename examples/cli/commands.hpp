@@ -172,10 +172,10 @@ int cmd_generate(B& b, const Common& c, const std::string& model, const std::str
     if (kind == "baked-generator") {
         if (!hex.empty())
             SGF_THROW(ArgumentError, "generate: {} is a baked generator (its fingerprint is built in); drop --fingerprint", model);
-        auto G = sgf::io::load_baked_generator<B>(b, model);
+        auto G = sgf::io::load_baked_generator<B>(b, f);
         images = generate_images(b, G, nullptr, count, seed);
     } else {
-        auto m = sgf::io::load_meta_model<B>(b, model);
+        auto m = sgf::io::load_meta_model<B>(b, f);
         if (hex.empty()) SGF_THROW(ArgumentError, "generate: a meta model needs --fingerprint HEX");
         const auto fp = resolve_fingerprint("", "", hex, m.config.fingerprint_bits);
         images = generate_images(b, m.G, &fp, count, seed);

@@ -139,10 +139,10 @@ int run_eval(B& b, bool json_out, const EvalArgs& a) {
     if (!a.baseline.empty()) {
         const auto f = sgf::io::SafetensorsFile::load(a.baseline);
         if (f.meta("sgf.kind") == "baked-generator") {
-            base_baked.emplace(sgf::io::load_baked_generator<B>(b, a.baseline));
+            base_baked.emplace(sgf::io::load_baked_generator<B>(b, f));
             baseline = sgf::eval::BaselineInput<B>{a.baseline, &*base_baked};
         } else {
-            base_meta.emplace(sgf::io::load_meta_model<B>(b, a.baseline));
+            base_meta.emplace(sgf::io::load_meta_model<B>(b, f));
             baseline = sgf::eval::BaselineInput<B>{a.baseline, &base_meta->G};
         }
     }

@@ -145,15 +145,19 @@ void save_meta_model(B& b, const std::filesystem::path& path, MetaGenerator<B>& 
     f.save(path);
 }
 
+/// From a file already read (e.g. to look at its `sgf.kind` first without reading it twice).
 template <Backend B>
-MetaModel<B> load_meta_model(B& b, const std::filesystem::path& path, const ModelFileLimits& lim = {}) {
-    const SafetensorsFile f = SafetensorsFile::load(path);
+MetaModel<B> load_meta_model(B& b, const SafetensorsFile& f, const ModelFileLimits& lim = {}) {
     const ModelConfig cfg = check_header(f, {"meta-model"}, lim);
     MetaModel<B> m{cfg, MetaGenerator<B>(b, cfg, kNoInit), make_decoder(b, cfg, kNoInit), make_discriminator(b, cfg, kNoInit)};
     get_parameters(b, f, m.G.parameters());
     get_parameters(b, f, m.F.parameters());
     get_parameters(b, f, m.D.parameters());
     return m;
+}
+template <Backend B>
+MetaModel<B> load_meta_model(B& b, const std::filesystem::path& path, const ModelFileLimits& lim = {}) {
+    return load_meta_model(b, SafetensorsFile::load(path), lim);
 }
 
 /// A baked per-user generator: only its own weights (never F, E, D or other users' fingerprints).
@@ -169,12 +173,15 @@ void save_baked_generator(B& b, const std::filesystem::path& path, MetaGenerator
 }
 
 template <Backend B>
-MetaGenerator<B> load_baked_generator(B& b, const std::filesystem::path& path, const ModelFileLimits& lim = {}) {
-    const SafetensorsFile f = SafetensorsFile::load(path);
+MetaGenerator<B> load_baked_generator(B& b, const SafetensorsFile& f, const ModelFileLimits& lim = {}) {
     const ModelConfig cfg = check_header(f, {"baked-generator"}, lim);
     MetaGenerator<B> G(b, cfg, kNoInit, true);
     get_parameters(b, f, G.parameters());
     return G;
+}
+template <Backend B>
+MetaGenerator<B> load_baked_generator(B& b, const std::filesystem::path& path, const ModelFileLimits& lim = {}) {
+    return load_baked_generator(b, SafetensorsFile::load(path), lim);
 }
 
 }  // namespace sgf::io
