@@ -539,9 +539,10 @@ TEST(ImageAttackDefinitions, RotationMatchesInverseBilinearMappingWithEdgeReplic
     EXPECT_NEAR(r.at(0, 0, 1, 1), s.at(0, 0, 1, 1), 1e-6);
 }
 
-/// A 48x48 test image with fine detail (blur and crop visibly change it), inside [-0.9, 0.9].
-Images detailed(std::int64_t n, std::int64_t c, std::int64_t side) {
-    Images x(Shape{n, c, side, side});
+/// A test image (48x48 unless told) with fine detail (blur and crop visibly change it), inside [-0.9, 0.9].
+Images detailed(std::int64_t n, std::int64_t c, std::int64_t side, std::int64_t width = 0) {
+    if (width == 0) width = side;
+    Images x(Shape{n, c, side, width});
     for (std::size_t i = 0; i < x.data.size(); ++i) {
         const double t = double((2654435761u * std::uint32_t(i + 1)) >> 8) / double(1u << 24);  // in [0, 1)
         x.data[i] = float(0.9 * (2 * t - 1));
@@ -549,7 +550,7 @@ Images detailed(std::int64_t n, std::int64_t c, std::int64_t side) {
     for (std::int64_t k = 0; k < n; ++k)
         for (std::int64_t ch = 0; ch < c; ++ch)
             for (std::int64_t y = 0; y < side; ++y)
-                for (std::int64_t xx = 0; xx < side; ++xx) {
+                for (std::int64_t xx = 0; xx < width; ++xx) {
                     float& v = x.at(k, ch, y, xx);
                     v = float(0.5 * v + 0.4 * std::sin(0.4 * double(xx) + 0.3 * double(y) + double(ch + k)));
                 }
@@ -601,6 +602,25 @@ TEST(ImageAttackDefinitions, CombinedIsCropThenScaledBlurThenNoiseThenJpeg) {
             EXPECT_FALSE(identical(expected, gaussian_noise(jpeg(blurred, p.jpeg_quality), p.noise_std, seed)))
                 << what << ": JPEG before noise";
         }
+    }
+}
+
+TEST(ImageAttackDefinitions, CombinedScalesTheBlurByTheShorterSideOfTheUncroppedInput) {
+    // documented: on an H x W input S = min(H, W), taken before the crop
+    for (const auto& [h, w] : {std::pair<std::int64_t, std::int64_t>{40, 64}, {64, 40}}) {
+        const Images x = detailed(1, 3, h, w);
+        const std::uint64_t seed = 5;
+        const CombinedParams p = combined_params(6);
+        const double k_sigma = 0.3 * ((p.blur_kernel_128 - 1) / 2.0 - 1.0) + 0.8;
+        const Images cropped = center_crop(x, p.crop_fraction);
+        const auto attacked = [&](double s) {
+            return jpeg(gaussian_noise(gaussian_blur(cropped, k_sigma * s / 128.0), p.noise_std, seed), p.jpeg_quality);
+        };
+        const std::string what = std::to_string(h) + "x" + std::to_string(w);
+        EXPECT_TRUE(identical(combined(x, 6, seed), attacked(40.0))) << what;
+        EXPECT_FALSE(identical(combined(x, 6, seed), attacked(64.0))) << what << ": the longer side";
+        // center_crop resizes back to H x W; the side of the crop window itself is the wrong S too
+        EXPECT_FALSE(identical(combined(x, 6, seed), attacked(std::round(p.crop_fraction * 40.0)))) << what << ": the crop window";
     }
 }
 

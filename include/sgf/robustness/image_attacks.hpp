@@ -299,9 +299,9 @@ inline Images rotate(const Images& x, double degrees) {
 // ---- the combined attack -------------------------------------------------------------------------
 
 /// One row of the combined-attack table. The blur is given as the paper's kernel size on a 128 px
-/// image; on a side-S image it becomes sigma = kernel_size_sigma(k) * S / 128 (radius ceil(3 sigma)),
-/// so a level means the same relative degradation at every resolution (as the crop fraction, the
-/// noise std and the JPEG quality already do).
+/// image; on an H x W input it becomes sigma = kernel_size_sigma(k) * S / 128 with S = min(H, W) of
+/// the input (before the crop; radius ceil(3 sigma)), so a level means the same relative degradation
+/// at every resolution (as the crop fraction, the noise std and the JPEG quality already do).
 struct CombinedParams {
     double crop_fraction = 1;  ///< center_crop
     int blur_kernel_128 = 0;   ///< 0: no blur
