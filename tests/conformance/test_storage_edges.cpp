@@ -12,8 +12,9 @@
 //    alias. The formula defines every destination element exactly once when dst_ld >= cols (or
 //    rows <= 1), whatever src_ld is: a source row may overlap the next one (src_ld < cols, even
 //    0 = broadcast one row), which is a plain read. With rows > 1 and dst_ld < cols the formula
-//    writes some destination elements twice with different values and does not say which wins,
-//    so that is NOT tested; the boundary dst_ld == cols is.
+//    would write some destination elements twice, so every backend refuses it (check_copy2d:
+//    ArgumentError, nothing written), as it refuses negative sizes and leading dimensions; the
+//    boundary dst_ld == cols is tested.
 //  * gemm: C = alpha * op(A) op(B) + beta * C; beta == 0 means C is not read (it may hold NaN).
 //    With K == 0 or alpha == 0 the product is zero, so C becomes beta * C (0 when beta == 0;
 //    unchanged when beta == 1), and nothing outside the M x N window (ldc gaps) is touched.
@@ -205,6 +206,28 @@ TYPED_TEST(StorageEdges, Copy2dSourceRowsMayOverlap) {
                                 Copy2dCase{6, 5, 2, 5}, Copy2dCase{5, 8, 7, 8},         // src rows overlap
                                 Copy2dCase{1, 9, 0, 0}, Copy2dCase{1, 9, 3, 1}})        // one row, any ld
         check_copy2d(*this, c, seed += 7);
+}
+
+TYPED_TEST(StorageEdges, Copy2dRefusesOverlappingDestinationRowsAndNegativeSizes) {
+    using B = typename TestFixture::B;
+    using T = typename TestFixture::T;
+    const auto dst0 = this->rnd(64, 600);
+    Arena<B> a(this->be());
+    const T* s = a.input(this->rnd(64, 601), "src");
+    T* d = a.output(dst0, "dst");
+    int refused = 0;
+    for (const Copy2dCase& c : {Copy2dCase{2, 5, 5, 4}, Copy2dCase{3, 7, 0, 0}, Copy2dCase{-1, 3, 3, 3},
+                                Copy2dCase{2, -3, 3, 3}, Copy2dCase{2, 3, -3, 3}, Copy2dCase{2, 3, 3, -3}}) {
+        try {
+            this->be().copy2d(c.rows, c.cols, s, c.src_ld, d, c.dst_ld);
+            ADD_FAILURE() << copy2d_str(c) << " was accepted";
+        } catch (const sgf::ArgumentError& e) {
+            ++refused;
+            EXPECT_NE(std::string(e.what()).find("copy2d"), std::string::npos) << e.what();
+        }
+    }
+    EXPECT_EQ(refused, 6);
+    EXPECT_TRUE(same_values_bits<T>(a.results("refused copy2d")[0], dst0, "refused copy2d writes nothing"));
 }
 
 // ------------------------------------------------------------------------------------------- gemm

@@ -60,6 +60,7 @@ public:
         if (n) std::memmove(dst, src, n * sizeof(T));
     }
     void copy2d(std::int64_t rows, std::int64_t cols, const T* src, std::int64_t src_ld, T* dst, std::int64_t dst_ld) {
+        check_copy2d(rows, cols, src_ld, dst_ld);
         if (rows > 0 && cols > 0) each(rows * cols, kernels::Copy2d<T>{src, dst, cols, src_ld, dst_ld}, "copy2d");
     }
     void synchronize() {}

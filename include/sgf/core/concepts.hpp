@@ -15,6 +15,7 @@
 #pragma once
 
 #include <sgf/core/descriptors.hpp>
+#include <sgf/core/error.hpp>
 
 #include <concepts>
 #include <cstddef>
@@ -25,6 +26,17 @@ namespace sgf {
 
 template <class B>
 using scalar_t = typename B::Scalar;
+
+/// copy2d's precondition, checked by every backend: non-negative sizes and leading dimensions, and
+/// dst_ld >= cols when more than one row is copied (with dst_ld < cols destination rows overlap and
+/// the copy would write elements twice, leaving which value wins to the backend). src_ld < cols is
+/// allowed: overlapping source rows are plain reads (src_ld = 0 repeats one row).
+inline void check_copy2d(std::int64_t rows, std::int64_t cols, std::int64_t src_ld, std::int64_t dst_ld) {
+    SGF_CHECK(rows >= 0 && cols >= 0 && src_ld >= 0 && dst_ld >= 0, ArgumentError,
+              "copy2d: negative size or leading dimension (rows {}, cols {}, src_ld {}, dst_ld {})", rows, cols, src_ld, dst_ld);
+    SGF_CHECK(rows <= 1 || cols == 0 || dst_ld >= cols, ArgumentError,
+              "copy2d: dst_ld {} < cols {} with {} rows would write destination elements twice", dst_ld, cols, rows);
+}
 
 /// Allocation, host<->backend copies, fills, strided copies.
 template <class B>
@@ -41,7 +53,7 @@ concept StorageBackend = requires(B& b, const B& cb, typename B::Buffer& buf, ty
     b.download(cp, n, p);  // backend -> host (synchronises)
     b.fill(p, n, v);
     b.copy(cp, p, n);                 // backend -> backend
-    b.copy2d(i, i, cp, i, p, i);      // rows, cols, src, src_ld, dst, dst_ld
+    b.copy2d(i, i, cp, i, p, i);      // rows, cols, src, src_ld, dst, dst_ld (see check_copy2d)
     b.synchronize();
 };
 

@@ -183,8 +183,9 @@ public:
         }
         after_library_call("copy");
     }
-    /// dst[r*dst_ld + c] = src[r*src_ld + c] for r < rows, c < cols.
+    /// dst[r*dst_ld + c] = src[r*src_ld + c] for r < rows, c < cols (preconditions: check_copy2d).
     void copy2d(std::int64_t rows, std::int64_t cols, const T* src, std::int64_t src_ld, T* dst, std::int64_t dst_ld) {
+        check_copy2d(rows, cols, src_ld, dst_ld);
         if (rows <= 0 || cols <= 0) return;
         activate();
         if (src_ld >= cols && dst_ld >= cols) {

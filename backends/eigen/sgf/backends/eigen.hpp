@@ -153,6 +153,7 @@ public:
     void fill(T* dst, std::size_t n, T v) { std::fill(dst, dst + n, v); }
     void copy(const T* src, T* dst, std::size_t n) { std::memmove(dst, src, n * sizeof(T)); }
     void copy2d(std::int64_t rows, std::int64_t cols, const T* src, std::int64_t src_ld, T* dst, std::int64_t dst_ld) {
+        check_copy2d(rows, cols, src_ld, dst_ld);
         for (std::int64_t r = 0; r < rows; ++r) std::memmove(dst + r * dst_ld, src + r * src_ld, cols * sizeof(T));
     }
     void synchronize() {}

@@ -75,9 +75,10 @@ public:
     void copy(const double* src, double* dst, std::size_t n) {
         if (n) std::memmove(dst, src, n * sizeof(double));
     }
-    /// dst[r*dst_ld + c] = src[r*src_ld + c] for r < rows, c < cols.
+    /// dst[r*dst_ld + c] = src[r*src_ld + c] for r < rows, c < cols (preconditions: check_copy2d).
     void copy2d(std::int64_t rows, std::int64_t cols, const double* src, std::int64_t src_ld, double* dst,
                 std::int64_t dst_ld) {
+        check_copy2d(rows, cols, src_ld, dst_ld);
         for (std::int64_t r = 0; r < rows; ++r)
             for (std::int64_t c = 0; c < cols; ++c) dst[r * dst_ld + c] = src[r * src_ld + c];
     }
