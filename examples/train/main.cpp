@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
     sgf_examples::TrainingCommand cmd;
     int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     sgf_examples::add_training_options(app, cmd);
-    app.add_option("--threads", threads, "CPU threads")->capture_default_str();
+    app.add_option("--threads", threads, "CPU threads")->check(CLI::Range(1, 1024))->capture_default_str();
     CLI11_PARSE(app, argc, argv);
     cmd.opt.out_dir = cmd.out;
     try {

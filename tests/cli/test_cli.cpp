@@ -613,6 +613,34 @@ TEST_F(Cli, TrainWithModelSizeOptions) {
     EXPECT_NE(r.err.find("resolution must be a power of two >= 8, got 24"), std::string::npos) << r.err;
 }
 
+TEST_F(Cli, TrainRefusesUnusableOptionsBeforeItReadsOrWritesAnything) {
+    // --checkpoint-every 0 was a division by zero (SIGFPE); the others trained with a negative or
+    // zero learning rate, a negative R1 gamma, ... Each is exit 2 naming the option; no folder.
+    const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+        {{"--checkpoint-every", "0"}, "--checkpoint-every must be >= 1 step, got 0"},
+        {{"--grid-every", "-1"}, "--grid-every must be >= 1 step, got -1"},
+        {{"--kimg", "nan"}, "--kimg must be finite and >= 0"},
+        {{"--lr", "0"}, "learning rate must be finite and > 0, got 0"},
+        {{"--lr", "-1"}, "learning rate must be finite and > 0, got -1"},
+        {{"--lr", "nan"}, "learning rate must be finite and > 0"},
+        {{"--r1-gamma", "-1"}, "R1 gamma must be finite and >= 0, got -1"},
+        {{"--r1-gamma", "inf"}, "R1 gamma must be finite and >= 0"},
+        {{"--consistency-rampup", "-5"}, "consistency warm-up must be finite and >= 0 kimg, got -5"},
+        {{"--immunise-strength", "-1"}, "immunise: strength must be >= 0, got -1"},
+        {{"--immunise-rampup", "inf"}, "immunise: rampup_kimg must be >= 0"},
+        {{"--batch", "0"}, "batch must be >= 1, got 0"},
+    };
+    for (const auto& [args, message] : cases) {
+        const fs::path out = dir / "never";
+        std::vector<std::string> argv = {"train", "--preset", "tiny", "--resolution", "32", "--out", out.string()};
+        argv.insert(argv.end(), args.begin(), args.end());
+        const Result r = sgf(argv);
+        EXPECT_EQ(r.rc, kUsage) << args[0] << " " << args[1] << ": " << r.out << r.err;
+        EXPECT_NE(r.err.find(message), std::string::npos) << args[0] << " " << args[1] << ": " << r.err;
+        EXPECT_FALSE(fs::exists(out)) << args[0] << " " << args[1];
+    }
+}
+
 TEST_F(Cli, TrainInitFromAReleaseFile) {
     const fs::path first = dir / "first";
     Result r = train_tiny(first);

@@ -11,6 +11,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <functional>
+#include <utility>
+#include <vector>
 
 namespace sgf::test {
 namespace {
@@ -20,6 +23,43 @@ using B = EigenCpu;
 /// Synthetic "real" images: smooth random blobs in [-1, 1], deterministic in (seed, step).
 Tensor<B> real_batch(B& b, const ModelConfig& cfg, int n, std::uint64_t step) {
     return from_host(b, blob_images(cfg, n, step));
+}
+
+TEST(TrainConfig, ValidateRefusesEveryUnusableValueAndAcceptsTheDefaults) {
+    EXPECT_NO_THROW(validate(TrainConfig{}));
+    const double nan = std::nan(""), inf = INFINITY;
+    const std::vector<std::pair<const char*, std::function<void(TrainConfig&)>>> bad = {
+        {"batch 0", [](TrainConfig& t) { t.batch = 0; }},
+        {"lr 0", [](TrainConfig& t) { t.adam.lr = 0; }},
+        {"lr nan", [&](TrainConfig& t) { t.adam.lr = nan; }},
+        {"beta1 1", [](TrainConfig& t) { t.adam.beta1 = 1; }},
+        {"beta2 -0.1", [](TrainConfig& t) { t.adam.beta2 = -0.1; }},
+        {"eps 0", [](TrainConfig& t) { t.adam.eps = 0; }},
+        {"g interval -1", [](TrainConfig& t) { t.g_reg_interval = -1; }},
+        {"d interval -1", [](TrainConfig& t) { t.d_reg_interval = -1; }},
+        {"r1 gamma inf", [&](TrainConfig& t) { t.r1_gamma = inf; }},
+        {"ema -1", [](TrainConfig& t) { t.ema_kimg = -1; }},
+        {"ema rampup nan", [&](TrainConfig& t) { t.ema_rampup = nan; }},
+        {"w_adversarial -1", [](TrainConfig& t) { t.weights.adversarial = -1; }},
+        {"w_consistency nan", [&](TrainConfig& t) { t.weights.consistency = nan; }},
+        {"w_latent inf", [&](TrainConfig& t) { t.weights.latent = inf; }},
+        {"w_fingerprint -2", [](TrainConfig& t) { t.weights.fingerprint = -2; }},
+        {"consistency rampup -1", [](TrainConfig& t) { t.consistency_rampup_kimg = -1; }},
+        {"immunise strength -1 (even when off)", [](TrainConfig& t) { t.immunise.strength = -1; }},
+        {"decoder-only without fingerprint", [](TrainConfig& t) { t.decoder_only = true; t.fingerprint = false; }},
+    };
+    for (const auto& [what, mutate] : bad) {
+        TrainConfig t;
+        mutate(t);
+        EXPECT_THROW(validate(t), ArgumentError) << what;
+    }
+    // the edges that stay allowed
+    TrainConfig t;
+    t.r1_gamma = 0;
+    t.d_reg_interval = 0;
+    t.weights = {0, 0, 0, 0};
+    t.adam.beta1 = 0;
+    EXPECT_NO_THROW(validate(t));
 }
 
 TEST(Trainer, OneStepLowersTheJointLossOnAFixedBatch) {

@@ -7,6 +7,7 @@
 #include <sgf/train/checkpoint.hpp>
 
 #include <atomic>
+#include <cmath>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -27,6 +28,18 @@ struct TrainLoopOptions {
     std::filesystem::path init_from;         ///< start from a release file's weights (new run)
     bool progress = true;
 };
+
+/// Throws ArgumentError unless the run's length and intervals are usable: total_kimg finite and >= 0,
+/// checkpoint, grid and log intervals >= 1 step, stuck_kimg finite and >= 0.
+inline void validate(const TrainLoopOptions& o) {
+    SGF_CHECK(std::isfinite(o.total_kimg) && o.total_kimg >= 0, ArgumentError, "training: --kimg must be finite and >= 0, got {}",
+              o.total_kimg);
+    SGF_CHECK(o.checkpoint_every >= 1, ArgumentError, "training: --checkpoint-every must be >= 1 step, got {}", o.checkpoint_every);
+    SGF_CHECK(o.grid_every >= 1, ArgumentError, "training: --grid-every must be >= 1 step, got {}", o.grid_every);
+    SGF_CHECK(o.log_every >= 1, ArgumentError, "training: log_every must be >= 1 step, got {}", o.log_every);
+    SGF_CHECK(std::isfinite(o.stuck_kimg) && o.stuck_kimg >= 0, ArgumentError, "training: stuck_kimg must be finite and >= 0, got {}",
+              o.stuck_kimg);
+}
 
 inline std::atomic<bool>& interrupt_flag() {
     static std::atomic<bool> flag{false};
@@ -66,6 +79,8 @@ int run_training(B& b, const ModelConfig& mc_in, const TrainConfig& tc_in, const
     const fs::path ckpt = opt.out_dir / "checkpoint.safetensors";
     ModelConfig mc = mc_in;
     TrainConfig tc = tc_in;
+    validate(opt);
+    validate(tc);  // before any file is read: a bad option is the user's error, whatever the inputs hold
     if (opt.resume) {
         if (!fs::exists(ckpt)) SGF_THROW(IoError, "{}: no checkpoint to resume from", ckpt.string());
         std::tie(mc, tc) = read_checkpoint_configs(ckpt);

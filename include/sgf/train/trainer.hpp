@@ -13,6 +13,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
+
 #include <optional>
 #include <span>
 #include <type_traits>
@@ -45,6 +47,35 @@ struct TrainConfig {
     /// generator). Written to JSON only when set.
     bool decoder_only = false;
 };
+
+/// Throws ArgumentError naming the first value a training run cannot use: a batch below 1, a
+/// non-finite or non-positive learning rate or eps, Adam betas outside [0, 1), negative intervals,
+/// a negative or non-finite R1 gamma, EMA setting, loss weight or warm-up, or (always, so that a
+/// checkpoint cannot carry one) a bad immunisation setting.
+inline void validate(const TrainConfig& t) {
+    const auto nonneg = [](double v) { return std::isfinite(v) && v >= 0; };
+    SGF_CHECK(t.batch >= 1, ArgumentError, "training: batch must be >= 1, got {}", t.batch);
+    SGF_CHECK(std::isfinite(t.adam.lr) && t.adam.lr > 0, ArgumentError, "training: learning rate must be finite and > 0, got {}",
+              t.adam.lr);
+    SGF_CHECK(t.adam.beta1 >= 0 && t.adam.beta1 < 1 && t.adam.beta2 >= 0 && t.adam.beta2 < 1, ArgumentError,
+              "training: Adam betas must be in [0, 1), got {} and {}", t.adam.beta1, t.adam.beta2);
+    SGF_CHECK(std::isfinite(t.adam.eps) && t.adam.eps > 0, ArgumentError, "training: Adam eps must be finite and > 0, got {}",
+              t.adam.eps);
+    SGF_CHECK(t.g_reg_interval >= 0 && t.d_reg_interval >= 0, ArgumentError,
+              "training: regularisation intervals must be >= 0, got {} (G) and {} (D)", t.g_reg_interval, t.d_reg_interval);
+    SGF_CHECK(nonneg(t.r1_gamma), ArgumentError, "training: R1 gamma must be finite and >= 0, got {}", t.r1_gamma);
+    SGF_CHECK(nonneg(t.ema_kimg) && nonneg(t.ema_rampup), ArgumentError,
+              "training: EMA half-life and ramp-up must be finite and >= 0, got {} and {}", t.ema_kimg, t.ema_rampup);
+    const LossWeights& w = t.weights;
+    SGF_CHECK(nonneg(w.adversarial) && nonneg(w.consistency) && nonneg(w.latent) && nonneg(w.fingerprint), ArgumentError,
+              "training: loss weights must be finite and >= 0, got adversarial {}, consistency {}, latent {}, fingerprint {}",
+              w.adversarial, w.consistency, w.latent, w.fingerprint);
+    SGF_CHECK(nonneg(t.consistency_rampup_kimg), ArgumentError,
+              "training: the consistency warm-up must be finite and >= 0 kimg, got {}", t.consistency_rampup_kimg);
+    t.immunise.validate();
+    SGF_CHECK(!(t.decoder_only && !t.fingerprint), ArgumentError,
+              "training: decoder-only fine-tuning needs the fingerprint losses (drop --no-fingerprint)");
+}
 
 inline void to_json(nlohmann::json& j, const TrainConfig& t) {
     j = nlohmann::json{{"batch", t.batch},
@@ -123,12 +154,9 @@ public:
     Trainer(B& b, const ModelConfig& mc, const TrainConfig& tc)
         : b_(b), mc_(mc), tc_(tc), G_(b, mc, tc.seed), G_ema_(b, mc, tc.seed), F_(make_decoder(b, mc, tc.seed ^ 0xF)),
           D_(make_discriminator(b, mc, tc.seed ^ 0xD)) {
-        SGF_CHECK(tc.batch >= 1, ArgumentError, "training: batch must be >= 1, got {}", tc.batch);
+        validate(tc);
         SGF_CHECK(tc.batch % std::min(tc.batch, mc.mbstd_group) == 0, ArgumentError,
                   "training: batch {} must be a multiple of the minibatch-stddev group {}", tc.batch, mc.mbstd_group);
-        if (tc.immunise.enabled) tc.immunise.validate();
-        SGF_CHECK(!(tc.decoder_only && !tc.fingerprint), ArgumentError,
-                  "training: decoder-only fine-tuning needs the fingerprint losses (drop --no-fingerprint)");
         copy_values(b, G_.parameters(), G_ema_.parameters());
         const AdamParams gf = lazy_regularised(tc.adam, tc.g_reg_interval);
         optG_ = Adam<B>(b, G_.parameters(), gf);
