@@ -213,6 +213,13 @@ TEST_F(EvalCli, UsageErrors) {
     EXPECT_EQ(run(dir, {"eval", "--model", model.string(), "--immunised", immunised.string()}).rc, 2) << "--immunised needs --out";
     EXPECT_EQ(run(dir, {"eval", "--model", model.string(), "--quick", "--attacks", "nope", "--out", (dir / "x").string()}).rc, 2);
     EXPECT_EQ(run(dir, {"eval", "--model", (dir / "missing.safetensors").string(), "--quick", "--out", (dir / "y").string()}).rc, 3);
+    // refused before any measurement (it was refused only after every robustness sweep had run)
+    for (const char* steps : {"0", "-1"}) {
+        const auto r = run(dir, {"eval", "--model", model.string(), "--quick", "--fd-steps", steps, "--out", (dir / "z").string()});
+        EXPECT_EQ(r.rc, 2) << steps;
+        EXPECT_NE(r.err.find(std::string("--fd-steps must be at least 1, got ") + steps), std::string::npos) << r.err;
+        EXPECT_EQ(r.err.find("robustness sweeps"), std::string::npos) << "no sweep ran: " << r.err;
+    }
 }
 
 }  // namespace

@@ -361,6 +361,10 @@ EvalResult evaluate(B& b, std::vector<EvalModelInput<B>> models, const EvalOptio
     SGF_CHECK(opt.images >= 2, ArgumentError, "evaluate: --images must be at least 2, got {}", opt.images);
     SGF_CHECK(opt.users_max >= 1, ArgumentError, "evaluate: --users-max must be at least 1, got {}", opt.users_max);
     SGF_CHECK(opt.batch >= 1, ArgumentError, "evaluate: batch must be positive");
+    // the FD classifier's training options, before the sweeps (it may be trained only at the end)
+    SGF_CHECK(opt.fd_train.steps >= 1, ArgumentError, "evaluate: --fd-steps must be at least 1, got {}", opt.fd_train.steps);
+    SGF_CHECK(opt.fd_train.batch >= 1 && std::isfinite(opt.fd_train.lr) && opt.fd_train.lr > 0, ArgumentError,
+              "evaluate: the FD classifier's batch ({}) and learning rate ({}) must be positive", opt.fd_train.batch, opt.fd_train.lr);
     SGF_CHECK(opt.rule.alpha > 0 && opt.rule.alpha < 1, ArgumentError, "evaluate: alpha must be in (0, 1), got {}", opt.rule.alpha);
     const int n = models[0].model->config.fingerprint_bits;
     for (const auto& m : models)
