@@ -3,9 +3,12 @@
 
 #include <fmt/core.h>
 
+#include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <system_error>
 
 namespace sgf_bench {
 
@@ -16,6 +19,36 @@ inline std::string option_value(int& i, int argc, char** argv) {
         std::exit(2);
     }
     return argv[++i];
+}
+
+/// An integer option in [lo, hi] (the whole text must be the number); exits with status 2 naming the
+/// option otherwise.
+inline long long int_text(const std::string& text, const char* option, long long lo, long long hi) {
+    long long v = 0;
+    const char* end = text.data() + text.size();
+    const auto [p, ec] = std::from_chars(text.data(), end, v);
+    if (ec != std::errc() || p != end || text.empty() || v < lo || v > hi) {
+        fmt::print(stderr, "{}: expected an integer in {}..{}, got '{}'\n", option, lo, hi, text);
+        std::exit(2);
+    }
+    return v;
+}
+inline long long int_value(int& i, int argc, char** argv, long long lo, long long hi) {
+    const char* option = argv[i];
+    return int_text(option_value(i, argc, argv), option, lo, hi);
+}
+
+/// A finite floating-point option in [lo, hi]; exits with status 2 naming the option otherwise.
+inline double double_value(int& i, int argc, char** argv, double lo, double hi) {
+    const char* option = argv[i];
+    const std::string text = option_value(i, argc, argv);
+    char* end = nullptr;
+    const double v = std::strtod(text.c_str(), &end);
+    if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(v) || v < lo || v > hi) {
+        fmt::print(stderr, "{}: expected a number in {}..{}, got '{}'\n", option, lo, hi, text);
+        std::exit(2);
+    }
+    return v;
 }
 
 }  // namespace sgf_bench
@@ -32,10 +65,10 @@ struct StepOptions {
     /// Consumes argv[i] (and its value) when it is one of the common options; false otherwise.
     bool parse(const std::string& a, int& i, int argc, char** argv) {
         if (a == "--preset") preset = option_value(i, argc, argv);
-        else if (a == "--batch") batch = std::stoi(option_value(i, argc, argv));
-        else if (a == "--warmup") warmup = std::stoi(option_value(i, argc, argv));
-        else if (a == "--steps") steps = std::stoi(option_value(i, argc, argv));
-        else if (a == "--repeats") repeats = std::stoi(option_value(i, argc, argv));
+        else if (a == "--batch") batch = int(int_value(i, argc, argv, 1, 1 << 20));
+        else if (a == "--warmup") warmup = int(int_value(i, argc, argv, 0, 1 << 20));
+        else if (a == "--steps") steps = int(int_value(i, argc, argv, 1, 1 << 20));
+        else if (a == "--repeats") repeats = int(int_value(i, argc, argv, 1, 1 << 20));
         else if (a == "--json") json = true;
         else if (a == "--print-config") print_config = true;
         else return false;

@@ -245,13 +245,13 @@ int main(int argc, char** argv) {
             presets.clear();
             std::stringstream ss(next());
             for (std::string p; std::getline(ss, p, ',');) presets.push_back(p);
-        } else if (a == "--bake-runs") bake_runs = std::stoi(next());
-        else if (a == "--entries") entries = std::stoll(next());
-        else if (a == "--query-runs") query_runs = std::stoi(next());
-        else if (a == "--flip") flip = std::stoi(next());
+        } else if (a == "--bake-runs") bake_runs = int(sgf_bench::int_value(i, argc, argv, 1, 1000000));
+        else if (a == "--entries") entries = sgf_bench::int_value(i, argc, argv, 1, 100000000);
+        else if (a == "--query-runs") query_runs = int(sgf_bench::int_value(i, argc, argv, 1, 1000000));
+        else if (a == "--flip") flip = int(sgf_bench::int_value(i, argc, argv, 0, 128));  // of a 128-bit fingerprint
         else if (a == "--registry-dir") dir = next();
         else if (a == "--no-sqlite") sqlite = false;
-        else if (a == "--sqlite-budget-s") budget_s = std::stod(next());
+        else if (a == "--sqlite-budget-s") budget_s = sgf_bench::double_value(i, argc, argv, 0.001, 1e6);
         else if (a == "--only-bake") attribution = false;
         else if (a == "--only-attribution") bake = false;
         else {

@@ -156,7 +156,7 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         if (o.parse(a, i, argc, argv)) continue;
-        if (a == "--threads") threads = std::stoi(sgf_bench::option_value(i, argc, argv));
+        if (a == "--threads") threads = int(sgf_bench::int_value(i, argc, argv, 1, 1024));
         else if (a == "--dump") dump = sgf_bench::option_value(i, argc, argv);
         else {
             fmt::print(stderr, "usage: {} {} [--threads T] [--dump FILE]\n", argv[0], sgf_bench::StepOptions::usage);

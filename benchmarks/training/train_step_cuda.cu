@@ -127,7 +127,7 @@ int main(int argc, char** argv) {
             std::stringstream ss(decode_list);
             std::string item;
             while (std::getline(ss, item, ',')) {
-                const int n = std::stoi(item);
+                const int n = int(sgf_bench::int_text(item, "--decode-batches", 1, 1 << 16));
                 const auto x = wave_batch(gpu, sgf::Shape{n, mc.image_channels, mc.resolution, mc.resolution}, 0.37);
                 for (int i = 0; i < 3; ++i) (void)F.forward(gpu, x);
                 gpu.synchronize();
