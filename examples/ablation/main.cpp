@@ -18,7 +18,7 @@
 #include <cstdlib>
 using namespace sgf;
 using B = EigenCpu;
-int main(int argc, char** argv) {
+static int run(int argc, char** argv) {
     if (argc < 6) {
         std::fprintf(stderr, "usage: sgf_ablation BITS EMBED_LAYERS LR CONSISTENCY_RAMPUP_KIMG STEPS [W_FP [W_ADV]]\n");
         return 2;
@@ -66,5 +66,15 @@ int main(int argc, char** argv) {
         auto st = tr.step(from_host(b, r));
         acc = 0.98 * acc + 0.02 * st.g.bit_accuracy;
         if (s % 500 == 0) { std::printf("bits %d el %d lr %g ramp %g wfp %g adv %g | step %d acc %.3f lat %.3f cons %.3f\n", bits, el, lr, ramp, wfp, wadv, s, acc, st.g.latent, st.g.consistency); std::fflush(stdout); }
+    }
+    return 0;
+}
+
+int main(int argc, char** argv) {
+    try {
+        return run(argc, argv);
+    } catch (const sgf::Error& e) {  // a bad argument or variable (Trainer validates), missing data
+        std::fprintf(stderr, "error: %s\n", e.what());
+        return 2;
     }
 }

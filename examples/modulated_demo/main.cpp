@@ -4,15 +4,36 @@
 #include <sgf/nets.hpp>
 #include <sgf/backends/eigen.hpp>
 
+#include <charconv>
 #include <chrono>
 #include <cmath>
+#include <optional>
+#include <string_view>
+#include <system_error>
 #include <thread>
 
 using B = sgf::EigenCpu;
 
+namespace {
+/// argv[i] as an integer in [lo, hi], or `fallback` when absent; nullopt when it is not one.
+std::optional<int> arg_int(int argc, char** argv, int i, int fallback, int lo, int hi) {
+    if (argc <= i) return fallback;
+    const std::string_view t(argv[i]);
+    int v = 0;
+    const auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    if (ec != std::errc() || p != t.data() + t.size() || v < lo || v > hi) return std::nullopt;
+    return v;
+}
+}  // namespace
+
 int main(int argc, char** argv) {
-    const int threads = argc > 1 ? std::atoi(argv[1]) : std::max(1u, std::thread::hardware_concurrency());
-    const int batch = argc > 2 ? std::atoi(argv[2]) : 16;
+    const auto threads_arg = arg_int(argc, argv, 1, int(std::max(1u, std::thread::hardware_concurrency())), 1, 1024);
+    const auto batch_arg = arg_int(argc, argv, 2, 16, 1, 4096);
+    if (argc > 3 || !threads_arg || !batch_arg) {
+        fmt::print(stderr, "usage: {} [threads 1..1024] [batch 1..4096]\n", argv[0]);
+        return 2;
+    }
+    const int threads = *threads_arg, batch = *batch_arg;
     B b(threads);
     const sgf::ModelConfig cfg = sgf::ModelConfig::small();
     sgf::MetaGenerator<B> G(b, cfg, 2022);
