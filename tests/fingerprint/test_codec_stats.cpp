@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
+
 namespace sgf {
 namespace {
 
@@ -101,6 +104,25 @@ TEST(Statistics, ThresholdsForStatedFalsePositiveRates) {
     EXPECT_NEAR(stats::log_family_p_value(100, 128, 1000), stats::log_p_value(100, 128) + std::log(1000.0), 1e-12);
     EXPECT_EQ(stats::log_family_p_value(60, 128, 1000), 0.0);  // capped at 1
     EXPECT_THROW(stats::bit_threshold(128, 0.0), ArgumentError);
+    // the binary search gives what a linear scan gives, for small and large n
+    for (int n : {1, 4, 12, 20, 64, 127, 128, 129, 512, 4096})
+        for (double a : {0.5, 0.05, 1e-6, 1e-9, 1e-30}) {
+            int linear = n + 1;
+            for (int k = 0; k <= n; ++k)
+                if (stats::log_p_value(k, n) <= std::log(a)) {
+                    linear = k;
+                    break;
+                }
+            EXPECT_EQ(stats::bit_threshold(n, a), linear) << "n " << n << " alpha " << a;
+        }
+}
+
+TEST(Fingerprint, BitCountIsCheckedBeforeAnythingIsSized) {
+    // -200 bits made a vector of a negative size (std::length_error), not an ArgumentError
+    for (int bits : {0, -1, -200, 65537, std::numeric_limits<int>::max()}) {
+        EXPECT_THROW(Fingerprint{bits}, ArgumentError) << bits;
+        EXPECT_THROW(Matcher{bits}, ArgumentError) << bits;
+    }
 }
 
 TEST(Attribution, Outcomes) {

@@ -7,6 +7,7 @@
 
 #include <cstdio>
 
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -75,6 +76,19 @@ TEST(Registry, NumberedLabelsSkipTakenNumbers) {
     // An explicit label already issued still fails the whole request, leaving no row.
     EXPECT_THROW(r.issue_all({{"user000002"}, "user", 2, ""}), ArgumentError);
     EXPECT_EQ(r.size(), 9);
+}
+
+TEST(Registry, PathsSqliteWouldKeepInMemoryAndFifosAreRefused) {
+    // "" is a private temporary database to SQLite and ":memory:" an in-memory one: every issued
+    // fingerprint was lost on close, with exit 0
+    for (const char* p : {"", ":memory:", "file:reg.db?mode=memory"}) EXPECT_THROW(Registry{fs::path(p)}, ArgumentError) << p;
+    const auto fifo = fresh("fifo.db");
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    EXPECT_THROW(Registry{fifo}, IoError) << "a FIFO blocked the header check";
+    fs::remove(fifo);
+    RegistryOptions o;
+    o.busy_timeout_ms = -1;
+    EXPECT_THROW(Registry(fresh("timeout.db"), o), ArgumentError);
 }
 
 TEST(Registry, NonRegistryFilesAreRefusedAndLeftUntouched) {

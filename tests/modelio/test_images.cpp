@@ -63,6 +63,20 @@ TEST(Images, HostileFilesGetClearErrors) {
     }
 }
 
+TEST(Images, GridAndChannelConversionRefuseBadArguments) {
+    const Image im{4, 3, 1, std::vector<std::uint8_t>(12, 7)};
+    // pad -1 wrote before the grid's buffer; 3 channels into a 2-channel image wrote past its end
+    EXPECT_THROW(make_grid({im}, 1, -1), ArgumentError);
+    EXPECT_THROW(make_grid({im, im}, 1, 70000), ArgumentError);
+    EXPECT_THROW(convert_channels(im, 2), ArgumentError);
+    EXPECT_THROW(convert_channels(im, 0), ArgumentError);
+    EXPECT_THROW(convert_channels(Image{4, 3, 3, std::vector<std::uint8_t>(12)}, 1), ArgumentError);  // bytes != w*h*c
+    const Image g = make_grid({im, im, im}, 2, 0);
+    EXPECT_EQ(g.width, 8);
+    EXPECT_EQ(g.height, 6);
+    EXPECT_EQ(convert_channels(im, 3).pixels, std::vector<std::uint8_t>(36, 7));
+}
+
 TEST(Images, ResizeIsAntialiased) {
     Image flat{10, 10, 1, std::vector<std::uint8_t>(100, 77)};
     for (auto v : resize(flat, 3, 7).pixels) EXPECT_EQ(v, 77);

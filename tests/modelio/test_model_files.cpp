@@ -4,6 +4,7 @@
 #include <sgf/io/model_file.hpp>
 #include <sgf/train/checkpoint.hpp>
 #include <sgf/backends/eigen.hpp>
+#include <sgf/verify/decode.hpp>
 
 #include <gtest/gtest.h>
 
@@ -63,6 +64,35 @@ TEST(ModelFiles, MetaModelRoundTripIsBitExact) {
         EXPECT_EQ(name.find("embed"), std::string::npos) << name;
         EXPECT_EQ(name.find("affine"), std::string::npos) << name;
     }
+}
+
+TEST(ModelFiles, ConfigJsonIntegersOutsideIntAndOversizedConfigsAreRefused) {
+    nlohmann::json j = ModelConfig::tiny();
+    EXPECT_NO_THROW(j.get<ModelConfig>());
+    const auto refused = [&](const char* key, const nlohmann::json& v) {
+        nlohmann::json k = j;
+        k[key] = v;
+        EXPECT_THROW(k.get<ModelConfig>(), Error) << key << " = " << v.dump();
+    };
+    refused("z_dim", 4294967304ull);  // 2^32 + 8: get_to(int) read it as 8
+    refused("z_dim", 1e20);           // a float: the cast was undefined
+    refused("z_dim", -4294967288ll);
+    refused("fingerprint_bits", 4.5);
+    refused("resolution", 1 << 30);   // a power of two; resolutions() overflowed int
+    refused("channel_max", 1 << 20);
+    refused("embed_layers", 1000);
+    refused("embed_lr_mult", 1e-40);  // E's output would not depend on the fingerprint
+    refused("embed_lr_mult", 1e300);
+}
+
+TEST(ModelFiles, DecodingWithANetworkThatIsNotTheDecoderIsRefused) {
+    B b(1);
+    const ModelConfig cfg = ModelConfig::tiny();
+    auto D = make_discriminator(b, cfg, 3);  // one output per image: decode read past its output
+    Tensor<B> x(b, Shape{2, cfg.image_channels, cfg.resolution, cfg.resolution}, 0.1f);
+    EXPECT_THROW(decode_batch(b, D, x), ArgumentError);
+    auto F = make_decoder(b, cfg, 2);
+    EXPECT_EQ(decode_batch(b, F, x).size(), 2u);
 }
 
 TEST(ModelFiles, TruncatedOrCorruptedModelIsRejected) {

@@ -1,12 +1,15 @@
 // The safetensors container: round trips, atomic writes, and every malformed-file case.
 #include <sgf/io/safetensors.hpp>
 #include <sgf/io/datasets.hpp>
+#include <sgf/io/atomic_file.hpp>
 #include "file_bytes.hpp"
 
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <fstream>
+
+#include <sys/stat.h>
 
 namespace sgf::io {
 namespace {
@@ -199,6 +202,21 @@ TEST(SafetensorsLimits, MaxTensorsHoldsWithoutMetadata) {
 
 TEST(Safetensors, MissingFileIsAnIoError) {
     EXPECT_THROW(SafetensorsFile::load(tmpdir() / "does-not-exist.safetensors"), IoError);
+}
+
+TEST(Safetensors, AFifoIsRefusedWithoutBlocking) {
+    // open(O_RDONLY) on a FIFO without a writer blocks forever: `sgf info pipe` hung
+    const fs::path p = tmpdir() / "pipe.safetensors";
+    fs::remove(p);
+    ASSERT_EQ(::mkfifo(p.c_str(), 0600), 0);
+    try {
+        (void)read_file(p);
+        ADD_FAILURE() << "a FIFO was read";
+    } catch (const IoError& e) {
+        EXPECT_NE(std::string(e.what()).find("not a regular file"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(SafetensorsFile::load(p), IoError);
+    fs::remove(p);
 }
 
 TEST(AtomicWrite, FailedWriteLeavesTheOldFileIntact) {

@@ -605,6 +605,15 @@ TEST(ImageAttackDefinitions, CombinedIsCropThenScaledBlurThenNoiseThenJpeg) {
     }
 }
 
+TEST(ImageAttackDefinitions, BlurOfAVanishingSigmaIsTheIdentityAndHugeSigmasAreRefused) {
+    const Images x = detailed(1, 1, 16);
+    // sigma^2 underflowed to 0: 0/0 made every pixel NaN
+    for (double s : {1e-170, 1e-300, 0.05}) EXPECT_TRUE(identical(gaussian_blur(x, s), x)) << s;
+    EXPECT_THROW(gaussian_blur(x, 1e6), ArgumentError);  // 6e6 taps per pixel: a hang
+    EXPECT_THROW(gaussian_blur(x, 1.0, 1 << 30), ArgumentError);
+    EXPECT_THROW(apply(ImageAttack{"blur", 2000}, x, 1), ArgumentError);
+}
+
 TEST(ImageAttackDefinitions, CombinedScalesTheBlurByTheShorterSideOfTheUncroppedInput) {
     // documented: on an H x W input S = min(H, W), taken before the crop
     for (const auto& [h, w] : {std::pair<std::int64_t, std::int64_t>{40, 64}, {64, 40}}) {

@@ -256,6 +256,17 @@ TEST(ModelAttacks, RejectsBadArguments) {
     EXPECT_THROW(apply(f.b, A, ModelAttack{"prune", 1.5}, 0), ArgumentError);
     EXPECT_THROW(apply(f.b, A, ModelAttack{"weight_noise", -1}, 0), ArgumentError);
     EXPECT_THROW(apply(f.b, A, ModelAttack{"finetune", 1}, 0), ArgumentError);
+    // the public host kernels check their own arguments (bits 1 gave NaN weights, a negative
+    // fraction pruned everything, 10^400 made every weight NaN)
+    std::vector<double> w{0.5, -0.25, 0.125};
+    EXPECT_THROW(quantize_symmetric(w, 1), ArgumentError);
+    EXPECT_THROW(quantize_symmetric(w, 0), ArgumentError);
+    EXPECT_THROW(quantize_symmetric(w, 2000), ArgumentError);
+    EXPECT_THROW(prune_smallest(w, -0.5), ArgumentError);
+    EXPECT_THROW(prune_smallest(w, std::nan("")), ArgumentError);
+    EXPECT_THROW(round_values(w, 400), ArgumentError);
+    EXPECT_THROW(round_values(w, -400), ArgumentError);
+    EXPECT_EQ(w, (std::vector<double>{0.5, -0.25, 0.125})) << "refused calls change nothing";
     // an explicit selection overrides the default: pruning every parameter also zeroes biases
     const auto rep = apply(f.b, A, ModelAttack{"prune", 1.0, ParamSet::all}, 0);
     EXPECT_EQ(rep.tensors.size(), A.parameters().size());

@@ -280,7 +280,7 @@ inline std::vector<Fingerprint> issue_fingerprints(int bits, std::int64_t count,
                 ok = true;
             }
         }
-        SGF_CHECK(ok, Error, "issue_fingerprints: no {}-bit code at distance >= {} from {} issued ones after 10000 draws", bits,
+        SGF_CHECK(ok, ArgumentError, "issue_fingerprints: no {}-bit code at distance >= {} from {} issued ones after 10000 draws", bits,
                   min_distance, out.size());
     }
     return out;
@@ -359,7 +359,10 @@ EvalResult evaluate(B& b, std::vector<EvalModelInput<B>> models, const EvalOptio
     const auto t_all = clock::now();
     SGF_CHECK(!models.empty(), ArgumentError, "evaluate: no model");
     SGF_CHECK(opt.images >= 2, ArgumentError, "evaluate: --images must be at least 2, got {}", opt.images);
-    SGF_CHECK(opt.users_max >= 1, ArgumentError, "evaluate: --users-max must be at least 1, got {}", opt.users_max);
+    SGF_CHECK(opt.users_max >= 1 && opt.users_max <= 1000000, ArgumentError, "evaluate: --users-max must be in 1..1000000, got {}",
+              opt.users_max);
+    SGF_CHECK(opt.strip_images >= 0 && opt.strip_strengths >= 0, ArgumentError,
+              "evaluate: strip_images and strip_strengths must be >= 0, got {} and {}", opt.strip_images, opt.strip_strengths);
     SGF_CHECK(opt.batch >= 1, ArgumentError, "evaluate: batch must be positive");
     // the FD classifier's training options, before the sweeps (it may be trained only at the end)
     SGF_CHECK(opt.fd_train.steps >= 1, ArgumentError, "evaluate: --fd-steps must be at least 1, got {}", opt.fd_train.steps);

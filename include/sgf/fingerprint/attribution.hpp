@@ -45,7 +45,7 @@ struct Attribution {
 
 class Matcher {
 public:
-    explicit Matcher(int bits = 128) : bits_(bits), words_per_((bits + 63) / 64) {}
+    explicit Matcher(int bits = 128) : bits_(Fingerprint::checked_bits(bits)), words_per_((bits + 63) / 64) {}
     int bits() const { return bits_; }
     std::int64_t size() const { return static_cast<std::int64_t>(labels_.size()); }
     void reserve(std::size_t n) {

@@ -19,8 +19,11 @@ namespace sgf {
 class Fingerprint {
 public:
     Fingerprint() = default;
-    explicit Fingerprint(int bits) : n_(bits), words_((bits + 63) / 64, 0) {
+    explicit Fingerprint(int bits) : n_(checked_bits(bits)), words_((bits + 63) / 64, 0) {}
+    /// `bits` when it is in 1..65536; ArgumentError otherwise (before anything is sized from it).
+    static int checked_bits(int bits) {
         SGF_CHECK(bits >= 1 && bits <= 65536, ArgumentError, "fingerprint: bit count must be in 1..65536, got {}", bits);
+        return bits;
     }
 
     int bits() const noexcept { return n_; }

@@ -61,9 +61,16 @@ public:
                   opt.bits);
         SGF_CHECK(opt.min_distance >= -1 && opt.min_distance <= 65536, ArgumentError,
                   "{}: the minimum Hamming distance must be in 0..65536, got {}", path_, opt.min_distance);
+        // SQLite reads "" as a private temporary database and ":memory:" (or "file:...") as URIs or
+        // in-memory databases: every fingerprint issued into one would be lost when it closes.
+        SGF_CHECK(!path_.empty() && path_ != ":memory:" && path_.rfind("file:", 0) != 0, ArgumentError,
+                  "registry path '{}' is not a file path (SQLite would keep it in memory or parse it as a URI)", path_);
+        SGF_CHECK(opt.busy_timeout_ms >= 0, ArgumentError, "{}: busy_timeout_ms must be >= 0, got {}", path_, opt.busy_timeout_ms);
         std::error_code ec;
         const bool exists = fs::exists(path, ec);
         if (exists && fs::is_directory(path, ec)) SGF_THROW(IoError, "{}: is a folder, not a registry file", path_);
+        if (exists && !fs::is_regular_file(path, ec))  // a FIFO would block the header check forever
+            SGF_THROW(IoError, "{}: not a regular file, so not a registry", path_);
         if (!exists && (!opt.create || opt.read_only)) SGF_THROW(IoError, "{}: registry not found", path_);
         const bool empty = exists && fs::file_size(path, ec) == 0 && !ec;
         if (empty && (!opt.create || opt.read_only))
@@ -177,6 +184,9 @@ public:
 
     std::vector<RegistryEntry> issue_all(const IssueRequest& req) {
         SGF_CHECK(req.numbered >= 0, ArgumentError, "{}: cannot issue a negative number ({}) of fingerprints", path_, req.numbered);
+        SGF_CHECK(req.numbered + std::int64_t(req.labels.size()) <= std::int64_t(kMaxImportRows), ArgumentError,
+                  "{}: {} fingerprints in one request exceed the limit of {} (one transaction holds the write lock)", path_,
+                  req.numbered + std::int64_t(req.labels.size()), kMaxImportRows);
         return write_txn([&] {
             std::vector<RegistryEntry> out;
             std::int64_t n = static_cast<std::int64_t>(matcher_.size());  // read inside the transaction

@@ -137,13 +137,15 @@ inline void write_file_atomic(const std::filesystem::path& path, std::string_vie
 
 /// Reads a whole file; IoError names the path when it is missing or unreadable.
 inline std::vector<std::uint8_t> read_file(const std::filesystem::path& path, std::uint64_t max_bytes = std::uint64_t(1) << 36) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: opening a FIFO without a writer would block forever; it is refused below.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) SGF_THROW(IoError, "{}: cannot open: {}", path.string(), detail::errno_text());
     struct stat st {};
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         ::close(fd);
         SGF_THROW(IoError, "{}: not a regular file", path.string());
     }
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     if (static_cast<std::uint64_t>(st.st_size) > max_bytes) {
         ::close(fd);
         SGF_THROW(FormatError, "{}: file is {} bytes, above the limit of {}", path.string(), st.st_size, max_bytes);

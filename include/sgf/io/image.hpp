@@ -277,6 +277,10 @@ inline HostTensor<float> to_tensor(const Image& img) {
 
 /// RGB -> gray uses luma 0.299 R + 0.587 G + 0.114 B (rounded); gray -> RGB replicates.
 inline Image convert_channels(const Image& img, int channels) {
+    SGF_CHECK((channels == 1 || channels == 3) && (img.channels == 1 || img.channels == 3) && img.width >= 0 && img.height >= 0 &&
+                  img.pixels.size() == std::size_t(img.width) * std::size_t(img.height) * std::size_t(img.channels),
+              ArgumentError, "convert_channels: {}x{}x{} image with {} bytes to {} channels (1 or 3, sizes must agree)", img.width,
+              img.height, img.channels, img.pixels.size(), channels);
     if (img.channels == channels) return img;
     Image out{img.width, img.height, channels, std::vector<std::uint8_t>(std::size_t(img.width) * img.height * channels)};
     for (int y = 0; y < img.height; ++y)
@@ -352,9 +356,13 @@ inline Image prepare_for_model(const Image& img, int channels, int resolution) {
 
 /// Tiles images (same size and channels) into a rows x cols grid with `pad` pixels of background.
 inline Image make_grid(const std::vector<Image>& images, int cols, int pad = 2, std::uint8_t background = 0) {
-    SGF_CHECK(!images.empty() && cols > 0, ArgumentError, "make_grid: need images and cols > 0");
+    SGF_CHECK(!images.empty() && cols > 0 && pad >= 0, ArgumentError, "make_grid: need images, cols > 0 and pad >= 0 (cols {}, pad {})",
+              cols, pad);
     const int w = images[0].width, h = images[0].height, C = images[0].channels;
-    const int rows = int((images.size() + cols - 1) / cols);
+    const std::int64_t rows64 = (std::int64_t(images.size()) + cols - 1) / cols;
+    SGF_CHECK(std::int64_t(cols) * (w + pad) + pad <= 65535 && rows64 * (h + pad) + pad <= 65535, ArgumentError,
+              "make_grid: a {}x{} grid of {}x{} images with pad {} exceeds 65535 px per side", rows64, cols, w, h, pad);
+    const int rows = int(rows64);
     Image g{cols * (w + pad) + pad, rows * (h + pad) + pad, C, {}};
     g.pixels.assign(std::size_t(g.width) * g.height * C, background);
     for (std::size_t k = 0; k < images.size(); ++k) {

@@ -87,6 +87,7 @@ inline double min_weight_count(const ModelConfig& cfg, std::string_view kind) {
     };
     const double G = generator(false), F = critic(cfg.decoder_outputs(), false), D = critic(1, true);
     if (kind == "baked-generator") return generator(true);
+    if (kind == "fd-classifier") return critic(2, false);  // a critic with at least 2 class outputs
     if (kind == "checkpoint") return 4 * G + 3 * (F + D);  // G, EMA G, F, D and Adam's two moments of each
     return G + F + D;
 }

@@ -7,13 +7,18 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
 namespace sgf {
 
 struct ModelConfig {
+    static constexpr int kMaxResolution = 8192;
+    static constexpr int kMaxWidth = 1 << 16;  ///< cap of every width / size field
+
     std::string preset = "custom";
     int resolution = 32;      ///< output side, a power of two >= 8
     int image_channels = 1;   ///< 1 (grayscale) or 3 (RGB)
@@ -40,6 +45,8 @@ struct ModelConfig {
     void validate() const {
         SGF_CHECK(resolution >= 8 && (resolution & (resolution - 1)) == 0, ArgumentError,
                   "model config: resolution must be a power of two >= 8, got {}", resolution);
+        SGF_CHECK(resolution <= kMaxResolution, ArgumentError, "model config: resolution must be at most {}, got {}", kMaxResolution,
+                  resolution);
         SGF_CHECK(image_channels == 1 || image_channels == 3, ArgumentError,
                   "model config: image_channels must be 1 or 3, got {}", image_channels);
         SGF_CHECK(fingerprint_bits >= 1 && fingerprint_bits <= 4096, ArgumentError,
@@ -47,7 +54,18 @@ struct ModelConfig {
         SGF_CHECK(z_dim >= 1 && w_dim >= 1 && embed_layers >= 1 && embed_width >= 1 && channel_base >= 1 &&
                       channel_max >= 1 && mbstd_group >= 1 && fc_width >= 1,
                   ArgumentError, "model config: sizes must be positive");
-        SGF_CHECK(embed_lr_mult > 0, ArgumentError, "model config: embed_lr_mult must be positive");
+        // upper bounds keep every size product (weights, z_dim + bits, channels x resolution) far
+        // inside int64 and refuse configs no machine could allocate
+        SGF_CHECK(z_dim <= kMaxWidth && w_dim <= kMaxWidth && embed_width <= kMaxWidth && channel_max <= kMaxWidth &&
+                      fc_width <= kMaxWidth && mbstd_group <= kMaxWidth && embed_layers <= 64 && channel_base <= (1 << 26),
+                  ArgumentError,
+                  "model config: z_dim, w_dim, embed_width, channel_max, fc_width and mbstd_group must be at most {}, "
+                  "embed_layers at most 64, channel_base at most 2^26",
+                  kMaxWidth);
+        // lr_mult scales the stored weights at run time (1/lr_mult at init): a tiny or infinite one
+        // makes E's output constant or NaN, i.e. no fingerprint at all
+        SGF_CHECK(std::isfinite(embed_lr_mult) && embed_lr_mult >= 1e-6 && embed_lr_mult <= 1e3, ArgumentError,
+                  "model config: embed_lr_mult must be in [1e-6, 1e3], got {}", embed_lr_mult);
     }
 
     /// For tests: 16 px, 4 bits, a few channels; one training step takes milliseconds and the bits
@@ -122,20 +140,31 @@ inline void to_json(nlohmann::json& j, const ModelConfig& c) {
 }
 
 inline void from_json(const nlohmann::json& j, ModelConfig& c) {
+    // integers must be JSON integers within int's range (get_to(int) would wrap 2^32 + 32 to 32 and
+    // cast 1e20 with undefined behaviour)
+    const auto get_int = [&](const char* key, int& out) {
+        const auto& v = j.at(key);
+        const bool ok = v.is_number_integer() &&
+                        (v.is_number_unsigned() ? v.get<std::uint64_t>() <= std::uint64_t(std::numeric_limits<int>::max())
+                                                : v.get<std::int64_t>() >= std::numeric_limits<int>::min() &&
+                                                      v.get<std::int64_t>() <= std::numeric_limits<int>::max());
+        if (!ok) SGF_THROW(FormatError, "model config: {} must be an integer in int's range, got {}", key, v.dump());
+        out = v.get<int>();
+    };
     try {
         j.at("preset").get_to(c.preset);
-        j.at("resolution").get_to(c.resolution);
-        j.at("image_channels").get_to(c.image_channels);
-        j.at("fingerprint_bits").get_to(c.fingerprint_bits);
-        j.at("z_dim").get_to(c.z_dim);
-        j.at("w_dim").get_to(c.w_dim);
-        j.at("embed_layers").get_to(c.embed_layers);
-        j.at("embed_width").get_to(c.embed_width);
+        get_int("resolution", c.resolution);
+        get_int("image_channels", c.image_channels);
+        get_int("fingerprint_bits", c.fingerprint_bits);
+        get_int("z_dim", c.z_dim);
+        get_int("w_dim", c.w_dim);
+        get_int("embed_layers", c.embed_layers);
+        get_int("embed_width", c.embed_width);
         j.at("embed_lr_mult").get_to(c.embed_lr_mult);
-        j.at("channel_base").get_to(c.channel_base);
-        j.at("channel_max").get_to(c.channel_max);
-        j.at("mbstd_group").get_to(c.mbstd_group);
-        j.at("fc_width").get_to(c.fc_width);
+        get_int("channel_base", c.channel_base);
+        get_int("channel_max", c.channel_max);
+        get_int("mbstd_group", c.mbstd_group);
+        get_int("fc_width", c.fc_width);
     } catch (const nlohmann::json::exception& e) {
         SGF_THROW(FormatError, "model config: {}", e.what());
     }

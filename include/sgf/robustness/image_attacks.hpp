@@ -145,12 +145,20 @@ inline Images gaussian_noise(const Images& x, double std, std::uint64_t seed) {
     return out;
 }
 
-/// Gaussian blur with standard deviation sigma (pixels); radius = explicit `radius`, or ceil(3 sigma)
-/// when radius < 0 (covers 99.7 % of the mass). Weights exp(-j^2 / (2 sigma^2)), normalised.
+/// Largest blur sigma in pixels (radius 3000 taps per side; far beyond any image sgf decodes).
+inline constexpr double kMaxBlurSigma = 1000;
+
+/// Gaussian blur with standard deviation sigma (pixels, at most kMaxBlurSigma); radius = explicit
+/// `radius`, or ceil(3 sigma) when radius < 0 (covers 99.7 % of the mass). Weights
+/// exp(-j^2 / (2 sigma^2)), normalised.
 inline Images gaussian_blur(const Images& x, double sigma, int radius = -1) {
     detail::check_images(x, "blur");
-    SGF_CHECK(std::isfinite(sigma) && sigma >= 0, ArgumentError, "attack blur: sigma must be >= 0, got {}", sigma);
-    if (sigma == 0 || radius == 0) return x;
+    SGF_CHECK(std::isfinite(sigma) && sigma >= 0 && sigma <= kMaxBlurSigma, ArgumentError,
+              "attack blur: sigma must be in 0..{}, got {}", kMaxBlurSigma, sigma);
+    SGF_CHECK(radius <= 3 * int(kMaxBlurSigma), ArgumentError, "attack blur: radius must be at most {}, got {}", 3 * int(kMaxBlurSigma),
+              radius);
+    // sigma == 0, radius == 0, or a sigma so small that exp(-1 / (2 sigma^2)) is 0: the kernel is a delta
+    if (sigma == 0 || radius == 0 || std::exp(-0.5 / (sigma * sigma)) == 0) return x;
     const int r = radius > 0 ? radius : std::max(1, int(std::ceil(3.0 * sigma)));
     std::vector<double> k(std::size_t(2 * r + 1));
     double total = 0;
@@ -379,8 +387,8 @@ struct AttackInfo {
 inline const std::vector<AttackInfo>& image_attacks() {
     static const std::vector<AttackInfo> list{
         {"noise", "std of additive Gaussian noise on the [-1, 1] scale", 0.0, 0, 1e6, {0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5}},
-        {"blur", "Gaussian sigma in pixels (radius ceil(3 sigma))", 0.0, 0, 1e6, {0, 0.5, 1, 1.5, 2, 3, 4}},
-        {"blur_kernel", "Gaussian kernel size in pixels (odd; sigma by OpenCV's rule)", 0.0, 0, 1e6, {0, 3, 5, 9, 15, 25, 45}},
+        {"blur", "Gaussian sigma in pixels (radius ceil(3 sigma))", 0.0, 0, kMaxBlurSigma, {0, 0.5, 1, 1.5, 2, 3, 4}},
+        {"blur_kernel", "Gaussian kernel size in pixels (odd; sigma by OpenCV's rule)", 0.0, 0, 6001, {0, 3, 5, 9, 15, 25, 45}},
         {"jpeg", "JPEG quality", std::nullopt, 1, 100, {100, 90, 75, 60, 50, 30, 20, 10}},
         {"crop", "kept fraction of each side (centre crop, resized back)", 1.0, 0, 1, {1, 0.95, 0.9, 0.8, 0.7, 0.6, 0.5}},
         {"resize", "downscale factor (resized back up)", 1.0, 1, 1e6, {1, 1.5, 2, 3, 4, 8}},

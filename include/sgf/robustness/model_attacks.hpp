@@ -107,6 +107,7 @@ inline void add_weight_noise(std::span<double> w, double sigma, bool relative, c
 /// Rounds to multiples of 10^-digits (half away from zero); returns the step 10^-digits.
 /// |change| <= step / 2.
 inline double round_values(std::span<double> w, int digits) {
+    SGF_CHECK(digits >= -300 && digits <= 300, ArgumentError, "attack round: digits must be in -300..300, got {}", digits);
     const double f = std::pow(10.0, double(digits));
     for (double& v : w) v = std::round(v * f) / f;
     return 1.0 / f;
@@ -116,6 +117,7 @@ inline double round_values(std::span<double> w, int digits) {
 /// with scale = max|w| / (2^(b-1) - 1), then dequantised: w = scale q. Returns the scale (0 for an
 /// all-zero tensor, which is left as is). |change| <= scale / 2.
 inline double quantize_symmetric(std::span<double> w, int bits) {
+    SGF_CHECK(bits >= 2 && bits <= 32, ArgumentError, "attack quantize: bits must be in 2..32, got {}", bits);
     double amax = 0;
     for (double v : w) amax = std::max(amax, std::abs(v));
     if (amax == 0) return 0;
@@ -127,6 +129,8 @@ inline double quantize_symmetric(std::span<double> w, int bits) {
 /// Magnitude pruning: sets the round(fraction * n) entries of smallest |w| to zero (ties broken by
 /// the lower index, so the choice is deterministic). Returns how many entries were set.
 inline std::int64_t prune_smallest(std::span<double> w, double fraction) {
+    SGF_CHECK(std::isfinite(fraction) && fraction >= 0 && fraction <= 1, ArgumentError, "attack prune: fraction must be in [0, 1], got {}",
+              fraction);
     const std::size_t n = w.size();
     const std::size_t k = std::min<std::size_t>(n, std::size_t(std::llround(fraction * double(n))));
     if (k == 0) return 0;

@@ -24,6 +24,9 @@ std::vector<Decoded> decode_batch(B& b, const ResidualCritic<B>& F, const Tensor
     auto ctx = F.forward(b, images);
     const auto out = to_host_vector<float>(b, ctx.output());
     const std::int64_t N = images.shape().n, S = cfg.decoder_outputs();
+    SGF_CHECK(std::int64_t(out.size()) == N * S, ArgumentError,
+              "decode: the network gives {} values per image, a decoder gives {} (z_dim + fingerprint bits): not the decoder F?",
+              N > 0 ? std::int64_t(out.size()) / N : 0, S);
     std::vector<Decoded> res(static_cast<std::size_t>(N));
     for (std::int64_t n = 0; n < N; ++n) {
         auto& d = res[std::size_t(n)];
