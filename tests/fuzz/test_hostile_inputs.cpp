@@ -142,8 +142,10 @@ TEST(HostileModelFiles, ConfigsNeedingMoreWeightsThanTheFileHoldsAreRejectedBefo
     const std::string good = tiny_baked_file();
     const fs::path p = tmpdir() / "huge-config.safetensors";
     io::write_file_atomic(p, with_config_edit(good, [](nlohmann::json& cfg) {
-                              cfg["channel_base"] = 1 << 30;
-                              cfg["channel_max"] = 1 << 20;  // 10^13 weights: terabytes if the networks were built first
+                              // within ModelConfig::validate's bounds (2^26, 2^16), but 65,536 channels at
+                              // every resolution: ~10^11 weights, hundreds of GB if the networks were built first
+                              cfg["channel_base"] = 1 << 26;
+                              cfg["channel_max"] = 1 << 16;
                           }));
     const std::string m = format_error_of([&] { io::load_baked_generator<B>(b, p); });
     EXPECT_NE(m.find("huge-config.safetensors"), std::string::npos) << m;
