@@ -68,9 +68,7 @@ int cmd_issue(const Common& c, const std::string& registry, const std::vector<st
             if (labels[i] == labels[j]) SGF_THROW(ArgumentError, "issue: label '{}' is given twice", labels[i]);
     }
     if (count > 0) sgf::Registry::check_entry(sgf::Registry::numbered_label(prefix, 0), metadata, registry);  // the generated labels
-    if (std::int64_t(count) + std::int64_t(labels.size()) > std::int64_t(sgf::Registry::kMaxImportRows))
-        SGF_THROW(ArgumentError, "issue: {} fingerprints in one command exceed the limit of {}", std::int64_t(count) + std::int64_t(labels.size()),
-                  sgf::Registry::kMaxImportRows);
+    sgf::Registry::check_request_size(std::int64_t(count) + std::int64_t(labels.size()), registry);
     sgf::RegistryOptions opt;
     opt.min_distance = min_distance;
     opt.bits = bits > 0 ? bits : 128;

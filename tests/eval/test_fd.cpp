@@ -3,6 +3,7 @@
 // round trip, and the metric's behaviour on real images (real vs real near 0 next to real vs noise).
 #include <sgf/eval/fd_classifier.hpp>
 #include <sgf/backends/eigen.hpp>
+#include "file_bytes.hpp"
 
 #include <gtest/gtest.h>
 
@@ -230,6 +231,21 @@ TEST_F(FdOnData, SaveLoadRoundTripGivesTheSameFeatures) {
         io::save_meta_model(*b_, other, G, F, D);
     }
     EXPECT_THROW(FdClassifier<B>::load(*b_, other), FormatError);
+    // a config asking for far more weights than the file holds is refused before anything is
+    // allocated (the same bound as model files: io::check_weight_bound)
+    auto j = nlohmann::json::parse(test::safetensors_header(test::slurp(p)));
+    auto cfg = nlohmann::json::parse(j["__metadata__"]["sgf.config"].get<std::string>());
+    cfg["channel_base"] = 1 << 26;
+    cfg["channel_max"] = 1 << 16;  // ~10^10 weights for a file of a few MB
+    j["__metadata__"]["sgf.config"] = cfg.dump();
+    const fs::path huge = dir / "huge-config.safetensors";
+    io::write_file_atomic(huge, test::with_safetensors_header(test::slurp(p), j.dump()));
+    try {
+        (void)FdClassifier<B>::load(*b_, huge);
+        ADD_FAILURE() << "a huge config was loaded";
+    } catch (const FormatError& e) {
+        EXPECT_NE(std::string(e.what()).find("weights"), std::string::npos) << e.what();
+    }
 }
 
 }  // namespace

@@ -339,15 +339,7 @@ public:
         }
         SGF_CHECK(classes >= 2 && classes <= 100000 && cfg.resolution <= 1024, FormatError,
                   "{}: implausible fd-classifier ({} classes, resolution {})", path.string(), classes, cfg.resolution);
-        // the config must not ask for more weights than the file holds (a small file with a huge
-        // config would otherwise allocate without bound before the tensors are checked)
-        double held = 0;
-        for (const auto& [name, t] : f.tensors()) held += double(t.bytes.size());
-        const double need = io::min_weight_count(cfg, kFdClassifierKind);
-        SGF_CHECK(need * sizeof(float) <= held, FormatError,
-                  "{}: the classifier config needs at least {:.0f} weights, but the file holds {:.0f} bytes of tensor data; corrupt or "
-                  "hostile config",
-                  path.string(), need, held);
+        io::check_weight_bound(f, cfg, kFdClassifierKind);
         FdClassifier c(b, cfg, classes, kNoInit);
         io::get_parameters(b, f, c.net_.parameters());
         c.info_ = info;

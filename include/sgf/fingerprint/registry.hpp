@@ -182,11 +182,18 @@ public:
     /// The label of the n-th numbered entry: "<prefix><n>", six digits zero-padded.
     static std::string numbered_label(const std::string& prefix, std::int64_t n) { return fmt::format("{}{:06d}", prefix, n); }
 
+    /// ArgumentError (prefixed with `where`) unless one request can issue `n` fingerprints: at most
+    /// kMaxImportRows, since one transaction holds the write lock. Callers can check before they
+    /// create or open a registry.
+    static void check_request_size(std::int64_t n, const std::string& where) {
+        SGF_CHECK(n <= std::int64_t(kMaxImportRows), ArgumentError,
+                  "{}: {} fingerprints in one request exceed the limit of {} (one transaction holds the write lock)", where, n,
+                  kMaxImportRows);
+    }
+
     std::vector<RegistryEntry> issue_all(const IssueRequest& req) {
         SGF_CHECK(req.numbered >= 0, ArgumentError, "{}: cannot issue a negative number ({}) of fingerprints", path_, req.numbered);
-        SGF_CHECK(req.numbered + std::int64_t(req.labels.size()) <= std::int64_t(kMaxImportRows), ArgumentError,
-                  "{}: {} fingerprints in one request exceed the limit of {} (one transaction holds the write lock)", path_,
-                  req.numbered + std::int64_t(req.labels.size()), kMaxImportRows);
+        check_request_size(req.numbered + std::int64_t(req.labels.size()), path_);
         return write_txn([&] {
             std::vector<RegistryEntry> out;
             std::int64_t n = static_cast<std::int64_t>(matcher_.size());  // read inside the transaction

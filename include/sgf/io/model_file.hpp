@@ -92,6 +92,19 @@ inline double min_weight_count(const ModelConfig& cfg, std::string_view kind) {
     return G + F + D;
 }
 
+/// FormatError unless `f` holds at least the tensor bytes the networks of `cfg` (a file of `kind`)
+/// need: a small file with a huge config would otherwise make the loader allocate without bound
+/// before any tensor is checked.
+inline void check_weight_bound(const SafetensorsFile& f, const ModelConfig& cfg, std::string_view kind) {
+    double held = 0;
+    for (const auto& [name, t] : f.tensors()) held += double(t.bytes.size());
+    const double need = min_weight_count(cfg, kind);
+    if (need * sizeof(float) > held)
+        SGF_THROW(FormatError, "{}: the model config needs at least {:.0f} weights ({:.0f} bytes), but the file holds {:.0f} bytes "
+                               "of tensor data; corrupt or hostile config",
+                  f.source, need, need * sizeof(float), held);
+}
+
 /// Reads and checks kind/version, the tensor-data checksum and the config (limits, and enough
 /// weights in the file for the networks it describes); returns the model config.
 inline ModelConfig check_header(const SafetensorsFile& f, std::initializer_list<std::string_view> kinds,
@@ -116,13 +129,7 @@ inline ModelConfig check_header(const SafetensorsFile& f, std::initializer_list<
     if (cfg.resolution > lim.max_resolution)
         SGF_THROW(FormatError, "{}: model resolution {} is above the limit of {} (ModelFileLimits::max_resolution)", f.source,
                   cfg.resolution, lim.max_resolution);
-    double held = 0;
-    for (const auto& [name, t] : f.tensors()) held += double(t.bytes.size());
-    const double need = min_weight_count(cfg, kind);
-    if (need * sizeof(float) > held)
-        SGF_THROW(FormatError, "{}: the model config needs at least {:.0f} weights ({:.0f} bytes), but the file holds {:.0f} bytes "
-                               "of tensor data; corrupt or hostile config",
-                  f.source, need, need * sizeof(float), held);
+    check_weight_bound(f, cfg, kind);
     return cfg;
 }
 
