@@ -54,6 +54,11 @@ inline void emit(const Common& c, const json& j, const std::string& text) {
     else std::cout << text;
 }
 
+/// A warning on stderr (stdout stays parseable; with --json the caller also puts it in the JSON).
+inline void warn(const std::string& what) {
+    if (!what.empty()) std::cerr << "sgf: warning: " << what << "\n";
+}
+
 inline std::vector<float> draw_normal(std::size_t n, std::uint64_t seed, std::uint64_t stream) {
     std::vector<float> v(n);
     for (std::size_t i = 0; i < n; ++i) v[i] = float(sgf::philox::normal(sgf::RngKey{seed, stream, 0}, i));
@@ -228,6 +233,8 @@ int cmd_verify(B& b, const Common& c, const std::string& model, const std::strin
     sgf::Registry reg(registry, ro);
     check_registry_bits(reg, m.config.fingerprint_bits);
     const sgf::AttributionRule rule{alpha, min_margin};
+    const std::string capacity = sgf::attribution_capacity_problem(reg.bits(), alpha, reg.size());
+    warn(capacity);  // before decoding: every outcome below would be "not fingerprinted"
     const auto res = sgf::decode_files(b, m.F, images);
     json arr = json::array();
     std::string text;
@@ -256,9 +263,10 @@ int cmd_verify(B& b, const Common& c, const std::string& model, const std::strin
     if (rc == kOk) rc = n_inc ? kInconclusive : (n_none ? kNotFingerprinted : kOk);
     text += fmt::format("{} images: {} attributed, {} not fingerprinted, {} inconclusive, {} unreadable\n", res.size(), n_attr, n_none,
                         n_inc, n_err);
-    emit(c, json{{"results", arr}, {"attributed", n_attr}, {"not_fingerprinted", n_none}, {"inconclusive", n_inc}, {"errors", n_err},
-                 {"exit_code", rc}},
-         text);
+    json out{{"results", arr}, {"attributed", n_attr}, {"not_fingerprinted", n_none}, {"inconclusive", n_inc}, {"errors", n_err},
+             {"exit_code", rc}};
+    if (!capacity.empty()) out["warning"] = capacity;
+    emit(c, out, text);
     return rc;
 }
 
@@ -272,6 +280,7 @@ int cmd_demo(B& b, const Common& c, const std::string& model, int users, int per
     auto m = sgf::io::load_meta_model<B>(b, model);  // before anything is written or printed
     const auto& cfg = m.config;
     stages["load_model"] = since(t);
+    warn(sgf::attribution_capacity_problem(cfg.fingerprint_bits, sgf::AttributionRule{}.alpha, users));
 
     std::optional<sgf::io::ImageDataset> real_ds;  // read before anything is written, too
     if (n_real > 0) real_ds = sgf::io::load_fashion_mnist("test");

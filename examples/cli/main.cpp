@@ -85,7 +85,14 @@ int cmd_issue(const Common& c, const std::string& registry, const std::vector<st
         arr.push_back({{"label", e.label}, {"fingerprint", e.fingerprint.hex()}, {"issued_at", e.issued_at}});
         text += fmt::format("{}\t{}\n", e.label, e.fingerprint.hex());
     }
-    emit(c, json{{"registry", registry}, {"issued", arr}, {"registry_size", reg.size()}}, text);
+    json out{{"registry", registry}, {"issued", arr}, {"registry_size", reg.size()}};
+    // issuing succeeded, but a registry this large is useless for verification at the default alpha
+    const std::string capacity = sgf::attribution_capacity_problem(reg.bits(), sgf::AttributionRule{}.alpha, reg.size());
+    if (!capacity.empty()) {
+        warn(fmt::format("{} (at sgf verify's default alpha): {}", registry, capacity));
+        out["warning"] = capacity;
+    }
+    emit(c, out, text);
     return kOk;
 }
 

@@ -507,6 +507,9 @@ TEST_F(Cli, RegistryAndModelWithDifferentFingerprintLengths) {
     Result r = sgf({"--json", "issue", "--registry", reg4.string(), "--bits", "4", "--label", "a"});
     ASSERT_EQ(r.rc, kOk) << r.err;
     EXPECT_EQ(r.parsed()["issued"][0]["fingerprint"].get<std::string>().size(), 1u);
+    // 4 bits can never reach p <= 1e-6: issuing works, but says that verification cannot attribute
+    EXPECT_NE(r.err.find("warning: " + reg4.string()), std::string::npos) << r.err;
+    EXPECT_NE(r.parsed().value("warning", "").find("no image can be attributed"), std::string::npos) << r.out;
     r = sgf({"--json", "issue", "--registry", reg4.string(), "--label", "b"});  // an existing registry keeps its length
     ASSERT_EQ(r.rc, kOk) << r.err;
     EXPECT_EQ(r.parsed()["issued"][0]["fingerprint"].get<std::string>().size(), 1u);
@@ -516,6 +519,13 @@ TEST_F(Cli, RegistryAndModelWithDifferentFingerprintLengths) {
     r = sgf({"--json", "verify", "--model", tiny4.string(), "--registry", reg4.string(), good_png.string()});
     EXPECT_EQ(r.rc, kNotFingerprinted) << r.out << r.err;  // 4 bits can never reach p <= 1e-6
     EXPECT_EQ(r.parsed()["results"][0]["threshold_bits"], 5);
+    EXPECT_NE(r.err.find("no image can be attributed"), std::string::npos) << r.err;
+    EXPECT_NE(r.parsed().value("warning", "").find("a 4-bit registry can hold at most 0 fingerprints"), std::string::npos) << r.out;
+    // a 128-bit registry has no such problem: no warning
+    r = sgf({"--json", "issue", "--registry", registry.string(), "--label", "carol"});
+    ASSERT_EQ(r.rc, kOk) << r.err;
+    EXPECT_FALSE(r.parsed().contains("warning")) << r.out;
+    EXPECT_EQ(r.err.find("warning"), std::string::npos) << r.err;
 }
 
 // ------------------------------------------------------------------------------------------ model files

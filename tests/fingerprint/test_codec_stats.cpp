@@ -125,6 +125,30 @@ TEST(Fingerprint, BitCountIsCheckedBeforeAnythingIsSized) {
     }
 }
 
+TEST(Attribution, CapacityProblemWhenEvenAllBitsCannotPassTheThreshold) {
+    // 2^-20 = 9.5e-7 <= 1e-6: one 20-bit fingerprint can be attributed at alpha 1e-6, two cannot
+    EXPECT_EQ(attribution_capacity_problem(20, 1e-6, 1), "");
+    const std::string two = attribution_capacity_problem(20, 1e-6, 2);
+    EXPECT_NE(two.find("no image can be attributed"), std::string::npos) << two;
+    EXPECT_NE(two.find("at most 1 fingerprint."), std::string::npos) << two;
+    // the boundary agrees with bit_threshold for every registry size around alpha 2^n
+    for (int n : {4, 12, 20, 24})
+        for (double alpha : {1e-2, 1e-6})
+            for (std::int64_t N : {1LL, 2LL, 3LL, 1000LL, 40000LL, 1LL << 20}) {
+                const bool reachable = stats::bit_threshold(n, stats::bonferroni_alpha(alpha, N)) <= n;
+                EXPECT_EQ(attribution_capacity_problem(n, alpha, N).empty(), reachable) << n << " " << alpha << " " << N;
+                EXPECT_EQ(reachable, double(N) <= std::ldexp(alpha, n) * (1 + 1e-9)) << n << " " << alpha << " " << N;
+            }
+    // 128 bits: about 3.4e32 fingerprints at alpha 1e-6, more than any registry
+    EXPECT_EQ(attribution_capacity_problem(128, 1e-6, std::int64_t(1) << 62), "");
+    // a Matcher whose registry is past the bar calls everything "not fingerprinted", even an exact copy
+    Matcher m(4);
+    const Fingerprint f = Fingerprint::from_seed(4, 1);
+    m.add(f, "only");
+    EXPECT_EQ(m.attribute(f).outcome, Outcome::not_fingerprinted);
+    EXPECT_NE(attribution_capacity_problem(4, 1e-6, m.size()), "");
+}
+
 TEST(Attribution, Outcomes) {
     Matcher m(128);
     std::vector<Fingerprint> fs;

@@ -95,6 +95,29 @@ TEST(ModelFiles, DecodingWithANetworkThatIsNotTheDecoderIsRefused) {
     EXPECT_EQ(decode_batch(b, F, x).size(), 2u);
 }
 
+TEST(ModelFiles, DecodeFilesChecksItsBatchAndGivesTheSameResultForAnyBatch) {
+    B b(1);
+    const ModelConfig cfg = ModelConfig::tiny();
+    auto F = make_decoder(b, cfg, 2);
+    std::vector<std::string> paths;
+    for (int i = 0; i < 3; ++i) {
+        io::Image im{cfg.resolution, cfg.resolution, 1, {}};
+        for (int k = 0; k < cfg.resolution * cfg.resolution; ++k) im.pixels.push_back(std::uint8_t((k * (7 + i)) % 256));
+        paths.push_back((tmpdir() / fmt::format("decode{}.png", i)).string());
+        io::save_png(paths.back(), im);
+    }
+    for (std::int64_t bad : {0, -1, -64}) EXPECT_THROW(decode_files(b, F, paths, bad), ArgumentError) << bad;  // 0 never flushed
+    const auto one = decode_files(b, F, paths, 1), all = decode_files(b, F, paths);
+    ASSERT_EQ(one.size(), 3u);
+    ASSERT_EQ(all.size(), 3u);
+    for (std::size_t i = 0; i < 3; ++i) {
+        ASSERT_TRUE(one[i].decoded && all[i].decoded) << one[i].error << all[i].error;
+        EXPECT_EQ(one[i].decoded->fingerprint, all[i].decoded->fingerprint);
+        for (std::size_t k = 0; k < one[i].decoded->logits.size(); ++k)
+            EXPECT_NEAR(one[i].decoded->logits[k], all[i].decoded->logits[k], 1e-4) << i << " " << k;
+    }
+}
+
 TEST(ModelFiles, TruncatedOrCorruptedModelIsRejected) {
     B b(1);
     const ModelConfig cfg = ModelConfig::tiny();

@@ -272,6 +272,30 @@ TEST(Datasets, MissingDatasetNamesFileAndPackage) {
     EXPECT_THROW(load_fashion_mnist("test", d), FormatError);
 }
 
+TEST(Datasets, AFifoInPlaceOfTheDatasetIsRefusedWithoutBlocking) {
+    // gzopen of a FIFO without a writer blocked forever
+    const fs::path d = tmpdir() / "fifo-dataset";
+    fs::remove_all(d);
+    fs::create_directories(d);
+    ASSERT_EQ(::mkfifo((d / "t10k-images-idx3-ubyte.gz").c_str(), 0600), 0);
+    try {
+        (void)load_fashion_mnist("test", d);
+        ADD_FAILURE() << "a FIFO was read";
+    } catch (const IoError& e) {
+        const std::string m = e.what();
+        EXPECT_NE(m.find("t10k-images-idx3-ubyte.gz: not a regular file"), std::string::npos) << m;
+    }
+    fs::remove_all(d);
+}
+
+TEST(Datasets, SamplerRefusesNegativeSizesAndCounts) {
+    EXPECT_THROW(Sampler(-1, 7), ArgumentError);  // was a std::length_error from the permutation
+    Sampler s(10, 7);
+    EXPECT_THROW(s.next(-1), ArgumentError);  // was a std::length_error from reserve
+    EXPECT_TRUE(s.next(0).empty());
+    EXPECT_THROW(Sampler(0, 7).next(1), ArgumentError);
+}
+
 TEST(Datasets, SamplerIsDeterministicAndResumable) {
     Sampler a(100, 7), b(100, 7), c(100, 8);
     const auto x = a.next(250), y = b.next(250), z = c.next(250);

@@ -10,6 +10,7 @@
 #include <sgf/fingerprint/fingerprint.hpp>
 #include <sgf/fingerprint/statistics.hpp>
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,23 @@ struct Attribution {
     double log10_family_p = 0;   ///< Bonferroni over the registry
     bool detected = false;       ///< the best match passes k* (fingerprinted by one of ours)
 };
+
+/// An empty string when an image can be attributed at family-wise level `alpha` among
+/// `registry_size` fingerprints of `bits` bits; otherwise why it cannot. Even a decode matching all n
+/// bits has chance p-value 2^-n, so k* <= n needs alpha / N >= 2^-n, i.e. N <= alpha 2^n (20 bits at
+/// alpha 1e-6: one fingerprint; 128 bits: about 3e32). Beyond that k* = n + 1 and every image is
+/// "not fingerprinted": correct at that level, but it says nothing, so callers warn.
+inline std::string attribution_capacity_problem(int bits, double alpha, std::int64_t registry_size) {
+    const std::int64_t N = std::max<std::int64_t>(registry_size, 1);
+    if (stats::bit_threshold(bits, stats::bonferroni_alpha(alpha, N)) <= bits) return {};
+    // the largest registry still below the bar: floor(alpha 2^n), at least 0
+    const double capacity = std::floor(std::ldexp(alpha, bits));
+    return fmt::format(
+        "no image can be attributed: with {}-bit fingerprints, alpha {:g} and {} registered fingerprint{}, even a decode "
+        "matching all {} bits has a family-wise p-value above alpha (2^-{} > alpha / N = {:.3g}); at this alpha a "
+        "{}-bit registry can hold at most {:.0f} fingerprint{}. Use a larger --alpha or a model with more bits",
+        bits, alpha, N, N == 1 ? "" : "s", bits, bits, alpha / double(N), bits, capacity, capacity == 1 ? "" : "s");
+}
 
 class Matcher {
 public:

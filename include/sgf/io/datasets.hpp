@@ -45,6 +45,8 @@ namespace detail {
 inline std::vector<std::uint8_t> read_gzip(const std::filesystem::path& path, const char* what_to_install) {
     if (!std::filesystem::exists(path))
         SGF_THROW(IoError, "{}: not found; {}", path.string(), what_to_install);
+    // gzopen of a FIFO or device would block or read forever: only regular files (or links to them)
+    if (!std::filesystem::is_regular_file(path)) SGF_THROW(IoError, "{}: not a regular file", path.string());
     gzFile gz = gzopen(path.c_str(), "rb");
     if (!gz) SGF_THROW(IoError, "{}: cannot open", path.string());
     std::vector<std::uint8_t> out;
@@ -112,7 +114,7 @@ inline ImageDataset load_fashion_mnist(const std::string& split, const std::file
 class Sampler {
 public:
     Sampler() = default;
-    Sampler(std::int64_t n, std::uint64_t seed) : n_(n), seed_(seed) { reshuffle(); }
+    Sampler(std::int64_t n, std::uint64_t seed) : n_(checked_size(n)), seed_(seed) { reshuffle(); }
     std::int64_t epoch() const { return epoch_; }
     std::int64_t position() const { return pos_; }
     void restore(std::int64_t epoch, std::int64_t position) {
@@ -123,6 +125,7 @@ public:
     }
     std::vector<std::int64_t> next(std::int64_t count) {
         SGF_CHECK(n_ > 0, ArgumentError, "sampler: the dataset is empty");
+        SGF_CHECK(count >= 0, ArgumentError, "sampler: cannot draw {} indices", count);
         std::vector<std::int64_t> out;
         out.reserve(count);
         while (static_cast<std::int64_t>(out.size()) < count) {
@@ -137,6 +140,10 @@ public:
     }
 
 private:
+    static std::int64_t checked_size(std::int64_t n) {
+        SGF_CHECK(n >= 0, ArgumentError, "sampler: dataset size {} is negative", n);
+        return n;
+    }
     void reshuffle() {
         perm_.resize(n_);
         std::iota(perm_.begin(), perm_.end(), 0);

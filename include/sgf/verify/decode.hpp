@@ -54,11 +54,11 @@ struct FileDecode {
 template <Backend B>
 std::vector<FileDecode> decode_files(B& b, const ResidualCritic<B>& F, const std::vector<std::string>& paths,
                                      std::int64_t batch = 64, const io::ImageLimits& limits = {}) {
+    SGF_CHECK(batch >= 1, ArgumentError, "decode_files: batch must be >= 1, got {}", batch);
     const ModelConfig& cfg = F.config();
     std::vector<FileDecode> out(paths.size());
     std::vector<std::size_t> pending;
     std::vector<float> buf;
-    const std::int64_t S = std::int64_t(cfg.image_channels) * cfg.resolution * cfg.resolution;
     auto flush = [&] {
         if (pending.empty()) return;
         Tensor<B> t = from_host<B, float>(b, Shape{std::int64_t(pending.size()), cfg.image_channels, cfg.resolution, cfg.resolution},
@@ -79,7 +79,6 @@ std::vector<FileDecode> decode_files(B& b, const ResidualCritic<B>& F, const std
             const io::Image im = io::prepare_for_model(raw, cfg.image_channels, cfg.resolution);
             const auto t = io::to_tensor(im);
             buf.insert(buf.end(), t.data.begin(), t.data.end());
-            (void)S;
             pending.push_back(i);
         } catch (const IoError& e) {
             out[i].error = e.what();
