@@ -19,11 +19,8 @@ int main(int argc, char** argv) {
     app.add_option("--threads", threads, "CPU threads")->check(CLI::Range(1, 1024))->capture_default_str();
     CLI11_PARSE(app, argc, argv);
     cmd.opt.out_dir = cmd.out;
-    try {
+    return sgf_examples::run_training_program([&] {  // exit codes as `sgf train` (docs/cli.md)
         sgf::EigenCpu cpu(threads);
         return sgf::run_training(cpu, cmd.model_config(), cmd.tc, cmd.opt);
-    } catch (const sgf::Error& e) {
-        fmt::print(stderr, "error: {}\n", e.what());
-        return 2;
-    }
+    });
 }

@@ -21,19 +21,13 @@ int main(int argc, char** argv) {
     app.add_flag("--checking", checking, "deterministic, slower kernels (docs/cuda.md, 'Modes and tolerances')");
     CLI11_PARSE(app, argc, argv);
     cmd.opt.out_dir = cmd.out;
-    try {
+    return sgf_examples::run_training_program([&] {  // exit codes as `sgf train` (docs/cli.md)
         const sgf::ModelConfig mc = cmd.model_config();
-        if (!sgf::cuda::gpu_available()) {
-            fmt::print(stderr, "error: no usable CUDA GPU ({}); train on the CPU with sgf_train\n",
-                       sgf::cuda::no_gpu_reason());
-            return 2;
-        }
+        if (!sgf::cuda::gpu_available())
+            SGF_THROW(BackendError, "no usable CUDA GPU ({}); train on the CPU with sgf_train", sgf::cuda::no_gpu_reason());
         sgf::cuda::Backend<float> gpu(sgf::cuda::Options{
             .device = device, .mode = checking ? sgf::cuda::Mode::checking : sgf::cuda::Mode::fast});
         fmt::print("device: {} ({} mode)\n", gpu.device_name(), checking ? "checking" : "fast");
         return sgf::run_training(gpu, mc, cmd.tc, cmd.opt);
-    } catch (const sgf::Error& e) {
-        fmt::print(stderr, "error: {}\n", e.what());
-        return 2;
-    }
+    });
 }

@@ -31,7 +31,7 @@ using json = nlohmann::json;
 using B = EigenCpu;
 
 // Exit codes, as in examples/cli/main.cpp and docs/cli.md.
-constexpr int kOk = 0, kUsage = 2, kIoError = 3, kFormatError = 4, kNotFingerprinted = 10, kInconclusive = 11;
+constexpr int kOk = 0, kUsage = 2, kIoError = 3, kFormatError = 4, kNumeric = 5, kNotFingerprinted = 10, kInconclusive = 11;
 
 struct Result : test::CommandResult {
     json parsed() const {
@@ -893,6 +893,34 @@ TEST_F(Cli, TrainingThatDivergesStopsWithExitCode5) {
     EXPECT_EQ(r.rc, 5) << r.out << r.err;
     EXPECT_NE(r.err.find("training diverged at step"), std::string::npos) << r.err;
     EXPECT_FALSE(fs::exists(dir / "diverged" / "model.safetensors"));
+}
+
+TEST_F(Cli, SgfTrainExitsWithTheCodesOfSgfTrain) {
+    // sgf_train returned 2 for every error and 3 for NaN/Inf (sgf train: 3/4 for unreadable/corrupt
+    // input, 5 for NaN/Inf)
+    auto sgf_train = [&](std::vector<std::string> args) {
+        args.insert(args.begin(), {"--threads", "1", "--batch", "4"});
+        return Result{test::run_command(SGF_TRAIN_PATH, args, dir)};
+    };
+    const std::vector<std::string> tiny = {"--preset", "tiny", "--resolution", "32", "--bits", "12"};
+    auto with_tiny = [&](std::vector<std::string> args) {
+        args.insert(args.begin(), tiny.begin(), tiny.end());
+        return args;
+    };
+    Result r = sgf_train(with_tiny({"--kimg", "0.2", "--lr", "1e30", "--out", (dir / "diverged").string()}));
+    EXPECT_EQ(r.rc, kNumeric) << r.out << r.err;
+    EXPECT_NE(r.err.find("training diverged at step"), std::string::npos) << r.err;
+    r = sgf_train({"--kimg", "0.008", "--init-from", (dir / "missing.safetensors").string(), "--out", (dir / "a").string()});
+    EXPECT_EQ(r.rc, kIoError) << r.out << r.err;
+    EXPECT_NE(r.err.find("missing.safetensors"), std::string::npos) << r.err;
+    const fs::path junk = dir / "junk.safetensors";
+    spit(junk, "not a model file at all");
+    r = sgf_train({"--kimg", "0.008", "--init-from", junk.string(), "--out", (dir / "b").string()});
+    EXPECT_EQ(r.rc, kFormatError) << r.out << r.err;
+    EXPECT_NE(r.err.find("junk.safetensors"), std::string::npos) << r.err;
+    r = sgf_train(with_tiny({"--kimg", "0.008", "--lr", "0", "--out", (dir / "c").string()}));
+    EXPECT_EQ(r.rc, kUsage) << r.out << r.err;
+    for (const char* f : {"diverged", "a", "b", "c"}) EXPECT_FALSE(fs::exists(dir / f / "model.safetensors")) << f;
 }
 
 TEST_F(Cli, DemoOnTheCpuReportsEveryStageAndCleansUp) {

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -296,6 +297,102 @@ TEST(DocTables, VerificationThresholds) {
     EXPECT_NEAR(stats::log10_p_value(128, 128), -128 * std::log10(2.0), 1e-9);
     EXPECT_NEAR(stats::log10_p_value(64, 128), std::log10(0.5 + 0.5 * std::exp(stats::log_binom(128, 64) - 128 * std::log(2.0))),
                 1e-9);
+}
+
+// The figures docs/verification.md states in prose ("Minimum issuance distance", "Capacity"),
+// recomputed; each must appear in the page exactly as written here.
+/// x as the docs write it: 2.1e-9, 3.4e32 (no "+", no leading zeros in the exponent).
+std::string sci(double x) {
+    std::string t = fmt::format("{:.1e}", x);
+    const auto e = t.find('e');
+    std::string exp = t.substr(e + 1);
+    const bool neg = exp[0] == '-';
+    exp.erase(0, (exp[0] == '-' || exp[0] == '+') ? 1 : 0);
+    exp.erase(0, std::min(exp.find_first_not_of('0'), exp.size() - 1));
+    return t.substr(0, e + 1) + (neg ? "-" : "") + exp;
+}
+
+TEST(DocTables, VerificationProseFigures) {
+    const int n = 128;
+    const double sd = std::sqrt(n * 0.25);                                      // Bin(128, 1/2): 5.657
+    const double within31 = stats::p_value(n - 31, n);                          // P[distance <= 31] = P[X >= 97]
+    const double rejected = 1.0 - std::pow(1.0 - within31, 1e6);                // at 10^6 issued codes
+    const double pairs = 1e6 * (1e6 - 1) / 2;                                   // expected pairs within d bits
+    auto pairs_within = [&](int d) { return pairs * stats::p_value(n - d, n); };
+    int closest = 0;
+    while (pairs_within(closest) < 1.0) ++closest;                              // first d with >= 1 expected pair
+    const std::vector<std::string> figures = {
+        fmt::format("64 +- {:.1f} bits apart", sd),
+        fmt::format("closest pair is only about {} bits apart", closest),
+        "probability " + sci(within31),
+        fmt::format("about {:.1f}% of draws are rejected", 100 * rejected),
+        fmt::format("one fingerprint of 20 bits, {} of 24 bits, about {} of 128 bits", std::floor(std::ldexp(1e-6, 24)),
+                    sci(std::ldexp(1e-6, 128))),
+    };
+    const Doc doc = read_doc("docs/verification.md");
+    ASSERT_TRUE(doc.ok);
+    std::string text;  // the page with every run of whitespace (line breaks too) as one space
+    for (const auto& l : doc.lines) {
+        std::istringstream words(l);
+        for (std::string w; words >> w;) text += w + " ";
+    }
+    for (const auto& f : figures) {
+        std::cout << f << "\n";
+        EXPECT_NE(text.find(f), std::string::npos) << "docs/verification.md should say: " << f;
+    }
+    EXPECT_TRUE(attribution_capacity_problem(20, 1e-6, 1).empty());
+    EXPECT_FALSE(attribution_capacity_problem(20, 1e-6, 2).empty());
+}
+
+// docs/architecture.md, "Random numbers": the generator written again from that text alone, checked
+// against the library's and against Random123's published known-answer vectors for Philox4x32-10.
+struct DocPhilox {
+    static std::array<std::uint32_t, 4> rounds(std::array<std::uint32_t, 4> c, std::uint32_t k0, std::uint32_t k1) {
+        for (int r = 0; r < 10; ++r) {
+            const std::uint64_t p0 = std::uint64_t(0xD2511F53u) * c[0], p1 = std::uint64_t(0xCD9E8D57u) * c[2];
+            const auto hi0 = std::uint32_t(p0 >> 32), lo0 = std::uint32_t(p0), hi1 = std::uint32_t(p1 >> 32), lo1 = std::uint32_t(p1);
+            c = {hi1 ^ c[1] ^ k0, lo1, hi0 ^ c[3] ^ k1, lo0};
+            k0 += 0x9E3779B9u;
+            k1 += 0xBB67AE85u;
+        }
+        return c;
+    }
+    static std::array<std::uint32_t, 4> draw(std::uint64_t seed, std::uint64_t stream, std::uint64_t offset, std::uint64_t i) {
+        const std::uint64_t c = offset + i;
+        return rounds({std::uint32_t(c), std::uint32_t(c >> 32), std::uint32_t(stream), std::uint32_t(stream >> 32)},
+                      std::uint32_t(seed), std::uint32_t(seed >> 32));
+    }
+    static double unit(std::uint32_t r) { return (double(r) + 0.5) * std::ldexp(1.0, -32); }
+};
+
+TEST(DocTables, RandomNumbersAsDocumented) {
+    using A = std::array<std::uint32_t, 4>;
+    // Random123 kat_vectors, philox4x32 10 rounds: (counter, key) -> output
+    EXPECT_EQ(DocPhilox::rounds({0, 0, 0, 0}, 0, 0), (A{0x6627e8d5u, 0xe169c58du, 0xbc57ac4cu, 0x9b00dbd8u}));
+    EXPECT_EQ(DocPhilox::rounds({~0u, ~0u, ~0u, ~0u}, ~0u, ~0u), (A{0x408f276du, 0x41c83b0eu, 0xa20bc7c6u, 0x6d5451fdu}));
+    EXPECT_EQ(DocPhilox::rounds({0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u}, 0xa4093822u, 0x299f31d0u),
+              (A{0xd16cfe09u, 0x94fdccebu, 0x5001e420u, 0x24126ea1u}));
+    for (const RngKey k : {RngKey{0, 0, 0}, RngKey{7, 1000, 0}, RngKey{0x123456789abcdefull, name_hash("G.b8.conv0.weight"), 5},
+                           RngKey{~0ull, ~0ull, ~0ull}})
+        for (std::uint64_t i : {0ull, 1ull, 12345ull, (1ull << 32) + 3}) {
+            const A doc = DocPhilox::draw(k.seed, k.stream, k.offset, i);
+            const auto lib = philox::draw(k, i);
+            EXPECT_EQ(doc, (A{lib.v[0], lib.v[1], lib.v[2], lib.v[3]})) << k.seed << " " << k.stream << " " << i;
+            EXPECT_EQ(philox::uniform(k, i), DocPhilox::unit(doc[0]));
+            EXPECT_EQ(philox::normal(k, i),
+                      std::sqrt(-2.0 * std::log(DocPhilox::unit(doc[0]))) * std::cos(2 * 3.141592653589793 * DocPhilox::unit(doc[1])));
+            EXPECT_EQ(philox::bit(k, i), int(doc[0] >> 31));
+        }
+    // fnv1a64 with sgf's start value (not the standard offset basis; see the page)
+    auto doc_fnv = [](std::string_view s) {
+        std::uint64_t h = 1469598103934665603ull;
+        for (unsigned char c : s) {
+            h ^= c;
+            h *= 1099511628211ull;
+        }
+        return h;
+    };
+    for (std::string_view n : {"", "G.b8.conv0.weight", "F.b4.out.bias"}) EXPECT_EQ(name_hash(n), doc_fnv(n)) << n;
 }
 
 // ------------------------------------------------------------------------------------------ docs/model-format.md
