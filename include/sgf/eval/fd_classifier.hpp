@@ -107,8 +107,8 @@ inline FrechetDistance frechet_distance(const Gaussian& a, const Gaussian& b) {
 inline constexpr const char* kFdClassifierKind = "fd-classifier";
 
 /// The classifier's architecture for images of `resolution` px with `channels` channels: the
-/// decoder's residual trunk at a quarter of the small preset's width (16 channels at 32 px, 32 at
-/// 16 px, 64 below) and a 128-wide fc layer, whose activations are the FD features.
+/// decoder's residual trunk at half the small preset's channel_base (512: 16 channels at 32 px, 32 at
+/// 16 px, 64 below, where small has 32, 64, 64) and a 128-wide fc layer, whose activations are the FD features.
 inline ModelConfig fd_classifier_config(int resolution = 32, int channels = 1) {
     ModelConfig c;
     c.preset = "fd-classifier";
