@@ -17,7 +17,11 @@ int main(int argc, char** argv) {
     int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     sgf_examples::add_training_options(app, cmd);
     app.add_option("--threads", threads, "CPU threads")->check(CLI::Range(1, 1024))->capture_default_str();
-    CLI11_PARSE(app, argc, argv);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e) == 0 ? 0 : 2;  // --help: 0; any parse or validation error: 2, as `sgf train`
+    }
     cmd.opt.out_dir = cmd.out;
     return sgf_examples::run_training_program([&] {  // exit codes as `sgf train` (docs/cli.md)
         sgf::EigenCpu cpu(threads);

@@ -19,7 +19,11 @@ int main(int argc, char** argv) {
     sgf_examples::add_training_options(app, cmd);
     app.add_option("--device", device, "CUDA device index")->capture_default_str();
     app.add_flag("--checking", checking, "deterministic, slower kernels (docs/cuda.md, 'Modes and tolerances')");
-    CLI11_PARSE(app, argc, argv);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e) == 0 ? 0 : 2;  // --help: 0; any parse or validation error: 2, as `sgf train`
+    }
     cmd.opt.out_dir = cmd.out;
     return sgf_examples::run_training_program([&] {  // exit codes as `sgf train` (docs/cli.md)
         const sgf::ModelConfig mc = cmd.model_config();

@@ -5,6 +5,7 @@
 #include <sgf/train/loop.hpp>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <optional>
@@ -13,6 +14,38 @@
 #include <vector>
 
 namespace sgf_examples {
+
+/// An immunisation recipe from the command line: a JSON object whose keys are ImmuniseConfig's
+/// (docs/robustness.md); missing keys keep their defaults. Unknown keys, values of the wrong type and
+/// values ImmuniseConfig::validate refuses are CLI validation errors (exit 2) that name the problem.
+inline sgf::ImmuniseConfig parse_immunise_recipe(const std::string& text) {
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(text);
+    } catch (const nlohmann::json::exception& e) {
+        throw CLI::ValidationError("--immunise-recipe", std::string("not valid JSON: ") + e.what());
+    }
+    if (!j.is_object()) throw CLI::ValidationError("--immunise-recipe", "must be a JSON object, e.g. '{\"p_crop\": 0.25}'");
+    const nlohmann::json known = sgf::ImmuniseConfig{};
+    for (const auto& [key, value] : j.items()) {
+        if (!known.contains(key)) throw CLI::ValidationError("--immunise-recipe", "unknown key '" + key + "'");
+        const bool ok = key == "enabled" ? value.is_boolean()
+                        : key == "jpeg_quality_min" ? value.is_number_integer()
+                                                    : value.is_number();
+        if (!ok) throw CLI::ValidationError("--immunise-recipe", "key '" + key + "' has a value of the wrong type: " + value.dump());
+        if (key == "enabled" && !value.get<bool>())
+            throw CLI::ValidationError("--immunise-recipe", "\"enabled\": false contradicts giving a recipe (which implies --immunise)");
+        if (key == "jpeg_quality_min" && (!value.is_number_unsigned() || value.get<std::uint64_t>() > 100))
+            throw CLI::ValidationError("--immunise-recipe", "jpeg_quality_min must be 1..100, got " + value.dump());
+    }
+    sgf::ImmuniseConfig c = j.get<sgf::ImmuniseConfig>();
+    try {
+        c.validate();
+    } catch (const sgf::ArgumentError& e) {
+        throw CLI::ValidationError("--immunise-recipe", e.what());
+    }
+    return c;
+}
 
 /// Sizes that replace the preset's (ModelConfig fields of the same meaning); unset ones keep it.
 struct ModelOverrides {
@@ -122,6 +155,16 @@ inline void add_training_options(CLI::App& app, TrainingCommand& cmd) {
     app.add_flag("--immunise", tc.immunise.enabled,
                  "immunised training: random crop/blur/brightness-contrast/noise/JPEG between G and F "
                  "(docs/robustness.md)");
+    // Defined before --immunise-strength/--immunise-rampup: CLI11 runs callbacks in definition order,
+    // so those two flags, when given, override the recipe's values.
+    app.add_option_function<std::string>(
+           "--immunise-recipe",
+           [&tc](const std::string& text) {
+               tc.immunise = parse_immunise_recipe(text);
+               tc.immunise.enabled = true;
+           },
+           "immunisation recipe as a JSON object of the keys of docs/robustness.md, e.g. "
+           "'{\"p_crop\": 0.25, \"noise_std\": 0.2}' (missing keys keep their defaults; implies --immunise)");
     app.add_option("--immunise-strength", tc.immunise.strength, "scale of every immunisation range (0: identity)")
         ->capture_default_str();
     app.add_option("--immunise-rampup", tc.immunise.rampup_kimg,

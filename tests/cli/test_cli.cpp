@@ -10,6 +10,7 @@
 #include <sgf/io.hpp>
 #include <sgf/fingerprint.hpp>
 #include <sgf/backends/eigen.hpp>
+#include <sgf/train/augment.hpp>
 
 #include <gtest/gtest.h>
 #include "run_command.hpp"
@@ -651,6 +652,43 @@ TEST_F(Cli, TrainRefusesUnusableOptionsBeforeItReadsOrWritesAnything) {
     }
 }
 
+TEST_F(Cli, TrainTakesAnImmunisationRecipe) {
+    // --immunise-recipe sets every key of ImmuniseConfig (before, only enabled/strength/rampup could
+    // be set from the command line); --immunise-strength given as well overrides the recipe's strength
+    const fs::path run = dir / "recipe";
+    Result r = sgf({"train", "--preset", "tiny", "--resolution", "32", "--bits", "12", "--batch", "4", "--kimg", "0.008",
+                    "--immunise-recipe", R"({"p_crop": 0.25, "noise_std": 0.2, "jpeg_quality_min": 70, "strength": 2})",
+                    "--immunise-strength", "0.5", "--out", run.string()});
+    ASSERT_EQ(r.rc, kOk) << r.out << r.err;
+    const json tc = json::parse(io::SafetensorsFile::load(run / "model.safetensors").metadata.at("sgf.train_config"));
+    ASSERT_TRUE(tc.contains("immunise")) << tc.dump();
+    const json& im = tc["immunise"];
+    EXPECT_EQ(im["enabled"], true);
+    EXPECT_EQ(im["p_crop"], 0.25);
+    EXPECT_EQ(im["noise_std"], 0.2);
+    EXPECT_EQ(im["jpeg_quality_min"], 70);
+    EXPECT_EQ(im["strength"], 0.5);
+    EXPECT_EQ(im["p_blur"], ImmuniseConfig{}.p_blur);  // a key the recipe leaves out keeps its default
+    // recipes that cannot be used: exit 2 naming the problem, nothing written
+    const std::vector<std::pair<std::string, std::string>> bad = {
+        {"not json", "not valid JSON"},
+        {"[0.25]", "must be a JSON object"},
+        {R"({"p_crap": 0.25})", "unknown key 'p_crap'"},
+        {R"({"p_crop": "0.25"})", "key 'p_crop' has a value of the wrong type"},
+        {R"({"p_crop": 1.5})", "probabilities must be in [0, 1]"},
+        {R"({"jpeg_quality_min": 4294967346})", "jpeg_quality_min must be 1..100"},  // 2^32 + 50 wrapped to 50
+        {R"({"jpeg_quality_min": 0})", "jpeg_quality_min must be 1..100"},
+        {R"({"enabled": false})", "contradicts giving a recipe"},
+    };
+    for (const auto& [recipe, message] : bad) {
+        const fs::path out = dir / "never";
+        r = sgf({"train", "--preset", "tiny", "--resolution", "32", "--immunise-recipe", recipe, "--out", out.string()});
+        EXPECT_EQ(r.rc, kUsage) << recipe << ": " << r.out << r.err;
+        EXPECT_NE(r.err.find(message), std::string::npos) << recipe << ": " << r.err;
+        EXPECT_FALSE(fs::exists(out)) << recipe;
+    }
+}
+
 TEST_F(Cli, TrainInitFromAReleaseFile) {
     const fs::path first = dir / "first";
     Result r = train_tiny(first);
@@ -920,6 +958,11 @@ TEST_F(Cli, SgfTrainExitsWithTheCodesOfSgfTrain) {
     EXPECT_NE(r.err.find("junk.safetensors"), std::string::npos) << r.err;
     r = sgf_train(with_tiny({"--kimg", "0.008", "--lr", "0", "--out", (dir / "c").string()}));
     EXPECT_EQ(r.rc, kUsage) << r.out << r.err;
+    r = sgf_train(with_tiny({"--kimg", "0.008", "--checkpoint-every", "x", "--out", (dir / "c").string()}));  // CLI11's own
+    EXPECT_EQ(r.rc, kUsage) << r.out << r.err;                                                                 // code was 105
+    r = sgf_train({"--immunise-recipe", "{", "--out", (dir / "c").string()});
+    EXPECT_EQ(r.rc, kUsage) << r.out << r.err;
+    EXPECT_NE(r.err.find("not valid JSON"), std::string::npos) << r.err;
     for (const char* f : {"diverged", "a", "b", "c"}) EXPECT_FALSE(fs::exists(dir / f / "model.safetensors")) << f;
 }
 
