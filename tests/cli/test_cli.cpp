@@ -221,6 +221,15 @@ TEST_F(Cli, RoundTripIssueInstantiateGenerateVerify) {
     r = sgf({"--json", "instantiate", "--model", model.string(), "--fingerprint", carol_hex, "--out", by_hex.string()});
     ASSERT_EQ(r.rc, kOk) << r.err;
     EXPECT_EQ(sgf({"--json", "info", by_label.string()}).parsed()["kind"], "baked-generator");
+    {  // the label's registry entry and its hex give the same weights, tensor for tensor
+        const auto a = io::SafetensorsFile::load(by_label), b = io::SafetensorsFile::load(by_hex);
+        ASSERT_EQ(a.size(), b.size());
+        for (const auto& [name, t] : a.tensors()) {
+            ASSERT_TRUE(b.has(name)) << name;
+            EXPECT_EQ(t.shape, b.tensors().at(name).shape) << name;
+            EXPECT_TRUE(t.bytes == b.tensors().at(name).bytes) << name << " differs between the label and the hex";
+        }
+    }
 
     // generate from the baked file and from the meta model + fingerprint
     const fs::path imgs = dir / "imgs", imgs_meta = dir / "imgs_meta";
@@ -239,7 +248,16 @@ TEST_F(Cli, RoundTripIssueInstantiateGenerateVerify) {
     r = sgf({"--json", "generate", "--model", model.string(), "--fingerprint", carol_hex, "--count", "3", "--seed", "5", "--out",
              imgs_meta.string()});
     ASSERT_EQ(r.rc, kOk) << r.err;
-    EXPECT_EQ(r.parsed()["files"].size(), 3u);
+    ASSERT_EQ(r.parsed()["files"].size(), 3u);
+    // the baked file and the meta model + fingerprint make the same images (to float rounding: one
+    // grey level where a value falls next to a rounding boundary)
+    for (std::size_t i = 0; i < 3; ++i) {
+        const auto baked = io::load_image(files[i]), meta = io::load_image(r.parsed()["files"][i].get<std::string>());
+        ASSERT_EQ(baked.pixels.size(), meta.pixels.size());
+        int worst = 0;
+        for (std::size_t k = 0; k < baked.pixels.size(); ++k) worst = std::max(worst, std::abs(int(baked.pixels[k]) - int(meta.pixels[k])));
+        EXPECT_LE(worst, 1) << "image " << i << ": the baked generator and the meta model differ by " << worst << " grey levels";
+    }
 
     // decode
     std::vector<std::string> args{"--json", "decode", "--model", model.string()};

@@ -458,6 +458,26 @@ TEST(DocTables, ModelFormatSmallPreset) {
     for (auto& m : G.convs()) check_modconv(m);
     for (auto& m : G.torgbs()) check_modconv(m);
     for (auto& m : Gu.convs()) EXPECT_EQ(m.weight_scale(), 1.0f) << "baked weights carry their scale";
+    // ... and those of every other layer: the embedding (lr multiplier 0.01 on weight and bias), F, D
+    auto check_dense = [&](Dense<B>& l) {
+        EXPECT_FLOAT_EQ(runtime_scale(cfg, l.weight().name, l.weight().dims).value, l.weight_scale()) << l.weight().name;
+        const std::string bias = l.weight().name.substr(0, l.weight().name.size() - 6) + "bias";
+        EXPECT_FLOAT_EQ(runtime_scale(cfg, bias, {l.config().out}).value, float(l.config().lr_mult)) << bias;
+    };
+    auto check_conv = [&](Conv2d<B>& l) {
+        EXPECT_FLOAT_EQ(runtime_scale(cfg, l.weight().name, l.weight().dims).value, l.weight_scale()) << l.weight().name;
+    };
+    int layers = 0;
+    for (auto& l : G.embedding().layers()) check_dense(l), ++layers;
+    for (auto* net : {&F, &D}) {
+        check_conv(net->fromrgb());
+        for (auto& blk : net->blocks()) check_conv(blk.conv0()), check_conv(blk.conv1()), check_conv(blk.skip()), layers += 3;
+        check_conv(net->conv4());
+        check_dense(net->fc());
+        check_dense(net->out());
+        layers += 4;
+    }
+    EXPECT_EQ(layers, int(cfg.embed_layers) + 2 * (4 + 3 * 3));  // small: 32 px -> blocks at 32, 16, 8
 
     // Every tensor name follows one of the patterns docs/model-format.md lists.
     const std::vector<std::regex> patterns{

@@ -4,7 +4,9 @@
 // over host memory. The conformance suite runs it (cuda_emulated_* in test_conformance_cuda_emulated)
 // so the index arithmetic of every custom kernel - FIR, mbstd, per-channel reductions, losses,
 // Adam, the direct convolutions - and the way the ops compose them are checked against the
-// float64 reference on any machine.
+// float64 reference without a GPU. It is compiled only in builds with the CUDA backend
+// (SGF_WITH_CUDA, on when nvcc is found: the kernels include cuda_runtime.h), so a machine without
+// the CUDA toolkit does not run it; such a build says so at configure time (tests/cuda/CMakeLists.txt).
 //
 // What it does NOT check: the CUDA launch machinery (grid-stride loops, block reductions, streams),
 // cuBLAS and cuDNN plumbing, the caching allocator, device math-library rounding. Those need a GPU

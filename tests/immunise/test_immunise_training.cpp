@@ -193,12 +193,16 @@ TEST(ImmunisedTrainer, ResumeFromCheckpointIsBitIdentical) {
     resumed.insert(resumed.end(), rest.begin(), rest.end());
     ASSERT_EQ(all.size(), resumed.size());
     for (std::size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i], resumed[i]) << "value " << i;
-    for (std::size_t i = 0; i < straight.decoder().parameters().size(); ++i)
-        EXPECT_EQ(to_host_vector(b, straight.decoder().parameters()[i]->value),
-                  to_host_vector(b, second.decoder().parameters()[i]->value))
-            << straight.decoder().parameters()[i]->name;
-    EXPECT_EQ(to_host_vector(b, straight.generator_ema().parameters().back()->value),
-              to_host_vector(b, second.generator_ema().parameters().back()->value));
+    // every parameter of G, its EMA, F and D
+    auto cmp = [&](const char* what, const auto& px, const auto& py) {
+        ASSERT_EQ(px.size(), py.size()) << what;
+        for (std::size_t i = 0; i < px.size(); ++i)
+            EXPECT_EQ(to_host_vector(b, px[i]->value), to_host_vector(b, py[i]->value)) << what << " " << px[i]->name;
+    };
+    cmp("G", straight.generator().parameters(), second.generator().parameters());
+    cmp("G_ema", straight.generator_ema().parameters(), second.generator_ema().parameters());
+    cmp("F", straight.decoder().parameters(), second.decoder().parameters());
+    cmp("D", straight.discriminator().parameters(), second.discriminator().parameters());
 }
 
 }  // namespace

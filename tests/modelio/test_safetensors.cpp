@@ -182,10 +182,9 @@ TEST(SafetensorsLimits, HeaderLongerThanMaxHeaderBytesIsRejected) {
                        {"header length of " + std::to_string(n), "limit of " + std::to_string(n - 1) + " bytes"});
 }
 
-// The tensor-count check counts header entries minus one for __metadata__ (header.size() >
-// max_tensors + 1), so a header WITHOUT __metadata__ (legal safetensors) gets one tensor more than
-// the limit. Disabled: it fails against the current library (run with
-// --gtest_also_run_disabled_tests to see the evidence).
+// The tensor-count check once counted header entries minus one for __metadata__ (header.size() >
+// max_tensors + 1), so a header WITHOUT __metadata__ (legal safetensors) got one tensor more than
+// the limit. Fixed; this keeps it fixed.
 TEST(SafetensorsLimits, MaxTensorsHoldsWithoutMetadata) {
     SafetensorsFile f;
     for (int i = 0; i < 3; ++i) f.put<float>("t" + std::to_string(i), {1}, std::vector<float>{float(i)});

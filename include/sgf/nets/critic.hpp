@@ -46,6 +46,12 @@ public:
 
     const ModelConfig& config() const { return cfg_; }
     std::int64_t outputs() const { return out_.config().out; }
+    // The layers, in forward order (for tools that read the effective weights, and for tests).
+    Conv2d<B>& fromrgb() { return fromrgb_; }
+    std::vector<ResBlock<B>>& blocks() { return blocks_; }
+    Conv2d<B>& conv4() { return conv4_; }
+    Dense<B>& fc() { return fc_; }
+    Dense<B>& out() { return out_; }
     void visit(const ParamVisitor<B>& f) {
         fromrgb_.visit(f);
         for (auto& blk : blocks_) blk.visit(f);

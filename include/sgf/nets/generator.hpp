@@ -34,6 +34,7 @@ public:
             in = out;
         }
     }
+    std::vector<Dense<B>>& layers() { return layers_; }  ///< G.embed.fc0, fc1, ... in order
     void visit(const ParamVisitor<B>& f) {
         for (auto& l : layers_) l.visit(f);
     }
