@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <thread>
@@ -52,6 +53,17 @@ struct Common {
 inline void emit(const Common& c, const json& j, const std::string& text) {
     if (c.json) std::cout << j.dump(2) << "\n";
     else std::cout << text;
+}
+
+/// A progress line on stderr for `what` over many files ("\rdecoding 640/10000 images"), only when
+/// stderr is a terminal and the output is not --json, and only for more than one batch of files.
+inline sgf::DecodeProgress file_progress(const Common& c, const char* what, std::size_t files) {
+    if (c.json || files <= 64 || !::isatty(STDERR_FILENO)) return {};
+    return [what](std::int64_t done, std::int64_t total) {
+        std::fprintf(stderr, "\r%s %lld/%lld images", what, static_cast<long long>(done), static_cast<long long>(total));
+        if (done == total) std::fputc('\n', stderr);
+        std::fflush(stderr);
+    };
 }
 
 /// A warning on stderr (stdout stays parseable; with --json the caller also puts it in the JSON).
@@ -203,7 +215,7 @@ inline int file_error_code(const sgf::FileDecode& d) { return d.io_error ? kIoEr
 template <class B>
 int cmd_decode(B& b, const Common& c, const std::string& model, const std::vector<std::string>& images) {
     auto m = sgf::io::load_meta_model<B>(b, model);
-    const auto res = sgf::decode_files(b, m.F, images);
+    const auto res = sgf::decode_files(b, m.F, images, 64, {}, file_progress(c, "decoding", images.size()));
     json arr = json::array();
     std::string text;
     int rc = kOk;
@@ -235,7 +247,7 @@ int cmd_verify(B& b, const Common& c, const std::string& model, const std::strin
     const sgf::AttributionRule rule{alpha, min_margin};
     const std::string capacity = sgf::attribution_capacity_problem(reg.bits(), alpha, reg.size());
     warn(capacity);  // before decoding: every outcome below would be "not fingerprinted"
-    const auto res = sgf::decode_files(b, m.F, images);
+    const auto res = sgf::decode_files(b, m.F, images, 64, {}, file_progress(c, "decoding", images.size()));
     json arr = json::array();
     std::string text;
     int worst = kOk, n_attr = 0, n_none = 0, n_inc = 0, n_err = 0;

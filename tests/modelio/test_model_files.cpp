@@ -122,6 +122,13 @@ TEST(ModelFiles, DecodeFilesChecksItsBatchAndGivesTheSameResultForAnyBatch) {
         io::save_png(paths.back(), im);
     }
     for (std::int64_t bad : {0, -1, -64}) EXPECT_THROW(decode_files(b, F, paths, bad), ArgumentError) << bad;  // 0 never flushed
+    // progress: after each full batch, then once at the end with everything handled
+    std::vector<std::pair<std::int64_t, std::int64_t>> calls;
+    (void)decode_files(b, F, paths, 2, {}, [&](std::int64_t done, std::int64_t total) { calls.emplace_back(done, total); });
+    EXPECT_EQ(calls, (std::vector<std::pair<std::int64_t, std::int64_t>>{{2, 3}, {3, 3}}));
+    calls.clear();
+    (void)decode_files(b, F, paths, 3, {}, [&](std::int64_t done, std::int64_t total) { calls.emplace_back(done, total); });
+    EXPECT_EQ(calls, (std::vector<std::pair<std::int64_t, std::int64_t>>{{3, 3}}));
     const auto one = decode_files(b, F, paths, 1), all = decode_files(b, F, paths);
     ASSERT_EQ(one.size(), 3u);
     ASSERT_EQ(all.size(), 3u);

@@ -7,6 +7,7 @@
 #include <sgf/io/image.hpp>
 #include <sgf/nets.hpp>
 
+#include <functional>
 #include <optional>
 
 namespace sgf {
@@ -51,9 +52,13 @@ struct FileDecode {
     bool io_error = false;   ///< missing/unreadable (true) vs malformed content (false)
 };
 
+/// Called with (files handled, files in all) after every decoded batch and once at the end.
+using DecodeProgress = std::function<void(std::int64_t, std::int64_t)>;
+
 template <Backend B>
 std::vector<FileDecode> decode_files(B& b, const ResidualCritic<B>& F, const std::vector<std::string>& paths,
-                                     std::int64_t batch = 64, const io::ImageLimits& limits = {}) {
+                                     std::int64_t batch = 64, const io::ImageLimits& limits = {},
+                                     const DecodeProgress& progress = {}) {
     SGF_CHECK(batch >= 1, ArgumentError, "decode_files: batch must be >= 1, got {}", batch);
     const ModelConfig& cfg = F.config();
     std::vector<FileDecode> out(paths.size());
@@ -86,9 +91,13 @@ std::vector<FileDecode> decode_files(B& b, const ResidualCritic<B>& F, const std
         } catch (const Error& e) {
             out[i].error = e.what();
         }
-        if (static_cast<std::int64_t>(pending.size()) == batch) flush();
+        if (static_cast<std::int64_t>(pending.size()) == batch) {
+            flush();
+            if (progress && i + 1 < paths.size()) progress(std::int64_t(i + 1), std::int64_t(paths.size()));
+        }
     }
     flush();
+    if (progress) progress(std::int64_t(paths.size()), std::int64_t(paths.size()));
     return out;
 }
 
