@@ -56,15 +56,32 @@ inline void emit(const Common& c, const json& j, const std::string& text) {
 }
 
 /// A progress line on stderr for `what` over many files ("\rdecoding 640/10000 images"), only when
-/// stderr is a terminal and the output is not --json, and only for more than one batch of files.
-inline sgf::DecodeProgress file_progress(const Common& c, const char* what, std::size_t files) {
-    if (c.json || files <= 64 || !::isatty(STDERR_FILENO)) return {};
-    return [what](std::int64_t done, std::int64_t total) {
-        std::fprintf(stderr, "\r%s %lld/%lld images", what, static_cast<long long>(done), static_cast<long long>(total));
-        if (done == total) std::fputc('\n', stderr);
-        std::fflush(stderr);
-    };
-}
+/// stderr is a terminal and the output is not --json, and only for more than one batch of files. The
+/// line is ended when the work is done, and by the destructor when an error stops it earlier (so an
+/// error message starts on a line of its own).
+class FileProgress {
+public:
+    FileProgress(const Common& c, const char* what, std::size_t files)
+        : what_(what), enabled_(!c.json && files > 64 && ::isatty(STDERR_FILENO)) {}
+    FileProgress(const FileProgress&) = delete;
+    FileProgress& operator=(const FileProgress&) = delete;
+    ~FileProgress() {
+        if (open_) std::fputc('\n', stderr);
+    }
+    sgf::DecodeProgress callback() {
+        if (!enabled_) return {};
+        return [this](std::int64_t done, std::int64_t total) {
+            std::fprintf(stderr, "\r%s %lld/%lld images", what_, static_cast<long long>(done), static_cast<long long>(total));
+            open_ = done != total;
+            if (!open_) std::fputc('\n', stderr);
+            std::fflush(stderr);
+        };
+    }
+
+private:
+    const char* what_;
+    bool enabled_, open_ = false;
+};
 
 /// A warning on stderr (stdout stays parseable; with --json the caller also puts it in the JSON).
 inline void warn(const std::string& what) {
@@ -215,7 +232,8 @@ inline int file_error_code(const sgf::FileDecode& d) { return d.io_error ? kIoEr
 template <class B>
 int cmd_decode(B& b, const Common& c, const std::string& model, const std::vector<std::string>& images) {
     auto m = sgf::io::load_meta_model<B>(b, model);
-    const auto res = sgf::decode_files(b, m.F, images, 64, {}, file_progress(c, "decoding", images.size()));
+    FileProgress progress(c, "decoding", images.size());
+    const auto res = sgf::decode_files(b, m.F, images, 64, {}, progress.callback());
     json arr = json::array();
     std::string text;
     int rc = kOk;
@@ -245,9 +263,11 @@ int cmd_verify(B& b, const Common& c, const std::string& model, const std::strin
     sgf::Registry reg(registry, ro);
     check_registry_bits(reg, m.config.fingerprint_bits);
     const sgf::AttributionRule rule{alpha, min_margin};
-    const std::string capacity = sgf::attribution_capacity_problem(reg.bits(), alpha, reg.size());
+    std::string capacity = sgf::attribution_capacity_problem(reg.bits(), alpha, reg.size());
+    if (!capacity.empty()) capacity += ". Use a larger --alpha, or a model (and registry) with more bits";
     warn(capacity);  // before decoding: every outcome below would be "not fingerprinted"
-    const auto res = sgf::decode_files(b, m.F, images, 64, {}, file_progress(c, "decoding", images.size()));
+    FileProgress progress(c, "decoding", images.size());
+    const auto res = sgf::decode_files(b, m.F, images, 64, {}, progress.callback());
     json arr = json::array();
     std::string text;
     int worst = kOk, n_attr = 0, n_none = 0, n_inc = 0, n_err = 0;
@@ -292,7 +312,9 @@ int cmd_demo(B& b, const Common& c, const std::string& model, int users, int per
     auto m = sgf::io::load_meta_model<B>(b, model);  // before anything is written or printed
     const auto& cfg = m.config;
     stages["load_model"] = since(t);
-    warn(sgf::attribution_capacity_problem(cfg.fingerprint_bits, sgf::AttributionRule{}.alpha, users));
+    std::string capacity = sgf::attribution_capacity_problem(cfg.fingerprint_bits, sgf::AttributionRule{}.alpha, users);
+    if (!capacity.empty()) capacity += ". Use fewer --users, or a model with more bits";
+    warn(capacity);
 
     std::optional<sgf::io::ImageDataset> real_ds;  // read before anything is written, too
     if (n_real > 0) real_ds = sgf::io::load_fashion_mnist("test");
@@ -323,7 +345,9 @@ int cmd_demo(B& b, const Common& c, const std::string& model, int users, int per
     say(fmt::format("sgf demo: model {}\n  working folder {}\n", model, dir.string()));
 
     t = clock::now();
-    sgf::Registry reg(dir / "registry.db");
+    sgf::RegistryOptions ro;
+    ro.bits = cfg.fingerprint_bits;  // the model's length (a 128-bit registry made demo fail on other models)
+    sgf::Registry reg(dir / "registry.db", ro);
     std::vector<sgf::RegistryEntry> issued;
     for (int u = 0; u < users; ++u) issued.push_back(reg.issue(fmt::format("user{:03d}", u), R"({"demo":true})"));
     stages["issue"] = since(t);
@@ -431,6 +455,7 @@ int cmd_demo(B& b, const Common& c, const std::string& model, int users, int per
            {"unreadable", errors},
            {"seconds", stages},
            {"folder", dir.string()}};
+    if (!capacity.empty()) j["warning"] = capacity;
     if (!c.json) {
         std::cout << fmt::format(
             "\n  | measure | value |\n  |---|---|\n"

@@ -87,7 +87,8 @@ int cmd_issue(const Common& c, const std::string& registry, const std::vector<st
     }
     json out{{"registry", registry}, {"issued", arr}, {"registry_size", reg.size()}};
     // issuing succeeded, but a registry this large is useless for verification at the default alpha
-    const std::string capacity = sgf::attribution_capacity_problem(reg.bits(), sgf::AttributionRule{}.alpha, reg.size());
+    std::string capacity = sgf::attribution_capacity_problem(reg.bits(), sgf::AttributionRule{}.alpha, reg.size());
+    if (!capacity.empty()) capacity += ". Issue into a registry with more --bits, for a model with that many";
     if (!capacity.empty()) {
         warn(fmt::format("{} (at sgf verify's default alpha): {}", registry, capacity));
         out["warning"] = capacity;

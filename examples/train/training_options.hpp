@@ -27,7 +27,9 @@ inline sgf::ImmuniseConfig parse_immunise_recipe(const std::string& text) {
     }
     if (!j.is_object()) throw CLI::ValidationError("--immunise-recipe", "must be a JSON object, e.g. '{\"p_crop\": 0.25}'");
     const nlohmann::json known = sgf::ImmuniseConfig{};
-    for (const auto& [key, value] : j.items()) {
+    for (auto it = j.begin(); it != j.end(); ++it) {  // (no structured binding: nvcc compiles this header too)
+        const std::string& key = it.key();
+        const nlohmann::json& value = it.value();
         if (!known.contains(key)) throw CLI::ValidationError("--immunise-recipe", "unknown key '" + key + "'");
         const bool ok = key == "enabled" ? value.is_boolean()
                         : key == "jpeg_quality_min" ? value.is_number_integer()

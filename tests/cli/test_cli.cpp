@@ -376,6 +376,20 @@ TEST_F(Cli, AttributionOutcomesAndExitCodes) {
 }
 
 // ------------------------------------------------------------------------------------------ hostile images
+TEST_F(Cli, DecodeOfManyImagesKeepsStderrCleanWhenItIsNotATerminal) {
+    // the progress line (more than 64 images) is for terminals only: captured stderr stays empty
+    std::vector<std::string> args{"decode", "--model", model.string()};
+    for (int i = 0; i < 65; ++i) {
+        const fs::path p = dir / fmt::format("copy{:02d}.png", i);
+        fs::copy_file(good_png, p, fs::copy_options::overwrite_existing);
+        args.push_back(p.string());
+    }
+    const Result r = sgf(args);
+    EXPECT_EQ(r.rc, kOk) << r.err;
+    EXPECT_EQ(r.err, "");
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 65);
+}
+
 TEST_F(Cli, MissingImageFile) {
     const std::string p = (dir / "missing.png").string();
     expect_failure({"verify", "--model", model.string(), "--registry", registry.string(), p}, kIoError, p, "cannot open");
@@ -539,7 +553,14 @@ TEST_F(Cli, RegistryAndModelWithDifferentFingerprintLengths) {
     EXPECT_EQ(r.rc, kNotFingerprinted) << r.out << r.err;  // 4 bits can never reach p <= 1e-6
     EXPECT_EQ(r.parsed()["results"][0]["threshold_bits"], 5);
     EXPECT_NE(r.err.find("no image can be attributed"), std::string::npos) << r.err;
-    EXPECT_NE(r.parsed().value("warning", "").find("a 4-bit registry can hold at most 0 fingerprints"), std::string::npos) << r.out;
+    EXPECT_NE(r.parsed().value("warning", "").find("a 4-bit registry can hold at most 0 fingerprints. Use a larger --alpha"),
+              std::string::npos)
+        << r.out;
+    // demo on such a model says so too, with its own remedy, on stderr and in its JSON
+    r = sgf({"--json", "demo", "--model", tiny4.string(), "--users", "1", "--images", "1", "--real", "0", "--open", "0"});
+    ASSERT_EQ(r.rc, kOk) << r.err;
+    EXPECT_NE(r.err.find("warning: no image can be attributed"), std::string::npos) << r.err;
+    EXPECT_NE(r.parsed().value("warning", "").find("Use fewer --users"), std::string::npos) << r.out;
     // a 128-bit registry has no such problem: no warning
     r = sgf({"--json", "issue", "--registry", registry.string(), "--label", "carol"});
     ASSERT_EQ(r.rc, kOk) << r.err;

@@ -48,7 +48,8 @@ struct Attribution {
 /// `registry_size` fingerprints of `bits` bits; otherwise why it cannot. Even a decode matching all n
 /// bits has chance p-value 2^-n, so k* <= n needs alpha / N >= 2^-n, i.e. N <= alpha 2^n (20 bits at
 /// alpha 1e-6: one fingerprint; 128 bits: about 3e32). Beyond that k* = n + 1 and every image is
-/// "not fingerprinted": correct at that level, but it says nothing, so callers warn.
+/// "not fingerprinted": correct at that level, but it says nothing, so callers warn (adding the remedy
+/// that fits them: a larger alpha, fewer fingerprints, more bits).
 inline std::string attribution_capacity_problem(int bits, double alpha, std::int64_t registry_size) {
     const std::int64_t N = std::max<std::int64_t>(registry_size, 1);
     if (stats::bit_threshold(bits, stats::bonferroni_alpha(alpha, N)) <= bits) return {};
@@ -57,7 +58,7 @@ inline std::string attribution_capacity_problem(int bits, double alpha, std::int
     return fmt::format(
         "no image can be attributed: with {}-bit fingerprints, alpha {:g} and {} registered fingerprint{}, even a decode "
         "matching all {} bits has a family-wise p-value above alpha (2^-{} > alpha / N = {:.3g}); at this alpha a "
-        "{}-bit registry can hold at most {:.0f} fingerprint{}. Use a larger --alpha or a model with more bits",
+        "{}-bit registry can hold at most {:.0f} fingerprint{}",
         bits, alpha, N, N == 1 ? "" : "s", bits, bits, alpha / double(N), bits, capacity, capacity == 1 ? "" : "s");
 }
 
