@@ -3,6 +3,7 @@
 // immunised step on the tiny preset gives finite losses, and resume from a checkpoint is bit-identical.
 #include "blob_images.hpp"
 #include "gradcheck.hpp"
+#include "same_weights.hpp"
 
 #include <sgf/io/datasets.hpp>
 #include <sgf/train/checkpoint.hpp>
@@ -193,16 +194,7 @@ TEST(ImmunisedTrainer, ResumeFromCheckpointIsBitIdentical) {
     resumed.insert(resumed.end(), rest.begin(), rest.end());
     ASSERT_EQ(all.size(), resumed.size());
     for (std::size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i], resumed[i]) << "value " << i;
-    // every parameter of G, its EMA, F and D
-    auto cmp = [&](const char* what, const auto& px, const auto& py) {
-        ASSERT_EQ(px.size(), py.size()) << what;
-        for (std::size_t i = 0; i < px.size(); ++i)
-            EXPECT_EQ(to_host_vector(b, px[i]->value), to_host_vector(b, py[i]->value)) << what << " " << px[i]->name;
-    };
-    cmp("G", straight.generator().parameters(), second.generator().parameters());
-    cmp("G_ema", straight.generator_ema().parameters(), second.generator_ema().parameters());
-    cmp("F", straight.decoder().parameters(), second.decoder().parameters());
-    cmp("D", straight.discriminator().parameters(), second.discriminator().parameters());
+    expect_same_weights(b, straight, second);  // every parameter of G, its EMA, F and D
 }
 
 }  // namespace

@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include "same_weights.hpp"
+
 #include <fstream>
 
 namespace sgf {
@@ -83,21 +85,6 @@ TEST(ModelFiles, ConfigJsonIntegersOutsideIntAndOversizedConfigsAreRefused) {
     refused("embed_layers", 1000);
     refused("embed_lr_mult", 1e-40);  // E's output would not depend on the fingerprint
     refused("embed_lr_mult", 1e300);
-}
-
-/// Every parameter of G, its EMA, F and D equal, value for value (a resume that mis-restores any of
-/// them shows here even when no loss of the compared steps reads it, as for the EMA generator).
-template <class Bk, class Tr>
-void expect_same_weights(Bk& b, Tr& x, Tr& y) {
-    auto cmp = [&](const char* what, const auto& px, const auto& py) {
-        ASSERT_EQ(px.size(), py.size()) << what;
-        for (std::size_t i = 0; i < px.size(); ++i)
-            EXPECT_EQ(to_host_vector(b, px[i]->value), to_host_vector(b, py[i]->value)) << what << " " << px[i]->name;
-    };
-    cmp("G", x.generator().parameters(), y.generator().parameters());
-    cmp("G_ema", x.generator_ema().parameters(), y.generator_ema().parameters());
-    cmp("F", x.decoder().parameters(), y.decoder().parameters());
-    cmp("D", x.discriminator().parameters(), y.discriminator().parameters());
 }
 
 TEST(ModelFiles, DecodingWithANetworkThatIsNotTheDecoderIsRefused) {
@@ -252,7 +239,7 @@ void expect_exact_resume(TrainConfig tc) {
     resumed.insert(resumed.end(), rest.begin(), rest.end());
     ASSERT_EQ(all.size(), resumed.size());
     for (std::size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i], resumed[i]) << "value " << i;
-    expect_same_weights(b, straight, second);
+    test::expect_same_weights(b, straight, second);
 }
 
 TEST(Checkpoint, ResumeGivesBitIdenticalLosses) { expect_exact_resume(TrainConfig{}); }
