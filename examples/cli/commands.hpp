@@ -14,6 +14,7 @@
 #include <sgf/verify/evaluate.hpp>
 
 #include "eval_command.hpp"               // sgf eval
+#include "../common/exit_codes.hpp"       // exit codes (shared with sgf_train)
 #include "../train/training_options.hpp"  // sgf train (shared with sgf_train)
 
 #include <nlohmann/json.hpp>
@@ -31,18 +32,11 @@ namespace sgf_cli {
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 
-// Exit codes (docs/cli.md).
-enum Exit : int {
-    kOk = 0,               // success; for verify: every image attributed
-    kInternal = 1,
-    kUsage = 2,            // bad arguments
-    kIoError = 3,          // missing or unreadable input
-    kFormatError = 4,      // corrupt or malformed input (model, image, registry, fingerprint text)
-    kNumeric = 5,          // NaN/Inf during training
-    kBackend = 6,          // the compute backend cannot run: --backend cuda without a usable GPU, CUDA/cuDNN errors
-    kNotFingerprinted = 10,
-    kInconclusive = 11,
-};
+// Exit codes (docs/cli.md), shared with sgf_train and sgf_train_cuda.
+using sgf_examples::Exit;
+using sgf_examples::kOk, sgf_examples::kInternal, sgf_examples::kUsage, sgf_examples::kIoError,
+    sgf_examples::kFormatError, sgf_examples::kNumeric, sgf_examples::kBackend, sgf_examples::kNotFingerprinted,
+    sgf_examples::kInconclusive;
 
 struct Common {
     bool json = false;
@@ -500,8 +494,7 @@ int run_request(B& b, Request& r) {
         case C::train: {
             r.train.opt.out_dir = r.train.out;
             r.train.opt.progress = !r.c.json;
-            const int rc = sgf::run_training(b, r.train.model_config(), r.train.tc, r.train.opt);
-            return rc == 3 ? kNumeric : rc;  // run_training returns 3 when NaN/Inf stops training; 130 when interrupted
+            return sgf::run_training(b, r.train.model_config(), r.train.tc, r.train.opt);  // 0, or 130 when interrupted
         }
         case C::instantiate: return cmd_instantiate(b, r.c, r.model, r.registry, r.label, r.hex, r.out_file);
         case C::generate: return cmd_generate(b, r.c, r.model, r.hex, r.n_images, r.out_folder, r.seed, r.grid);

@@ -14,6 +14,7 @@
 namespace {
 
 using namespace sgf_cli;
+using sgf_examples::run_with_exit_codes;
 
 std::string default_model() {
     if (const char* e = std::getenv("SGF_MODEL")) return e;
@@ -199,7 +200,7 @@ int main(int argc, char** argv) {
     } catch (const CLI::ParseError& e) {
         return app.exit(e) == 0 ? kOk : kUsage;
     }
-    try {
+    return run_with_exit_codes([&]() -> int {
         if (c.backend != "cpu" && c.backend != "cuda")
             SGF_THROW(ArgumentError, "--backend must be cpu or cuda, got '{}'", c.backend);
         if (*issue) return cmd_issue(c, registry, labels, metadata, count, prefix, min_distance, bits);
@@ -215,24 +216,5 @@ int main(int argc, char** argv) {
         sgf::EigenCpu b(c.threads);
         if (req.command == C::eval) return run_eval(b, c.json, req.eval);
         return run_request(b, req);
-    } catch (const sgf::IoError& e) {
-        fmt::print(stderr, "error: {}\n", e.what());
-        return kIoError;
-    } catch (const sgf::FormatError& e) {
-        fmt::print(stderr, "error: {}\n", e.what());
-        return kFormatError;
-    } catch (const sgf::NumericError& e) {
-        fmt::print(stderr, "error: {}\n", e.what());
-        return kNumeric;
-    } catch (const sgf::ArgumentError& e) {
-        fmt::print(stderr, "error: {}\n", e.what());
-        return kUsage;
-    } catch (const sgf::BackendError& e) {
-        fmt::print(stderr, "error: {}\n", e.what());
-        return kBackend;
-    } catch (const std::exception& e) {
-        fmt::print(stderr, "internal error: {}\n", e.what());
-        return kInternal;
-    }
-    return kUsage;
+    });
 }

@@ -7,6 +7,7 @@
 #include <sgf/sgf.hpp>
 #include <sgf/train/loop.hpp>
 
+#include "../common/exit_codes.hpp"
 #include "training_options.hpp"
 
 #include <CLI/CLI.hpp>
@@ -22,10 +23,10 @@ int main(int argc, char** argv) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        return app.exit(e) == 0 ? 0 : 2;  // --help: 0; any parse or validation error: 2, as `sgf train`
+        return app.exit(e) == 0 ? sgf_examples::kOk : sgf_examples::kUsage;  // --help: 0; a parse or validation error: 2
     }
     cmd.opt.out_dir = cmd.out;
-    return sgf_examples::run_training_program([&] {  // exit codes as `sgf train` (docs/cli.md)
+    return sgf_examples::run_with_exit_codes([&] {  // exit codes as `sgf train` (docs/cli.md)
         const sgf::ModelConfig mc = cmd.model_config();
         if (!sgf::cuda::gpu_available())
             SGF_THROW(BackendError, "no usable CUDA GPU ({}); train on the CPU with sgf_train", sgf::cuda::no_gpu_reason());

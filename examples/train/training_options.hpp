@@ -174,33 +174,4 @@ inline void add_training_options(CLI::App& app, TrainingCommand& cmd) {
         ->capture_default_str();
 }
 
-/// Runs a training program's body (returning run_training's code) with the exit codes of `sgf train`
-/// (docs/cli.md): 0 done, 2 bad arguments, 3 unreadable input, 4 malformed input, 5 NaN/Inf stopped
-/// training (run_training's 3), 6 no usable backend, 130 interrupted after a checkpoint, 1 otherwise.
-template <class Body>
-int run_training_program(Body&& body) {
-    try {
-        const int rc = body();
-        return rc == 3 ? 5 : rc;
-    } catch (const sgf::IoError& e) {
-        fmt::print(stderr, "error: {}\n", e.what());
-        return 3;
-    } catch (const sgf::FormatError& e) {
-        fmt::print(stderr, "error: {}\n", e.what());
-        return 4;
-    } catch (const sgf::NumericError& e) {
-        fmt::print(stderr, "error: {}\n", e.what());
-        return 5;
-    } catch (const sgf::BackendError& e) {
-        fmt::print(stderr, "error: {}\n", e.what());
-        return 6;
-    } catch (const sgf::ArgumentError& e) {
-        fmt::print(stderr, "error: {}\n", e.what());
-        return 2;
-    } catch (const std::exception& e) {
-        fmt::print(stderr, "internal error: {}\n", e.what());
-        return 1;
-    }
-}
-
 }  // namespace sgf_examples

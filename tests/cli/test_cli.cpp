@@ -14,6 +14,7 @@
 
 #include <gtest/gtest.h>
 #include "run_command.hpp"
+#include "../../examples/common/exit_codes.hpp"
 #include <nlohmann/json.hpp>
 #include <sqlite3.h>
 #include <zlib.h>
@@ -31,8 +32,9 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 using B = EigenCpu;
 
-// Exit codes, as in examples/cli/main.cpp and docs/cli.md.
-constexpr int kOk = 0, kUsage = 2, kIoError = 3, kFormatError = 4, kNumeric = 5, kNotFingerprinted = 10, kInconclusive = 11;
+// Exit codes (docs/cli.md; DocTables.ExitCodesAsDocumented checks the page against the enum).
+using sgf_examples::kOk, sgf_examples::kUsage, sgf_examples::kIoError, sgf_examples::kFormatError, sgf_examples::kNumeric,
+    sgf_examples::kNotFingerprinted, sgf_examples::kInconclusive;
 
 struct Result : test::CommandResult {
     json parsed() const {

@@ -1,4 +1,4 @@
-// The tables quoted in docs/verification.md and docs/model-format.md, computed from the code, with
+// The tables quoted in docs/verification.md, docs/model-format.md and docs/cli.md, computed from the code, with
 // checks of the facts those pages state. Each test compares what it computes with the page it is
 // quoted in, line by line, and fails with a diff when the page has drifted. Print them with
 //
@@ -15,6 +15,8 @@
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+
+#include "../../examples/common/exit_codes.hpp"  // the programs' exit codes (docs/cli.md)
 
 #include <algorithm>
 #include <array>
@@ -598,6 +600,32 @@ TEST(DocTables, ModelFormatSmallPreset) {
     for (int i = 7; i >= 0; --i) hl = (hl << 8) | bytes[std::size_t(i)];
     EXPECT_EQ(hl % 8, 0u);
     EXPECT_EQ(bytes[8], '{');
+}
+
+TEST(DocTables, ExitCodesAsDocumented) {
+    // docs/cli.md's table lists every exit code of sgf, sgf_train and sgf_train_cuda with the enumerator
+    // that names it: the same set of (code, name) pairs as examples/common/exit_codes.hpp
+    using namespace sgf_examples;
+    const std::vector<std::pair<int, std::string>> code = {
+        {kOk, "kOk"}, {kInternal, "kInternal"}, {kUsage, "kUsage"}, {kIoError, "kIoError"},
+        {kFormatError, "kFormatError"}, {kNumeric, "kNumeric"}, {kBackend, "kBackend"},
+        {kNotFingerprinted, "kNotFingerprinted"}, {kInconclusive, "kInconclusive"}, {kInterrupted, "kInterrupted"}};
+    const Doc doc = read_doc("docs/cli.md");
+    ASSERT_TRUE(doc.ok) << "cannot read docs/cli.md";
+    std::vector<std::pair<int, std::string>> listed;
+    bool in_section = false;
+    const std::regex row(R"(^\| *(\d+) *\| *`(k[A-Za-z]+)` *\|)");
+    for (const auto& line : doc.lines) {
+        if (heading_level(line) > 0) in_section = line == "## Exit codes";
+        std::smatch m;
+        if (in_section && std::regex_search(line, m, row)) listed.emplace_back(std::stoi(m.str(1)), m.str(2));
+    }
+    EXPECT_EQ(listed, code) << "docs/cli.md's exit-code table (section \"## Exit codes\") differs from the Exit enum";
+    // and the codes are distinct
+    std::vector<int> values;
+    for (const auto& [v, name] : code) values.push_back(v);
+    std::sort(values.begin(), values.end());
+    EXPECT_EQ(std::adjacent_find(values.begin(), values.end()), values.end());
 }
 
 }  // namespace

@@ -72,6 +72,12 @@ io::Image sample_grid(B& b, MetaGenerator<B>& G, int rows, int cols, std::uint64
 
 inline io::ImageDataset load_training_data(const std::string& data, const ModelConfig& cfg);
 
+/// The training program behind `sgf train`, `sgf_train` and `sgf_train_cuda` (docs/cli.md): reads the
+/// data, starts, resumes (opt.resume) or initialises (opt.init_from) the run, trains until
+/// opt.total_kimg, writing checkpoints, log.csv, sample grids and at the end the release file.
+/// Returns 0 when done and 130 when SIGINT/SIGTERM stopped it after writing a checkpoint. Throws
+/// sgf's errors: ArgumentError for unusable options, IoError/FormatError for unreadable or malformed
+/// data and checkpoints, NumericError when NaN/Inf stops training (the last checkpoint is kept).
 template <Backend B>
 int run_training(B& b, const ModelConfig& mc_in, const TrainConfig& tc_in, const TrainLoopOptions& opt) {
     namespace fs = std::filesystem;
@@ -138,9 +144,12 @@ int run_training(B& b, const ModelConfig& mc_in, const TrainConfig& tc_in, const
         StepStats st;
         try {
             st = tr.step(real);
-        } catch (const NumericError& e) {
-            fmt::print(stderr, "\nerror: {}\n", e.what());
-            return 3;
+        } catch (const NumericError&) {
+            if (opt.progress) {  // end the progress line before the caller reports the error
+                fmt::print("\n");
+                std::fflush(stdout);
+            }
+            throw;
         }
         acc_avg = 0.98 * acc_avg + 0.02 * st.g.bit_accuracy;
         g_avg = st.step == start_step + 1 ? st.g.total : 0.98 * g_avg + 0.02 * st.g.total;
