@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs dependencies, configures a fresh Release build in build-test/, builds everything
-# (the CUDA backend and its tests too when nvcc is found) and runs the whole suite with ctest.
+# (the CUDA backend and its tests too when nvcc is found; the benchmark programs, so that they keep
+# compiling and their option tests run) and runs the whole suite with ctest.
 # Then the hostile-input stages (docs/security.md):
 #   sanitizers  the whole suite built with the CMakePresets.json "asan" preset (ASan + UBSan, GCC,
 #               no CUDA) in build-asan/, run with its test preset;
@@ -16,7 +17,7 @@ start=$(date +%s)
 logs=build-test/stage-logs
 failed=()
 
-cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Release -DSGF_BUILD_TESTS=ON -DSGF_BUILD_EXAMPLES=ON -DSGF_BUILD_BENCHMARKS=OFF
+cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Release -DSGF_BUILD_TESTS=ON -DSGF_BUILD_EXAMPLES=ON -DSGF_BUILD_BENCHMARKS=ON
 mkdir -p "$logs"
 main_ok=1
 cmake --build build-test -j"$jobs" || main_ok=0
