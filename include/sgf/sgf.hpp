@@ -1,5 +1,6 @@
-// sgf: scalable fingerprinting of generative models. Public entry point (backend-neutral).
-// Include a backend as well: <sgf/backends/eigen.hpp> (CPU) or <sgf/backends/cuda.cuh> (GPU).
+// sgf: scalable fingerprinting of generative models. Public entry point (backend-neutral): the core,
+// layers, networks, model files and images, fingerprints and the registry, decoding. Include a
+// backend as well: <sgf/backends/eigen.hpp> (CPU) or <sgf/backends/cuda.cuh> (GPU).
 #pragma once
 #include <sgf/core/error.hpp>
 #include <sgf/core/shape.hpp>
@@ -13,4 +14,10 @@
 #endif
 #if __has_include(<sgf/fingerprint.hpp>)
 #include <sgf/fingerprint.hpp>
+#endif
+#if __has_include(<sgf/nets.hpp>)
+#include <sgf/nets.hpp>
+#endif
+#if __has_include(<sgf/verify/decode.hpp>)
+#include <sgf/verify/decode.hpp>
 #endif

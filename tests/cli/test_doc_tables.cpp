@@ -628,5 +628,124 @@ TEST(DocTables, ExitCodesAsDocumented) {
     EXPECT_EQ(std::adjacent_find(values.begin(), values.end()), values.end());
 }
 
+// ------------------------------------------------------------------------------------------ docs/library.md
+// docs/library.md quotes examples/library_tour/main.cpp: every region of the tour between the lines
+// "// [tour:NAME]" and "// [/tour:NAME]" (marker lines left out, the common indentation removed) is the
+// body of a ```cpp block of the page, and every ```cpp block of the page is such a region. The C++
+// excerpt of README.md is made of lines of the tour.
+TEST(DocTables, LibraryTourAsDocumented) {
+    const std::string tour_name = "examples/library_tour/main.cpp";
+    const Doc tour = read_doc(tour_name);
+    const Doc doc = read_doc("docs/library.md");
+    ASSERT_TRUE(tour.ok) << "cannot read " << (fs::path(SGF_SOURCE_DIR) / tour_name).string();
+    ASSERT_TRUE(doc.ok) << "cannot read " << (fs::path(SGF_SOURCE_DIR) / doc.name).string();
+
+    // The regions, in the order they open; `line` is the 1-based line of the first line after the marker.
+    struct Region {
+        std::string name;
+        Block body;
+    };
+    std::vector<Region> regions;
+    std::vector<std::size_t> open;  // indices of the regions open at this line (regions may nest)
+    const std::regex marker(R"(^\s*// \[(/?)tour:([A-Za-z0-9_-]+)\]\s*$)");
+    for (std::size_t i = 0; i < tour.lines.size(); ++i) {
+        std::smatch m;
+        if (!std::regex_match(tour.lines[i], m, marker)) {
+            for (std::size_t r : open) regions[r].body.lines.push_back(tour.lines[i]);
+            continue;
+        }
+        const std::string name = m.str(2);
+        const auto named = [&](std::size_t r) { return regions[r].name == name; };
+        if (m.str(1).empty()) {
+            for (const auto& r : regions)
+                ASSERT_NE(r.name, name) << tour_name << " line " << i + 1 << ": a second region [tour:" << name << "]";
+            regions.push_back({name, Block{i + 2, {}}});
+            open.push_back(regions.size() - 1);
+        } else {
+            const auto it = std::find_if(open.begin(), open.end(), named);
+            ASSERT_NE(it, open.end()) << tour_name << " line " << i + 1 << ": [/tour:" << name << "] closes no open region";
+            open.erase(it);
+        }
+    }
+    for (std::size_t r : open) ADD_FAILURE() << tour_name << ": region [tour:" << regions[r].name << "] is never closed";
+    ASSERT_FALSE(regions.empty()) << tour_name << " has no [tour:NAME] regions";
+    for (auto& r : regions) {  // remove the indentation all non-empty lines share
+        std::size_t indent = std::string::npos;
+        for (const auto& l : r.body.lines)
+            if (l.find_first_not_of(' ') != std::string::npos) indent = std::min(indent, l.find_first_not_of(' '));
+        for (auto& l : r.body.lines) l = l.size() >= indent && indent != std::string::npos ? l.substr(indent) : "";
+    }
+
+    // The ```cpp blocks of the page.
+    std::vector<Block> blocks;
+    for (std::size_t i = 0; i < doc.lines.size(); ++i) {
+        if (!is_fence(doc.lines[i])) continue;
+        Block b{i + 2, {}};
+        std::size_t j = i + 1;
+        for (; j < doc.lines.size() && !is_fence(doc.lines[j]); ++j) b.lines.push_back(doc.lines[j]);
+        if (doc.lines[i] == "```cpp") blocks.push_back(b);
+        i = j;  // past the closing fence
+    }
+
+    // Each region is one block, line for line; a drifted one is shown against the block closest to it.
+    std::vector<bool> quoted(blocks.size(), false);
+    for (const auto& r : regions) {
+        std::optional<std::size_t> closest;
+        std::size_t shared_most = 0;
+        for (std::size_t k = 0; k < blocks.size(); ++k) {
+            if (blocks[k].lines == r.body.lines) {
+                closest = k;
+                break;
+            }
+            std::size_t shared = 0;
+            for (const auto& l : r.body.lines)
+                shared += !l.empty() && std::find(blocks[k].lines.begin(), blocks[k].lines.end(), l) != blocks[k].lines.end();
+            if (shared > shared_most) {
+                shared_most = shared;
+                closest = k;
+            }
+        }
+        if (closest && blocks[*closest].lines == r.body.lines) {
+            quoted[*closest] = true;
+            continue;
+        }
+        const std::string what = fmt::format("region [tour:{}] of {} (line {})", r.name, tour_name, r.body.line);
+        if (!closest) {
+            ADD_FAILURE() << doc.name << " quotes no part of the " << what << ": add it as a ```cpp block";
+            continue;
+        }
+        quoted[*closest] = true;  // reported here, not again below
+        ADD_FAILURE() << doc.name << ": the ```cpp block at line " << blocks[*closest].line << " differs from the " << what
+                      << ", the region it quotes ('-' the doc, '+' the tour; numbers are lines of the doc):\n"
+                      << unified_diff(blocks[*closest].lines, r.body.lines, blocks[*closest].line, doc.name,
+                                      fmt::format("{} [tour:{}]", tour_name, r.name))
+                      << "Copy the region, without its marker lines and indentation, over the block.";
+    }
+    for (std::size_t k = 0; k < blocks.size(); ++k)
+        EXPECT_TRUE(quoted[k]) << doc.name << ": the ```cpp block at line " << blocks[k].line << " is no [tour:NAME] region of "
+                               << tour_name << " (every C++ block of the page is a region of the tour)";
+
+    // README.md's C++ excerpt (its first ```cpp block): every line, indentation aside, is a line of the
+    // tour, and the README points to the page.
+    const Doc readme = read_doc("README.md");
+    ASSERT_TRUE(readme.ok) << "cannot read README.md";
+    const auto excerpt = fenced_block(readme, Section{0, readme.lines.size()}, "cpp");
+    ASSERT_TRUE(excerpt) << "README.md has no ```cpp block";
+    auto trimmed = [](const std::string& l) {
+        const auto a = l.find_first_not_of(' '), b = l.find_last_not_of(' ');
+        return a == std::string::npos ? std::string() : l.substr(a, b - a + 1);
+    };
+    std::vector<std::string> tour_lines;
+    for (const auto& l : tour.lines) tour_lines.push_back(trimmed(l));
+    for (std::size_t k = 0; k < excerpt->lines.size(); ++k) {
+        const std::string l = trimmed(excerpt->lines[k]);
+        EXPECT_TRUE(l.empty() || std::find(tour_lines.begin(), tour_lines.end(), l) != tour_lines.end())
+            << "README.md line " << excerpt->line + k << " is not a line of " << tour_name << ": " << excerpt->lines[k];
+    }
+    bool links = false;
+    for (const auto& l : readme.lines) links = links || l.find("(docs/library.md)") != std::string::npos;
+    EXPECT_TRUE(links) << "README.md should link docs/library.md";
+}
+
 }  // namespace
 }  // namespace sgf

@@ -77,6 +77,27 @@ TEST(Images, GridAndChannelConversionRefuseBadArguments) {
     EXPECT_EQ(convert_channels(im, 3).pixels, std::vector<std::uint8_t>(36, 7));
 }
 
+TEST(Images, EncodersRefuseImagesWhoseSizesDoNotAgree) {
+    // Image is a plain struct: a 32x32 gray image with 10 bytes made stb read 1,014 bytes past them
+    const std::vector<Image> bad = {Image{32, 32, 1, std::vector<std::uint8_t>(10)}, Image{4, 3, 3, std::vector<std::uint8_t>(12)},
+                                    Image{0, 3, 1, {}}, Image{4, -3, 1, {}}, Image{2, 2, 2, std::vector<std::uint8_t>(8)},
+                                    Image{2, 2, 4, std::vector<std::uint8_t>(16)}};
+    for (const Image& im : bad) {
+        EXPECT_THROW((void)encode_png(im), ArgumentError) << im.width << "x" << im.height << "x" << im.channels;
+        EXPECT_THROW((void)encode_jpeg(im, 90), ArgumentError) << im.width << "x" << im.height << "x" << im.channels;
+    }
+    try {
+        save_png(tmpdir() / "never-written.png", bad[0]);
+        FAIL() << "save_png accepted 10 bytes for a 32x32 image";
+    } catch (const ArgumentError& e) {
+        EXPECT_NE(std::string(e.what()).find("needs 1024 bytes of pixels, it has 10"), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(std::filesystem::exists(tmpdir() / "never-written.png"));
+    const Image ok{4, 3, 3, std::vector<std::uint8_t>(36, 9)};
+    const std::string png = encode_png(ok);
+    EXPECT_EQ(decode_image(reinterpret_cast<const std::uint8_t*>(png.data()), png.size(), "ok.png").pixels, ok.pixels);
+}
+
 TEST(Images, ResizeIsAntialiased) {
     Image flat{10, 10, 1, std::vector<std::uint8_t>(100, 77)};
     for (auto v : resize(flat, 3, 7).pixels) EXPECT_EQ(v, 77);

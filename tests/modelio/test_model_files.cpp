@@ -127,6 +127,44 @@ TEST(ModelFiles, DecodeFilesChecksItsBatchAndGivesTheSameResultForAnyBatch) {
     }
 }
 
+TEST(ModelFiles, DecodeImagesInMemoryGivesWhatDecodeFilesGives) {
+    B b(1);
+    const ModelConfig cfg = ModelConfig::tiny();
+    auto F = make_decoder(b, cfg, 2);
+    // an RGB image of another size and a gray one of the model's: both prepared as decode_files does
+    std::vector<io::Image> images = {io::Image{cfg.resolution + 9, cfg.resolution + 3, 3, {}},
+                                     io::Image{cfg.resolution, cfg.resolution, 1, {}}};
+    std::vector<std::string> paths;
+    for (std::size_t i = 0; i < images.size(); ++i) {
+        auto& im = images[i];
+        for (int k = 0; k < im.width * im.height * im.channels; ++k) im.pixels.push_back(std::uint8_t((k * (5 + 3 * i)) % 251));
+        paths.push_back((tmpdir() / fmt::format("in-memory{}.png", i)).string());
+        io::save_png(paths.back(), im);
+    }
+    const auto from_files = decode_files(b, F, paths);
+    for (std::int64_t batch : {1, 64}) {
+        const auto in_memory = decode_images(b, F, images, batch);
+        ASSERT_EQ(in_memory.size(), images.size());
+        for (std::size_t i = 0; i < images.size(); ++i) {
+            ASSERT_TRUE(from_files[i].decoded) << from_files[i].error;
+            EXPECT_EQ(in_memory[i].fingerprint, from_files[i].decoded->fingerprint);
+            ASSERT_EQ(in_memory[i].logits.size(), from_files[i].decoded->logits.size());
+            for (std::size_t k = 0; k < in_memory[i].logits.size(); ++k)  // other batch sizes: GEMM rounding
+                EXPECT_NEAR(in_memory[i].logits[k], from_files[i].decoded->logits[k], 1e-4) << i << " " << k;
+        }
+    }
+    EXPECT_TRUE(decode_images(b, F, {}).empty());
+    EXPECT_THROW(decode_images(b, F, images, 0), ArgumentError);
+    try {  // too small to decode: named by its index
+        decode_images(b, F, {images[1], io::Image{2, 2, 1, std::vector<std::uint8_t>(4)}});
+        FAIL();
+    } catch (const FormatError& e) {
+        EXPECT_NE(std::string(e.what()).find("image 1: image is 2x2, too small"), std::string::npos) << e.what();
+    }
+    // sizes that do not agree: an ArgumentError, not a read past the pixels
+    EXPECT_THROW(decode_images(b, F, {io::Image{cfg.resolution, cfg.resolution, 1, std::vector<std::uint8_t>(3)}}), ArgumentError);
+}
+
 TEST(ModelFiles, TruncatedOrCorruptedModelIsRejected) {
     B b(1);
     const ModelConfig cfg = ModelConfig::tiny();

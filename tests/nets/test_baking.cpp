@@ -73,6 +73,28 @@ TEST(Baking, BakedGeneratorGradients) {
     expect_gradients(f, std::move(targets), 1e-5, 5e-6, 6);
 }
 
+TEST(Baking, AFingerprintBakesAsItsBits) {
+    // instantiate(G, Fingerprint) is instantiate(G, [1, bits] tensor of its 0/1 bits), weight for weight
+    EigenCpu b(1);
+    const ModelConfig cfg = ModelConfig::tiny();
+    MetaGenerator<EigenCpu> G(b, cfg, 3);
+    const Fingerprint fp = Fingerprint::from_seed(cfg.fingerprint_bits, 77);
+    const std::vector<float> bits = fp.to_floats();
+    const auto c = from_host<EigenCpu, float>(b, Shape{1, cfg.fingerprint_bits}, std::span<const float>(bits));
+    MetaGenerator<EigenCpu> from_bits = instantiate(b, G, c), from_fp = instantiate(b, G, fp);
+    const auto p = from_bits.parameters(), q = from_fp.parameters();
+    ASSERT_EQ(p.size(), q.size());
+    for (std::size_t i = 0; i < p.size(); ++i)
+        EXPECT_EQ(to_host_vector<float>(b, p[i]->value), to_host_vector<float>(b, q[i]->value)) << p[i]->name;
+    // and another fingerprint bakes other weights
+    MetaGenerator<EigenCpu> other = instantiate(b, G, Fingerprint::from_seed(cfg.fingerprint_bits, 78));
+    bool differs = false;
+    const auto o = other.parameters();
+    for (std::size_t i = 0; i < p.size(); ++i) differs |= to_host_vector<float>(b, p[i]->value) != to_host_vector<float>(b, o[i]->value);
+    EXPECT_TRUE(differs);
+    EXPECT_THROW(instantiate(b, G, Fingerprint(cfg.fingerprint_bits + 1)), ArgumentError);
+}
+
 TEST(Baking, RejectsWrongInputs) {
     B64 b;
     const ModelConfig cfg = ModelConfig::tiny();

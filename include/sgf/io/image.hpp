@@ -238,7 +238,22 @@ inline void append_bytes(void* ctx, void* data, int size) {
 }
 }  // namespace detail
 
+namespace detail {
+/// An Image is a plain struct anyone can fill: the encoders check that its sizes agree before stb
+/// reads width x height x channels bytes from it.
+inline void check_encodable(const Image& img, const char* what) {
+    SGF_CHECK(img.width > 0 && img.height > 0 && img.width <= (1 << 24) && img.height <= (1 << 24) &&
+                  (img.channels == 1 || img.channels == 3) &&
+                  img.pixels.size() == std::size_t(img.width) * std::size_t(img.height) * std::size_t(img.channels),
+              ArgumentError, "{}: a {}x{} image with {} channel(s) needs {} bytes of pixels, it has {} (width and height >= 1, 1 or 3 channels)",
+              what, img.width, img.height, img.channels,
+              std::size_t(std::max(img.width, 0)) * std::size_t(std::max(img.height, 0)) * std::size_t(std::max(img.channels, 0)),
+              img.pixels.size());
+}
+}  // namespace detail
+
 inline std::string encode_png(const Image& img) {
+    detail::check_encodable(img, "encode_png");
     std::string out;
     if (!stbi_write_png_to_func(detail::append_bytes, &out, img.width, img.height, img.channels, img.pixels.data(),
                                 img.width * img.channels))
@@ -246,6 +261,7 @@ inline std::string encode_png(const Image& img) {
     return out;
 }
 inline std::string encode_jpeg(const Image& img, int quality) {
+    detail::check_encodable(img, "encode_jpeg");
     std::string out;
     if (!stbi_write_jpg_to_func(detail::append_bytes, &out, img.width, img.height, img.channels, img.pixels.data(),
                                 std::clamp(quality, 1, 100)))

@@ -10,6 +10,7 @@
 
 #include <sgf/layers.hpp>
 #include <sgf/nets/config.hpp>
+#include <sgf/fingerprint/fingerprint.hpp>
 
 #include <optional>
 
@@ -238,6 +239,19 @@ MetaGenerator<B> instantiate(B& b, MetaGenerator<B>& G, TensorView<typename B::S
         bake(G.torgbs()[i], out.torgbs()[i]);
     }
     return out;
+}
+
+/// Bakes a fingerprint (e.g. a registry entry's) into a standalone generator: instantiate above with
+/// c = the fingerprint's bits as 0/1.
+template <Backend B>
+MetaGenerator<B> instantiate(B& b, MetaGenerator<B>& G, const Fingerprint& fp) {
+    SGF_CHECK(fp.bits() == G.config().fingerprint_bits, ArgumentError,
+              "instantiate: a {}-bit fingerprint for a generator of {}-bit fingerprints", fp.bits(),
+              G.config().fingerprint_bits);
+    const std::vector<float> bits = fp.to_floats();
+    Tensor<B> c(b, Shape{1, fp.bits()});
+    upload_into(b, std::span<const float>(bits), c);
+    return instantiate(b, G, c.view());
 }
 
 }  // namespace sgf

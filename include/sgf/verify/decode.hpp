@@ -1,5 +1,5 @@
-// Decoding fingerprints from images with the decoder F: batches of float images, or image files
-// (any size, gray or RGB: converted to the model's channels, centre-cropped to a square and resized
+// Decoding fingerprints from images with the decoder F: batches of float images, in-memory 8-bit
+// images or image files (any size, gray or RGB: converted to the model's channels, centre-cropped to a square and resized
 // with the antialiased filter of io/image.hpp).
 #pragma once
 
@@ -44,6 +44,41 @@ std::vector<Decoded> decode_batch(B& b, const ResidualCritic<B>& F, const Tensor
 /// reads; it is refused as unusable input instead of being reported as "not fingerprinted".
 inline int min_decode_side(int resolution) { return std::max(2, resolution / 4); }
 
+/// An image as the decoder reads it: converted to the model's channels, centre-cropped to a square
+/// and resized to R x R (io::prepare_for_model), as [1, C, R, R] floats in [-1, 1]. An image with a
+/// side under min_decode_side(R) is a FormatError that names it (`name`: its file, or "image 3").
+inline HostTensor<float> image_for_decoder(const io::Image& raw, const ModelConfig& cfg, const std::string& name) {
+    const int min_side = min_decode_side(cfg.resolution);
+    if (raw.width < min_side || raw.height < min_side)
+        SGF_THROW(FormatError, "{}: image is {}x{}, too small to decode: a {}-px model needs at least {} px per side", name,
+                  raw.width, raw.height, cfg.resolution, min_side);
+    return io::to_tensor(io::prepare_for_model(raw, cfg.image_channels, cfg.resolution));
+}
+
+/// Decodes in-memory images of any size, gray or RGB, prepared as decode_files prepares files
+/// (image_for_decoder). A bad image (too small, sizes that do not agree) throws, naming its index.
+template <Backend B>
+std::vector<Decoded> decode_images(B& b, const ResidualCritic<B>& F, const std::vector<io::Image>& images,
+                                   std::int64_t batch = 64) {
+    SGF_CHECK(batch >= 1, ArgumentError, "decode_images: batch must be >= 1, got {}", batch);
+    const ModelConfig& cfg = F.config();
+    std::vector<Decoded> out;
+    out.reserve(images.size());
+    std::vector<float> buf;
+    for (std::size_t first = 0; first < images.size(); first += std::size_t(batch)) {
+        const std::size_t n = std::min(images.size() - first, std::size_t(batch));
+        buf.clear();
+        for (std::size_t i = first; i < first + n; ++i) {
+            const auto t = image_for_decoder(images[i], cfg, fmt::format("image {}", i));
+            buf.insert(buf.end(), t.data.begin(), t.data.end());
+        }
+        const Tensor<B> t = from_host<B, float>(b, Shape{std::int64_t(n), cfg.image_channels, cfg.resolution, cfg.resolution},
+                                                std::span<const float>(buf));
+        for (auto& d : decode_batch(b, F, t)) out.push_back(std::move(d));
+    }
+    return out;
+}
+
 /// One image file's result: the decode, or the reason it could not be read (never "no fingerprint").
 struct FileDecode {
     std::string path;
@@ -76,13 +111,7 @@ std::vector<FileDecode> decode_files(B& b, const ResidualCritic<B>& F, const std
     for (std::size_t i = 0; i < paths.size(); ++i) {
         out[i].path = paths[i];
         try {
-            const io::Image raw = io::load_image(paths[i], limits);
-            const int min_side = min_decode_side(cfg.resolution);
-            if (raw.width < min_side || raw.height < min_side)
-                SGF_THROW(FormatError, "{}: image is {}x{}, too small to decode: a {}-px model needs at least {} px per side", paths[i],
-                          raw.width, raw.height, cfg.resolution, min_side);
-            const io::Image im = io::prepare_for_model(raw, cfg.image_channels, cfg.resolution);
-            const auto t = io::to_tensor(im);
+            const auto t = image_for_decoder(io::load_image(paths[i], limits), cfg, paths[i]);
             buf.insert(buf.end(), t.data.begin(), t.data.end());
             pending.push_back(i);
         } catch (const IoError& e) {
