@@ -44,9 +44,27 @@ struct Common {
     std::string backend = "cpu";
 };
 
+/// Text from a file (metadata, labels of a foreign registry) for a terminal: control characters
+/// (bytes below 0x20, DEL) as \xNN.
+inline std::string terminal_safe(std::string_view s) {
+    std::string out;
+    for (const char ch : s) {
+        const auto u = static_cast<unsigned char>(ch);
+        if (u < 0x20 || u == 0x7f) out += fmt::format("\\x{:02x}", u);
+        else out += ch;
+    }
+    return out;
+}
+
+/// Writes a command's result on stdout: `j` with --json, else `text`. Bytes that are not UTF-8 (a
+/// file name from a Latin-1 file system, a label of a registry written by other software) are
+/// replaced by U+FFFD in the JSON rather than failing after the work is done. A result that cannot
+/// be written (stdout a full disk, a closed pipe) is an IoError (exit 3), not a silent success.
 inline void emit(const Common& c, const json& j, const std::string& text) {
-    if (c.json) std::cout << j.dump(2) << "\n";
+    if (c.json) std::cout << j.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
     else std::cout << text;
+    std::cout.flush();
+    if (!std::cout) SGF_THROW(IoError, "standard output: cannot write the result (disk full or output closed?)");
 }
 
 /// A progress line on stderr for `what` over many files ("\rdecoding 640/10000 images"), only when
@@ -310,6 +328,12 @@ int cmd_demo(B& b, const Common& c, const std::string& model, int users, int per
     if (!capacity.empty()) capacity += ". Use fewer --users, or a model with more bits";
     warn(capacity);
 
+    if (!keep.empty()) {  // a fresh registry and image folders: refuse to write into someone's files
+        std::error_code ec;
+        if (fs::exists(keep, ec) && !(fs::is_directory(keep, ec) && fs::is_empty(keep, ec)))
+            SGF_THROW(ArgumentError, "demo --keep {}: exists and is not an empty folder; demo writes registry.db, users/ and "
+                                     "images/ into a new or empty folder", keep);
+    }
     std::optional<sgf::io::ImageDataset> real_ds;  // read before anything is written, too
     if (n_real > 0) real_ds = sgf::io::load_fashion_mnist("test");
 

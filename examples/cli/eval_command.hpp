@@ -10,6 +10,8 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
+
 #include <iostream>
 #include <optional>
 #include <string>
@@ -53,7 +55,8 @@ template <class B>
 int run_bit_accuracy(B& b, bool json_out, const EvalArgs& a, std::int64_t images) {
     auto m = sgf::io::load_meta_model<B>(b, a.model);
     auto progress = [&](std::int64_t done, std::int64_t total) {
-        if (!json_out) std::cout << fmt::format("\r  decoded {}/{} images", done, total) << std::flush;
+        if (!json_out && ::isatty(STDOUT_FILENO))  // a "\r" progress line only on a terminal, never into a log
+            std::cout << fmt::format("\r  decoded {}/{} images", done, total) << std::flush;
     };
     const auto r = sgf::measure_bit_accuracy(b, m.G, m.F, images, a.seed, 64, progress);
     int weak = 0;
@@ -67,7 +70,7 @@ int run_bit_accuracy(B& b, bool json_out, const EvalArgs& a, std::int64_t images
                      {"worst_image_float", r.float_min}, {"worst_image_png", r.png_min}, {"worst_bit_png", worst_bit},
                      {"bits_below_0.9_png", weak},       {"per_bit_accuracy_png", r.per_bit_png}, {"seconds", r.seconds}};
     if (json_out) {
-        std::cout << j.dump(2) << "\n";
+        std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     } else {
         std::cout << fmt::format(
             "\n{}: {} images from the EMA meta generator (random z, random {}-bit fingerprints, seed {})\n"
@@ -116,7 +119,7 @@ int run_eval(B& b, bool json_out, const EvalArgs& a) {
     };
     std::string last_stage;
     auto progress = [&](const std::string& stage, std::int64_t done, std::int64_t total) {
-        if (json_out) return;
+        if (json_out || !::isatty(STDOUT_FILENO)) return;  // "\r" progress lines only on a terminal
         if (stage != last_stage && !last_stage.empty()) std::cout << "\n";
         last_stage = stage;
         std::cout << fmt::format("\r  {}: {}/{}", stage, done, total) << std::flush;
@@ -174,7 +177,7 @@ int run_eval(B& b, bool json_out, const EvalArgs& a) {
                      {"files", files},
                      {"report", sgf::eval::to_json(r)}};
     if (json_out) {
-        std::cout << j.dump(2) << "\n";
+        std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
         return 0;
     }
     std::string text;

@@ -46,10 +46,14 @@ int cmd_info(const Common& c, const std::string& path) {
         std::string text = fmt::format("{}\n  kind: {}\n  tensors: {}, parameters: {} ({:.2f} MB as float32)\n", path, kind, f.size(),
                                        params, params * 4 / 1e6);
         for (const auto& [k, v] : f.metadata) {
-            if (parsed.count(k)) text += fmt::format("  {}: {}\n", k == "sgf.config" ? "config" : "train_config", parsed.at(k).dump());
-            else text += fmt::format("  {}: {}\n", k, v);
+            // metadata is the file's: control characters (escape sequences, CR) are shown as \xNN,
+            // so that a file cannot clear the screen or print lines that look like ours
+            if (parsed.count(k))
+                text += fmt::format("  {}: {}\n", k == "sgf.config" ? "config" : "train_config",
+                                    terminal_safe(parsed.at(k).dump(-1, ' ', false, json::error_handler_t::replace)));
+            else text += fmt::format("  {}: {}\n", terminal_safe(k), terminal_safe(v));
         }
-        std::cout << text;
+        emit(c, j, text);
     } else {
         j["tensor_list"] = tensors;
         emit(c, j, "");
@@ -73,13 +77,27 @@ int cmd_issue(const Common& c, const std::string& registry, const std::vector<st
     sgf::RegistryOptions opt;
     opt.min_distance = min_distance;
     opt.bits = bits > 0 ? bits : 128;
-    sgf::Registry reg(registry, opt);
+    std::error_code ec;
+    const bool existed = fs::exists(registry, ec);
+    std::optional<sgf::Registry> created;  // so that a failed first issue can close it and remove it
+    created.emplace(registry, opt);
+    sgf::Registry& reg = *created;
     if (bits > 0 && reg.bits() != bits)
         SGF_THROW(ArgumentError, "{}: the registry holds {}-bit fingerprints, --bits {} was given", registry, reg.bits(), bits);
     if (min_distance >= 0 && reg.min_distance() != min_distance)
         SGF_THROW(ArgumentError, "{}: the registry's minimum distance is {} (set when it was created); --min-distance {} was given",
                   registry, reg.min_distance(), min_distance);
-    const auto issued = reg.issue_all({labels, prefix, count, metadata});
+    std::vector<sgf::RegistryEntry> issued;
+    try {
+        issued = reg.issue_all({labels, prefix, count, metadata});
+    } catch (const sgf::Error&) {
+        // nothing was issued; a registry this command created (and nobody has issued into since) goes too
+        if (!existed && reg.size() == 0) {
+            created.reset();
+            for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(registry + suffix, ec);
+        }
+        throw;
+    }
     json arr = json::array();
     std::string text;
     for (const auto& e : issued) {

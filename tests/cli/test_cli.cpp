@@ -875,8 +875,10 @@ TEST_F(Cli, IssueIssuesAllLabelsOrNone) {
     r = sgf({"issue", "--registry", small.string(), "--bits", "4", "--min-distance", "4", "--count", "3"});
     EXPECT_EQ(r.rc, kUsage) << r.err;
     EXPECT_NE(r.err.find("full"), std::string::npos) << r.err;
-    EXPECT_TRUE(labels_in(small).empty());
-    r = sgf({"issue", "--registry", small.string(), "--count", "2"});
+    // the registry this failed command created is gone with it ("a command that stops with an error
+    // has created nothing")
+    for (const char* suffix : {"", "-wal", "-shm"}) EXPECT_FALSE(fs::exists(small.string() + suffix)) << suffix;
+    r = sgf({"issue", "--registry", small.string(), "--bits", "4", "--min-distance", "4", "--count", "2"});
     EXPECT_EQ(r.rc, kOk) << r.err;
     EXPECT_EQ(labels_in(small).size(), 2u);
     r = sgf({"issue", "--registry", small.string(), "--min-distance", "2", "--label", "z"});  // not the registry's value
@@ -963,6 +965,61 @@ TEST_F(Cli, InfoRefusesMalformedConfigJson) {
     const Result t = sgf({"info", trained.string()});
     EXPECT_EQ(t.rc, kOk) << t.err;
     EXPECT_NE(t.out.find("train_config: {\"batch\":16}"), std::string::npos) << t.out;
+}
+
+TEST_F(Cli, LabelsAndFileNamesThatAreNotUtf8) {
+    // Non-UTF-8 bytes made --json output throw (exit 1, "internal error") after the work was done: a
+    // label was issued although issue failed. Labels are now printable UTF-8, refused up front; file
+    // names (not ours to choose) are written into the JSON with U+FFFD in place of a bad byte.
+    auto printable = [](const std::string& t) {
+        std::string o;
+        for (const unsigned char ch : t) o += ch >= 0x20 && ch < 0x7f ? std::string(1, char(ch)) : fmt::format("\\x{:02x}", ch);
+        return o;
+    };
+    const std::string before = slurp(registry);
+    for (const std::string& bad : {std::string("eve\xff"), std::string("a\tb"), std::string("x\ny"), std::string("\x1b[2J"),
+                                   std::string("\xc0\xaf"), std::string("\xed\xa0\x80")}) {
+        for (const bool as_json : {false, true}) {
+            std::vector<std::string> args = {"issue", "--registry", registry.string(), "--label", bad};
+            if (as_json) args.insert(args.begin(), "--json");
+            const Result r = sgf(args);
+            EXPECT_EQ(r.rc, kUsage) << printable(bad) << "\n" << r.err;
+            EXPECT_TRUE(r.out.empty()) << r.out;
+        }
+        EXPECT_TRUE(unchanged(registry, before)) << printable(bad);
+    }
+    Result r = sgf({"issue", "--registry", registry.string(), "--label", "caf\xc3\xa9 \xe2\x82\xac"});  // valid UTF-8 is fine
+    EXPECT_EQ(r.rc, kOk) << r.err;
+    const fs::path odd = dir / "a\xff.png";
+    fs::copy_file(good_png, odd);
+    r = sgf({"--json", "decode", "--model", model.string(), odd.string()});
+    EXPECT_EQ(r.rc, kOk) << r.err;
+    const json j = r.parsed();
+    ASSERT_TRUE(j.contains("results")) << r.out;
+    EXPECT_NE(j["results"][0]["image"].get<std::string>().find("a\xef\xbf\xbd.png"), std::string::npos) << r.out;
+}
+
+TEST_F(Cli, AResultThatCannotBeWrittenIsAnError) {
+    // stdout on a full disk: issue exited 0 and the fingerprint's printout was lost
+    if (!fs::exists("/dev/full")) GTEST_SKIP() << "no /dev/full on this system";
+    const test::CommandResult r =
+        test::run_command_to(SGF_CLI_PATH, {"--threads", "1", "info", model.string()}, dir, "/dev/full");
+    EXPECT_EQ(r.rc, kIoError) << r.err;
+    EXPECT_NE(r.err.find("standard output"), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, DemoKeepRefusesAFolderThatIsNotEmpty) {
+    // demo --keep wrote its registry and images into whatever the folder held
+    const fs::path keep = dir / "prod";
+    fs::create_directories(keep / "images");
+    spit(keep / "images" / "user000_00.png", "precious");
+    const Result r = sgf({"demo", "--model", model.string(), "--users", "2", "--images", "1", "--real", "0", "--open", "0",
+                          "--keep", keep.string()});
+    EXPECT_EQ(r.rc, kUsage) << r.out << r.err;
+    EXPECT_NE(r.err.find("not an empty folder"), std::string::npos) << r.err;
+    EXPECT_EQ(slurp(keep / "images" / "user000_00.png"), "precious");
+    EXPECT_FALSE(fs::exists(keep / "registry.db"));
+    EXPECT_TRUE(r.out.empty()) << r.out;
 }
 
 TEST_F(Cli, TrainingThatDivergesStopsWithExitCode5) {

@@ -52,6 +52,58 @@ TEST(Registry, IssueLookupAndMinimumDistance) {
     EXPECT_EQ(again.attribute(b.fingerprint).best_label, "bob");
 }
 
+TEST(Registry, LabelsArePrintableUtf8AndMetadataIsUtf8) {
+    // valid: ASCII, 2-, 3- and 4-byte sequences at their limits
+    for (const std::string ok : {"alice", "caf\xc3\xa9", "\xe2\x82\xac", "\xef\xbf\xbd", "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf",
+                                 "\xc2\x80", "\xe0\xa0\x80", "\xf0\x90\x80\x80"}) {
+        EXPECT_TRUE(Registry::is_valid_utf8(ok)) << ok;
+        EXPECT_NO_THROW(Registry::check_entry(ok, "", "r.db")) << ok;
+    }
+    // invalid: a stray continuation byte, overlong forms, surrogates, above U+10FFFF, truncated
+    for (const std::string bad : {"\x80", "eve\xff", "\xc0\xaf", "\xc1\xbf", "\xe0\x80\xaf", "\xf0\x80\x80\xaf",
+                                  "\xed\xa0\x80", "\xed\xbf\xbf", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xe2\x82",
+                                  "a\xc3"}) {
+        EXPECT_FALSE(Registry::is_valid_utf8(bad));
+        EXPECT_THROW(Registry::check_entry(bad, "", "r.db"), ArgumentError);
+        EXPECT_THROW(Registry::check_entry("ok", bad, "r.db"), ArgumentError);
+    }
+    // control characters in labels (not in metadata, which is free text)
+    for (const std::string ctl : {"a\tb", "a\nb", "\x1b[2J", "x\ry", "del\x7f"})
+        EXPECT_THROW(Registry::check_entry(ctl, "", "r.db"), ArgumentError) << ctl;
+    EXPECT_NO_THROW(Registry::check_entry("ok", "line one\nline\ttwo", "r.db"));
+    const auto p = fresh("utf8.db");
+    Registry r(p);
+    EXPECT_THROW(r.issue("eve\xff"), ArgumentError);
+    EXPECT_THROW(r.issue("ok", "meta\xff"), ArgumentError);
+    EXPECT_EQ(r.size(), 0);
+}
+
+TEST(Registry, MinimumDistanceZeroStillIssuesDistinctFingerprints) {
+    // at distance 0 a draw equal to an issued code was accepted and hit the UNIQUE constraint:
+    // "label ... is already issued" at random. Identical codes are now redrawn; a full registry says so.
+    const auto p8 = fresh("md0-8.db");
+    RegistryOptions o8;
+    o8.bits = 8;
+    o8.min_distance = 0;
+    Registry r8(p8, o8);
+    std::set<std::string> codes;
+    for (int i = 0; i < 200; ++i) codes.insert(r8.issue(fmt::format("u{}", i), "", std::uint64_t(i + 1)).fingerprint.hex());
+    EXPECT_EQ(codes.size(), 200u);
+    const auto p1 = fresh("md0-1.db");
+    RegistryOptions o1;
+    o1.bits = 1;
+    o1.min_distance = 0;
+    Registry r1(p1, o1);
+    r1.issue("a", "", 1);
+    r1.issue("b", "", 2);
+    try {
+        r1.issue("c", "", 3);
+        FAIL() << "a 1-bit registry holds two fingerprints";
+    } catch (const ArgumentError& e) {
+        EXPECT_NE(std::string(e.what()).find("full"), std::string::npos) << e.what();
+    }
+}
+
 TEST(Registry, NumberedLabelsSkipTakenNumbers) {
     const auto p = fresh("numbered.db");
     Registry r(p);

@@ -209,15 +209,59 @@ public:
 
     /// Throws ArgumentError (prefixed with `where`) unless `label` and `metadata` can be stored: a
     /// non-empty label of at most kMaxLabelBytes, metadata of at most kMaxMetadataBytes, no NUL
-    /// characters (SQLite binds C strings: a NUL would silently cut the stored text short). Callers
-    /// can check a whole batch before they create or open a registry.
+    /// characters (SQLite binds C strings: a NUL would silently cut the stored text short), both
+    /// valid UTF-8 (they end up in JSON output and model-file headers), and no control characters
+    /// in a label (a tab or newline would break the `label<TAB>hex` lines of `sgf issue`; escape
+    /// sequences would reach the terminal). Callers can check a whole batch before they create or
+    /// open a registry.
     static void check_entry(const std::string& label, const std::string& metadata, const std::string& where) {
         SGF_CHECK(!label.empty(), ArgumentError, "{}: labels must not be empty", where);
         SGF_CHECK(label.size() <= kMaxLabelBytes && label.find('\0') == std::string::npos, ArgumentError,
                   "{}: a label must be at most {} bytes without NUL characters (got {} bytes)", where, kMaxLabelBytes, label.size());
+        SGF_CHECK(is_valid_utf8(label), ArgumentError, "{}: label '{}' is not valid UTF-8", where, printable(label));
+        for (const char ch : label)
+            SGF_CHECK(static_cast<unsigned char>(ch) >= 0x20 && ch != 0x7f, ArgumentError,
+                      "{}: label '{}' holds a control character (byte 0x{:02x}): labels are printable text", where,
+                      printable(label), static_cast<unsigned char>(ch));
         SGF_CHECK(metadata.size() <= kMaxMetadataBytes && metadata.find('\0') == std::string::npos, ArgumentError,
                   "{}: metadata of '{}' must be at most {} bytes without NUL characters (got {} bytes)", where, label,
                   kMaxMetadataBytes, metadata.size());
+        SGF_CHECK(is_valid_utf8(metadata), ArgumentError, "{}: metadata of '{}' is not valid UTF-8", where, label);
+    }
+
+    /// Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF.
+    static bool is_valid_utf8(std::string_view s) {
+        std::size_t i = 0;
+        while (i < s.size()) {
+            const auto c = static_cast<unsigned char>(s[i]);
+            int n = 0;
+            std::uint32_t cp = 0;
+            if (c < 0x80) { ++i; continue; }
+            if (c >= 0xc2 && c <= 0xdf) n = 1, cp = c & 0x1f;
+            else if (c >= 0xe0 && c <= 0xef) n = 2, cp = c & 0x0f;
+            else if (c >= 0xf0 && c <= 0xf4) n = 3, cp = c & 0x07;
+            else return false;
+            if (i + std::size_t(n) >= s.size()) return false;  // truncated sequence
+            for (int k = 1; k <= n; ++k) {
+                const auto d = static_cast<unsigned char>(s[i + std::size_t(k)]);
+                if ((d & 0xc0) != 0x80) return false;
+                cp = (cp << 6) | (d & 0x3f);
+            }
+            if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+                return false;
+            i += std::size_t(n) + 1;
+        }
+        return true;
+    }
+    /// `s` for an error message: bytes outside printable ASCII as \xNN.
+    static std::string printable(std::string_view s) {
+        std::string out;
+        for (const char ch : s) {
+            const auto c = static_cast<unsigned char>(ch);
+            if (c >= 0x20 && c < 0x7f) out += ch;
+            else out += fmt::format("\\x{:02x}", c);
+        }
+        return out;
     }
 
     /// Registers an explicit fingerprint (checked against the minimum distance and duplicates).
@@ -415,17 +459,18 @@ private:
                 seed ? Fingerprint::from_seed(bits_, *seed * 1000003ull + std::uint64_t(attempt)) : Fingerprint::random(bits_);
             if (too_close(f) < 0) return insert(label, f, metadata);
         }
-        SGF_THROW(ArgumentError, "{}: no fingerprint at distance >= {} from all {} issued ones after 10000 draws: the registry is "
+        SGF_THROW(ArgumentError, "{}: no new fingerprint at distance >= {} from all {} issued ones (and distinct from each) after 10000 draws: the registry is "
                                  "full for its minimum distance (set when it was created: issue --min-distance)",
                   path_, min_distance_, matcher_.size());
     }
 
-    /// Index of an issued code closer than min_distance, or -1.
+    /// Index of an issued code closer than min_distance, or identical to f (also at min_distance 0:
+    /// the file keeps fingerprints unique), or -1.
     std::int64_t too_close(const Fingerprint& f) const {
         std::int64_t i1, i2;
         int m1, m2;
         matcher_.best_two(f, i1, m1, i2, m2);
-        return (i1 >= 0 && bits_ - m1 < min_distance_) ? i1 : -1;
+        return (i1 >= 0 && (m1 == bits_ || bits_ - m1 < min_distance_)) ? i1 : -1;
     }
 
     template <class F>
@@ -499,12 +544,29 @@ private:
         const auto* p = sqlite3_column_text(s, col);
         return p ? reinterpret_cast<const char*>(p) : "";
     }
+    /// SQLite's answer `rc` as sgf's error: the file cannot be read or written as asked (permissions,
+    /// a read-only folder, a lock held past the busy timeout, a full disk, an I/O error: IoError, exit 3)
+    /// or its content is not what a registry holds (FormatError, exit 4).
+    [[noreturn]] void fail(int rc, const std::string& what, const std::string& msg) const {
+        switch (rc & 0xff) {
+            case SQLITE_READONLY: case SQLITE_CANTOPEN: case SQLITE_IOERR: case SQLITE_PERM: case SQLITE_BUSY:
+            case SQLITE_LOCKED: case SQLITE_FULL: case SQLITE_NOMEM: case SQLITE_AUTH:
+                SGF_THROW(IoError, "{}: {}: {}{}", path_, what, msg,
+                          (rc & 0xff) == SQLITE_READONLY || (rc & 0xff) == SQLITE_CANTOPEN
+                              ? " (a registry is read through SQLite's write-ahead log: its folder must be writable, "
+                                "for the -wal and -shm files beside it)"
+                              : (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED ? " (another process holds the registry locked)"
+                                                                                            : "");
+            default: SGF_THROW(FormatError, "{}: {}: {}", path_, what, msg);
+        }
+    }
     int step(sqlite3_stmt* s) {
         const int rc = sqlite3_step(s);
         if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+            const int code = sqlite3_extended_errcode(db_);
             const std::string msg = sqlite3_errmsg(db_);
             sqlite3_reset(s);
-            SGF_THROW(FormatError, "{}: query failed: {}", path_, msg);
+            fail(code, "query failed", msg);
         }
         return rc;
     }
@@ -512,18 +574,18 @@ private:
         for (std::size_t i = 0; i < sqls_.size(); ++i)
             if (sqls_[i] == sql) return cache_[i];
         sqlite3_stmt* s = nullptr;
-        if (sqlite3_prepare_v2(db_, sql, -1, &s, nullptr) != SQLITE_OK)
-            SGF_THROW(FormatError, "{}: cannot prepare query ({}): {}", path_, sql, sqlite3_errmsg(db_));
+        if (const int rc = sqlite3_prepare_v2(db_, sql, -1, &s, nullptr); rc != SQLITE_OK)
+            fail(sqlite3_extended_errcode(db_), fmt::format("cannot prepare query ({})", sql), sqlite3_errmsg(db_));
         sqls_.push_back(sql);
         cache_.push_back(s);
         return s;
     }
     void exec(const char* sql) {
         char* err = nullptr;
-        if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+        if (const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err); rc != SQLITE_OK) {
             const std::string msg = err ? err : sqlite3_errmsg(db_);
             sqlite3_free(err);
-            SGF_THROW(FormatError, "{}: {} failed: {}", path_, sql, msg);
+            fail(sqlite3_extended_errcode(db_), fmt::format("{} failed", sql), msg);
         }
     }
     void exec_noexcept(const char* sql) noexcept { sqlite3_exec(db_, sql, nullptr, nullptr, nullptr); }
@@ -538,7 +600,7 @@ private:
             if (rc == SQLITE_OK) return;
             const bool busy = (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
             if (!busy || std::chrono::steady_clock::now() >= deadline)
-                SGF_THROW(FormatError, "{}: PRAGMA journal_mode=WAL failed: {}", path_, sqlite3_errmsg(db_));
+                fail(rc, "PRAGMA journal_mode=WAL failed", sqlite3_errmsg(db_));
             std::this_thread::sleep_for(std::chrono::milliseconds(std::min(50, 1 + attempt)));
         }
     }

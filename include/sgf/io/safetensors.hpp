@@ -132,7 +132,13 @@ public:
         }
         metadata["sgf.checksum"] = crc32_hex(reinterpret_cast<const std::uint8_t*>(data.data()), data.size());
         header["__metadata__"] = metadata;
-        std::string h = header.dump();
+        std::string h;
+        try {
+            h = header.dump();
+        } catch (const nlohmann::json::type_error& e) {  // 316: a name or metadata value that is not UTF-8
+            SGF_THROW(ArgumentError, "safetensors: a tensor name or metadata value is not valid UTF-8, which the JSON header "
+                                     "cannot hold ({})", e.what());
+        }
         while (h.size() % 8) h.push_back(' ');
         std::string out(8, '\0');
         const std::uint64_t n = h.size();
