@@ -50,6 +50,27 @@ inline void add_eval_options(CLI::App& eval, EvalArgs& a) {
     eval.add_flag("--quick", a.quick, "small sizes for smoke tests (48 images, 100 users, a 30-step classifier kept in --out)");
 }
 
+/// Checks every value of `sgf eval` before anything is loaded, computed or printed (exit 2), also
+/// the ones that only the full report (--out) uses; with --out, an --out that is an existing file and
+/// an existing --fd-classifier that is not a model file are refused before the measurements.
+inline void validate_eval_args(const EvalArgs& a) {
+    namespace fs = std::filesystem;
+    SGF_CHECK(a.alpha > 0 && a.alpha < 1, ArgumentError, "--alpha must be in (0, 1), got {}", a.alpha);
+    SGF_CHECK(a.min_margin >= 0, ArgumentError, "--min-margin must be >= 0, got {}", a.min_margin);
+    if (a.images) SGF_CHECK(*a.images >= (a.out.empty() ? 1 : 2), ArgumentError, "--images must be at least {}, got {}",
+                            a.out.empty() ? 1 : 2, *a.images);
+    if (a.users_max) SGF_CHECK(*a.users_max >= 1 && *a.users_max <= 1000000, ArgumentError,
+                               "--users-max must be in 1..1000000, got {}", *a.users_max);
+    if (a.fd_steps) SGF_CHECK(*a.fd_steps >= 1, ArgumentError, "--fd-steps must be at least 1, got {}", *a.fd_steps);
+    for (const auto& name : a.attacks) (void)sgf::attack::image_attack_info(name);  // names the unknown attack
+    if (a.out.empty()) return;
+    std::error_code ec;
+    if (fs::exists(a.out, ec) && !fs::is_directory(a.out, ec))
+        SGF_THROW(IoError, "eval --out {}: exists and is not a folder", a.out);
+    if (!a.fd_classifier.empty() && fs::exists(a.fd_classifier, ec))
+        (void)sgf::io::SafetensorsFile::load(a.fd_classifier);  // a damaged file: FormatError now, not after the sweeps
+}
+
 /// Bit accuracy only (no --out): unchanged output and JSON keys.
 template <class B>
 int run_bit_accuracy(B& b, bool json_out, const EvalArgs& a, std::int64_t images) {
@@ -85,6 +106,7 @@ int run_bit_accuracy(B& b, bool json_out, const EvalArgs& a, std::int64_t images
 /// `sgf eval` without --out: the bit accuracy of a meta model (runs on any backend).
 template <class B>
 int run_bit_accuracy_command(B& b, bool json_out, const EvalArgs& a) {
+    validate_eval_args(a);  // (again when run_eval called it: cheap)
     if (!a.immunised.empty() || !a.baseline.empty())
         SGF_THROW(ArgumentError, "eval: --immunised and --baseline need --out (they are part of the full report)");
     const std::int64_t images = a.images.value_or(a.quick ? 48 : 10000);
@@ -96,6 +118,7 @@ int run_bit_accuracy_command(B& b, bool json_out, const EvalArgs& a) {
 template <class B>
 int run_eval(B& b, bool json_out, const EvalArgs& a) {
     namespace fs = std::filesystem;
+    validate_eval_args(a);
     if (a.out.empty()) return run_bit_accuracy_command(b, json_out, a);
 
     sgf::eval::EvalOptions opt;
@@ -118,8 +141,14 @@ int run_eval(B& b, bool json_out, const EvalArgs& a) {
         if (!json_out) std::cout << s << std::flush;
     };
     std::string last_stage;
+    const bool tty = ::isatty(STDOUT_FILENO);
     auto progress = [&](const std::string& stage, std::int64_t done, std::int64_t total) {
-        if (json_out || !::isatty(STDOUT_FILENO)) return;  // "\r" progress lines only on a terminal
+        if (json_out) return;
+        if (!tty) {  // into a log or a pipe: each stage once, on a line of its own (no "\r" updates)
+            if (stage != last_stage) std::cout << fmt::format("  {}: {} steps\n", stage, total) << std::flush;
+            last_stage = stage;
+            return;
+        }
         if (stage != last_stage && !last_stage.empty()) std::cout << "\n";
         last_stage = stage;
         std::cout << fmt::format("\r  {}: {}/{}", stage, done, total) << std::flush;
@@ -151,7 +180,7 @@ int run_eval(B& b, bool json_out, const EvalArgs& a) {
     }
 
     const auto r = sgf::eval::evaluate(b, inputs, opt, baseline, progress);
-    if (!last_stage.empty()) say("\n");
+    if (!last_stage.empty() && tty) say("\n");
     const auto files = sgf::eval::write_report(r, a.out);
 
     const auto& m0 = r.models[0];

@@ -219,7 +219,24 @@ TEST_F(EvalCli, UsageErrors) {
         EXPECT_EQ(r.rc, 2) << steps;
         EXPECT_NE(r.err.find(std::string("--fd-steps must be at least 1, got ") + steps), std::string::npos) << r.err;
         EXPECT_EQ(r.err.find("robustness sweeps"), std::string::npos) << "no sweep ran: " << r.err;
+    }    // values only the full report uses are checked without --out too (they were accepted silently),
+    // and nothing is printed on stdout before the error
+    for (const std::vector<std::string>& bad : {std::vector<std::string>{"--alpha", "2"}, {"--min-margin", "-5"}, {"--users-max", "0"},
+                                               {"--attacks", "nosuch"}, {"--images", "0"}}) {
+        std::vector<std::string> args = {"eval", "--model", model.string(), "--images", "4"};
+        if (bad[0] == "--images") args.resize(3);
+        args.insert(args.end(), bad.begin(), bad.end());
+        const auto r = run(dir, args);
+        EXPECT_EQ(r.rc, 2) << bad[0] << " " << bad[1] << "\n" << r.err;
+        EXPECT_TRUE(r.out.empty()) << r.out;
     }
+    // an --out that is a file: refused before the measurements, not when the report is written
+    const fs::path file = dir / "a-file";
+    { std::ofstream(file) << "mine"; }
+    const auto r = run(dir, {"eval", "--model", model.string(), "--quick", "--out", file.string()});
+    EXPECT_EQ(r.rc, 3) << r.err;
+    EXPECT_NE(r.err.find("exists and is not a folder"), std::string::npos) << r.err;
+    EXPECT_TRUE(r.out.empty()) << r.out;
 }
 
 }  // namespace
