@@ -226,15 +226,28 @@ int cmd_generate(B& b, const Common& c, const std::string& model, const std::str
         const auto fp = resolve_fingerprint("", "", hex, m.config.fingerprint_bits);
         images = generate_images(b, m.G, &fp, count, seed);
     }
+    std::vector<fs::path> targets;
+    for (std::size_t i = 0; i < images.size(); ++i) targets.push_back(fs::path(out) / fmt::format("{:05d}.png", i));
+    if (grid) targets.push_back(fs::path(out) / "grid.png");
+    std::error_code ec;
+    for (const auto& p : targets)  // never replace files already there (an earlier run's images)
+        if (fs::exists(fs::symlink_status(p, ec)))
+            SGF_THROW(ArgumentError, "generate --out {}: {} exists; generate writes into a new folder or one without its file names",
+                      out, p.string());
+    const bool new_folder = !fs::exists(out, ec);
     sgf::io::ensure_directory(out);  // only once the inputs are known to be good
-    json files = json::array();
-    for (std::size_t i = 0; i < images.size(); ++i) {
-        const auto p = fs::path(out) / fmt::format("{:05d}.png", i);
-        sgf::io::save_png(p, images[i]);
-        files.push_back(p.string());
+    std::size_t written = 0;
+    try {
+        for (std::size_t i = 0; i < images.size(); ++i, ++written) sgf::io::save_png(targets[i], images[i]);
+        if (grid) sgf::io::save_png(targets.back(), sgf::io::make_grid(images, std::min<int>(count, 10)));
+    } catch (const sgf::Error&) {  // all or nothing: remove what this command wrote
+        for (std::size_t i = 0; i < written; ++i) fs::remove(targets[i], ec);
+        if (new_folder) fs::remove(out, ec);  // only when empty
+        throw;
     }
-    if (grid) sgf::io::save_png(fs::path(out) / "grid.png", sgf::io::make_grid(images, std::min<int>(count, 10)));
-    emit(c, json{{"files", files}}, fmt::format("wrote {} images to {}\n", images.size(), out));
+    json files = json::array();
+    for (const auto& p : targets) files.push_back(p.string());
+    emit(c, json{{"files", files}}, fmt::format("wrote {} images{} to {}\n", images.size(), grid ? " and grid.png" : "", out));
     return kOk;
 }
 

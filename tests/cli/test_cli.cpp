@@ -238,14 +238,24 @@ TEST_F(Cli, RoundTripIssueInstantiateGenerateVerify) {
     r = sgf({"--json", "generate", "--model", by_label.string(), "--count", "3", "--seed", "5", "--out", imgs.string(), "--grid"});
     ASSERT_EQ(r.rc, kOk) << r.err;
     j = r.parsed();
-    ASSERT_EQ(j["files"].size(), 3u);
+    ASSERT_EQ(j["files"].size(), 4u);  // the images, then the grid
+    EXPECT_EQ(j["files"][3], (imgs / "grid.png").string());
     EXPECT_TRUE(fs::exists(imgs / "grid.png"));
     std::vector<std::string> files;
-    for (const auto& f : j["files"]) {
-        files.push_back(f.get<std::string>());
+    for (int i = 0; i < 3; ++i) {
+        files.push_back(j["files"][i].get<std::string>());
         const auto im = io::load_image(files.back());
         EXPECT_EQ(im.width, 16);
         EXPECT_EQ(im.channels, 1);
+    }
+    // a second run into the same folder would replace those images: refused, nothing written
+    {
+        const std::string first = slurp(imgs / "00001.png");
+        const Result again = sgf({"generate", "--model", by_label.string(), "--count", "5", "--seed", "6", "--out", imgs.string()});
+        EXPECT_EQ(again.rc, kUsage) << again.err;
+        EXPECT_NE(again.err.find("00000.png exists"), std::string::npos) << again.err;
+        EXPECT_EQ(slurp(imgs / "00001.png"), first);
+        EXPECT_FALSE(fs::exists(imgs / "00004.png"));
     }
     r = sgf({"--json", "generate", "--model", model.string(), "--fingerprint", carol_hex, "--count", "3", "--seed", "5", "--out",
              imgs_meta.string()});
