@@ -17,7 +17,7 @@ using namespace sgf_cli;
 using sgf_examples::run_with_exit_codes;
 
 std::string default_model() {
-    if (const char* e = std::getenv("SGF_MODEL")) return e;
+    if (const char* e = std::getenv("SGF_MODEL"); e && *e) return e;  // set but empty: as if unset
     return SGF_DEFAULT_MODEL;
 }
 

@@ -430,7 +430,16 @@ TEST_F(Cli, TruncatedPng) {
     const fs::path p = dir / "truncated.png";
     spit(p, png.substr(0, png.size() / 2));
     expect_failure({"verify", "--model", model.string(), "--registry", registry.string(), p.string()}, kFormatError, p.string(),
-                   "cannot decode image");
+                   "cannot decode");
+    // a truncated JPEG: its reason must not be another format's ("bad png sig" was)
+    const std::string jpg = io::encode_jpeg(gradient(16, 16, 3), 90);
+    const fs::path pj = dir / "truncated.jpg";
+    spit(pj, jpg.substr(0, jpg.size() / 2));
+    const Result rj = expect_failure({"decode", "--model", model.string(), pj.string()}, kFormatError, pj.string(), "JPEG");
+    EXPECT_EQ((rj.err + rj.out).find("png"), std::string::npos) << rj.err << rj.out;
+    // an empty file says so
+    spit(p, "");
+    expect_failure({"decode", "--model", model.string(), p.string()}, kFormatError, p.string(), "empty file (0 bytes)");
     // only the 8-byte signature left
     spit(p, png.substr(0, 8));
     expect_failure({"decode", "--model", model.string(), p.string()}, kFormatError, p.string(), "not a readable image");

@@ -11,6 +11,7 @@
 #include "same_weights.hpp"
 
 #include <fstream>
+#include <limits>
 
 namespace sgf {
 namespace {
@@ -278,6 +279,96 @@ void expect_exact_resume(TrainConfig tc) {
     ASSERT_EQ(all.size(), resumed.size());
     for (std::size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i], resumed[i]) << "value " << i;
     test::expect_same_weights(b, straight, second);
+}
+
+/// Sets one value (the middle one) of parameter `name` of `net` to `x`.
+template <class Net>
+void set_one_value(B& b, Net& net, const std::string& name, float x) {
+    for (auto* p : net.parameters())
+        if (p->name == name) {
+            auto v = to_host_vector<float>(b, p->value);
+            v[v.size() / 2] = x;
+            upload_into(b, std::span<const float>(v), p->value);
+            return;
+        }
+    FAIL() << "no parameter " << name;
+}
+
+/// `load` must throw FormatError naming file `p` and saying that `tensor` holds NaN or Inf.
+template <class F>
+void expect_non_finite_refused(F&& load, const fs::path& p, const std::string& tensor) {
+    try {
+        load();
+        ADD_FAILURE() << p << ": a file whose tensor " << tensor << " holds NaN or Inf was accepted";
+    } catch (const FormatError& e) {
+        const std::string m = e.what();
+        EXPECT_NE(m.find(p.string()), std::string::npos) << m;
+        EXPECT_NE(m.find(fmt::format("tensor '{}' holds NaN or Inf", tensor)), std::string::npos) << m;
+    }
+}
+
+// A model file whose weights held NaN or Inf (with a valid checksum) was accepted: `decode` then read
+// an all-zero fingerprint from NaN logits and `verify` said not_fingerprinted; `generate` wrote black
+// images. Every loader now refuses a non-finite value, naming file and tensor (exit 4 in the CLI).
+TEST(ModelFiles, WeightsHoldingNaNOrInfAreRefusedNamingFileAndTensor) {
+    B b(1);
+    const ModelConfig cfg = ModelConfig::tiny();
+    const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+    const struct {
+        const char* tensor;
+        float value;
+    } cases[] = {{"F.b4.out.bias", nan}, {"G.b4.conv0.weight", inf}, {"D.b4.fc.weight", -inf}, {"G.embed.fc0.bias", nan}};
+    for (const auto& c : cases) {
+        MetaGenerator<B> G(b, cfg, 1);
+        auto F = make_decoder(b, cfg, 2);
+        auto D = make_discriminator(b, cfg, 3);
+        const std::string net(c.tensor, 1);
+        if (net == "G") set_one_value(b, G, c.tensor, c.value);
+        if (net == "F") set_one_value(b, F, c.tensor, c.value);
+        if (net == "D") set_one_value(b, D, c.tensor, c.value);
+        const fs::path p = tmpdir() / fmt::format("non-finite-{}.safetensors", c.tensor);
+        io::save_meta_model(b, p, G, F, D);
+        const auto file = io::SafetensorsFile::load(p);  // the container and its checksum are fine
+        expect_non_finite_refused([&] { io::load_meta_model<B>(b, p); }, p, c.tensor);
+        // a release file to start training from (--init-from)
+        Trainer<B> tr(b, cfg, TrainConfig{});
+        expect_non_finite_refused([&] { load_release_weights(b, file, tr); }, p, c.tensor);
+    }
+    // a baked generator
+    {
+        MetaGenerator<B> G(b, cfg, 1);
+        Tensor<B> c1(b, Shape{1, cfg.fingerprint_bits}, 1.0f);
+        auto Gu = instantiate(b, G, c1);
+        set_one_value(b, Gu, "G.b4.torgb.bias", inf);
+        const fs::path p = tmpdir() / "non-finite-baked.safetensors";
+        io::save_baked_generator(b, p, Gu);
+        expect_non_finite_refused([&] { io::load_baked_generator<B>(b, p); }, p, "G.b4.torgb.bias");
+    }
+    // checkpoints: the EMA generator and the optimiser moments too
+    {
+        TrainConfig tc;
+        tc.batch = 4;
+        const auto ds = random_dataset(cfg, 8);
+        Trainer<B> tr(b, cfg, tc);
+        io::Sampler s(ds.size(), tc.seed);
+        tr.step(from_host(b, ds.batch(s.next(tc.batch))));
+        const fs::path p = tmpdir() / "non-finite-checkpoint.safetensors";
+        save_checkpoint(b, p, tr, s);
+        Trainer<B> ok(b, cfg, tc);
+        io::Sampler s2(ds.size(), tc.seed);
+        ASSERT_NO_THROW(load_checkpoint(b, p, ok, s2));
+        set_one_value(b, tr.generator_ema(), "G.b4.conv0.bias", nan);
+        save_checkpoint(b, p, tr, s);
+        expect_non_finite_refused([&] { load_checkpoint(b, p, ok, s2); }, p, "ema.G.b4.conv0.bias");
+        set_one_value(b, tr.generator_ema(), "G.b4.conv0.bias", 0.0f);
+        auto& opt = tr.opt_decoder();
+        const std::string name = opt.parameters().front()->name;
+        auto v = to_host_vector<float>(b, opt.second_moments().front());
+        v.back() = inf;
+        upload_into(b, std::span<const float>(v), opt.second_moments().front());
+        save_checkpoint(b, p, tr, s);
+        expect_non_finite_refused([&] { load_checkpoint(b, p, ok, s2); }, p, "opt.F.v." + name);
+    }
 }
 
 TEST(Checkpoint, ResumeGivesBitIdenticalLosses) { expect_exact_resume(TrainConfig{}); }

@@ -117,6 +117,7 @@ public:
     Sampler(std::int64_t n, std::uint64_t seed) : n_(checked_size(n)), seed_(seed) { reshuffle(); }
     std::int64_t epoch() const { return epoch_; }
     std::int64_t position() const { return pos_; }
+    std::int64_t size() const { return n_; }  ///< the number of images it draws from
     void restore(std::int64_t epoch, std::int64_t position) {
         SGF_CHECK(epoch >= 0 && position >= 0 && position <= n_, ArgumentError, "sampler: invalid state ({}, {})", epoch, position);
         epoch_ = epoch;

@@ -202,6 +202,7 @@ inline void check_png_chunks(const std::uint8_t* p, std::size_t n, const std::st
 /// Decodes an encoded image held in memory; `name` is used in error messages.
 inline Image decode_image(const std::uint8_t* data, std::size_t size, const std::string& name, const ImageLimits& lim = {}) {
     if (size > std::size_t(INT32_MAX)) SGF_THROW(FormatError, "{}: file too large to be an image", name);
+    if (size == 0) SGF_THROW(FormatError, "{}: an empty file (0 bytes), not a readable image", name);
     const bool jpeg = detail::is_jpeg(data, size), png = !jpeg && detail::is_png(data, size);
     if (!jpeg && !png && !lim.allow_other_formats)
         SGF_THROW(FormatError, "{}: not a readable image (sgf reads PNG and JPEG; other formats are off, see "
@@ -218,9 +219,14 @@ inline Image decode_image(const std::uint8_t* data, std::size_t size, const std:
     int w2 = 0, h2 = 0, c2 = 0;
     std::uint8_t* px = stbi_load_from_memory(data, int(size), &w2, &h2, &c2, want);
     // stb's reasons are terse ("IEN": no IEND chunk, i.e. a cut-off PNG); say what they mean in general
-    if (!px)
-        SGF_THROW(FormatError, "{}: cannot decode image: truncated or corrupt image data (decoder: {})", name,
-                  stbi_failure_reason() ? stbi_failure_reason() : "unknown error");
+    if (!px) {
+        // stb keeps one failure reason for all of its decoders: after a failed JPEG it can name another
+        // format's test ("bad png sig"), so its reason is quoted only when it is about this format
+        const std::string why = stbi_failure_reason() ? stbi_failure_reason() : "";
+        const bool other = jpeg ? why.find("png") != std::string::npos : why.find("jpeg") != std::string::npos;
+        SGF_THROW(FormatError, "{}: cannot decode {} image: truncated or corrupt image data{}", name, jpeg ? "JPEG" : png ? "PNG" : "the",
+                  why.empty() || other ? std::string() : fmt::format(" (decoder: {})", why));
+    }
     Image img{w2, h2, want, std::vector<std::uint8_t>(px, px + std::size_t(w2) * h2 * want)};
     stbi_image_free(px);
     return img;

@@ -9,6 +9,8 @@
 #include <sgf/io/safetensors.hpp>
 #include <sgf/nets.hpp>
 
+#include <cmath>
+
 namespace sgf::io {
 
 inline constexpr const char* kFormatVersion = "1";
@@ -24,20 +26,34 @@ void put_tensors(B& b, SafetensorsFile& f, const std::vector<Parameter<B>*>& ps,
     for (std::size_t i = 0; i < ps.size(); ++i) f.put<float>(prefix + ps[i]->name, ps[i]->dims, to_host_vector<float>(b, ts[i]));
 }
 
-/// Loads every parameter by name, checking dtype and shape; FormatError names file and tensor.
+/// The float32 values of tensor `name`, checked for dtype and shape and refused (FormatError naming
+/// file and tensor) when one of them is NaN or Inf: no network sgf writes holds one (training stops
+/// on NaN/Inf), and a loaded one would make every output NaN, which decodes as an all-zero
+/// fingerprint that reads as "not fingerprinted" instead of as a broken file.
+inline std::vector<float> get_finite(const SafetensorsFile& f, const std::string& name,
+                                     const std::vector<std::int64_t>* expected_shape) {
+    std::vector<float> v = f.get<float>(name, expected_shape);
+    for (const float x : v)
+        if (!std::isfinite(x)) SGF_THROW(FormatError, "{}: tensor '{}' holds NaN or Inf", f.source, name);
+    return v;
+}
+
+/// Loads every parameter by name, checking dtype, shape and that every value is finite;
+/// FormatError names file and tensor.
 template <Backend B>
 void get_parameters(B& b, const SafetensorsFile& f, const std::vector<Parameter<B>*>& ps, const std::string& prefix = "") {
     for (auto* p : ps) {
-        const auto v = f.get<float>(prefix + p->name, &p->dims);
+        const auto v = get_finite(f, prefix + p->name, &p->dims);
         upload_into(b, std::span<const float>(v), p->value);
     }
 }
 
+/// As get_parameters, into `ts` (e.g. optimiser moments) under `prefix` + the parameter names.
 template <Backend B>
 void get_tensors(B& b, const SafetensorsFile& f, const std::vector<Parameter<B>*>& ps, std::vector<Tensor<B>>& ts,
                  const std::string& prefix) {
     for (std::size_t i = 0; i < ps.size(); ++i) {
-        const auto v = f.get<float>(prefix + ps[i]->name, &ps[i]->dims);
+        const auto v = get_finite(f, prefix + ps[i]->name, &ps[i]->dims);
         upload_into(b, std::span<const float>(v), ts[i]);
     }
 }

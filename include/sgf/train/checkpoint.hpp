@@ -6,7 +6,17 @@
 #include <sgf/io/model_file.hpp>
 #include <sgf/train/trainer.hpp>
 
+#include <optional>
+
 namespace sgf {
+
+/// The training data a run uses, recorded in its checkpoints (metadata `sgf.dataset`,
+/// `sgf.dataset_images`) so that --resume refuses other data: a smaller data set used to stop with a
+/// bare "sampler: invalid state", a larger or different one continued silently on other images.
+struct TrainingData {
+    std::string name;         ///< "fashion-mnist/train", or the image folder's absolute, canonical path
+    std::int64_t images = 0;  ///< the number of images
+};
 
 template <Backend B>
 void save_checkpoint(B& b, const std::filesystem::path& path, Trainer<B>& tr, const io::Sampler& sampler,
@@ -33,6 +43,41 @@ void save_checkpoint(B& b, const std::filesystem::path& path, Trainer<B>& tr, co
     f.save(path);
 }
 
+/// As above, recording `data` (the run's training data) for load_checkpoint to compare on resume.
+template <Backend B>
+void save_checkpoint(B& b, const std::filesystem::path& path, Trainer<B>& tr, const io::Sampler& sampler,
+                     const TrainingData& data, std::map<std::string, std::string> extra = {}) {
+    extra["sgf.dataset"] = data.name;
+    extra["sgf.dataset_images"] = std::to_string(data.images);
+    save_checkpoint(b, path, tr, sampler, extra);
+}
+
+/// The training data recorded in checkpoint `f`; nullopt for checkpoints written before sgf recorded
+/// it (FormatError when the record is incomplete or malformed).
+inline std::optional<TrainingData> recorded_training_data(const io::SafetensorsFile& f) {
+    const auto name = f.metadata.find("sgf.dataset");
+    const auto images = f.metadata.find("sgf.dataset_images");
+    if (name == f.metadata.end() && images == f.metadata.end()) return std::nullopt;
+    long long n = -1;
+    char tail = 0;
+    if (name == f.metadata.end() || images == f.metadata.end() ||
+        std::sscanf(images->second.c_str(), "%lld%c", &n, &tail) != 1 || n < 0)
+        SGF_THROW(FormatError, "{}: malformed training-data record (sgf.dataset, sgf.dataset_images) in the metadata", f.source);
+    return TrainingData{name->second, n};
+}
+
+/// ArgumentError (naming the checkpoint, its data and the given data) unless checkpoint `f` was
+/// written for `given`. A checkpoint without a record passes (load_checkpoint still refuses a data
+/// set too small for its data position).
+inline void check_training_data(const io::SafetensorsFile& f, const TrainingData& given) {
+    const auto rec = recorded_training_data(f);
+    if (rec && (rec->name != given.name || rec->images != given.images))
+        SGF_THROW(ArgumentError,
+                  "{}: this run was trained on {} ({} images), not on the given {} ({} images): resume with the same --data, "
+                  "or start a new run in another --out",
+                  f.source, rec->name, rec->images, given.name, given.images);
+}
+
 /// Reads the train config stored in a checkpoint (to build a Trainer before load_checkpoint).
 inline std::pair<ModelConfig, TrainConfig> read_checkpoint_configs(const std::filesystem::path& path) {
     const auto f = io::SafetensorsFile::load(path);
@@ -53,10 +98,16 @@ inline void check_same_model(const std::string& source, const char* kind, const 
     if (a != b) SGF_THROW(FormatError, "{}: {} model config {}, not {}", source, kind, a.dump(), b.dump());
 }
 
+/// Loads checkpoint `path` into `tr` and `sampler` (built for the run's configs and data). With
+/// `data` (the data the run continues on), a checkpoint that records other training data is refused
+/// (ArgumentError, check_training_data) before any weight is read; without a record, a data position
+/// beyond the sampler's images is refused the same way.
 template <Backend B>
-void load_checkpoint(B& b, const std::filesystem::path& path, Trainer<B>& tr, io::Sampler& sampler) {
+void load_checkpoint(B& b, const std::filesystem::path& path, Trainer<B>& tr, io::Sampler& sampler,
+                     const std::optional<TrainingData>& data = std::nullopt) {
     const auto f = io::SafetensorsFile::load(path);
     check_same_model(path.string(), "checkpoint was written for", io::check_header(f, {"checkpoint"}), tr.model_config());
+    if (data) check_training_data(f, *data);
     io::get_parameters(b, f, tr.generator().parameters());
     io::get_parameters(b, f, tr.generator_ema().parameters(), "ema.");
     io::get_parameters(b, f, tr.decoder().parameters());
@@ -71,8 +122,13 @@ void load_checkpoint(B& b, const std::filesystem::path& path, Trainer<B>& tr, io
     long long step = 0, ep = 0, pos = 0, ag = 0, af = 0, ad = 0;
     if (std::sscanf(f.meta("sgf.step").c_str(), "%lld", &step) != 1 ||
         std::sscanf(f.meta("sgf.sampler").c_str(), "%lld %lld", &ep, &pos) != 2 ||
-        std::sscanf(f.meta("sgf.adam_steps").c_str(), "%lld %lld %lld", &ag, &af, &ad) != 3 || step < 0)
+        std::sscanf(f.meta("sgf.adam_steps").c_str(), "%lld %lld %lld", &ag, &af, &ad) != 3 || step < 0 || ep < 0 || pos < 0)
         SGF_THROW(FormatError, "{}: malformed step/sampler/optimiser counters in the metadata", path.string());
+    if (pos > sampler.size())
+        SGF_THROW(ArgumentError,
+                  "{}: its data position (image {} of epoch {}) lies beyond the {} images of the given data set: the data set "
+                  "differs from the one this run was trained on; resume with the same --data",
+                  path.string(), pos, ep, sampler.size());
     tr.set_step_count(step);
     tr.opt_generator().set_steps(ag);
     tr.opt_decoder().set_steps(af);

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <fstream>
 #include <optional>
+#include <string_view>
 
 namespace sgf {
 
@@ -72,6 +73,60 @@ io::Image sample_grid(B& b, MetaGenerator<B>& G, int rows, int cols, std::uint64
 
 inline io::ImageDataset load_training_data(const std::string& data, const ModelConfig& cfg);
 
+/// The first line of log.csv.
+inline constexpr std::string_view kTrainingLogHeader =
+    "step,kimg,seconds,g_total,adversarial,consistency,latent,fingerprint,bit_accuracy,d_fake,d_real,r1\n";
+
+/// ArgumentError (naming the file) when folder `out` already holds a training run that a new run
+/// (neither --resume nor a fresh folder) would overwrite: its checkpoint.safetensors, its release
+/// file model.safetensors, or a log.csv with more than its header line. A log.csv holding at most
+/// the header (a run killed before its first checkpoint and its first logged step) records nothing
+/// and is started over.
+inline void refuse_to_overwrite_a_run(const std::filesystem::path& out) {
+    namespace fs = std::filesystem;
+    const auto present = [](const fs::path& p) {
+        std::error_code ec;
+        const auto t = fs::symlink_status(p, ec).type();  // a dangling link counts: writing would follow it
+        return t != fs::file_type::not_found && t != fs::file_type::none;
+    };
+    const fs::path ckpt = out / "checkpoint.safetensors";
+    if (present(ckpt))
+        SGF_THROW(ArgumentError,
+                  "{}: --out {} already holds a training run, which a new run would overwrite: continue it with --resume, "
+                  "or choose another --out",
+                  ckpt.string(), out.string());
+    const auto refuse = [&](const fs::path& file) {
+        SGF_THROW(ArgumentError,
+                  "{}: --out {} already holds a training run, which a new run would overwrite (and no checkpoint to continue "
+                  "it with --resume): choose another --out, or move the run's files away",
+                  file.string(), out.string());
+    };
+    if (present(out / "model.safetensors")) refuse(out / "model.safetensors");
+    const fs::path log = out / "log.csv";
+    if (present(log)) {
+        std::error_code ec;
+        if (!fs::is_regular_file(log, ec)) refuse(log);
+        std::ifstream in(log, std::ios::binary);
+        std::string head(kTrainingLogHeader.size() + 1, '\0');
+        in.read(head.data(), std::streamsize(head.size()));
+        if (!in.good() && !in.eof()) refuse(log);  // unreadable: do not guess what it holds
+        head.resize(std::size_t(in.gcount()));
+        if (kTrainingLogHeader.substr(0, head.size()) != head) refuse(log);  // a logged step, or not sgf's log
+    }
+}
+
+/// What run_training records in its checkpoints about `ds`, loaded from `data` (the --data
+/// argument): Fashion-MNIST by its name, a folder by its absolute canonical path (so `imgs`,
+/// `./imgs/` and `$PWD/imgs` are the same data), with the number of images.
+inline TrainingData training_data_record(const std::string& data, const io::ImageDataset& ds) {
+    namespace fs = std::filesystem;
+    if (data == "fashion-mnist") return {ds.name, ds.size()};
+    std::error_code ec;
+    fs::path p = fs::canonical(data, ec);
+    if (ec) p = fs::absolute(fs::path(data)).lexically_normal();
+    return {p.string(), ds.size()};
+}
+
 /// The training program behind `sgf train`, `sgf_train` and `sgf_train_cuda` (docs/cli.md): reads the
 /// data, starts, resumes (opt.resume) or initialises (opt.init_from) the run, trains until
 /// opt.total_kimg, writing checkpoints, log.csv, sample grids and at the end the release file.
@@ -87,6 +142,7 @@ int run_training(B& b, const ModelConfig& mc_in, const TrainConfig& tc_in, const
     TrainConfig tc = tc_in;
     validate(opt);
     validate(tc);  // before any file is read: a bad option is the user's error, whatever the inputs hold
+    if (!opt.resume) refuse_to_overwrite_a_run(opt.out_dir);  // before anything is read or written
     if (opt.resume) {
         if (!fs::exists(ckpt)) SGF_THROW(IoError, "{}: no checkpoint to resume from", ckpt.string());
         std::tie(mc, tc) = read_checkpoint_configs(ckpt);
@@ -103,10 +159,11 @@ int run_training(B& b, const ModelConfig& mc_in, const TrainConfig& tc_in, const
         mc = read_release_config(*init_file);
     }
     const io::ImageDataset ds = load_training_data(opt.data, mc);
+    const TrainingData data = training_data_record(opt.data, ds);
     Trainer<B> tr(b, mc, tc);  // checks the configs
     io::Sampler sampler(ds.size(), tc.seed);
     if (opt.resume) {
-        load_checkpoint(b, ckpt, tr, sampler);
+        load_checkpoint(b, ckpt, tr, sampler, data);  // refuses a checkpoint of other data
         fmt::print("resumed from {} at step {} ({} kimg)\n", ckpt.string(), tr.step_count(),
                    tr.step_count() * tc.batch / 1000.0);
     }
@@ -121,9 +178,7 @@ int run_training(B& b, const ModelConfig& mc_in, const TrainConfig& tc_in, const
     const bool new_csv = !opt.resume || !fs::exists(csv_path) || fs::file_size(csv_path) == 0;
     std::ofstream csv(csv_path, new_csv ? std::ios::trunc : std::ios::app);
     if (!csv) SGF_THROW(IoError, "{}: cannot open the training log for writing", csv_path.string());
-    if (new_csv)
-        csv << "step,kimg,seconds,g_total,adversarial,consistency,latent,fingerprint,bit_accuracy,d_fake,d_real,r1\n"
-            << std::flush;  // before any checkpoint can exist: a resumed run appends to this file
+    if (new_csv) csv << kTrainingLogHeader << std::flush;  // before any checkpoint can exist: a resumed run appends to this file
     fmt::print("training preset '{}' ({}x{}x{}, {} bits) on {} ({} images), batch {}, {} steps, output in {}\n",
                mc.preset, mc.image_channels, mc.resolution, mc.resolution, mc.fingerprint_bits, ds.name, ds.size(), tc.batch,
                total_steps, opt.out_dir.string());
@@ -132,7 +187,7 @@ int run_training(B& b, const ModelConfig& mc_in, const TrainConfig& tc_in, const
     const std::int64_t start_step = tr.step_count();
     double acc_avg = 0.5, g_avg = 0, d_avg = 0;
     bool warned = false;
-    auto checkpoint = [&] { save_checkpoint(b, ckpt, tr, sampler); };
+    auto checkpoint = [&] { save_checkpoint(b, ckpt, tr, sampler, data); };
     while (tr.step_count() < total_steps) {
         if (interrupt_flag()) {
             checkpoint();

@@ -1,0 +1,233 @@
+// The training program's loop (sgf::run_training, behind `sgf train` and sgf_train): a new run never
+// overwrites an earlier one in its --out folder, and --resume refuses data other than the run's.
+#include <sgf/sgf.hpp>
+#include <sgf/train/loop.hpp>
+#include <sgf/backends/eigen.hpp>
+
+#include <gtest/gtest.h>
+
+#include "file_bytes.hpp"
+
+#include <filesystem>
+#include <map>
+#include <string>
+
+namespace sgf {
+namespace {
+
+namespace fs = std::filesystem;
+using B = EigenCpu;
+using test::slurp;
+
+fs::path fresh_dir(const std::string& name) {
+    const fs::path d = fs::path(SGF_TEST_TMPDIR) / "loop" / name;
+    fs::remove_all(d);
+    fs::create_directories(d);
+    return d;
+}
+
+/// A folder of n small grey training images (16 px, the tiny preset's resolution).
+fs::path image_folder(const fs::path& d, int n, int salt = 0) {
+    fs::create_directories(d);
+    for (int i = 0; i < n; ++i) {
+        io::Image im{16, 16, 1, std::vector<std::uint8_t>(256)};
+        for (int y = 0; y < 16; ++y)
+            for (int x = 0; x < 16; ++x) im.at(y, x, 0) = std::uint8_t(((x + i + salt) * (y + 3) * 37 + i * 11) & 255);
+        io::save_png(d / fmt::format("img{:03d}.png", i), im);
+    }
+    return d;
+}
+
+/// Every file in `d` (not recursive) by name, with its bytes.
+std::map<std::string, std::string> snapshot(const fs::path& d) {
+    std::map<std::string, std::string> files;
+    for (const auto& e : fs::directory_iterator(d)) files[e.path().filename().string()] = slurp(e.path());
+    return files;
+}
+
+/// A tiny run: batch 4, so 0.008 kimg is 2 steps.
+TrainLoopOptions tiny_run(const fs::path& out, const fs::path& data, double kimg = 0.008) {
+    TrainLoopOptions o;
+    o.out_dir = out;
+    o.data = data.string();
+    o.total_kimg = kimg;
+    o.progress = false;
+    return o;
+}
+TrainConfig tiny_train_config() {
+    TrainConfig tc;
+    tc.batch = 4;
+    return tc;
+}
+
+/// Runs `f`, which must throw E; returns the message.
+template <class E, class F>
+std::string message_of(F&& f) {
+    try {
+        f();
+    } catch (const E& e) {
+        return e.what();
+    } catch (const std::exception& e) {
+        ADD_FAILURE() << "threw another error: " << e.what();
+        return "";
+    }
+    ADD_FAILURE() << "did not throw";
+    return "";
+}
+
+// `sgf train --out run` twice (without --resume) truncated the first run's log.csv at start, a Ctrl-C
+// then replaced its checkpoint and the end its model.safetensors. Now a new run refuses such a folder
+// before it reads or writes anything, naming the file.
+TEST(TrainingLoop, ANewRunRefusesAFolderThatHoldsARunAndLeavesItByteIdentical) {
+    B b(1);
+    const fs::path root = fresh_dir("refuse");
+    const fs::path data = image_folder(root / "data", 8), out = root / "run";
+    const ModelConfig mc = ModelConfig::tiny();
+    const TrainConfig tc = tiny_train_config();
+    ASSERT_EQ(run_training(b, mc, tc, tiny_run(out, data)), 0);
+    for (const char* f : {"checkpoint.safetensors", "log.csv", "model.safetensors"}) ASSERT_TRUE(fs::exists(out / f)) << f;
+    const auto before = snapshot(out);
+
+    std::string m = message_of<ArgumentError>([&] { run_training(b, mc, tc, tiny_run(out, data, 0.02)); });
+    EXPECT_NE(m.find((out / "checkpoint.safetensors").string()), std::string::npos) << m;
+    EXPECT_NE(m.find("--resume"), std::string::npos) << m;
+    EXPECT_NE(m.find("another --out"), std::string::npos) << m;
+    EXPECT_EQ(snapshot(out), before) << "the first run's files changed";
+    // other data or a release file to start from make no difference: it is still a new run
+    TrainLoopOptions init = tiny_run(out, image_folder(root / "other", 4, 1), 0.02);
+    init.init_from = out / "model.safetensors";
+    m = message_of<ArgumentError>([&] { run_training(b, mc, tc, init); });
+    EXPECT_NE(m.find("checkpoint.safetensors"), std::string::npos) << m;
+    EXPECT_EQ(snapshot(out), before);
+
+    // without the checkpoint, the release file and the log are each refused by name
+    fs::remove(out / "checkpoint.safetensors");
+    const auto without_ckpt = snapshot(out);
+    m = message_of<ArgumentError>([&] { run_training(b, mc, tc, tiny_run(out, data)); });
+    EXPECT_NE(m.find((out / "model.safetensors").string()), std::string::npos) << m;
+    EXPECT_NE(m.find("another --out"), std::string::npos) << m;
+    EXPECT_EQ(snapshot(out), without_ckpt);
+    fs::remove(out / "model.safetensors");
+    const auto only_log = snapshot(out);
+    ASSERT_NE(slurp(out / "log.csv"), std::string(kTrainingLogHeader)) << "the run should have logged a step";
+    m = message_of<ArgumentError>([&] { run_training(b, mc, tc, tiny_run(out, data)); });
+    EXPECT_NE(m.find((out / "log.csv").string()), std::string::npos) << m;
+    EXPECT_EQ(snapshot(out), only_log);
+
+    // --resume continues the run in the folder: unchanged
+    const fs::path run2 = root / "run2";
+    ASSERT_EQ(run_training(b, mc, tc, tiny_run(run2, data)), 0);
+    TrainLoopOptions resume = tiny_run(run2, data, 0.016);
+    resume.resume = true;
+    EXPECT_EQ(run_training(b, mc, tc, resume), 0);
+}
+
+// A log.csv that holds at most its header line (a run killed before its first checkpoint and its
+// first logged step, even mid-way through writing the header) records nothing: a new run starts over.
+TEST(TrainingLoop, ANewRunStartsOverALogThatHoldsOnlyItsHeader) {
+    B b(1);
+    const fs::path root = fresh_dir("header_only");
+    const fs::path data = image_folder(root / "data", 8);
+    const std::string header(kTrainingLogHeader);
+    for (const std::string& log : {std::string(), header.substr(0, 9), header}) {
+        const fs::path out = fresh_dir("header_only_run");
+        {
+            std::ofstream f(out / "log.csv", std::ios::binary);
+            f << log;
+        }
+        ASSERT_EQ(run_training(b, ModelConfig::tiny(), tiny_train_config(), tiny_run(out, data)), 0) << "log '" << log << "'";
+        EXPECT_EQ(slurp(out / "log.csv").rfind(header, 0), 0u);
+        EXPECT_TRUE(fs::exists(out / "model.safetensors"));
+    }
+    // a log with anything else is refused (not sgf's, or a longer first line)
+    const fs::path out = fresh_dir("header_only_other");
+    {
+        std::ofstream f(out / "log.csv", std::ios::binary);
+        f << "my notes\n";
+    }
+    EXPECT_THROW(run_training(b, ModelConfig::tiny(), tiny_train_config(), tiny_run(out, data)), ArgumentError);
+    EXPECT_EQ(slurp(out / "log.csv"), "my notes\n");
+}
+
+// --resume with other data: a smaller set stopped with "sampler: invalid state (63, 8)", naming no
+// file; a larger or different one continued silently on other images. The checkpoint now records
+// its data (name, number of images) and a resume on other data is refused, naming both.
+TEST(TrainingLoop, ResumeRefusesDataOtherThanTheCheckpointsAndNamesBoth) {
+    B b(1);
+    const fs::path root = fresh_dir("data");
+    const fs::path data = image_folder(root / "data", 12), out = root / "run";
+    const fs::path smaller = image_folder(root / "smaller", 4), larger = image_folder(root / "larger", 16);
+    const fs::path same_size = image_folder(root / "same_size", 12, 3);
+    const ModelConfig mc = ModelConfig::tiny();
+    const TrainConfig tc = tiny_train_config();
+    ASSERT_EQ(run_training(b, mc, tc, tiny_run(out, data)), 0);
+    const fs::path ckpt = out / "checkpoint.safetensors";
+    const auto f = io::SafetensorsFile::load(ckpt);
+    const std::string canonical = fs::canonical(data).string();
+    EXPECT_EQ(f.metadata.at("sgf.dataset"), canonical);
+    EXPECT_EQ(f.metadata.at("sgf.dataset_images"), "12");
+    const auto before = snapshot(out);
+
+    for (const auto& [other, n] : {std::pair{smaller, 4}, std::pair{larger, 16}, std::pair{same_size, 12}}) {
+        TrainLoopOptions o = tiny_run(out, other, 0.016);
+        o.resume = true;
+        const std::string m = message_of<ArgumentError>([&] { run_training(b, mc, tc, o); });
+        EXPECT_NE(m.find(ckpt.string()), std::string::npos) << m;
+        EXPECT_NE(m.find(fmt::format("{} (12 images)", canonical)), std::string::npos) << m;
+        EXPECT_NE(m.find(fmt::format("{} ({} images)", fs::canonical(other).string(), n)), std::string::npos) << m;
+        EXPECT_NE(m.find("--data"), std::string::npos) << m;
+        EXPECT_EQ(snapshot(out), before) << other;
+    }
+    // the same folder spelled differently is the same data
+    TrainLoopOptions o = tiny_run(out, data / "." / "", 0.016);
+    o.resume = true;
+    EXPECT_EQ(run_training(b, mc, tc, o), 0);
+    EXPECT_EQ(io::SafetensorsFile::load(ckpt).metadata.at("sgf.step"), "4");
+}
+
+// Checkpoints written before the data record resume as before; a data set too small for their data
+// position is refused naming the checkpoint (it was "sampler: invalid state (63, 8)").
+TEST(TrainingLoop, ResumeOfACheckpointWithoutADataRecordNamesItWhenTheDataCannotBeTheRunsData) {
+    B b(1);
+    const fs::path root = fresh_dir("old_checkpoint");
+    const fs::path data = image_folder(root / "data", 12), out = root / "run";
+    const fs::path smaller = image_folder(root / "smaller", 4);
+    const ModelConfig mc = ModelConfig::tiny();
+    const TrainConfig tc = tiny_train_config();
+    ASSERT_EQ(run_training(b, mc, tc, tiny_run(out, data)), 0);  // 2 steps of 4: data position 8 of epoch 0
+    const fs::path ckpt = out / "checkpoint.safetensors";
+    {
+        auto f = io::SafetensorsFile::load(ckpt);
+        ASSERT_EQ(f.metadata.erase("sgf.dataset"), 1u);
+        ASSERT_EQ(f.metadata.erase("sgf.dataset_images"), 1u);
+        ASSERT_EQ(f.metadata.at("sgf.sampler"), "0 8");
+        f.save(ckpt);
+    }
+    const auto before = snapshot(out);
+    TrainLoopOptions o = tiny_run(out, smaller, 0.016);
+    o.resume = true;
+    const std::string m = message_of<ArgumentError>([&] { run_training(b, mc, tc, o); });
+    EXPECT_NE(m.find(ckpt.string()), std::string::npos) << m;
+    EXPECT_NE(m.find("the data set differs"), std::string::npos) << m;
+    EXPECT_NE(m.find("4 images"), std::string::npos) << m;
+    EXPECT_EQ(snapshot(out), before);
+    // an incomplete record is a malformed file
+    {
+        auto f = io::SafetensorsFile::load(ckpt);
+        f.metadata["sgf.dataset_images"] = "12";
+        f.save(ckpt);
+    }
+    o.data = data.string();
+    EXPECT_NE(message_of<FormatError>([&] { run_training(b, mc, tc, o); }).find("training-data record"), std::string::npos);
+    {
+        auto f = io::SafetensorsFile::load(ckpt);
+        f.metadata.erase("sgf.dataset_images");
+        f.save(ckpt);
+    }
+    // the run's own data: resumes, and the next checkpoint carries the record
+    EXPECT_EQ(run_training(b, mc, tc, o), 0);
+    EXPECT_EQ(io::SafetensorsFile::load(ckpt).metadata.at("sgf.dataset_images"), "12");
+}
+
+}  // namespace
+}  // namespace sgf
