@@ -290,7 +290,7 @@ int cmd_verify(B& b, const Common& c, const std::string& model, const std::strin
     const sgf::AttributionRule rule{alpha, min_margin};
     std::string capacity = sgf::attribution_capacity_problem(reg.bits(), alpha, reg.size());
     if (!capacity.empty()) capacity += ". Use a larger --alpha, or a model (and registry) with more bits";
-    warn(capacity);  // before decoding: every outcome below would be "not fingerprinted"
+    warn(capacity.empty() ? capacity : fmt::format("{}: {}", registry, capacity));  // before decoding: every outcome below would be "not fingerprinted"
     FileProgress progress(c, "decoding", images.size());
     const auto res = sgf::decode_files(b, m.F, images, 64, {}, progress.callback());
     json arr = json::array();
