@@ -229,5 +229,57 @@ TEST(TrainingLoop, ResumeOfACheckpointWithoutADataRecordNamesItWhenTheDataCannot
     EXPECT_EQ(io::SafetensorsFile::load(ckpt).metadata.at("sgf.dataset_images"), "12");
 }
 
+// On resume, the running bit accuracy restarted at 0.5 while the warning looked at the run's total
+// kimg: every resumed run past 50 kimg printed "bit accuracy is still 0.507 ... the decoder is not
+// reading the fingerprint" on its first step, whatever the decoder read. The watch now averages this
+// process's steps only, from the first, and judges after enough of them.
+TEST(TrainingLoop, TheStuckBitsWarningJudgesAResumedRunOnItsOwnSteps) {
+    // resumed at 298 kimg, reading 82% of the bits: never a warning
+    StuckBitsWatch reading(50);
+    for (int i = 0; i < 1000; ++i) EXPECT_FALSE(reading.update(0.82, 298 + i * 0.016)) << i;
+    EXPECT_NEAR(reading.average(), 0.82, 1e-9);
+    // at chance past stuck_kimg: warned once, after the watch has seen enough steps
+    StuckBitsWatch chance(50, 100);
+    int warned_at = -1, warnings = 0;
+    for (int i = 0; i < 300; ++i)
+        if (chance.update(0.5, 298 + i * 0.016)) ++warnings, warned_at = warned_at < 0 ? i : warned_at;
+    EXPECT_EQ(warnings, 1);
+    EXPECT_EQ(warned_at, 99);
+    // at chance but before stuck_kimg: not yet; a run that starts reading is not warned
+    StuckBitsWatch early(50, 1);
+    EXPECT_FALSE(early.update(0.5, 10));
+    EXPECT_TRUE(early.update(0.5, 50));
+    StuckBitsWatch recovers(0, 10);
+    for (int i = 0; i < 200; ++i) EXPECT_FALSE(recovers.update(0.9, i)) << i;
+}
+
+// The progress line: "\r" rewrites on a terminal; otherwise (a log file) whole lines at most every
+// progress_line_seconds, the first and last step always, and no "\r" in the output.
+TEST(TrainingLoop, ProgressIsWholeLinesForALogAndOneRewrittenLineForATerminal) {
+    B b(1);
+    const fs::path root = fresh_dir("progress");
+    const fs::path data = image_folder(root / "data", 8);
+    TrainLoopOptions o = tiny_run(root / "lines", data, 0.012);  // 3 steps
+    o.progress = true;
+    o.progress_line_seconds = 1e9;
+    testing::internal::CaptureStdout();
+    ASSERT_EQ(run_training(b, ModelConfig::tiny(), tiny_train_config(), o), 0);
+    std::string out = testing::internal::GetCapturedStdout();
+    EXPECT_EQ(out.find('\r'), std::string::npos) << out;
+    EXPECT_NE(out.find("\nstep 1/3 "), std::string::npos) << out;
+    EXPECT_EQ(out.find("step 2/3"), std::string::npos) << out;
+    EXPECT_NE(out.find("\nstep 3/3 "), std::string::npos) << out;
+    EXPECT_NE(out.find("\ndone: 3 steps"), std::string::npos) << out;
+    EXPECT_EQ(out.find("\n\n"), std::string::npos) << "no empty lines: " << out;
+
+    o.out_dir = root / "terminal";
+    o.progress_line_seconds = 0;
+    testing::internal::CaptureStdout();
+    ASSERT_EQ(run_training(b, ModelConfig::tiny(), tiny_train_config(), o), 0);
+    out = testing::internal::GetCapturedStdout();
+    for (int s = 1; s <= 3; ++s) EXPECT_NE(out.find(fmt::format("\rstep {}/3 ", s)), std::string::npos) << out;
+    EXPECT_NE(out.find(" \ndone: 3 steps"), std::string::npos) << out;
+}
+
 }  // namespace
 }  // namespace sgf

@@ -15,6 +15,8 @@
 #include <optional>
 #include <string_view>
 
+#include <unistd.h>
+
 namespace sgf {
 
 struct TrainLoopOptions {
@@ -28,6 +30,10 @@ struct TrainLoopOptions {
     bool resume = false;
     std::filesystem::path init_from;         ///< start from a release file's weights (new run)
     bool progress = true;
+    /// How the progress line is written: 0 rewrites one line in place every step ("\r", for a
+    /// terminal); > 0 writes a whole line at most every that many seconds (for logs); < 0 picks
+    /// 0 when stdout is a terminal and 30 otherwise.
+    double progress_line_seconds = -1;
 };
 
 /// Throws ArgumentError unless the run's length and intervals are usable: total_kimg finite and >= 0,
@@ -50,6 +56,29 @@ inline void install_interrupt_handler() {
     std::signal(SIGINT, [](int) { interrupt_flag() = true; });
     std::signal(SIGTERM, [](int) { interrupt_flag() = true; });
 }
+
+/// Watches the running bit accuracy for the "decoder is not reading the fingerprint" warning. The
+/// average starts from the first step this process trains (not from 0.5), and the warning needs
+/// `min_steps` steps of this process: a resumed run is judged on its own steps, not on a prior.
+class StuckBitsWatch {
+public:
+    explicit StuckBitsWatch(double stuck_kimg, std::int64_t min_steps = 100) : stuck_kimg_(stuck_kimg), min_steps_(min_steps) {}
+    /// Feeds one step's bit accuracy; true exactly once, when the warning is due.
+    bool update(double bit_accuracy, double kimg) {
+        avg_ = steps_ == 0 ? bit_accuracy : 0.98 * avg_ + 0.02 * bit_accuracy;
+        ++steps_;
+        if (warned_ || steps_ < min_steps_ || kimg < stuck_kimg_ || avg_ >= 0.55) return false;
+        return warned_ = true;
+    }
+    double average() const { return avg_; }
+
+private:
+    double stuck_kimg_;
+    std::int64_t min_steps_;
+    double avg_ = 0.5;
+    std::int64_t steps_ = 0;
+    bool warned_ = false;
+};
 
 /// Sample grid: row r uses fingerprint r, column j uses latent z_j (same z down a column), so
 /// fidelity is read along rows and consistency across them.
@@ -185,13 +214,18 @@ int run_training(B& b, const ModelConfig& mc_in, const TrainConfig& tc_in, const
     install_interrupt_handler();
     const auto t0 = clock::now();
     const std::int64_t start_step = tr.step_count();
-    double acc_avg = 0.5, g_avg = 0, d_avg = 0;
-    bool warned = false;
+    double g_avg = 0, d_avg = 0;
+    StuckBitsWatch stuck(opt.stuck_kimg);
+    const double line_seconds =
+        opt.progress_line_seconds >= 0 ? opt.progress_line_seconds : (::isatty(STDOUT_FILENO) ? 0.0 : 30.0);
+    double last_line = -1e300;  // seconds of the last whole progress line
+    // what ends a "\r" progress line before other output (nothing when lines are whole)
+    const std::string line_end = opt.progress && line_seconds == 0 ? "\n" : "";
     auto checkpoint = [&] { save_checkpoint(b, ckpt, tr, sampler, data); };
     while (tr.step_count() < total_steps) {
         if (interrupt_flag()) {
             checkpoint();
-            fmt::print("\ninterrupted: checkpoint written to {} at step {}; continue with --resume\n", ckpt.string(),
+            fmt::print("{}interrupted: checkpoint written to {} at step {}; continue with --resume\n", line_end, ckpt.string(),
                        tr.step_count());
             return 130;
         }
@@ -200,13 +234,12 @@ int run_training(B& b, const ModelConfig& mc_in, const TrainConfig& tc_in, const
         try {
             st = tr.step(real);
         } catch (const NumericError&) {
-            if (opt.progress) {  // end the progress line before the caller reports the error
-                fmt::print("\n");
+            if (!line_end.empty()) {  // end the progress line before the caller reports the error
+                fmt::print("{}", line_end);
                 std::fflush(stdout);
             }
             throw;
         }
-        acc_avg = 0.98 * acc_avg + 0.02 * st.g.bit_accuracy;
         g_avg = st.step == start_step + 1 ? st.g.total : 0.98 * g_avg + 0.02 * st.g.total;
         d_avg = st.step == start_step + 1 ? st.d.total : 0.98 * d_avg + 0.02 * st.d.total;
         const double secs = std::chrono::duration<double>(clock::now() - t0).count();
@@ -216,20 +249,22 @@ int run_training(B& b, const ModelConfig& mc_in, const TrainConfig& tc_in, const
                                kimg, secs, st.g.total, st.g.adversarial, st.g.consistency, st.g.latent, st.g.fingerprint,
                                st.g.bit_accuracy, st.d.fake, st.d.real, st.d.r1)
                 << std::flush;
-        if (opt.progress) {
+        const bool stuck_now = tc.fingerprint && stuck.update(st.g.bit_accuracy, kimg);
+        const bool last = st.step == total_steps;
+        if (opt.progress && (line_seconds == 0 || last || stuck_now || secs - last_line >= line_seconds)) {
             const double ips = double(st.step - start_step) * tc.batch / std::max(secs, 1e-9);
             const double eta = double(total_steps - st.step) * tc.batch / std::max(ips, 1e-9);
-            fmt::print("\rstep {}/{} {:5.1f}% | {:.1f} img/s | ETA {:02d}:{:02d}:{:02d} | G+F {:.3f} D {:.3f} | bits {:.3f} ",
-                       st.step, total_steps, 100.0 * st.step / total_steps, ips, int(eta / 3600), int(eta / 60) % 60,
-                       int(eta) % 60, g_avg, d_avg, acc_avg);
+            fmt::print("{}step {}/{} {:5.1f}% | {:.1f} img/s | ETA {:02d}:{:02d}:{:02d} | G+F {:.3f} D {:.3f} | bits {:.3f}{}",
+                       line_seconds == 0 ? "\r" : "", st.step, total_steps, 100.0 * st.step / total_steps, ips,
+                       int(eta / 3600), int(eta / 60) % 60, int(eta) % 60, g_avg, d_avg, stuck.average(),
+                       line_seconds == 0 ? " " : "\n");
             std::fflush(stdout);
+            last_line = secs;
         }
-        if (tc.fingerprint && !warned && kimg >= opt.stuck_kimg && acc_avg < 0.55) {
-            fmt::print("\nwarning: bit accuracy is still {:.3f} after {:.0f} kimg: the decoder is not reading the "
+        if (stuck_now)
+            fmt::print("{}warning: bit accuracy is still {:.3f} after {:.0f} kimg: the decoder is not reading the "
                        "fingerprint; check the learning rate and the fingerprint loss weight\n",
-                       acc_avg, kimg);
-            warned = true;
-        }
+                       line_end, stuck.average(), kimg);
         if (st.step % opt.grid_every == 0 || st.step == total_steps)
             io::save_png(opt.out_dir / fmt::format("samples-{:07d}.png", st.step), sample_grid(b, tr.generator_ema(), 6, 8, 7));
         if (st.step % opt.checkpoint_every == 0) checkpoint();
@@ -240,7 +275,7 @@ int run_training(B& b, const ModelConfig& mc_in, const TrainConfig& tc_in, const
                         {{"sgf.train_config", nlohmann::json(tc).dump()},
                          {"sgf.trained_kimg", fmt::format("{:.1f}", double(tr.step_count()) * tc.batch / 1000.0)},
                          {"sgf.dataset", ds.name}});
-    fmt::print("\ndone: {} steps in {:.0f} s; release file {}\n", tr.step_count(),
+    fmt::print("{}done: {} steps in {:.0f} s; release file {}\n", line_end, tr.step_count(),
                std::chrono::duration<double>(clock::now() - t0).count(), release.string());
     return 0;
 }
