@@ -9,6 +9,7 @@
 #include <cstring>
 #include <fstream>
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 namespace sgf::io {
@@ -151,6 +152,54 @@ TEST(SafetensorsLimits, FileLargerThanMaxFileBytesIsRejectedBeforeReading) {
                        {"file is " + std::to_string(size) + " bytes", "limit of " + std::to_string(size - 1)});
     lim.max_file_bytes = 16;
     expect_limit_error("size-limit.safetensors", good, lim, {"limit of 16"});
+}
+
+// load() read the whole file before the header could refuse it: a model file followed by 1 GiB of
+// anything cost 1 GiB of memory (a 5 GB file, 5 GB) before "trailing bytes" (under a memory limit,
+// bad_alloc and exit 1). The header is now checked against the file's size first. The file here is
+// sparse (no disk used); the peak resident size shows whether its bytes were read.
+TEST(SafetensorsLimits, TrailingGigabytesAreRefusedWithoutReadingThem) {
+    const std::string good = sample_bytes();
+    const fs::path p = tmpdir() / "trailing-gigabyte.safetensors";
+    write_raw(p, good);
+    const std::uint64_t extra = std::uint64_t(1) << 30;
+    fs::resize_file(p, good.size() + extra);
+    struct rusage before {};
+    ::getrusage(RUSAGE_SELF, &before);
+    try {
+        SafetensorsFile::load(p);
+        ADD_FAILURE() << "expected a FormatError";
+    } catch (const FormatError& e) {
+        const std::string m = e.what();
+        EXPECT_NE(m.find(p.string()), std::string::npos) << m;
+        EXPECT_NE(m.find(std::to_string(extra) + " trailing bytes"), std::string::npos) << m;
+    }
+    struct rusage after {};
+    ::getrusage(RUSAGE_SELF, &after);
+    EXPECT_LT(after.ru_maxrss - before.ru_maxrss, 64 * 1024) << "peak resident size grew by " << after.ru_maxrss - before.ru_maxrss
+                                                             << " KiB: the trailing bytes were read";
+    fs::remove(p);
+    // a header that is not JSON, ahead of a large data area: refused the same way
+    std::string bad = good;
+    bad[8] = '#';
+    write_raw(p, bad);
+    fs::resize_file(p, bad.size() + extra);
+    ::getrusage(RUSAGE_SELF, &before);
+    EXPECT_THROW(SafetensorsFile::load(p), FormatError);
+    ::getrusage(RUSAGE_SELF, &after);
+    EXPECT_LT(after.ru_maxrss - before.ru_maxrss, 64 * 1024);
+    fs::remove(p);
+}
+
+// A file that ends inside its data area (the size shrank after the header was read, or a short
+// file): the loader names the file and what is missing, through both entry points.
+TEST(Safetensors, TruncatedDataAreaIsRefusedByLoadAndParseAlike) {
+    const std::string good = sample_bytes();
+    for (std::size_t cut : {std::size_t(1), std::size_t(4), std::size_t(20)}) {
+        const std::string bytes = good.substr(0, good.size() - cut);
+        expect_format_error(bytes, "truncated or corrupt");
+        EXPECT_THROW(SafetensorsFile::parse(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size(), "cut"), FormatError);
+    }
 }
 
 TEST(SafetensorsLimits, MoreTensorsThanMaxTensorsAreRejected) {

@@ -135,34 +135,55 @@ inline void write_file_atomic(const std::filesystem::path& path, std::string_vie
     write_file_atomic(path, [&](FileSink& s) { s.write(bytes); });
 }
 
-/// Reads a whole file; IoError names the path when it is missing or unreadable.
-inline std::vector<std::uint8_t> read_file(const std::filesystem::path& path, std::uint64_t max_bytes = std::uint64_t(1) << 36) {
-    // O_NONBLOCK: opening a FIFO without a writer would block forever; it is refused below.
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) SGF_THROW(IoError, "{}: cannot open: {}", path.string(), detail::errno_text());
-    struct stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        ::close(fd);
-        SGF_THROW(IoError, "{}: not a regular file", path.string());
-    }
-    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-    if (static_cast<std::uint64_t>(st.st_size) > max_bytes) {
-        ::close(fd);
-        SGF_THROW(FormatError, "{}: file is {} bytes, above the limit of {}", path.string(), st.st_size, max_bytes);
-    }
-    std::vector<std::uint8_t> out(static_cast<std::size_t>(st.st_size));
-    std::size_t got = 0;
-    while (got < out.size()) {
-        const ssize_t r = ::read(fd, out.data() + got, out.size() - got);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) {
-            const std::string why = r < 0 ? detail::errno_text() : "unexpected end of file";
-            ::close(fd);
-            SGF_THROW(IoError, "{}: read failed: {}", path.string(), why);
+/// A regular file opened for reading, read front to back; IoError names the path when it is
+/// missing, unreadable, not a regular file (a FIFO would block, a folder is no file) or ends early.
+class InputFile {
+public:
+    explicit InputFile(const std::filesystem::path& path) : path_(path) {
+        // O_NONBLOCK: opening a FIFO without a writer would block forever; it is refused below.
+        fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+        if (fd_ < 0) SGF_THROW(IoError, "{}: cannot open: {}", path.string(), detail::errno_text());
+        struct stat st {};
+        if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
+            ::close(fd_);
+            SGF_THROW(IoError, "{}: not a regular file", path.string());
         }
-        got += static_cast<std::size_t>(r);
+        ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) & ~O_NONBLOCK);
+        size_ = static_cast<std::uint64_t>(st.st_size);
     }
-    ::close(fd);
+    InputFile(const InputFile&) = delete;
+    InputFile& operator=(const InputFile&) = delete;
+    ~InputFile() { ::close(fd_); }
+
+    std::uint64_t size() const { return size_; }  ///< at opening
+    const std::filesystem::path& path() const { return path_; }
+
+    /// The next n bytes into dst; IoError when the file ends first.
+    void read(void* dst, std::size_t n) {
+        auto* p = static_cast<std::uint8_t*>(dst);
+        while (n > 0) {
+            const ssize_t r = ::read(fd_, p, n);
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) SGF_THROW(IoError, "{}: read failed: {}", path_.string(), r < 0 ? detail::errno_text() : "unexpected end of file");
+            p += r;
+            n -= static_cast<std::size_t>(r);
+        }
+    }
+
+private:
+    std::filesystem::path path_;
+    int fd_ = -1;
+    std::uint64_t size_ = 0;
+};
+
+/// Reads a whole file; IoError names the path when it is missing or unreadable, FormatError when it
+/// is larger than max_bytes (checked before anything is read or allocated).
+inline std::vector<std::uint8_t> read_file(const std::filesystem::path& path, std::uint64_t max_bytes = std::uint64_t(1) << 36) {
+    InputFile in(path);
+    if (in.size() > max_bytes)
+        SGF_THROW(FormatError, "{}: file is {} bytes, above the limit of {}", path.string(), in.size(), max_bytes);
+    std::vector<std::uint8_t> out(static_cast<std::size_t>(in.size()));
+    in.read(out.data(), out.size());
     return out;
 }
 

@@ -60,16 +60,19 @@ constexpr const char* dtype_of() {
     else static_assert(sizeof(T) == 0, "unsupported dtype");
 }
 
-inline std::string crc32_hex(const std::uint8_t* data, std::size_t n) {
-    uLong crc = ::crc32(0L, Z_NULL, 0);
+/// CRC-32 (zlib's) of n bytes, continuing from `crc` (start with crc32_start()).
+inline uLong crc32_start() { return ::crc32(0L, Z_NULL, 0); }
+inline uLong crc32_update(uLong crc, const std::uint8_t* data, std::size_t n) {
     while (n > 0) {
         const uInt chunk = static_cast<uInt>(std::min<std::size_t>(n, 1u << 30));
         crc = ::crc32(crc, data, chunk);
         data += chunk;
         n -= chunk;
     }
-    return fmt::format("crc32:{:08x}", static_cast<std::uint32_t>(crc));
+    return crc;
 }
+inline std::string crc32_text(uLong crc) { return fmt::format("crc32:{:08x}", static_cast<std::uint32_t>(crc)); }
+inline std::string crc32_hex(const std::uint8_t* data, std::size_t n) { return crc32_text(crc32_update(crc32_start(), data, n)); }
 
 class SafetensorsFile {
 public:
@@ -150,48 +153,101 @@ public:
 
     void save(const std::filesystem::path& path) { write_file_atomic(path, serialize()); }
 
+    /// Reads and validates a file. The header is read and checked against the file's size first:
+    /// a damaged header, a truncated file or one with trailing bytes is refused without reading (or
+    /// allocating memory for) its data area.
     static SafetensorsFile load(const std::filesystem::path& path, const SafetensorsLimits& lim = {}) {
-        const auto bytes = read_file(path, lim.max_file_bytes);
-        return parse(bytes.data(), bytes.size(), path.string(), lim);
-    }
-
-    static SafetensorsFile parse(const std::uint8_t* p, std::size_t size, const std::string& name,
-                                 const SafetensorsLimits& lim = {}) {
+        InputFile in(path);
+        const std::string name = path.string();
+        if (in.size() > lim.max_file_bytes)
+            SGF_THROW(FormatError, "{}: file is {} bytes, above the limit of {}", name, in.size(), lim.max_file_bytes);
+        std::uint8_t length[8] = {};
+        if (in.size() >= 8) in.read(length, 8);
+        const std::uint64_t n = header_length(length, in.size(), name, lim);
+        std::vector<std::uint8_t> header(static_cast<std::size_t>(n));
+        in.read(header.data(), header.size());
         SafetensorsFile f;
         f.source = name;
-        auto fail = [&](std::string_view f, const auto&... args) -> void {
-            SGF_THROW(FormatError, "{}: {}", name, fmt::vformat(f, fmt::make_format_args(args...)));
-        };
-        if (size < 8) fail("truncated: {} bytes, not a safetensors file (needs at least 8)", size);
+        const std::uint64_t data_size = in.size() - 8 - n;
+        const auto spans = f.parse_header(header.data(), n, data_size, lim);
+        uLong crc = crc32_start();
+        for (const auto& s : spans) {  // in file order, without gaps (checked)
+            auto& bytes = f.tensors_.at(s.name).bytes;
+            bytes.resize(static_cast<std::size_t>(s.e - s.b));
+            in.read(bytes.data(), bytes.size());
+            crc = crc32_update(crc, bytes.data(), bytes.size());
+        }
+        f.check_checksum(crc32_text(crc));
+        return f;
+    }
+
+    /// Validates and reads a file held in memory (size bytes at p); `name` goes into messages.
+    static SafetensorsFile parse(const std::uint8_t* p, std::size_t size, const std::string& name,
+                                 const SafetensorsLimits& lim = {}) {
+        const std::uint64_t n = header_length(p, size, name, lim);
+        SafetensorsFile f;
+        f.source = name;
+        const std::uint64_t data_size = size - 8 - n;
+        const std::uint8_t* data = p + 8 + n;
+        for (const auto& s : f.parse_header(p + 8, n, data_size, lim))
+            f.tensors_.at(s.name).bytes.assign(data + s.b, data + s.e);
+        f.check_checksum(crc32_hex(data, data_size));
+        return f;
+    }
+
+private:
+    struct Span {  // a tensor's bytes [b, e) in the data area
+        std::uint64_t b, e;
+        std::string name;
+    };
+
+    [[noreturn]] static void fail_in(const std::string& name, std::string_view f, fmt::format_args args) {
+        SGF_THROW(FormatError, "{}: {}", name, fmt::vformat(f, args));
+    }
+    template <class... A>
+    [[noreturn]] void fail(std::string_view f, const A&... args) const {
+        fail_in(where(), f, fmt::make_format_args(args...));
+    }
+
+    /// The header length from the file's first 8 bytes (`prefix`; a file of `size` bytes), checked
+    /// against the limit and the file's size.
+    static std::uint64_t header_length(const std::uint8_t* prefix, std::uint64_t size, const std::string& name,
+                                       const SafetensorsLimits& lim) {
+        if (size < 8) fail_in(name, "truncated: {} bytes, not a safetensors file (needs at least 8)", fmt::make_format_args(size));
         std::uint64_t n = 0;
-        std::memcpy(&n, p, 8);
-        if (n > lim.max_header_bytes)
-            fail("not a safetensors file, or a damaged one: its first 8 bytes give a header length of {}, over the limit of {} "
-                 "bytes",
-                 n, lim.max_header_bytes);
-        if (n > size - 8) fail("truncated: header says {} bytes of JSON, file has {} after the length", n, size - 8);
+        std::memcpy(&n, prefix, 8);
+        const std::uint64_t max_header = lim.max_header_bytes;
+        if (n > max_header)
+            fail_in(name,
+                    "not a safetensors file, or a damaged one: its first 8 bytes give a header length of {}, over the limit "
+                    "of {} bytes",
+                    fmt::make_format_args(n, max_header));
+        const std::uint64_t after = size - 8;
+        if (n > after) fail_in(name, "truncated: header says {} bytes of JSON, file has {} after the length", fmt::make_format_args(n, after));
+        return n;
+    }
+
+    /// Reads the JSON header (n bytes at h) into metadata and tensor entries (bytes still empty) and
+    /// checks it against a data area of data_size bytes: every tensor inside it, sized by its shape
+    /// and dtype, the tensors packed without overlap, gap or trailing bytes. Returns the tensors in
+    /// file order.
+    std::vector<Span> parse_header(const std::uint8_t* h, std::uint64_t n, std::uint64_t data_size, const SafetensorsLimits& lim) {
         nlohmann::json header;
         try {
-            header = nlohmann::json::parse(reinterpret_cast<const char*>(p + 8), reinterpret_cast<const char*>(p + 8 + n));
+            header = nlohmann::json::parse(reinterpret_cast<const char*>(h), reinterpret_cast<const char*>(h + n));
         } catch (const nlohmann::json::exception& e) {
             fail("header is not valid JSON: {}", e.what());
         }
         if (!header.is_object()) fail("header is not a JSON object");
         const std::size_t n_tensors = header.size() - (header.contains("__metadata__") ? 1 : 0);  // __metadata__ is optional
         if (n_tensors > lim.max_tensors) fail("{} tensors exceed the limit of {} tensors", n_tensors, lim.max_tensors);
-        const std::uint64_t data_size = size - 8 - n;
-        const std::uint8_t* data = p + 8 + n;
-        struct Span {
-            std::uint64_t b, e;
-            std::string name;
-        };
         std::vector<Span> spans;
         for (auto it = header.begin(); it != header.end(); ++it) {
             if (it.key() == "__metadata__") {
                 if (!it.value().is_object()) fail("__metadata__ is not an object");
                 for (auto m = it.value().begin(); m != it.value().end(); ++m) {
                     if (!m.value().is_string()) fail("metadata value '{}' is not a string", m.key());
-                    f.metadata[m.key()] = m.value().get<std::string>();
+                    metadata[m.key()] = m.value().get<std::string>();
                 }
                 continue;
             }
@@ -222,9 +278,8 @@ public:
             if (en - b != numel * isz)
                 fail("tensor '{}': {} bytes for shape [{}] of {} ({} expected)", it.key(), en - b,
                      fmt::format("{}", fmt::join(t.shape, ", ")), t.dtype, numel * isz);
-            t.bytes.assign(data + b, data + en);
             spans.push_back({b, en, it.key()});
-            f.tensors_[it.key()] = std::move(t);
+            tensors_[it.key()] = std::move(t);
         }
         std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& c) { return a.b < c.b; });
         std::uint64_t pos = 0;
@@ -234,14 +289,16 @@ public:
             pos = s.e;
         }
         if (pos != data_size) fail("{} trailing bytes after the last tensor", data_size - pos);
-        auto ck = f.metadata.find("sgf.checksum");
-        if (ck != f.metadata.end() && ck->second != crc32_hex(data, data_size))
-            fail("checksum mismatch: the tensor data is corrupt (metadata says {}, data has {})", ck->second,
-                 crc32_hex(data, data_size));
-        return f;
+        return spans;
     }
 
-private:
+    /// FormatError when metadata records a checksum other than `actual` (of the data area).
+    void check_checksum(const std::string& actual) const {
+        auto ck = metadata.find("sgf.checksum");
+        if (ck != metadata.end() && ck->second != actual)
+            fail("checksum mismatch: the tensor data is corrupt (metadata says {}, data has {})", ck->second, actual);
+    }
+
     std::string where() const { return source.empty() ? std::string("safetensors") : source; }
     std::map<std::string, SafeTensor> tensors_;
 };
