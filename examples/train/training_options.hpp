@@ -4,6 +4,8 @@
 #include <sgf/train/checkpoint.hpp>
 #include <sgf/train/loop.hpp>
 
+#include "../common/cli_checks.hpp"
+
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -135,14 +137,14 @@ inline void add_training_options(CLI::App& app, TrainingCommand& cmd) {
                    "kimg over which the consistency weight grows from 0 to its value (0: constant)")
         ->capture_default_str();
     app.add_option("--w-adversarial", tc.weights.adversarial, "weight of the adversarial loss")
-        ->check(CLI::NonNegativeNumber)->capture_default_str();
+        ->check(sgf_examples::non_negative_check())->capture_default_str();
     app.add_option("--w-consistency", tc.weights.consistency, "weight of the consistency loss")
-        ->check(CLI::NonNegativeNumber)->capture_default_str();
+        ->check(sgf_examples::non_negative_check())->capture_default_str();
     app.add_option("--w-latent", tc.weights.latent, "weight of the latent reconstruction loss")
-        ->check(CLI::NonNegativeNumber)->capture_default_str();
+        ->check(sgf_examples::non_negative_check())->capture_default_str();
     app.add_option("--w-fingerprint", tc.weights.fingerprint, "weight of the fingerprint BCE loss")
-        ->check(CLI::NonNegativeNumber)->capture_default_str();
-    app.add_option("--seed", tc.seed, "random seed")->capture_default_str();
+        ->check(sgf_examples::non_negative_check())->capture_default_str();
+    app.add_option("--seed", tc.seed, "random seed")->check(sgf_examples::seed_check())->capture_default_str();
     app.add_option("--checkpoint-every", opt.checkpoint_every, "steps between checkpoints")->capture_default_str();
     app.add_option("--grid-every", opt.grid_every, "steps between sample grids")->capture_default_str();
     app.add_flag("--resume", opt.resume, "continue the run in --out from its checkpoint");

@@ -164,6 +164,16 @@ TEST_F(Cli, UsageErrorsAndHelp) {
     EXPECT_EQ(sgf({"verify", "--registry", registry.string(), "--min-margin", "-5", good_png.string()}).rc, kUsage);
     EXPECT_EQ(sgf({"generate", "--model", model.string(), "--count", "0", "--out", (dir / "g0").string()}).rc, kUsage);
     EXPECT_EQ(sgf({"demo", "--users", "0"}).rc, kUsage);
+    // seeds are 64-bit decimal integers: out of range was saturated, -1 wrapped
+    const std::string hex(32, '0');
+    for (const char* seed : {"18446744073709551616", "-1", "1e3"}) {
+        const Result r = sgf({"generate", "--model", model.string(), "--fingerprint", hex, "--seed", seed, "--out", (dir / "g0").string()});
+        EXPECT_EQ(r.rc, kUsage) << seed << ": " << r.out << r.err;
+        EXPECT_NE(r.err.find("is not a seed"), std::string::npos) << r.err;
+        const Result e = sgf({"eval", "--model", model.string(), "--seed", seed});
+        EXPECT_EQ(e.rc, kUsage) << seed << ": " << e.out << e.err;
+        EXPECT_NE(e.err.find("is not a seed"), std::string::npos) << e.err;
+    }
     EXPECT_FALSE(fs::exists(dir / "g0"));
     EXPECT_EQ(sgf({"--backend", "tpu", "decode", "--model", model.string(), good_png.string()}).rc, kUsage);
     // The global options also work after the subcommand.
@@ -700,6 +710,13 @@ TEST_F(Cli, TrainRefusesUnusableOptionsBeforeItReadsOrWritesAnything) {
         {{"--immunise-strength", "-1"}, "immunise: strength must be >= 0, got -1"},
         {{"--immunise-rampup", "inf"}, "immunise: rampup_kimg must be >= 0"},
         {{"--batch", "0"}, "batch must be >= 1, got 0"},
+        // CLI11 saturated 10^23 to 2^64-1 and wrapped -1; its range for weights was a 309-digit number
+        {{"--seed", "99999999999999999999999"}, "--seed: '99999999999999999999999' is not a seed: give a decimal integer from 0 to 18446744073709551615"},
+        {{"--seed", "18446744073709551616"}, "is not a seed"},
+        {{"--seed", "-1"}, "--seed: '-1' is not a seed"},
+        {{"--seed", "0x10"}, "is not a seed"},
+        {{"--w-latent", "-1"}, "--w-latent: must be a finite number >= 0, got '-1'"},
+        {{"--w-fingerprint", "inf"}, "--w-fingerprint: must be a finite number >= 0, got 'inf'"},
     };
     for (const auto& [args, message] : cases) {
         const fs::path out = dir / "never";
