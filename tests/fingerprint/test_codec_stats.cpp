@@ -105,6 +105,10 @@ TEST(Statistics, ThresholdsForStatedFalsePositiveRates) {
         EXPECT_GT(stats::p_value(k - 1, 128), a);
     }
     EXPECT_DOUBLE_EQ(stats::bonferroni_alpha(1e-6, 1000), 1e-9);
+    // an empty registry is tested at alpha, as one entry (it threw, while Matcher used max(N, 1))
+    EXPECT_DOUBLE_EQ(stats::bonferroni_alpha(1e-6, 0), 1e-6);
+    EXPECT_DOUBLE_EQ(stats::bonferroni_alpha(1e-6, 1), 1e-6);
+    EXPECT_THROW(stats::bonferroni_alpha(1e-6, -1), ArgumentError);
     EXPECT_EQ(stats::bit_threshold(128, stats::bonferroni_alpha(1e-6, 1000)), 98);
     EXPECT_NEAR(stats::log_family_p_value(100, 128, 1000), stats::log_p_value(100, 128) + std::log(1000.0), 1e-12);
     EXPECT_EQ(stats::log_family_p_value(60, 128, 1000), 0.0);  // capped at 1

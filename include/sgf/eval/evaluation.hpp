@@ -321,7 +321,7 @@ inline AttributionStats count_attribution(const Matcher& reg, const std::vector<
     SGF_CHECK(generated.size() == who.size(), ArgumentError, "count_attribution: {} images, {} owners", generated.size(), who.size());
     AttributionStats s;
     s.users = reg.size();
-    s.threshold = stats::bit_threshold(reg.bits(), stats::bonferroni_alpha(rule.alpha, std::max<std::int64_t>(1, reg.size())));
+    s.threshold = stats::bit_threshold(reg.bits(), stats::bonferroni_alpha(rule.alpha, reg.size()));
     s.generated = std::int64_t(generated.size());
     for (std::size_t i = 0; i < generated.size(); ++i) {
         const auto a = reg.attribute(generated[i], rule);

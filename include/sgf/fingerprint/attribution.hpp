@@ -107,7 +107,7 @@ public:
         Attribution a;
         a.bits = bits_;
         a.registry_size = size();
-        a.threshold = stats::bit_threshold(bits_, stats::bonferroni_alpha(rule.alpha, std::max<std::int64_t>(size(), 1)));
+        a.threshold = stats::bit_threshold(bits_, stats::bonferroni_alpha(rule.alpha, size()));
         if (size() == 0) return a;
         best_two(decoded, a.best_index, a.best_matching, a.runner_up_index, a.runner_up_matching);
         a.best_label = label(a.best_index);

@@ -50,10 +50,11 @@ inline int bit_threshold(int n, double alpha) {
     return lo;
 }
 
-/// Per-comparison level for a family-wise level alpha over N fingerprints.
+/// Per-comparison level for a family-wise level alpha over N fingerprints: alpha / max(N, 1). An
+/// empty registry is tested like a one-entry one (as log_family_p_value and Matcher do).
 inline double bonferroni_alpha(double alpha, std::int64_t registry_size) {
-    SGF_CHECK(registry_size >= 1, ArgumentError, "bonferroni: registry size must be >= 1");
-    return alpha / double(registry_size);
+    SGF_CHECK(registry_size >= 0, ArgumentError, "bonferroni: registry size must be >= 0, got {}", registry_size);
+    return alpha / double(std::max<std::int64_t>(registry_size, 1));
 }
 /// Family-wise p-value min(1, N p), in log space.
 inline double log_family_p_value(int k, int n, std::int64_t registry_size) {
