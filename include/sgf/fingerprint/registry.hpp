@@ -506,9 +506,11 @@ private:
         sqlite3_bind_text(s, 3, issued.c_str(), -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(s, 4, metadata.c_str(), -1, SQLITE_TRANSIENT);
         const int rc = sqlite3_step(s);
+        const int code = sqlite3_extended_errcode(db_);
+        const std::string msg = sqlite3_errmsg(db_);
         sqlite3_reset(s);
         if (rc == SQLITE_CONSTRAINT) SGF_THROW(ArgumentError, "{}: label '{}' (or its fingerprint) is already issued", path_, label);
-        if (rc != SQLITE_DONE) SGF_THROW(IoError, "{}: insert failed: {}", path_, sqlite3_errmsg(db_));
+        if (rc != SQLITE_DONE) fail(code, "insert failed", msg);  // a full disk, a lock, a read-only file: IoError
         const std::int64_t id = sqlite3_last_insert_rowid(db_);
         matcher_.add(f, label);
         hex_.push_back(hex);
@@ -548,15 +550,17 @@ private:
     /// a read-only folder, a lock held past the busy timeout, a full disk, an I/O error: IoError, exit 3)
     /// or its content is not what a registry holds (FormatError, exit 4).
     [[noreturn]] void fail(int rc, const std::string& what, const std::string& msg) const {
-        switch (rc & 0xff) {
+        const int primary = rc & 0xff;
+        std::string hint;
+        if (primary == SQLITE_READONLY || primary == SQLITE_CANTOPEN)
+            hint = " (a registry is read through SQLite's write-ahead log: its folder must be writable, for the -wal and -shm "
+                   "files beside it)";
+        else if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED)
+            hint = " (another process holds the registry locked)";
+        switch (primary) {
             case SQLITE_READONLY: case SQLITE_CANTOPEN: case SQLITE_IOERR: case SQLITE_PERM: case SQLITE_BUSY:
             case SQLITE_LOCKED: case SQLITE_FULL: case SQLITE_NOMEM: case SQLITE_AUTH:
-                SGF_THROW(IoError, "{}: {}: {}{}", path_, what, msg,
-                          (rc & 0xff) == SQLITE_READONLY || (rc & 0xff) == SQLITE_CANTOPEN
-                              ? " (a registry is read through SQLite's write-ahead log: its folder must be writable, "
-                                "for the -wal and -shm files beside it)"
-                              : (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED ? " (another process holds the registry locked)"
-                                                                                            : "");
+                SGF_THROW(IoError, "{}: {}: {}{}", path_, what, msg, hint);
             default: SGF_THROW(FormatError, "{}: {}: {}", path_, what, msg);
         }
     }
