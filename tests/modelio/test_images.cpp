@@ -3,7 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
+#include <limits>
 
 namespace sgf::io {
 namespace {
@@ -33,6 +35,23 @@ TEST(Images, PngRoundTripAndTensorMapping) {
     EXPECT_EQ(t.shape, (Shape{1, 3, 3, 5}));
     EXPECT_FLOAT_EQ(t.at(0, 0, 0, 0), img.at(0, 0, 0) / 127.5f - 1.0f);
     EXPECT_EQ(to_image(t).pixels, img.pixels);
+}
+
+// The 8-bit conversion of algorithm.md 2, against a plain reference in double on a grid of values,
+// and its ends: a diverged generator's +inf was black (lround(inf) is unspecified; 0 on x86).
+TEST(Images, EightBitConversionRoundsClampsAndDefinesNonFiniteValues) {
+    for (int i = -3000; i <= 3000; ++i) {
+        const float x = float(i) / 1000.0f;
+        const double v = (double(x) + 1.0) * 127.5;
+        const int want = v <= 0 ? 0 : v >= 255 ? 255 : int(std::lround(float((x + 1.0f) * 127.5f)));
+        ASSERT_EQ(int(to_u8(x)), want) << x;
+    }
+    for (int u = 0; u < 256; ++u) EXPECT_EQ(int(to_u8(from_u8(std::uint8_t(u)))), u);
+    EXPECT_EQ(to_u8(std::numeric_limits<float>::infinity()), 255);
+    EXPECT_EQ(to_u8(1e30f), 255);
+    EXPECT_EQ(to_u8(-std::numeric_limits<float>::infinity()), 0);
+    EXPECT_EQ(to_u8(-1e30f), 0);
+    EXPECT_EQ(to_u8(std::numeric_limits<float>::quiet_NaN()), 0);
 }
 
 TEST(Images, HostileFilesGetClearErrors) {

@@ -60,8 +60,14 @@ struct HostTensor {
 };
 
 /// One pixel value in [-1, 1] as an 8-bit image stores it: round(127.5 (x + 1)) clamped to 0..255
-/// (algorithm.md 2) ...
-inline std::uint8_t to_u8(float x) { return std::uint8_t(std::clamp(std::lround((x + 1.0f) * 127.5f), 0l, 255l)); }
+/// (algorithm.md 2); NaN as 0, +-inf as 255 / 0 (lround of those, or of anything beyond a long, is
+/// unspecified: +inf came out black on x86) ...
+inline std::uint8_t to_u8(float x) {
+    const float v = (x + 1.0f) * 127.5f;
+    if (!(v > 0.0f)) return 0;  // also NaN
+    if (v >= 255.0f) return 255;
+    return std::uint8_t(std::lround(v));
+}
 /// ... and back: u8 / 127.5 - 1.
 inline float from_u8(std::uint8_t u) { return float(u) / 127.5f - 1.0f; }
 
