@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+#include <nlohmann/json.hpp>
+
 #include <cstdio>
 
 #include <sys/stat.h>
@@ -195,8 +198,9 @@ TEST(Registry, CsvAndJsonRoundTripAllOrNothing) {
     for (int i = 0; i < 5; ++i) near_a.set_bit(i, !near_a.bit(i));  // 5 bits from a: closer than the default 32
     const std::vector<std::pair<std::string, std::string>> refused = {
         {"label,fingerprint\nfirst," + a + "\nsecond," + b + "\nfirst," + Fingerprint::from_seed(128, 13).hex() + "\n",
-         "row 3: "},                                       // a label repeated inside the import
-        {"label,fingerprint\nfirst," + a + "\nsecond," + near_a.hex() + "\n", "row 2 ('second') is closer than 32 bits to 'first'"},
+         "rows.csv: line 4: "},                            // a label repeated inside the import
+        {"label,fingerprint\nfirst," + a + "\nsecond," + near_a.hex() + "\n",
+         "rows.csv: line 3 ('second') is closer than 32 bits to 'first'"},
     };
     for (const auto& [text, message] : refused) {
         try {
@@ -213,6 +217,75 @@ TEST(Registry, CsvAndJsonRoundTripAllOrNothing) {
     // after the rollbacks the same rows import cleanly
     EXPECT_EQ(bad.import_csv("label,fingerprint\nfirst," + a + "\nsecond," + b + "\n", "rows.csv"), 2);
     EXPECT_EQ(bad.attribute(Fingerprint::parse(b, 128)).best_label, "second");
+}
+
+// Found by a hostile-user test of the API (session 19):
+// - an imported issued_at that was not UTF-8 was stored, and every later export_json threw a raw
+//   nlohmann error; control characters in it were exported raw;
+// - import_csv read columns by position and checked only the first two header names: a header
+//   label,fingerprint,metadata,issued_at swapped the two columns silently;
+// - messages counted CSV records, not lines, and JSON entries from 0 in one message and 1 in another;
+// - a UTF-8 byte-order mark (as spreadsheet programs write) made the header "wrong".
+TEST(Registry, ImportsCheckTheHeaderAndTimeStampsAndNameTheRealLine) {
+    const std::string a = Fingerprint::from_seed(128, 21).hex(), b = Fingerprint::from_seed(128, 22).hex();
+    auto message = [](auto&& f) {
+        try {
+            f();
+        } catch (const FormatError& e) {
+            return std::string(e.what());
+        }
+        ADD_FAILURE() << "no FormatError";
+        return std::string();
+    };
+    Registry r(fresh("imports.db"));
+    for (const std::string& stamp : {std::string("\xff\xfe"), std::string("2024\x1b[31m"), std::string("a\x01z"), std::string(65, '1')}) {
+        std::string m = message([&] { r.import_csv("label,fingerprint,issued_at,metadata\nalice," + a + "," + stamp + ",m\n", "t.csv"); });
+        EXPECT_NE(m.find("t.csv: line 2"), std::string::npos) << m;
+        EXPECT_NE(m.find("issued_at of 'alice' must be at most 64 printable ASCII characters"), std::string::npos) << m;
+        nlohmann::json j = nlohmann::json::array();
+        j.push_back({{"label", "alice"}, {"fingerprint", a}, {"issued_at", stamp.size() == 65 ? stamp : "x\ty"}});
+        m = message([&] { r.import_json(j.dump(), "t.json"); });
+        EXPECT_NE(m.find("t.json: entry 1: "), std::string::npos) << m;
+        EXPECT_EQ(r.size(), 0);
+    }
+    EXPECT_NE(message([&] { r.import_json(R"([{"label": 3}])", "t.json"); }).find("t.json: entry 1 needs"), std::string::npos);
+    // headers: the known columns in their order, nothing else
+    for (const std::string& header : {"label,fingerprint,metadata,issued_at", "label,fingerprint,metadata", "label,fingerprint,issued_at,metadata,extra",
+                                      "fingerprint,label", "label"}) {
+        const std::string m = message([&] { r.import_csv(header + "\nalice," + a + ",x,y\n", "h.csv"); });
+        EXPECT_NE(m.find("h.csv: line 1: expected the header label,fingerprint[,issued_at[,metadata]]"), std::string::npos) << m;
+        EXPECT_EQ(r.size(), 0);
+    }
+    EXPECT_NE(message([&] { r.import_csv("", "empty.csv"); }).find("empty.csv: empty"), std::string::npos);
+    // more fields than the header's columns
+    EXPECT_NE(message([&] { r.import_csv("label,fingerprint\nalice," + a + ",2024-01-01T00:00:00Z\n", "n.csv"); })
+                  .find("n.csv: line 2: expected 2 to 2 fields"),
+              std::string::npos);
+    // physical lines: a quoted field over three lines comes before the bad row on line 5
+    const std::string m = message([&] { r.import_csv("label,fingerprint,issued_at,metadata\nalice," + a + ",,\"one\ntwo\nthree\"\nbob,xyz\n", "q.csv"); });
+    EXPECT_NE(m.find("q.csv: line 5"), std::string::npos) << m;
+    // a byte-order mark is skipped; a 3-column header keeps the time stamps
+    EXPECT_EQ(r.import_csv("\xEF\xBB\xBFlabel,fingerprint,issued_at\nalice," + a + ",2024-01-01T00:00:00Z\nbob," + b + "\n", "bom.csv"), 2);
+    EXPECT_EQ(r.find("alice")->issued_at, "2024-01-01T00:00:00Z");
+    EXPECT_EQ(r.find("bob")->metadata, "");
+    EXPECT_NO_THROW(nlohmann::json::parse(r.export_json()));
+}
+
+// issue_all with numbered = INT64_MAX overflowed the size check (UBSan) and then issued inside one
+// transaction for as long as it ran; find("alice\0evil") found alice (SQLite bound the C string).
+TEST(Registry, HugeRequestsAndLabelsWithNulFindNothingAndIssueNothing) {
+    Registry r(fresh("huge.db"));
+    r.issue("alice");
+    Registry::IssueRequest q;
+    q.labels = {"x"};
+    q.numbered = std::numeric_limits<std::int64_t>::max();
+    EXPECT_THROW(r.issue_all(q), ArgumentError);
+    q.numbered = std::int64_t(Registry::kMaxImportRows);
+    EXPECT_THROW(r.issue_all(q), ArgumentError);  // one more than the limit with the explicit label
+    EXPECT_EQ(r.size(), 1);
+    EXPECT_FALSE(r.find(std::string("alice\0evil", 10)).has_value());
+    EXPECT_FALSE(r.find(std::string(Registry::kMaxLabelBytes + 1, 'a')).has_value());
+    EXPECT_TRUE(r.find("alice").has_value());
 }
 
 TEST(Registry, ConcurrentProcessesNeverDuplicateOrLoseRows) {

@@ -193,7 +193,8 @@ public:
 
     std::vector<RegistryEntry> issue_all(const IssueRequest& req) {
         SGF_CHECK(req.numbered >= 0, ArgumentError, "{}: cannot issue a negative number ({}) of fingerprints", path_, req.numbered);
-        check_request_size(req.numbered + std::int64_t(req.labels.size()), path_);
+        check_request_size(req.numbered, path_);  // first alone: the sum below must not overflow
+        check_request_size(req.numbered + std::int64_t(std::min(req.labels.size(), kMaxImportRows + 1)), path_);
         return write_txn([&] {
             std::vector<RegistryEntry> out;
             std::int64_t n = static_cast<std::int64_t>(matcher_.size());  // read inside the transaction
@@ -276,9 +277,12 @@ public:
         });
     }
 
+    /// The entry labelled exactly `label` (every byte: a label with a NUL or longer than
+    /// kMaxLabelBytes cannot be stored, so it finds nothing).
     std::optional<RegistryEntry> find(const std::string& label) {
+        if (label.size() > kMaxLabelBytes || label.find('\0') != std::string::npos) return std::nullopt;
         sqlite3_stmt* s = prepare("SELECT id, label, fingerprint, issued_at, metadata FROM fingerprints WHERE label = ?");
-        sqlite3_bind_text(s, 1, label.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(s, 1, label.data(), int(label.size()), SQLITE_TRANSIENT);
         std::optional<RegistryEntry> out;
         if (step(s) == SQLITE_ROW) out = row(s);
         sqlite3_reset(s);
@@ -321,43 +325,55 @@ public:
         if (!j.is_array()) SGF_THROW(FormatError, "{}: expected a JSON array of entries", source);
         if (j.size() > kMaxImportRows)
             SGF_THROW(FormatError, "{}: {} entries exceed the limit of {} per import", source, j.size(), kMaxImportRows);
-        std::vector<RegistryEntry> rows;
+        std::vector<ImportRow> rows;
         for (std::size_t i = 0; i < j.size(); ++i) {
             const auto& o = j[i];
             if (!o.is_object() || !o.contains("label") || !o.contains("fingerprint") || !o["label"].is_string() ||
                 !o["fingerprint"].is_string())
-                SGF_THROW(FormatError, "{}: entry {} needs string fields 'label' and 'fingerprint'", source, i);
+                SGF_THROW(FormatError, "{}: entry {} needs string fields 'label' and 'fingerprint'", source, i + 1);
             auto optional_text = [&](const char* key) {
                 if (!o.contains(key)) return std::string();
-                if (!o[key].is_string()) SGF_THROW(FormatError, "{}: entry {}: '{}' must be a string", source, i, key);
+                if (!o[key].is_string()) SGF_THROW(FormatError, "{}: entry {}: '{}' must be a string", source, i + 1, key);
                 return o[key].get<std::string>();
             };
             rows.push_back(make_row(o["label"].get<std::string>(), o["fingerprint"].get<std::string>(), optional_text("issued_at"),
-                                    optional_text("metadata"), fmt::format("{}: entry {}", source, i)));
+                                    optional_text("metadata"), fmt::format("{}: entry {}", source, i + 1)));
         }
-        return import_rows(rows, source);
+        return import_rows(rows);
     }
+    /// CSV with the header `label,fingerprint[,issued_at[,metadata]]` (exactly those names, in that
+    /// order; a UTF-8 byte-order mark before it is skipped). Errors name the physical line.
     std::int64_t import_csv(const std::string& text, const std::string& source = "import") {
-        std::vector<RegistryEntry> rows;
-        std::size_t pos = 0;
-        int line = 0;
+        static const std::vector<std::string> kColumns = {"label", "fingerprint", "issued_at", "metadata"};
+        std::vector<ImportRow> rows;
+        std::size_t pos = text.rfind("\xEF\xBB\xBF", 0) == 0 ? 3 : 0;
+        int line = 1;             // physical line where the next record starts
+        std::size_t columns = 0;  // from the header
         while (pos < text.size()) {
-            ++line;
-            std::vector<std::string> f = parse_csv_record(text, pos, source, line);
-            if (line == 1) {
-                if (f.size() < 2 || f[0] != "label" || f[1] != "fingerprint")
-                    SGF_THROW(FormatError, "{}: line 1: expected the header label,fingerprint,issued_at,metadata", source);
+            const int record_line = line;
+            const std::size_t start = pos;
+            std::vector<std::string> f = parse_csv_record(text, pos, source, record_line);
+            line += int(std::count(text.begin() + std::ptrdiff_t(start), text.begin() + std::ptrdiff_t(pos), '\n'));
+            if (columns == 0) {
+                const bool known = f.size() >= 2 && f.size() <= kColumns.size() && std::equal(f.begin(), f.end(), kColumns.begin());
+                if (!known)
+                    SGF_THROW(FormatError, "{}: line {}: expected the header label,fingerprint[,issued_at[,metadata]] (those names, in "
+                                           "that order), got '{}'",
+                              source, record_line, printable(fmt::format("{}", fmt::join(f, ","))).substr(0, 200));
+                columns = f.size();
                 continue;
             }
             if (f.size() == 1 && f[0].empty()) continue;
-            if (f.size() < 2 || f.size() > 4)
-                SGF_THROW(FormatError, "{}: line {}: expected 2 to 4 fields, got {}", source, line, f.size());
+            if (f.size() < 2 || f.size() > columns)
+                SGF_THROW(FormatError, "{}: line {}: expected 2 to {} fields (the header's columns), got {}", source, record_line,
+                          columns, f.size());
             f.resize(4);
             if (rows.size() == kMaxImportRows)
-                SGF_THROW(FormatError, "{}: line {}: more than {} rows in one import", source, line, kMaxImportRows);
-            rows.push_back(make_row(f[0], f[1], f[2], f[3], fmt::format("{}: line {}", source, line)));
+                SGF_THROW(FormatError, "{}: line {}: more than {} rows in one import", source, record_line, kMaxImportRows);
+            rows.push_back(make_row(f[0], f[1], f[2], f[3], fmt::format("{}: line {}", source, record_line)));
         }
-        return import_rows(rows, source);
+        if (columns == 0) SGF_THROW(FormatError, "{}: empty: expected the header label,fingerprint[,issued_at[,metadata]]", source);
+        return import_rows(rows);
     }
 
 private:
@@ -420,32 +436,36 @@ private:
         return fields;
     }
 
-    RegistryEntry make_row(const std::string& label, const std::string& hex, const std::string& issued, const std::string& meta,
-                           const std::string& where) {
+    struct ImportRow {
+        RegistryEntry entry;
+        std::string where;  ///< "<source>: line 5" / "<source>: entry 3", for messages
+    };
+    ImportRow make_row(const std::string& label, const std::string& hex, const std::string& issued, const std::string& meta,
+                       const std::string& where) {
         if (label.empty()) SGF_THROW(FormatError, "{}: empty label", where);
-        RegistryEntry e;
+        ImportRow r{{}, where};
         try {
-            e.fingerprint = Fingerprint::parse(hex, bits_);
+            r.entry.fingerprint = Fingerprint::parse(hex, bits_);
         } catch (const ArgumentError& err) {
             SGF_THROW(FormatError, "{}: {}", where, err.what());
         }
-        e.label = label;
-        e.issued_at = issued.empty() ? now_utc() : issued;
-        e.metadata = meta;
-        return e;
+        r.entry.label = label;
+        r.entry.issued_at = issued.empty() ? now_utc() : issued;
+        r.entry.metadata = meta;
+        return r;
     }
 
-    std::int64_t import_rows(const std::vector<RegistryEntry>& rows, const std::string& source) {
+    std::int64_t import_rows(const std::vector<ImportRow>& rows) {
         return write_txn([&] {
-            for (std::size_t i = 0; i < rows.size(); ++i) {
-                const std::int64_t near = too_close(rows[i].fingerprint);
+            for (const auto& [e, where] : rows) {
+                const std::int64_t near = too_close(e.fingerprint);
                 if (near >= 0)
-                    SGF_THROW(FormatError, "{}: row {} ('{}') is closer than {} bits to '{}'; nothing was imported", source, i + 1,
-                              rows[i].label, min_distance_, matcher_.label(near));
+                    SGF_THROW(FormatError, "{} ('{}') is closer than {} bits to '{}'; nothing was imported", where,
+                              printable(e.label), min_distance_, printable(matcher_.label(near)));
                 try {
-                    insert(rows[i].label, rows[i].fingerprint, rows[i].metadata, rows[i].issued_at);
-                } catch (const ArgumentError& e) {
-                    SGF_THROW(FormatError, "{}: row {}: {}; nothing was imported", source, i + 1, e.what());
+                    insert(e.label, e.fingerprint, e.metadata, e.issued_at);
+                } catch (const ArgumentError& err) {
+                    SGF_THROW(FormatError, "{}: {}; nothing was imported", where, err.what());
                 }
             }
             return static_cast<std::int64_t>(rows.size());
@@ -496,8 +516,11 @@ private:
 
     RegistryEntry insert(const std::string& label, const Fingerprint& f, const std::string& metadata, std::string issued = "") {
         check_entry(label, metadata, path_);
-        SGF_CHECK(issued.size() <= 64 && issued.find('\0') == std::string::npos, ArgumentError,
-                  "{}: issued_at of '{}' must be at most 64 bytes without NUL characters", path_, label);
+        SGF_CHECK(issued.size() <= 64 && std::all_of(issued.begin(), issued.end(), [](char ch) { return ch >= 0x20 && ch < 0x7f; }),
+                  ArgumentError,
+                  "{}: issued_at of '{}' must be at most 64 printable ASCII characters (a time stamp such as "
+                  "2026-12-05T14:00:00Z), got '{}'",
+                  path_, label, printable(issued.substr(0, 80)));
         if (issued.empty()) issued = now_utc();
         sqlite3_stmt* s = prepare("INSERT INTO fingerprints(label, fingerprint, issued_at, metadata) VALUES(?, ?, ?, ?)");
         const std::string hex = f.hex();
