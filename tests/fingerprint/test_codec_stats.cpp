@@ -126,6 +126,17 @@ TEST(Statistics, ThresholdsForStatedFalsePositiveRates) {
         }
 }
 
+// bit(i) read past the words for i >= n (Fingerprint(7).bit(100): heap overflow; a default
+// Fingerprint's bit(0) read an empty vector); set_bit was checked, bit was not.
+TEST(Fingerprint, BitOutOfRangeIsAnArgumentError) {
+    const Fingerprint f = Fingerprint::from_seed(7, 1);
+    EXPECT_NO_THROW(f.bit(6));
+    EXPECT_THROW(f.bit(7), ArgumentError);
+    EXPECT_THROW(f.bit(100), ArgumentError);
+    EXPECT_THROW(f.bit(-1), ArgumentError);
+    EXPECT_THROW(Fingerprint{}.bit(0), ArgumentError);
+}
+
 TEST(Fingerprint, BitCountIsCheckedBeforeAnythingIsSized) {
     // -200 bits made a vector of a negative size (std::length_error), not an ArgumentError
     for (int bits : {0, -1, -200, 65537, std::numeric_limits<int>::max()}) {

@@ -117,6 +117,42 @@ TEST(Images, EncodersRefuseImagesWhoseSizesDoNotAgree) {
     EXPECT_EQ(decode_image(reinterpret_cast<const std::uint8_t*>(png.data()), png.size(), "ok.png").pixels, ok.pixels);
 }
 
+// An Image and a HostTensor are plain structs anyone can fill. resize, center_crop_square, to_tensor
+// and make_grid read width x height x channels bytes without checking (ASan: heap overflow), to_image
+// took any sample index, make_grid built a -1x-1 grid from -5x-5 images, and resize allocated what
+// any target asked for (2 GiB for 65536 x 32768). Each is now an ArgumentError naming the function.
+TEST(Images, HelpersRefuseImagesWhoseSizesDoNotAgreeAndHugeTargets) {
+    const Image short_pixels{4, 4, 3, std::vector<std::uint8_t>(3)};
+    const Image wide_short{8, 4, 3, std::vector<std::uint8_t>(3)};
+    auto message = [](auto&& f) -> std::string {
+        try {
+            f();
+        } catch (const Error& e) {
+            return e.what();
+        }
+        return "(no error)";
+    };
+    EXPECT_NE(message([&] { resize(short_pixels, 8, 8); }).find("resize: a 4x4 image with 3 channel(s) needs 48 bytes"), std::string::npos);
+    EXPECT_NE(message([&] { center_crop_square(wide_short); }).find("center_crop_square: a 8x4 image"), std::string::npos);
+    EXPECT_NE(message([&] { to_tensor(wide_short); }).find("to_tensor: a 8x4 image"), std::string::npos);
+    EXPECT_NE(message([&] { make_grid({Image{8, 4, 3, {}}}, 1); }).find("make_grid: image 0: a 8x4 image"), std::string::npos);
+    EXPECT_THROW(make_grid({Image{-5, -5, 1, {}}}, 1), ArgumentError);
+    EXPECT_THROW(make_grid({gradient(4, 4, 1), short_pixels}, 2), ArgumentError);
+    // targets: positive, at most 16384 per side and 64 Mi pixels
+    const Image g = gradient(4, 4, 1);
+    EXPECT_NE(message([&] { resize(g, 1 << 16, 1 << 15); }).find("above the limit of 16384 px per side"), std::string::npos);
+    EXPECT_THROW(resize(g, 16384, 16384), ArgumentError);  // 256 Mi pixels
+    EXPECT_THROW(resize(g, 0, 4), ArgumentError);
+    EXPECT_EQ(resize(g, 16384, 4).width, 16384);
+    // to_image: the sample must exist and the tensor hold its shape's values
+    HostTensor<float> t(Shape{1, 1, 4, 4});
+    EXPECT_NO_THROW(to_image(t, 0));
+    EXPECT_NE(message([&] { to_image(t, 5); }).find("to_image: sample 5 of a batch of 1"), std::string::npos);
+    EXPECT_THROW(to_image(t, -1), ArgumentError);
+    t.data.resize(3);
+    EXPECT_THROW(to_image(t, 0), ShapeError);
+}
+
 TEST(Images, ResizeIsAntialiased) {
     Image flat{10, 10, 1, std::vector<std::uint8_t>(100, 77)};
     for (auto v : resize(flat, 3, 7).pixels) EXPECT_EQ(v, 77);

@@ -5,6 +5,7 @@
 #include <sgf/train/checkpoint.hpp>
 #include <sgf/backends/eigen.hpp>
 #include <sgf/verify/decode.hpp>
+#include <sgf/verify/evaluate.hpp>
 
 #include <gtest/gtest.h>
 
@@ -163,7 +164,13 @@ TEST(ModelFiles, DecodeImagesInMemoryGivesWhatDecodeFilesGives) {
         EXPECT_NE(std::string(e.what()).find("image 1: image is 2x2, too small"), std::string::npos) << e.what();
     }
     // sizes that do not agree: an ArgumentError, not a read past the pixels
-    EXPECT_THROW(decode_images(b, F, {io::Image{cfg.resolution, cfg.resolution, 1, std::vector<std::uint8_t>(3)}}), ArgumentError);
+    // (named by its index: "convert_channels: 16x16x4 image ..." did not say which)
+    try {
+        decode_images(b, F, {images[1], io::Image{cfg.resolution, cfg.resolution, 1, std::vector<std::uint8_t>(3)}});
+        FAIL();
+    } catch (const ArgumentError& e) {
+        EXPECT_NE(std::string(e.what()).find("image 1: a 16x16 image with 1 channel(s) needs 256 bytes"), std::string::npos) << e.what();
+    }
 }
 
 TEST(ModelFiles, TruncatedOrCorruptedModelIsRejected) {
@@ -294,6 +301,16 @@ void set_one_value(B& b, Net& net, const std::string& name, float x) {
     FAIL() << "no parameter " << name;
 }
 
+/// Rewrites file `p` with one value (the middle one) of tensor `tensor` set to `x`: the savers refuse
+/// to write NaN or Inf, so a poisoned file is made through the container (valid checksum).
+void poison(const fs::path& p, const std::string& tensor, float x) {
+    auto f = io::SafetensorsFile::load(p);
+    auto v = f.get<float>(tensor);
+    v[v.size() / 2] = x;
+    f.put<float>(tensor, f.tensors().at(tensor).shape, v);
+    f.save(p);
+}
+
 /// `load` must throw FormatError naming file `p` and saying that `tensor` holds NaN or Inf.
 template <class F>
 void expect_non_finite_refused(F&& load, const fs::path& p, const std::string& tensor) {
@@ -322,12 +339,9 @@ TEST(ModelFiles, WeightsHoldingNaNOrInfAreRefusedNamingFileAndTensor) {
         MetaGenerator<B> G(b, cfg, 1);
         auto F = make_decoder(b, cfg, 2);
         auto D = make_discriminator(b, cfg, 3);
-        const std::string net(c.tensor, 1);
-        if (net == "G") set_one_value(b, G, c.tensor, c.value);
-        if (net == "F") set_one_value(b, F, c.tensor, c.value);
-        if (net == "D") set_one_value(b, D, c.tensor, c.value);
         const fs::path p = tmpdir() / fmt::format("non-finite-{}.safetensors", c.tensor);
         io::save_meta_model(b, p, G, F, D);
+        poison(p, c.tensor, c.value);
         const auto file = io::SafetensorsFile::load(p);  // the container and its checksum are fine
         expect_non_finite_refused([&] { io::load_meta_model<B>(b, p); }, p, c.tensor);
         // a release file to start training from (--init-from)
@@ -339,9 +353,9 @@ TEST(ModelFiles, WeightsHoldingNaNOrInfAreRefusedNamingFileAndTensor) {
         MetaGenerator<B> G(b, cfg, 1);
         Tensor<B> c1(b, Shape{1, cfg.fingerprint_bits}, 1.0f);
         auto Gu = instantiate(b, G, c1);
-        set_one_value(b, Gu, "G.b4.torgb.bias", inf);
         const fs::path p = tmpdir() / "non-finite-baked.safetensors";
         io::save_baked_generator(b, p, Gu);
+        poison(p, "G.b4.torgb.bias", inf);
         expect_non_finite_refused([&] { io::load_baked_generator<B>(b, p); }, p, "G.b4.torgb.bias");
     }
     // checkpoints: the EMA generator and the optimiser moments too
@@ -369,6 +383,80 @@ TEST(ModelFiles, WeightsHoldingNaNOrInfAreRefusedNamingFileAndTensor) {
         save_checkpoint(b, p, tr, s);
         expect_non_finite_refused([&] { load_checkpoint(b, p, ok, s2); }, p, "opt.F.v." + name);
     }
+}
+
+// The savers wrote files their own loaders refuse, and reported success: a meta model with a baked
+// generator, or F/D of another config; weights holding NaN/Inf; extra metadata that replaced
+// `sgf.kind` or `sgf.config`. Each is now refused before anything is written (an existing file stays).
+TEST(ModelFiles, SaversRefuseFilesTheirLoadersWouldRefuse) {
+    B b(1);
+    const ModelConfig cfg = ModelConfig::tiny();
+    ModelConfig other = cfg;
+    other.fingerprint_bits = 8;
+    MetaGenerator<B> G(b, cfg, 1);
+    auto F = make_decoder(b, cfg, 2);
+    auto D = make_discriminator(b, cfg, 3);
+    auto F8 = make_decoder(b, other, 2);
+    Tensor<B> c1(b, Shape{1, cfg.fingerprint_bits}, 1.0f);
+    auto Gu = instantiate(b, G, c1);
+    const fs::path p = tmpdir() / "saver-checks.safetensors";
+    io::save_meta_model(b, p, G, F, D);
+    const std::string before = [&] {
+        std::ifstream in(p, std::ios::binary);
+        return std::string(std::istreambuf_iterator<char>(in), {});
+    }();
+    auto unchanged = [&] {
+        std::ifstream in(p, std::ios::binary);
+        return std::string(std::istreambuf_iterator<char>(in), {}) == before;
+    };
+    auto message = [](auto&& f) -> std::string {
+        try {
+            f();
+        } catch (const Error& e) {
+            return e.what();
+        }
+        return "(no error)";
+    };
+    std::string m = message([&] { io::save_meta_model(b, p, Gu, F, D); });
+    EXPECT_NE(m.find("would hold a baked generator"), std::string::npos) << m;
+    m = message([&] { io::save_meta_model(b, p, G, F8, D); });
+    EXPECT_NE(m.find("must have the generator's config"), std::string::npos) << m;
+    for (const char* key : {"sgf.kind", "sgf.config", "sgf.format_version", "sgf.checksum"}) {
+        m = message([&] { io::save_meta_model(b, p, G, F, D, {{key, "x"}}); });
+        EXPECT_NE(m.find(fmt::format("metadata key '{}' is written by sgf itself", key)), std::string::npos) << m;
+        EXPECT_THROW(io::save_baked_generator(b, p, Gu, {{key, "x"}}), ArgumentError);
+    }
+    set_one_value(b, D, "D.b4.fc.weight", std::numeric_limits<float>::quiet_NaN());
+    m = message([&] { io::save_meta_model(b, p, G, F, D); });
+    EXPECT_NE(m.find(p.string() + ": not written: tensor 'D.b4.fc.weight' holds NaN or Inf"), std::string::npos) << m;
+    EXPECT_THROW(io::save_meta_model(b, p, G, F, D), NumericError);
+    set_one_value(b, Gu, "G.b4.torgb.bias", std::numeric_limits<float>::infinity());
+    EXPECT_THROW(io::save_baked_generator(b, p, Gu), NumericError);
+    EXPECT_TRUE(unchanged()) << "a refused save replaced the file";
+    EXPECT_NO_THROW(io::load_meta_model<B>(b, p));
+    // other extra keys are kept
+    set_one_value(b, D, "D.b4.fc.weight", 0.5f);
+    io::save_meta_model(b, p, G, F, D, {{"sgf.note", "kept"}});
+    EXPECT_EQ(io::SafetensorsFile::load(p).metadata.at("sgf.note"), "kept");
+}
+
+// A decoder that does not match the generator: a heap overflow (F of 64 bits against G of 128) or a
+// wrong accuracy (F of 8 against G of 4) in measure_bit_accuracy.
+TEST(ModelFiles, BitAccuracyNeedsADecoderThatReadsWhatTheGeneratorMakes) {
+    B b(1);
+    const ModelConfig cfg = ModelConfig::tiny();
+    ModelConfig other = cfg;
+    other.fingerprint_bits = cfg.fingerprint_bits * 2;
+    MetaGenerator<B> G(b, cfg, 1);
+    auto F = make_decoder(b, other, 2);
+    try {
+        measure_bit_accuracy(b, G, F, 4, 1);
+        FAIL();
+    } catch (const ArgumentError& e) {
+        EXPECT_NE(std::string(e.what()).find("the decoder reads"), std::string::npos) << e.what();
+    }
+    auto F_ok = make_decoder(b, cfg, 2);
+    EXPECT_EQ(measure_bit_accuracy(b, G, F_ok, 4, 1).images, 4);
 }
 
 TEST(Checkpoint, ResumeGivesBitIdenticalLosses) { expect_exact_resume(TrainConfig{}); }

@@ -614,6 +614,17 @@ TEST(ImageAttackDefinitions, BlurOfAVanishingSigmaIsTheIdentityAndHugeSigmasAreR
     EXPECT_THROW(apply(ImageAttack{"blur", 2000}, x, 1), ArgumentError);
 }
 
+// Direct calls beyond the registry's ranges: gaussian_blur_kernel(x, 3e9) wrapped the kernel size to
+// k <= 1 and returned the image unblurred; resize_images to 2^30 x 1 threw std::bad_alloc.
+TEST(ImageAttackDefinitions, KernelSizesAndResizeTargetsBeyondTheirRangesAreRefused) {
+    const Images x = detailed(1, 1, 16);
+    for (double k : {3e9, 1e20, 6002.0}) EXPECT_THROW(gaussian_blur_kernel(x, k), ArgumentError) << k;
+    EXPECT_FALSE(identical(gaussian_blur_kernel(x, 5), x));
+    EXPECT_THROW(resize_images(x, 1 << 30, 1), ArgumentError);
+    EXPECT_THROW(resize_images(x, 16385, 16), ArgumentError);
+    EXPECT_EQ(resize_images(x, 32, 8).shape.w, 32);
+}
+
 TEST(ImageAttackDefinitions, CombinedScalesTheBlurByTheShorterSideOfTheUncroppedInput) {
     // documented: on an H x W input S = min(H, W), taken before the crop
     for (const auto& [h, w] : {std::pair<std::int64_t, std::int64_t>{40, 64}, {64, 40}}) {

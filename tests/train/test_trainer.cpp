@@ -62,6 +62,30 @@ TEST(TrainConfig, ValidateRefusesEveryUnusableValueAndAcceptsTheDefaults) {
     EXPECT_NO_THROW(validate(t));
 }
 
+// The training config in checkpoints and release files: integers had to be JSON integers in range,
+// but nlohmann's get_to wrapped "batch": 2^32 + 16 to 16, cut 16.9 to 16, cast 1e20 to INT_MIN and
+// read "seed": -1 as 2^64 - 1. Each is now a FormatError naming the key.
+TEST(TrainConfig, JsonIntegersMustBeIntegersInRange) {
+    const nlohmann::json good = TrainConfig{};
+    EXPECT_EQ(good.get<TrainConfig>().batch, 16);
+    const std::vector<std::pair<std::string, nlohmann::json>> bad = {
+        {"batch", 4294967312ull}, {"batch", 16.9}, {"batch", 1e20}, {"d_reg_interval", 2147483648ll},
+        {"g_reg_interval", "4"},  {"seed", -1},    {"seed", 1.5}};
+    for (const auto& [key, value] : bad) {
+        nlohmann::json j = good;
+        j[key] = value;
+        try {
+            j.get<TrainConfig>();
+            ADD_FAILURE() << key << " = " << value.dump() << " was accepted";
+        } catch (const FormatError& e) {
+            EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+        }
+    }
+    nlohmann::json big = good;
+    big["seed"] = 18446744073709551615ull;
+    EXPECT_EQ(big.get<TrainConfig>().seed, 18446744073709551615ull);
+}
+
 TEST(Trainer, OneStepLowersTheJointLossOnAFixedBatch) {
     B b(1);
     const ModelConfig cfg = ModelConfig::tiny();

@@ -28,7 +28,10 @@ public:
 
     int bits() const noexcept { return n_; }
     const std::vector<std::uint64_t>& words() const noexcept { return words_; }
-    bool bit(int i) const { return (words_[std::size_t(i) / 64] >> (i % 64)) & 1u; }
+    bool bit(int i) const {
+        SGF_CHECK(i >= 0 && i < n_, ArgumentError, "fingerprint: bit {} out of range [0, {})", i, n_);
+        return (words_[std::size_t(i) / 64] >> (i % 64)) & 1u;
+    }
     void set_bit(int i, bool v) {
         SGF_CHECK(i >= 0 && i < n_, ArgumentError, "fingerprint: bit {} out of range [0, {})", i, n_);
         const std::uint64_t m = std::uint64_t(1) << (i % 64);

@@ -245,9 +245,10 @@ inline void append_bytes(void* ctx, void* data, int size) {
 }  // namespace detail
 
 namespace detail {
-/// An Image is a plain struct anyone can fill: the encoders check that its sizes agree before stb
-/// reads width x height x channels bytes from it.
-inline void check_encodable(const Image& img, const char* what) {
+/// An Image is a plain struct anyone can fill: the encoders and every image helper check that its
+/// sizes agree before they read width x height x channels bytes from it. `what` names the caller
+/// or the image ("image 3").
+inline void check_image(const Image& img, std::string_view what) {
     SGF_CHECK(img.width > 0 && img.height > 0 && img.width <= (1 << 24) && img.height <= (1 << 24) &&
                   (img.channels == 1 || img.channels == 3) &&
                   img.pixels.size() == std::size_t(img.width) * std::size_t(img.height) * std::size_t(img.channels),
@@ -256,10 +257,19 @@ inline void check_encodable(const Image& img, const char* what) {
               std::size_t(std::max(img.width, 0)) * std::size_t(std::max(img.height, 0)) * std::size_t(std::max(img.channels, 0)),
               img.pixels.size());
 }
+/// A resize target: positive, at most ImageLimits' 16384 px per side and 64 Mi pixels (what sgf
+/// reads), so a typo cannot ask for gigabytes.
+inline void check_resize_target(int width, int height, std::string_view what) {
+    const ImageLimits lim;
+    SGF_CHECK(width > 0 && height > 0, ArgumentError, "{}: target {}x{} must be positive", what, width, height);
+    SGF_CHECK(width <= lim.max_side && height <= lim.max_side && std::int64_t(width) * height <= lim.max_pixels, ArgumentError,
+              "{}: target {}x{} is above the limit of {} px per side and {} pixels", what, width, height, lim.max_side,
+              lim.max_pixels);
+}
 }  // namespace detail
 
 inline std::string encode_png(const Image& img) {
-    detail::check_encodable(img, "encode_png");
+    detail::check_image(img, "encode_png");
     std::string out;
     if (!stbi_write_png_to_func(detail::append_bytes, &out, img.width, img.height, img.channels, img.pixels.data(),
                                 img.width * img.channels))
@@ -267,7 +277,7 @@ inline std::string encode_png(const Image& img) {
     return out;
 }
 inline std::string encode_jpeg(const Image& img, int quality) {
-    detail::check_encodable(img, "encode_jpeg");
+    detail::check_image(img, "encode_jpeg");
     std::string out;
     if (!stbi_write_jpg_to_func(detail::append_bytes, &out, img.width, img.height, img.channels, img.pixels.data(),
                                 std::clamp(quality, 1, 100)))
@@ -280,6 +290,9 @@ inline void save_png(const std::filesystem::path& path, const Image& img) { writ
 inline Image to_image(const HostTensor<float>& t, std::int64_t n = 0) {
     const Shape& s = t.shape;
     SGF_CHECK(s.c == 1 || s.c == 3, ShapeError, "to_image: expected 1 or 3 channels, got shape {}", s.str());
+    SGF_CHECK(n >= 0 && n < s.n, ArgumentError, "to_image: sample {} of a batch of {}", n, s.n);
+    SGF_CHECK(s.h >= 1 && s.w >= 1 && s.h <= (1 << 24) && s.w <= (1 << 24) && t.data.size() == std::size_t(s.size()), ShapeError,
+              "to_image: a tensor of shape {} holds {} values", s.str(), t.data.size());
     Image img{int(s.w), int(s.h), int(s.c), std::vector<std::uint8_t>(std::size_t(s.sample_size()))};
     for (int y = 0; y < s.h; ++y)
         for (int x = 0; x < s.w; ++x)
@@ -290,6 +303,7 @@ inline Image to_image(const HostTensor<float>& t, std::int64_t n = 0) {
 
 /// Image -> [1, C, H, W] floats in [-1, 1] (u8 / 127.5 - 1).
 inline HostTensor<float> to_tensor(const Image& img) {
+    detail::check_image(img, "to_tensor");
     HostTensor<float> t(Shape{1, img.channels, img.height, img.width});
     for (int y = 0; y < img.height; ++y)
         for (int x = 0; x < img.width; ++x)
@@ -316,6 +330,7 @@ inline Image convert_channels(const Image& img, int channels) {
 }
 
 inline Image center_crop_square(const Image& img) {
+    detail::check_image(img, "center_crop_square");
     const int s = std::min(img.width, img.height), x0 = (img.width - s) / 2, y0 = (img.height - s) / 2;
     Image out{s, s, img.channels, std::vector<std::uint8_t>(std::size_t(s) * s * img.channels)};
     for (int y = 0; y < s; ++y)
@@ -349,7 +364,8 @@ inline std::vector<std::vector<std::pair<int, double>>> resize_weights(int in, i
 /// Antialiased resize (separable triangle filter, support scaled by the downscale factor: exact
 /// bilinear when upscaling, area-like averaging when downscaling; edges clamp).
 inline Image resize(const Image& img, int width, int height) {
-    SGF_CHECK(width > 0 && height > 0, ArgumentError, "resize: target {}x{} must be positive", width, height);
+    detail::check_image(img, "resize");
+    detail::check_resize_target(width, height, "resize");
     if (img.width == width && img.height == height) return img;
     const auto wx = detail::resize_weights(img.width, width), wy = detail::resize_weights(img.height, height);
     const int C = img.channels;
@@ -380,6 +396,7 @@ inline Image prepare_for_model(const Image& img, int channels, int resolution) {
 inline Image make_grid(const std::vector<Image>& images, int cols, int pad = 2, std::uint8_t background = 0) {
     SGF_CHECK(!images.empty() && cols > 0 && pad >= 0, ArgumentError, "make_grid: need images, cols > 0 and pad >= 0 (cols {}, pad {})",
               cols, pad);
+    for (std::size_t k = 0; k < images.size(); ++k) detail::check_image(images[k], fmt::format("make_grid: image {}", k));
     const int w = images[0].width, h = images[0].height, C = images[0].channels;
     const std::int64_t rows64 = (std::int64_t(images.size()) + cols - 1) / cols;
     SGF_CHECK(std::int64_t(cols) * (w + pad) + pad <= 65535 && rows64 * (h + pad) + pad <= 65535, ArgumentError,

@@ -10,6 +10,8 @@
 #include <sgf/nets.hpp>
 
 #include <cmath>
+#include <cstring>
+#include <map>
 
 namespace sgf::io {
 
@@ -62,6 +64,32 @@ inline void set_header(SafetensorsFile& f, const std::string& kind, const ModelC
     f.metadata["sgf.format_version"] = kFormatVersion;
     f.metadata["sgf.kind"] = kind;
     f.metadata["sgf.config"] = nlohmann::json(cfg).dump();
+}
+
+/// Adds a caller's metadata to a file being saved; ArgumentError (naming the file) for the keys sgf
+/// writes and its loaders read (format version, kind, config, checksum): `{"sgf.kind", ...}` in
+/// `extra` replaced the real header and wrote a file its own loader refused.
+inline void add_extra_metadata(SafetensorsFile& f, const std::map<std::string, std::string>& extra, const std::filesystem::path& path) {
+    for (const auto& [k, v] : extra) {
+        SGF_CHECK(k != "sgf.format_version" && k != "sgf.kind" && k != "sgf.config" && k != "sgf.checksum", ArgumentError,
+                  "{}: metadata key '{}' is written by sgf itself; it cannot be given as extra metadata", path.string(), k);
+        f.metadata[k] = v;
+    }
+}
+
+/// NumericError (naming file and tensor) when a float tensor about to be saved holds NaN or Inf:
+/// the loaders refuse such a file (get_finite), so it is not written and nothing is replaced.
+inline void check_finite_before_saving(const SafetensorsFile& f, const std::filesystem::path& path) {
+    for (const auto& [name, t] : f.tensors()) {
+        if (t.dtype != "F32") continue;
+        for (std::size_t i = 0; i + 4 <= t.bytes.size(); i += 4) {
+            float v;
+            std::memcpy(&v, t.bytes.data() + i, 4);
+            if (!std::isfinite(v))
+                SGF_THROW(NumericError, "{}: not written: tensor '{}' holds NaN or Inf (element {}), which no loader accepts",
+                          path.string(), name, i / 4);
+        }
+    }
 }
 
 /// Limits on what an sgf model file may ask for, checked before any network is built
@@ -160,12 +188,19 @@ struct MetaModel {
 template <Backend B>
 void save_meta_model(B& b, const std::filesystem::path& path, MetaGenerator<B>& G, ResidualCritic<B>& F,
                      ResidualCritic<B>& D, const std::map<std::string, std::string>& extra = {}) {
+    SGF_CHECK(!G.baked(), ArgumentError, "save_meta_model: '{}' would hold a baked generator (save_baked_generator writes those)",
+              path.string());
+    const nlohmann::json cfg = G.config();
+    SGF_CHECK(nlohmann::json(F.config()) == cfg && nlohmann::json(D.config()) == cfg, ArgumentError,
+              "save_meta_model: '{}': the decoder and discriminator must have the generator's config ({}), got F {} and D {}",
+              path.string(), cfg.dump(), nlohmann::json(F.config()).dump(), nlohmann::json(D.config()).dump());
     SafetensorsFile f;
     set_header(f, "meta-model", G.config());
-    for (const auto& [k, v] : extra) f.metadata[k] = v;
+    add_extra_metadata(f, extra, path);
     put_parameters(b, f, G.parameters());
     put_parameters(b, f, F.parameters());
     put_parameters(b, f, D.parameters());
+    check_finite_before_saving(f, path);
     f.save(path);
 }
 
@@ -191,8 +226,9 @@ void save_baked_generator(B& b, const std::filesystem::path& path, MetaGenerator
     SGF_CHECK(Gu.baked(), ArgumentError, "save_baked_generator: '{}' would hold a meta generator", path.string());
     SafetensorsFile f;
     set_header(f, "baked-generator", Gu.config());
-    for (const auto& [k, v] : extra) f.metadata[k] = v;
+    add_extra_metadata(f, extra, path);
     put_parameters(b, f, Gu.parameters());
+    check_finite_before_saving(f, path);
     f.save(path);
 }
 

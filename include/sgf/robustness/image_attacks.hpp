@@ -106,7 +106,7 @@ inline Images convolve_separable(const Images& x, const std::vector<double>& k) 
 /// (see the file comment). Same size: an exact copy.
 inline Images resize_images(const Images& x, int width, int height) {
     detail::check_images(x, "resize");
-    SGF_CHECK(width > 0 && height > 0, ArgumentError, "resize: target {}x{} must be positive", width, height);
+    io::detail::check_resize_target(width, height, "resize");
     if (x.shape.w == width && x.shape.h == height) return x;
     const int Wi = int(x.shape.w), Hi = int(x.shape.h);
     const auto wx = io::detail::resize_weights(Wi, width), wy = io::detail::resize_weights(Hi, height);
@@ -175,8 +175,8 @@ inline double kernel_size_sigma(int k) { return 0.3 * ((k - 1) * 0.5 - 1.0) + 0.
 /// k is rounded up to the next odd size, sigma = kernel_size_sigma(k), radius (k - 1) / 2.
 inline Images gaussian_blur_kernel(const Images& x, double kernel_size) {
     detail::check_images(x, "blur_kernel");
-    SGF_CHECK(std::isfinite(kernel_size) && kernel_size >= 0, ArgumentError, "attack blur_kernel: kernel size must be >= 0, got {}",
-              kernel_size);
+    SGF_CHECK(std::isfinite(kernel_size) && kernel_size >= 0 && kernel_size <= 6001, ArgumentError,
+              "attack blur_kernel: kernel size must be in 0..6001 px, got {}", kernel_size);  // the registry's range
     const int k = int(std::lround(kernel_size)) | 1;
     if (k <= 1) return x;
     return gaussian_blur(x, kernel_size_sigma(k), (k - 1) / 2);

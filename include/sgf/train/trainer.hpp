@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <limits>
 
 #include <optional>
 #include <span>
@@ -99,14 +100,25 @@ inline void to_json(nlohmann::json& j, const TrainConfig& t) {
     if (t.decoder_only) j["decoder_only"] = true;
 }
 inline void from_json(const nlohmann::json& j, TrainConfig& t) {
+    // integers must be JSON integers in range: nlohmann's get_to wrapped 2^32 + 16 to 16, cut 16.9
+    // to 16 and cast 1e20 to INT_MIN, and read -1 as the seed 2^64 - 1
+    const auto get_int = [&](const char* key, int& out) {
+        const auto& v = j.at(key);
+        const bool ok = v.is_number_integer() &&
+                        (v.is_number_unsigned() ? v.get<std::uint64_t>() <= std::uint64_t(std::numeric_limits<int>::max())
+                                                : v.get<std::int64_t>() >= std::numeric_limits<int>::min() &&
+                                                      v.get<std::int64_t>() <= std::numeric_limits<int>::max());
+        if (!ok) SGF_THROW(FormatError, "training config: {} must be an integer in int's range, got {}", key, v.dump());
+        out = v.get<int>();
+    };
     try {
-        j.at("batch").get_to(t.batch);
+        get_int("batch", t.batch);
         j.at("lr").get_to(t.adam.lr);
         j.at("beta1").get_to(t.adam.beta1);
         j.at("beta2").get_to(t.adam.beta2);
         j.at("eps").get_to(t.adam.eps);
-        j.at("g_reg_interval").get_to(t.g_reg_interval);
-        j.at("d_reg_interval").get_to(t.d_reg_interval);
+        get_int("g_reg_interval", t.g_reg_interval);
+        get_int("d_reg_interval", t.d_reg_interval);
         j.at("r1_gamma").get_to(t.r1_gamma);
         j.at("ema_kimg").get_to(t.ema_kimg);
         j.at("ema_rampup").get_to(t.ema_rampup);
@@ -116,7 +128,10 @@ inline void from_json(const nlohmann::json& j, TrainConfig& t) {
         j.at("w_fingerprint").get_to(t.weights.fingerprint);
         j.at("fingerprint").get_to(t.fingerprint);
         t.consistency_rampup_kimg = j.value("consistency_rampup_kimg", 0.0);  // absent in early files
-        j.at("seed").get_to(t.seed);
+        const auto& seed = j.at("seed");
+        if (!seed.is_number_unsigned() && !(seed.is_number_integer() && seed.get<std::int64_t>() >= 0))
+            SGF_THROW(FormatError, "training config: seed must be an integer in 0..2^64-1, got {}", seed.dump());
+        t.seed = seed.get<std::uint64_t>();
         t.immunise = j.value("immunise", ImmuniseConfig{});  // absent in files without immunisation
         t.decoder_only = j.value("decoder_only", false);
     } catch (const nlohmann::json::exception& e) {

@@ -48,6 +48,7 @@ inline int min_decode_side(int resolution) { return std::max(2, resolution / 4);
 /// and resized to R x R (io::prepare_for_model), as [1, C, R, R] floats in [-1, 1]. An image with a
 /// side under min_decode_side(R) is a FormatError that names it (`name`: its file, or "image 3").
 inline HostTensor<float> image_for_decoder(const io::Image& raw, const ModelConfig& cfg, const std::string& name) {
+    io::detail::check_image(raw, name);  // sizes that do not agree, named
     const int min_side = min_decode_side(cfg.resolution);
     if (raw.width < min_side || raw.height < min_side)
         SGF_THROW(FormatError, "{}: image is {}x{}, too small to decode: a {}-px model needs at least {} px per side", name,

@@ -28,6 +28,14 @@ BitAccuracyReport measure_bit_accuracy(B& b, MetaGenerator<B>& G, const Residual
                                        const std::function<void(std::int64_t, std::int64_t)>& progress = {}) {
     const ModelConfig& cfg = G.config();
     SGF_CHECK(!G.baked(), ArgumentError, "measure_bit_accuracy: needs the meta generator (with its fingerprint input)");
+    const ModelConfig& fc = F.config();  // the decoder must read what G makes
+    SGF_CHECK(fc.fingerprint_bits == cfg.fingerprint_bits && fc.z_dim == cfg.z_dim && fc.resolution == cfg.resolution &&
+                  fc.image_channels == cfg.image_channels,
+              ArgumentError,
+              "measure_bit_accuracy: the decoder reads {} bits and z of {} from {}x{}x{} images, the generator makes {} bits and z of "
+              "{} into {}x{}x{} images",
+              fc.fingerprint_bits, fc.z_dim, fc.image_channels, fc.resolution, fc.resolution, cfg.fingerprint_bits, cfg.z_dim,
+              cfg.image_channels, cfg.resolution, cfg.resolution);
     SGF_CHECK(images > 0 && batch > 0, ArgumentError, "measure_bit_accuracy: images and batch must be positive");
     const auto t0 = std::chrono::steady_clock::now();
     BitAccuracyReport r;
