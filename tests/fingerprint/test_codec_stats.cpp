@@ -137,6 +137,32 @@ TEST(Fingerprint, BitOutOfRangeIsAnArgumentError) {
     EXPECT_THROW(Fingerprint{}.bit(0), ArgumentError);
 }
 
+// parse echoed its input raw into the message: escape sequences reached the terminal and a
+// megabyte of text the log. Bytes outside printable ASCII are shown as \xNN, at most 80 of them.
+TEST(Fingerprint, ParseErrorsShowTheInputPrintablyAndShort) {
+    try {
+        Fingerprint::parse("\x1b[31m", 8);
+        FAIL();
+    } catch (const ArgumentError& e) {
+        const std::string m = e.what();
+        EXPECT_NE(m.find("fingerprint '\\x1b[31m'"), std::string::npos) << m;
+        EXPECT_EQ(m.find('\x1b'), std::string::npos) << m;
+    }
+    try {
+        Fingerprint::parse("zz", 8);
+        FAIL();
+    } catch (const ArgumentError& e) {
+        EXPECT_NE(std::string(e.what()).find("'z' at position 0 is not a hex digit"), std::string::npos) << e.what();
+    }
+    try {
+        Fingerprint::parse(std::string(100000, 'a'), 128);
+        FAIL();
+    } catch (const ArgumentError& e) {
+        EXPECT_LT(std::string(e.what()).size(), 300u);
+        EXPECT_NE(std::string(e.what()).find("got 100000"), std::string::npos) << e.what();
+    }
+}
+
 TEST(Fingerprint, BitCountIsCheckedBeforeAnythingIsSized) {
     // -200 bits made a vector of a negative size (std::length_error), not an ArgumentError
     for (int bits : {0, -1, -200, 65537, std::numeric_limits<int>::max()}) {

@@ -254,6 +254,8 @@ TEST(ImageAttackRegistry, NamesParsingAndErrors) {
     EXPECT_THROW(parse_image_attack("jpeg"), ArgumentError);
     EXPECT_THROW(parse_image_attack("jpeg@fifty"), ArgumentError);
     EXPECT_THROW(parse_image_attack("sharpen@1"), ArgumentError);
+    // strengths are checked when parsed, not only when applied ("noise@nan" was accepted)
+    for (const char* bad : {"noise@nan", "noise@inf", "jpeg@500", "noise@-0.1"}) EXPECT_THROW(parse_image_attack(bad), ArgumentError) << bad;
     Images x(Shape{1, 1, 8, 8});
     EXPECT_THROW(apply(ImageAttack{"noise", -0.1}, x, 1), ArgumentError);
     EXPECT_THROW(apply(ImageAttack{"nope", 1}, x, 1), ArgumentError);

@@ -459,8 +459,10 @@ inline ImageAttack parse_image_attack(std::string_view s) {
     } catch (const std::exception&) {
         used = 0;
     }
-    SGF_CHECK(used == num.size(), ArgumentError, "attack '{}': '{}' is not a number", s, num);
-    (void)image_attack_info(a.name);
+    SGF_CHECK(used == num.size() && std::isfinite(a.strength), ArgumentError, "attack '{}': '{}' is not a finite number", s, num);
+    const auto& info = image_attack_info(a.name);
+    SGF_CHECK(a.strength >= info.min && a.strength <= info.max, ArgumentError, "attack '{}': strength {} is outside {}'s range {}..{}",
+              s, a.strength, a.name, info.min, info.max);
     return a;
 }
 
