@@ -40,7 +40,7 @@ inline void add_eval_options(CLI::App& eval, EvalArgs& a) {
     eval.add_option("--images", a.images, "images per measurement (default 10000 without --out, 1000 with --out, 48 with --quick)");
     eval.add_option("--users-max", a.users_max, "largest registry of the attribution study: 1, 10, 100, 1000 ... up to this (default 1000)");
     eval.add_option("--out", a.out, "write the full report (CSV, report.md, plots, example strips) into this folder");
-    eval.add_option("--seed", a.seed, "seed of every random draw")->check(sgf_examples::seed_check())->capture_default_str();
+    eval.add_option("--seed", a.seed, "seed of every random draw")->transform(sgf_examples::seed_check())->capture_default_str();
     eval.add_option("--alpha", a.alpha, "false-positive rate of the detection threshold (family-wise for registries)")->capture_default_str();
     eval.add_option("--min-margin", a.min_margin, "bits between best and runner-up to attribute")->capture_default_str();
     eval.add_option("--attacks", a.attacks, "image attacks to sweep (default: all registered)")->delimiter(',');

@@ -169,7 +169,7 @@ int main(int argc, char** argv) {
     gen->add_option("--model", model, "baked-generator or meta-model file")->capture_default_str();
     gen->add_option("--fingerprint", hex, "fingerprint (meta models)");
     gen->add_option("--count", n_images, "images")->check(CLI::Range(1, std::numeric_limits<int>::max()))->capture_default_str();
-    gen->add_option("--seed", seed, "latent seed")->check(sgf_examples::seed_check())->capture_default_str();
+    gen->add_option("--seed", seed, "latent seed")->transform(sgf_examples::seed_check())->capture_default_str();
     gen->add_option("--out", out_folder, "output folder")->capture_default_str();
     gen->add_flag("--grid", grid, "also write grid.png");
 

@@ -14,7 +14,9 @@
 
 namespace sgf_examples {
 
-/// A 64-bit seed: decimal digits only, 0 to 18446744073709551615.
+/// A 64-bit seed: decimal digits only, 0 to 18446744073709551615. Attach it with ->transform(), not
+/// ->check(): it rewrites the text canonically, since CLI11 converts integers with base 0 and would
+/// read "010" as octal 8.
 inline CLI::Validator seed_check() {
     return CLI::Validator(
         [](std::string& s) -> std::string {
@@ -24,6 +26,7 @@ inline CLI::Validator seed_check() {
             const auto r = std::from_chars(s.data(), end, v);
             if (!digits || r.ec != std::errc{} || r.ptr != end)
                 return fmt::format("'{}' is not a seed: give a decimal integer from 0 to 18446744073709551615", s);
+            s = std::to_string(v);
             return {};
         },
         "SEED", "seed");

@@ -144,7 +144,7 @@ inline void add_training_options(CLI::App& app, TrainingCommand& cmd) {
         ->check(sgf_examples::non_negative_check())->capture_default_str();
     app.add_option("--w-fingerprint", tc.weights.fingerprint, "weight of the fingerprint BCE loss")
         ->check(sgf_examples::non_negative_check())->capture_default_str();
-    app.add_option("--seed", tc.seed, "random seed")->check(sgf_examples::seed_check())->capture_default_str();
+    app.add_option("--seed", tc.seed, "random seed")->transform(sgf_examples::seed_check())->capture_default_str();
     app.add_option("--checkpoint-every", opt.checkpoint_every, "steps between checkpoints")->capture_default_str();
     app.add_option("--grid-every", opt.grid_every, "steps between sample grids")->capture_default_str();
     app.add_flag("--resume", opt.resume, "continue the run in --out from its checkpoint");

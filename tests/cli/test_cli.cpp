@@ -170,11 +170,20 @@ TEST_F(Cli, UsageErrorsAndHelp) {
         const Result r = sgf({"generate", "--model", model.string(), "--fingerprint", hex, "--seed", seed, "--out", (dir / "g0").string()});
         EXPECT_EQ(r.rc, kUsage) << seed << ": " << r.out << r.err;
         EXPECT_NE(r.err.find("is not a seed"), std::string::npos) << r.err;
-        const Result e = sgf({"eval", "--model", model.string(), "--seed", seed});
+        const Result e = sgf({"eval", "--model", model.string(), "--images", "1", "--seed", seed});
         EXPECT_EQ(e.rc, kUsage) << seed << ": " << e.out << e.err;
         EXPECT_NE(e.err.find("is not a seed"), std::string::npos) << e.err;
     }
     EXPECT_FALSE(fs::exists(dir / "g0"));
+    // decimal, also with leading zeros (CLI11 alone read "010" as octal 8 and refused "08")
+    for (const char* seed : {"010", "10", "8", "08"}) {
+        const Result r = sgf({"generate", "--model", model.string(), "--fingerprint", hex, "--count", "1", "--seed", seed, "--out",
+                              (dir / (std::string("seed") + seed)).string()});
+        ASSERT_EQ(r.rc, kOk) << seed << ": " << r.err;
+    }
+    EXPECT_EQ(slurp(dir / "seed010" / "00000.png"), slurp(dir / "seed10" / "00000.png"));
+    EXPECT_EQ(slurp(dir / "seed08" / "00000.png"), slurp(dir / "seed8" / "00000.png"));
+    EXPECT_NE(slurp(dir / "seed10" / "00000.png"), slurp(dir / "seed8" / "00000.png"));
     EXPECT_EQ(sgf({"--backend", "tpu", "decode", "--model", model.string(), good_png.string()}).rc, kUsage);
     // The global options also work after the subcommand.
     const Result j = sgf({"info", model.string(), "--json"});

@@ -23,7 +23,7 @@ void save_checkpoint(B& b, const std::filesystem::path& path, Trainer<B>& tr, co
                      const std::map<std::string, std::string>& extra = {}) {
     io::SafetensorsFile f;
     io::set_header(f, "checkpoint", tr.model_config());
-    for (const auto& [k, v] : extra) f.metadata[k] = v;
+    io::add_extra_metadata(f, extra, path);
     f.metadata["sgf.train_config"] = nlohmann::json(tr.train_config()).dump();
     f.metadata["sgf.step"] = std::to_string(tr.step_count());
     f.metadata["sgf.sampler"] = fmt::format("{} {}", sampler.epoch(), sampler.position());

@@ -249,7 +249,7 @@ int run_training(B& b, const ModelConfig& mc_in, const TrainConfig& tc_in, const
                                kimg, secs, st.g.total, st.g.adversarial, st.g.consistency, st.g.latent, st.g.fingerprint,
                                st.g.bit_accuracy, st.d.fake, st.d.real, st.d.r1)
                 << std::flush;
-        const bool stuck_now = tc.fingerprint && stuck.update(st.g.bit_accuracy, kimg);
+        const bool stuck_now = stuck.update(st.g.bit_accuracy, kimg) && tc.fingerprint;
         const bool last = st.step == total_steps;
         if (opt.progress && (line_seconds == 0 || last || stuck_now || secs - last_line >= line_seconds)) {
             const double ips = double(st.step - start_step) * tc.batch / std::max(secs, 1e-9);
