@@ -76,7 +76,7 @@ public:
         if (text.size() >= 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) text.remove_prefix(2);
         const int nibbles = (bits + 3) / 4;
         if (text.size() != std::size_t(nibbles))
-            SGF_THROW(ArgumentError, "fingerprint '{}': expected {} hex digits for {} bits, got {}", shown(text), nibbles, bits,
+            SGF_THROW(ArgumentError, "fingerprint '{}': expected {} hex digits for {} bits, got {}", printable(text, 80), nibbles, bits,
                       text.size());
         for (int k = 0; k < nibbles; ++k) {
             const char ch = text[std::size_t(k)];
@@ -85,30 +85,17 @@ public:
             else if (ch >= 'a' && ch <= 'f') v = ch - 'a' + 10;
             else if (ch >= 'A' && ch <= 'F') v = ch - 'A' + 10;
             else
-                SGF_THROW(ArgumentError, "fingerprint '{}': '{}' at position {} is not a hex digit", shown(text), shown({&ch, 1}), k);
+                SGF_THROW(ArgumentError, "fingerprint '{}': '{}' at position {} is not a hex digit", printable(text, 80), printable({&ch, 1}), k);
             const int base = 4 * (nibbles - 1 - k);
             for (int b = 0; b < 4; ++b) {
                 if (!((v >> b) & 1)) continue;
                 if (base + b >= bits)
-                    SGF_THROW(ArgumentError, "fingerprint '{}': sets bit {} but the fingerprint has only {} bits", shown(text),
+                    SGF_THROW(ArgumentError, "fingerprint '{}': sets bit {} but the fingerprint has only {} bits", printable(text, 80),
                               base + b, bits);
                 f.set_bit(base + b, true);
             }
         }
         return f;
-    }
-
-    /// Text for an error message: bytes outside printable ASCII as \xNN, at most 80 of them shown
-    /// (the text can come from a file or a command line).
-    static std::string shown(std::string_view text) {
-        std::string out;
-        for (const char ch : text.substr(0, 80)) {
-            const auto u = static_cast<unsigned char>(ch);
-            if (u >= 0x20 && u < 0x7f) out += ch;
-            else out += fmt::format("\\x{:02x}", u);
-        }
-        if (text.size() > 80) out += "...";
-        return out;
     }
 
     /// 0.0 / 1.0 per bit: the meta generator's fingerprint input.

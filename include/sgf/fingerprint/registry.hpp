@@ -254,17 +254,6 @@ public:
         }
         return true;
     }
-    /// `s` for an error message: bytes outside printable ASCII as \xNN.
-    static std::string printable(std::string_view s) {
-        std::string out;
-        for (const char ch : s) {
-            const auto c = static_cast<unsigned char>(ch);
-            if (c >= 0x20 && c < 0x7f) out += ch;
-            else out += fmt::format("\\x{:02x}", c);
-        }
-        return out;
-    }
-
     /// Registers an explicit fingerprint (checked against the minimum distance and duplicates).
     RegistryEntry add(const std::string& label, const Fingerprint& f, const std::string& metadata = "") {
         return write_txn([&] {
@@ -359,7 +348,7 @@ public:
                 if (!known)
                     SGF_THROW(FormatError, "{}: line {}: expected the header label,fingerprint[,issued_at[,metadata]] (those names, in "
                                            "that order), got '{}'",
-                              source, record_line, printable(fmt::format("{}", fmt::join(f, ","))).substr(0, 200));
+                              source, record_line, printable(fmt::format("{}", fmt::join(f, ",")), 200));
                 columns = f.size();
                 continue;
             }
@@ -520,7 +509,7 @@ private:
                   ArgumentError,
                   "{}: issued_at of '{}' must be at most 64 printable ASCII characters (a time stamp such as "
                   "2026-12-05T14:00:00Z), got '{}'",
-                  path_, label, printable(issued.substr(0, 80)));
+                  path_, label, printable(issued, 80));
         if (issued.empty()) issued = now_utc();
         sqlite3_stmt* s = prepare("INSERT INTO fingerprints(label, fingerprint, issued_at, metadata) VALUES(?, ?, ?, ?)");
         const std::string hex = f.hex();
