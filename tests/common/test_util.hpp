@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <limits>
 #include <random>
 #include <sstream>
@@ -18,6 +19,21 @@
 #include <vector>
 
 namespace sgf::test {
+
+/// Runs `f`, which must throw E; returns the message.
+template <class E, class F>
+std::string message_of(F&& f) {
+    try {
+        f();
+    } catch (const E& e) {
+        return e.what();
+    } catch (const std::exception& e) {
+        ADD_FAILURE() << "threw another error: " << e.what();
+        return "";
+    }
+    ADD_FAILURE() << "did not throw";
+    return "";
+}
 
 /// n draws of N(0, scale^2), deterministic in seed.
 inline std::vector<double> random_normal(std::size_t n, std::uint64_t seed, double scale = 1.0) {

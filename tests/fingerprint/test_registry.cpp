@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "test_util.hpp"
+
 #include <limits>
 #include <nlohmann/json.hpp>
 
@@ -228,15 +230,7 @@ TEST(Registry, CsvAndJsonRoundTripAllOrNothing) {
 // - a UTF-8 byte-order mark (as spreadsheet programs write) made the header "wrong".
 TEST(Registry, ImportsCheckTheHeaderAndTimeStampsAndNameTheRealLine) {
     const std::string a = Fingerprint::from_seed(128, 21).hex(), b = Fingerprint::from_seed(128, 22).hex();
-    auto message = [](auto&& f) {
-        try {
-            f();
-        } catch (const FormatError& e) {
-            return std::string(e.what());
-        }
-        ADD_FAILURE() << "no FormatError";
-        return std::string();
-    };
+    auto message = [](auto&& f) { return sgf::test::message_of<FormatError>(f); };
     Registry r(fresh("imports.db"));
     for (const std::string& stamp : {std::string("\xff\xfe"), std::string("2024\x1b[31m"), std::string("a\x01z"), std::string(65, '1')}) {
         std::string m = message([&] { r.import_csv("label,fingerprint,issued_at,metadata\nalice," + a + "," + stamp + ",m\n", "t.csv"); });

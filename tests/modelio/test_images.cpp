@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "test_util.hpp"
+
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -124,14 +126,7 @@ TEST(Images, EncodersRefuseImagesWhoseSizesDoNotAgree) {
 TEST(Images, HelpersRefuseImagesWhoseSizesDoNotAgreeAndHugeTargets) {
     const Image short_pixels{4, 4, 3, std::vector<std::uint8_t>(3)};
     const Image wide_short{8, 4, 3, std::vector<std::uint8_t>(3)};
-    auto message = [](auto&& f) -> std::string {
-        try {
-            f();
-        } catch (const Error& e) {
-            return e.what();
-        }
-        return "(no error)";
-    };
+    auto message = [](auto&& f) { return sgf::test::message_of<ArgumentError>(f); };
     EXPECT_NE(message([&] { resize(short_pixels, 8, 8); }).find("resize: a 4x4 image with 3 channel(s) needs 48 bytes"), std::string::npos);
     EXPECT_NE(message([&] { center_crop_square(wide_short); }).find("center_crop_square: a 8x4 image"), std::string::npos);
     EXPECT_NE(message([&] { to_tensor(wide_short); }).find("to_tensor: a 8x4 image"), std::string::npos);

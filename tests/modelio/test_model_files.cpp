@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 
+#include "test_util.hpp"
+
 #include "same_weights.hpp"
 
 #include <fstream>
@@ -409,14 +411,7 @@ TEST(ModelFiles, SaversRefuseFilesTheirLoadersWouldRefuse) {
         std::ifstream in(p, std::ios::binary);
         return std::string(std::istreambuf_iterator<char>(in), {}) == before;
     };
-    auto message = [](auto&& f) -> std::string {
-        try {
-            f();
-        } catch (const Error& e) {
-            return e.what();
-        }
-        return "(no error)";
-    };
+    auto message = [](auto&& f) { return sgf::test::message_of<Error>(f); };  // ArgumentError or NumericError
     std::string m = message([&] { io::save_meta_model(b, p, Gu, F, D); });
     EXPECT_NE(m.find("would hold a baked generator"), std::string::npos) << m;
     m = message([&] { io::save_meta_model(b, p, G, F8, D); });

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "file_bytes.hpp"
+#include "test_util.hpp"
 
 #include <filesystem>
 #include <map>
@@ -17,6 +18,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using B = EigenCpu;
+using test::message_of;
 using test::slurp;
 
 fs::path fresh_dir(const std::string& name) {
@@ -58,21 +60,6 @@ TrainConfig tiny_train_config() {
     TrainConfig tc;
     tc.batch = 4;
     return tc;
-}
-
-/// Runs `f`, which must throw E; returns the message.
-template <class E, class F>
-std::string message_of(F&& f) {
-    try {
-        f();
-    } catch (const E& e) {
-        return e.what();
-    } catch (const std::exception& e) {
-        ADD_FAILURE() << "threw another error: " << e.what();
-        return "";
-    }
-    ADD_FAILURE() << "did not throw";
-    return "";
 }
 
 // `sgf train --out run` twice (without --resume) truncated the first run's log.csv at start, a Ctrl-C

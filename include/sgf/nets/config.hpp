@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace sgf {
@@ -139,18 +140,23 @@ inline void to_json(nlohmann::json& j, const ModelConfig& c) {
                        {"fc_width", c.fc_width}};
 }
 
+namespace detail {
+/// j[key] as an int: a JSON integer within int's range, else FormatError "<what>: <key> must be an
+/// integer in int's range" (get_to(int) would wrap 2^32 + 32 to 32, cut 16.9 to 16 and cast 1e20
+/// with undefined behaviour). A missing key throws nlohmann's out_of_range, as j.at does.
+inline void get_json_int(const nlohmann::json& j, const char* key, int& out, std::string_view what) {
+    const auto& v = j.at(key);
+    const bool ok = v.is_number_integer() &&
+                    (v.is_number_unsigned() ? v.get<std::uint64_t>() <= std::uint64_t(std::numeric_limits<int>::max())
+                                            : v.get<std::int64_t>() >= std::numeric_limits<int>::min() &&
+                                                  v.get<std::int64_t>() <= std::numeric_limits<int>::max());
+    if (!ok) SGF_THROW(FormatError, "{}: {} must be an integer in int's range, got {}", what, key, v.dump());
+    out = v.get<int>();
+}
+}  // namespace detail
+
 inline void from_json(const nlohmann::json& j, ModelConfig& c) {
-    // integers must be JSON integers within int's range (get_to(int) would wrap 2^32 + 32 to 32 and
-    // cast 1e20 with undefined behaviour)
-    const auto get_int = [&](const char* key, int& out) {
-        const auto& v = j.at(key);
-        const bool ok = v.is_number_integer() &&
-                        (v.is_number_unsigned() ? v.get<std::uint64_t>() <= std::uint64_t(std::numeric_limits<int>::max())
-                                                : v.get<std::int64_t>() >= std::numeric_limits<int>::min() &&
-                                                      v.get<std::int64_t>() <= std::numeric_limits<int>::max());
-        if (!ok) SGF_THROW(FormatError, "model config: {} must be an integer in int's range, got {}", key, v.dump());
-        out = v.get<int>();
-    };
+    const auto get_int = [&](const char* key, int& out) { detail::get_json_int(j, key, out, "model config"); };
     try {
         j.at("preset").get_to(c.preset);
         get_int("resolution", c.resolution);

@@ -244,13 +244,13 @@ int run_training(B& b, const ModelConfig& mc_in, const TrainConfig& tc_in, const
         d_avg = st.step == start_step + 1 ? st.d.total : 0.98 * d_avg + 0.02 * st.d.total;
         const double secs = std::chrono::duration<double>(clock::now() - t0).count();
         const double kimg = double(st.step) * tc.batch / 1000.0;
-        if (st.step % opt.log_every == 0 || st.step == total_steps)
+        const bool last = st.step == total_steps;
+        if (st.step % opt.log_every == 0 || last)
             csv << fmt::format("{},{:.3f},{:.1f},{:.5f},{:.5f},{:.5f},{:.5f},{:.5f},{:.4f},{:.5f},{:.5f},{:.5f}\n", st.step,
                                kimg, secs, st.g.total, st.g.adversarial, st.g.consistency, st.g.latent, st.g.fingerprint,
                                st.g.bit_accuracy, st.d.fake, st.d.real, st.d.r1)
                 << std::flush;
         const bool stuck_now = stuck.update(st.g.bit_accuracy, kimg) && tc.fingerprint;
-        const bool last = st.step == total_steps;
         if (opt.progress && (line_seconds == 0 || last || stuck_now || secs - last_line >= line_seconds)) {
             const double ips = double(st.step - start_step) * tc.batch / std::max(secs, 1e-9);
             const double eta = double(total_steps - st.step) * tc.batch / std::max(ips, 1e-9);
@@ -265,7 +265,7 @@ int run_training(B& b, const ModelConfig& mc_in, const TrainConfig& tc_in, const
             fmt::print("{}warning: bit accuracy is still {:.3f} after {:.0f} kimg: the decoder is not reading the "
                        "fingerprint; check the learning rate and the fingerprint loss weight\n",
                        line_end, stuck.average(), kimg);
-        if (st.step % opt.grid_every == 0 || st.step == total_steps)
+        if (st.step % opt.grid_every == 0 || last)
             io::save_png(opt.out_dir / fmt::format("samples-{:07d}.png", st.step), sample_grid(b, tr.generator_ema(), 6, 8, 7));
         if (st.step % opt.checkpoint_every == 0) checkpoint();
     }

@@ -14,7 +14,6 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
-#include <limits>
 
 #include <optional>
 #include <span>
@@ -100,17 +99,9 @@ inline void to_json(nlohmann::json& j, const TrainConfig& t) {
     if (t.decoder_only) j["decoder_only"] = true;
 }
 inline void from_json(const nlohmann::json& j, TrainConfig& t) {
-    // integers must be JSON integers in range: nlohmann's get_to wrapped 2^32 + 16 to 16, cut 16.9
-    // to 16 and cast 1e20 to INT_MIN, and read -1 as the seed 2^64 - 1
-    const auto get_int = [&](const char* key, int& out) {
-        const auto& v = j.at(key);
-        const bool ok = v.is_number_integer() &&
-                        (v.is_number_unsigned() ? v.get<std::uint64_t>() <= std::uint64_t(std::numeric_limits<int>::max())
-                                                : v.get<std::int64_t>() >= std::numeric_limits<int>::min() &&
-                                                      v.get<std::int64_t>() <= std::numeric_limits<int>::max());
-        if (!ok) SGF_THROW(FormatError, "training config: {} must be an integer in int's range, got {}", key, v.dump());
-        out = v.get<int>();
-    };
+    // integers checked as in ModelConfig (nlohmann's get_to wrapped "batch": 2^32 + 16 to 16), and
+    // the seed must not be negative (-1 was read as 2^64 - 1)
+    const auto get_int = [&](const char* key, int& out) { detail::get_json_int(j, key, out, "training config"); };
     try {
         get_int("batch", t.batch);
         j.at("lr").get_to(t.adam.lr);
