@@ -90,6 +90,7 @@ int run_bit_accuracy(B& b, bool json_out, const EvalArgs& a, std::int64_t images
     }
     nlohmann::json j{{"model", a.model},   {"images", r.images},           {"bits", r.bits},
                      {"seed", a.seed},     {"bit_accuracy_float", r.float_accuracy}, {"bit_accuracy_png", r.png_accuracy},
+                     {"bit_accuracy_clamped", r.clamped_accuracy}, {"saturated_pixels", r.saturated_pixels},
                      {"worst_image_float", r.float_min}, {"worst_image_png", r.png_min}, {"worst_bit_png", worst_bit},
                      {"bits_below_0.9_png", weak},       {"per_bit_accuracy_png", r.per_bit_png}, {"seconds", r.seconds}};
     if (json_out) {
@@ -99,8 +100,10 @@ int run_bit_accuracy(B& b, bool json_out, const EvalArgs& a, std::int64_t images
             "\n{}: {} images from the EMA meta generator (random z, random {}-bit fingerprints, seed {})\n"
             "  bit accuracy, float output:      {:.4f} (worst image {:.3f})\n"
             "  bit accuracy, 8-bit PNG round trip: {:.4f} (worst image {:.3f}, worst bit position {:.3f})\n"
+            "  bit accuracy, float output clamped to [-1, 1]: {:.4f} ({:.3f} of the pixel values lie outside)\n"
             "  {:.1f} s\n",
-            a.model, r.images, r.bits, a.seed, r.float_accuracy, r.float_min, r.png_accuracy, r.png_min, worst_bit, r.seconds);
+            a.model, r.images, r.bits, a.seed, r.float_accuracy, r.float_min, r.png_accuracy, r.png_min, worst_bit,
+            r.clamped_accuracy, r.saturated_pixels, r.seconds);
     }
     return 0;
 }

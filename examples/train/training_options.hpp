@@ -156,6 +156,9 @@ inline void add_training_options(CLI::App& app, TrainingCommand& cmd) {
     app.add_flag("--decoder-only", tc.decoder_only,
                  "fine-tune the decoder F alone on the frozen EMA generator (latent and fingerprint losses; every "
                  "second image rounded to 8 bits; with --immunise F reads perturbed images); G and D are not changed");
+    app.add_flag("--clamp-decoder-input", tc.clamp_decoder_input,
+                 "F reads G's images clamped to [-1, 1], as a saved image holds them; G gets no decoder gradient "
+                 "from saturated pixels (docs/architecture.md)");
     app.add_flag("--immunise", tc.immunise.enabled,
                  "immunised training: random crop/blur/brightness-contrast/noise/JPEG between G and F "
                  "(docs/robustness.md)");

@@ -31,6 +31,39 @@ Fingerprint flip(Fingerprint f, int count, int from = 0) {
     return f;
 }
 
+// measure_bit_accuracy's clamped figures against a direct count: the same batches, clamped on the
+// host, decoded by F. A G with its ToRGB weights scaled up so that part of every image saturates.
+TEST(BitAccuracy, ClampedAccuracyAndSaturatedPixelsMatchADirectCount) {
+    B b(1);
+    auto m = random_model(b, 5);
+    for (auto* p : m.G.parameters())
+        if (p->name.find("torgb") != std::string::npos && p->name.find("weight") != std::string::npos)
+            b.axpby(p->value.size(), 0.f, p->value.data(), 3.f, p->value.data());
+    const std::int64_t images = 40, batch = 16;
+    const auto r = measure_bit_accuracy(b, m.G, m.F, images, 3, batch);
+    double ok = 0, out = 0, values = 0;
+    for (std::int64_t done = 0, k = 0; done < images; done += batch, ++k) {
+        const std::int64_t n = std::min(batch, images - done);
+        auto gb = draw_generator_batch(b, m.config, n, 3, std::uint64_t(k));
+        auto host = to_host<float>(b, m.G.forward(b, gb.z, gb.c1, gb.noise1).image());
+        for (float& v : host.data) {
+            out += std::abs(v) > 1.f;
+            values += 1;
+            v = std::min(1.f, std::max(-1.f, v));
+        }
+        const auto dec = decode_batch(b, m.F, from_host<B, float>(b, host.shape, std::span<const float>(host.data)));
+        const auto truth = to_host_vector<float>(b, gb.c1);
+        for (std::int64_t i = 0; i < n; ++i)
+            for (int j = 0; j < m.config.fingerprint_bits; ++j)
+                ok += dec[std::size_t(i)].fingerprint.bit(j) == (truth[std::size_t(i * m.config.fingerprint_bits + j)] > 0.5f);
+    }
+    ASSERT_GT(out, 0.05 * values);  // the premise: the clamp changes the images
+    ASSERT_LT(out, 0.95 * values);
+    EXPECT_DOUBLE_EQ(r.saturated_pixels, out / values);
+    EXPECT_NEAR(r.clamped_accuracy, ok / double(images * m.config.fingerprint_bits), 1e-12);
+    EXPECT_NE(r.clamped_accuracy, r.float_accuracy);
+}
+
 TEST(EvalHelpers, IssuedFingerprintsKeepTheMinimumDistanceAndAreDeterministic) {
     const auto a = detail::issue_fingerprints(128, 300, 32, 7);
     const auto b = detail::issue_fingerprints(128, 300, 32, 7);

@@ -15,8 +15,11 @@
 #include <sgf/nets.hpp>
 #include <sgf/train/augment.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
+#include <span>
+#include <vector>
 
 namespace sgf {
 
@@ -96,15 +99,48 @@ GeneratorLosses decoder_grads(B& b, ResidualCritic<B>& F, const Tensor<B>& img, 
     return L;
 }
 
+/// F's view of what an image file can hold: y = clamp(x, -1, 1) ([-1, 1] is the range that 0..255
+/// maps to; the 8-bit rounding itself costs the default model 0.002 of its bit accuracy, the clamp
+/// 0.035, docs/results.md). The backward pass multiplies dL/dy by the clamp's derivative,
+/// the mask 1{-1 <= x <= 1}, so G gets no gradient from a pixel that saturates: whatever G writes
+/// below -1 is stored as -1 and is lost to the decoder. A host round trip (small decoder batches).
+template <Backend B>
+struct ClampCtx {
+    Tensor<B> y, mask;
+    const Tensor<B>& output() const { return y; }
+};
+
+template <Backend B>
+ClampCtx<B> clamp_unit_forward(B& b, const Tensor<B>& x) {
+    using T = typename B::Scalar;
+    auto h = to_host_vector<T>(b, x);
+    std::vector<T> m(h.size());
+    for (std::size_t i = 0; i < h.size(); ++i) {
+        m[i] = T(h[i] >= T(-1) && h[i] <= T(1));
+        h[i] = std::clamp(h[i], T(-1), T(1));
+    }
+    return {from_host<B, T>(b, x.shape(), std::span<const T>(h)), from_host<B, T>(b, x.shape(), std::span<const T>(m))};
+}
+
+/// dL/dx = dL/dy * mask (in place on dy).
+template <Backend B>
+Tensor<B> clamp_unit_backward(B& b, const ClampCtx<B>& ctx, Tensor<B>&& dy) {
+    check_shape(dy.shape(), ctx.mask.shape(), "clamp backward dy");
+    b.mul(dy.size(), dy.data(), ctx.mask.data(), dy.data());
+    return std::move(dy);
+}
+
 /// Computes the G+F losses on one GeneratorBatch and writes the gradients of the weighted total into
 /// G's and F's parameter gradients (`mode`: overwrite or accumulate). D's gradients are untouched.
 /// `immunise` (optional, train/augment.hpp): F reads img1 perturbed by this plan and its gradient
 /// flows back through the perturbations' adjoints; D and the consistency loss still see the clean
 /// images. L.latent, L.fingerprint and L.bit_accuracy are then measured on the perturbed images.
+/// `clamp_decoder_input`: F reads clamp(img1, -1, 1) (clamp_unit_forward; before any perturbation,
+/// as an image is first saved and then attacked); D and the consistency loss still see img1.
 template <Backend B>
 GeneratorLosses generator_step_grads(B& b, MetaGenerator<B>& G, ResidualCritic<B>& F, ResidualCritic<B>& D,
                                      const GeneratorBatch<B>& gb, const LossWeights& w, GradMode mode,
-                                     const ImmunisePlan* immunise = nullptr) {
+                                     const ImmunisePlan* immunise = nullptr, bool clamp_decoder_input = false) {
     using T = typename B::Scalar;
     SGF_CHECK(mode != GradMode::skip, ArgumentError, "generator_step_grads: mode must be overwrite or accumulate");
     auto g1 = G.forward(b, gb.z, gb.c1, gb.noise1);
@@ -125,16 +161,20 @@ GeneratorLosses generator_step_grads(B& b, MetaGenerator<B>& G, ResidualCritic<B
     auto cons = mse_mean(b, img1, img2, w.consistency, true);
     L.consistency = cons.value;
     b.axpby(dimg1.size(), T(1), cons.grad.data(), T(1), dimg1.data());
-    // decoder: reads img1 (perturbed first when immunising)
+    // decoder: reads img1 (clamped to [-1, 1], then perturbed, when asked)
     {
+        std::optional<ClampCtx<B>> clamped;
+        if (clamp_decoder_input) clamped.emplace(clamp_unit_forward(b, img1));
+        const Tensor<B>& fin = clamped ? clamped->output() : img1;
         std::optional<ImmuniseCtx<B>> pert;
-        if (immunise) pert.emplace(immunise_forward(b, img1, *immunise));
+        if (immunise) pert.emplace(immunise_forward(b, fin, *immunise));
         Tensor<B> dimg_f;
-        const GeneratorLosses lf = decoder_grads(b, F, pert ? pert->output() : img1, gb, w, mode, &dimg_f);
+        const GeneratorLosses lf = decoder_grads(b, F, pert ? pert->output() : fin, gb, w, mode, &dimg_f);
         L.latent = lf.latent;
         L.fingerprint = lf.fingerprint;
         L.bit_accuracy = lf.bit_accuracy;
         if (pert) dimg_f = immunise_backward(b, *pert, std::move(dimg_f));
+        if (clamped) dimg_f = clamp_unit_backward(b, *clamped, std::move(dimg_f));
         b.axpby(dimg1.size(), T(1), dimg_f.data(), T(1), dimg1.data());
     }
     G.backward(b, g1, std::move(dimg1), mode);

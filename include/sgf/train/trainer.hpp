@@ -46,6 +46,11 @@ struct TrainConfig {
     /// with `immunise` on, F then reads the perturbed images (a robust decoder for a finished
     /// generator). Written to JSON only when set.
     bool decoder_only = false;
+    /// F reads G's images clamped to [-1, 1], as an image file stores them (clamp_unit_forward,
+    /// objective.hpp): G gets no decoder gradient from saturated pixels, so it learns to put the
+    /// fingerprint where a saved image keeps it. In decoder-only runs every image is clamped. Off by
+    /// default (the paper's objective); JSON key "clamp_decoder_input", written only when on.
+    bool clamp_decoder_input = false;
 };
 
 /// Throws ArgumentError naming the first value a training run cannot use: a batch below 1, a
@@ -97,6 +102,7 @@ inline void to_json(nlohmann::json& j, const TrainConfig& t) {
                        {"seed", t.seed}};
     if (t.immunise.enabled) j["immunise"] = t.immunise;
     if (t.decoder_only) j["decoder_only"] = true;
+    if (t.clamp_decoder_input) j["clamp_decoder_input"] = true;
 }
 inline void from_json(const nlohmann::json& j, TrainConfig& t) {
     // integers checked as in ModelConfig (nlohmann's get_to wrapped "batch": 2^32 + 16 to 16), and
@@ -125,6 +131,7 @@ inline void from_json(const nlohmann::json& j, TrainConfig& t) {
         t.seed = seed.get<std::uint64_t>();
         t.immunise = j.value("immunise", ImmuniseConfig{});  // absent in files without immunisation
         t.decoder_only = j.value("decoder_only", false);
+        t.clamp_decoder_input = j.value("clamp_decoder_input", false);  // absent in earlier files
     } catch (const nlohmann::json::exception& e) {
         SGF_THROW(FormatError, "training config: {}", e.what());
     }
@@ -212,7 +219,8 @@ public:
             std::optional<ImmunisePlan> plan;  // immunised training: F reads perturbed images
             if (tc_.immunise.enabled)
                 plan = draw_immunise_plan(tc_.immunise, real.shape(), immunise_strength(), tc_.seed, std::uint64_t(step_));
-            st.g = generator_step_grads(b_, G_, F_, D_, gb, effective_weights(), GradMode::overwrite, plan ? &*plan : nullptr);
+            st.g = generator_step_grads(b_, G_, F_, D_, gb, effective_weights(), GradMode::overwrite, plan ? &*plan : nullptr,
+                                        tc_.clamp_decoder_input);
             optG_.step(b_);
             if (tc_.fingerprint) optF_.step(b_);
         }
@@ -256,6 +264,7 @@ private:
         auto gb = draw_generator_batch(b_, mc_, tc_.batch, tc_.seed, static_cast<std::uint64_t>(step_) * 8);
         Tensor<B> img = G_ema_.forward(b_, gb.z, gb.c1, gb.noise1).image().clone(b_);
         round_to_8_bits(b_, img, 1, 2);
+        if (tc_.clamp_decoder_input) img = std::move(clamp_unit_forward(b_, img).y);
         if (tc_.immunise.enabled) {  // a robust decoder for a finished generator: F reads perturbed images
             const ImmunisePlan plan =
                 draw_immunise_plan(tc_.immunise, img.shape(), immunise_strength(), tc_.seed, std::uint64_t(step_));

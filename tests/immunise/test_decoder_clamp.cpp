@@ -1,0 +1,157 @@
+// The decoder-input clamp (TrainConfig::clamp_decoder_input, clamp_unit_forward in objective.hpp):
+// F reads clamp(G's image, -1, 1), as a saved image holds it, and G's decoder gradient is zero where a
+// pixel saturates. Forward against std::clamp, float64 gradient checks of the op and of the whole
+// objective with saturated pixels, the trainer (joint and decoder-only) and the config's JSON.
+#include "blob_images.hpp"
+#include "gradcheck.hpp"
+
+#include <sgf/train/objective.hpp>
+#include <sgf/train/trainer.hpp>
+
+namespace sgf::test {
+namespace {
+
+using BF = EigenCpu;
+
+TEST(ClampUnit, ForwardIsStdClampAndMaskIsItsDerivative) {
+    BF b(1);
+    const Shape s{2, 1, 3, 3};
+    std::vector<float> x = {-3.f, -1.f, -0.999f, 0.f, 0.5f, 0.999f, 1.f, 1.001f, 7.f,
+                            -1.001f, 2.f, -2.f, 0.25f, -0.25f, 1e-7f, -1e-7f, 0.9f, -0.9f};
+    const auto t = from_host<BF, float>(b, s, std::span<const float>(x));
+    const auto ctx = clamp_unit_forward(b, t);
+    const auto y = to_host_vector<float>(b, ctx.output());
+    const auto m = to_host_vector<float>(b, ctx.mask);
+    ASSERT_EQ(y.size(), x.size());
+    for (std::size_t i = 0; i < x.size(); ++i) {
+        EXPECT_EQ(y[i], std::clamp(x[i], -1.f, 1.f)) << i;
+        EXPECT_EQ(m[i], (x[i] >= -1.f && x[i] <= 1.f) ? 1.f : 0.f) << i;
+    }
+    // backward multiplies by the mask
+    std::vector<float> g(x.size(), 3.f);
+    auto dx = to_host_vector<float>(b, clamp_unit_backward(b, ctx, from_host<BF, float>(b, s, std::span<const float>(g))));
+    for (std::size_t i = 0; i < x.size(); ++i) EXPECT_EQ(dx[i], 3.f * m[i]) << i;
+    EXPECT_THROW(clamp_unit_backward(b, ctx, Tensor<BF>(b, Shape{1, 1, 3, 3})), ShapeError);
+}
+
+TEST(ClampUnit, GradientCheck) {
+    B64 b;
+    const Shape s{2, 3, 4, 4};
+    auto xv = random_vector(std::size_t(s.size()), 5, 2.0);  // about a third of the values saturate
+    for (auto& v : xv)
+        if (std::abs(std::abs(v) - 1.0) < 1e-3) v *= 1.01;  // no value within a finite-difference step of a kink
+    Tensor<B64> x = from_host<B64, double>(b, s, std::span<const double>(xv));
+    const auto proj = random_vector(std::size_t(s.size()), 6);
+    auto f = [&] {
+        const auto y = to_host_vector<double>(b, clamp_unit_forward(b, x).output());
+        double acc = 0;
+        for (std::size_t i = 0; i < y.size(); ++i) acc += proj[i] * y[i];
+        return acc;
+    };
+    const auto ctx = clamp_unit_forward(b, x);
+    Tensor<B64> dx = clamp_unit_backward(b, ctx, from_host<B64, double>(b, s, std::span<const double>(proj)));
+    const auto mask = to_host_vector<double>(b, ctx.mask);
+    double saturated = 0;
+    for (double v : mask) saturated += v == 0;
+    EXPECT_GT(saturated, 0.1 * double(mask.size()));
+    EXPECT_LT(saturated, 0.9 * double(mask.size()));
+    std::vector<GradTarget> t{target_of(b, "x", x, dx)};
+    expect_gradients(f, std::move(t), 1e-5, 1e-7, 96);
+}
+
+/// Scales G's ToRGB weights so that part of every image saturates.
+template <Backend B>
+void overdrive(B& b, MetaGenerator<B>& G, double factor) {
+    using T = typename B::Scalar;
+    for (auto* p : G.parameters())
+        if (p->name.find("torgb") != std::string::npos && p->name.find("weight") != std::string::npos)
+            b.axpby(p->value.size(), T(0), p->value.data(), T(factor), p->value.data());
+}
+
+TEST(ClampedObjective, GradientThroughTheClamp) {
+    B64 b;
+    ModelConfig cfg = ModelConfig::tiny();
+    cfg.resolution = 8;  // cheap finite differences
+    cfg.image_channels = 3;
+    MetaGenerator<B64> G(b, cfg, 1);
+    auto F = make_decoder(b, cfg, 2);
+    auto D = make_discriminator(b, cfg, 3);
+    auto gb = draw_generator_batch(b, cfg, 4, 11, 0);
+    const LossWeights w{};
+    {  // the premise: some pixels saturate, most do not
+        const auto img = to_host_vector<double>(b, G.forward(b, gb.z, gb.c1, gb.noise1).image());
+        double out = 0;
+        for (double v : img) out += std::abs(v) > 1;
+        ASSERT_GT(out, 0.05 * double(img.size())) << out / double(img.size());
+        ASSERT_LT(out, 0.7 * double(img.size())) << out / double(img.size());
+    }
+    auto loss = [&] {
+        auto g1 = G.forward(b, gb.z, gb.c1, gb.noise1);
+        auto g2 = G.forward(b, gb.z, gb.c2, gb.noise2);
+        auto d = D.forward(b, g1.image());
+        double total = softplus_mean(b, d.output(), -1.0, w.adversarial, false).value;
+        total += mse_mean(b, g1.image(), g2.image(), w.consistency, false).value;
+        auto f = F.forward(b, clamp_unit_forward(b, g1.image()).output());
+        const auto out = to_host_vector<double>(b, f.output());
+        const auto z = to_host_vector<double>(b, gb.z), c = to_host_vector<double>(b, gb.c1);
+        const std::int64_t N = 4, st = cfg.z_dim + cfg.fingerprint_bits;
+        double lz = 0, lc = 0;
+        for (std::int64_t n = 0; n < N; ++n) {
+            for (int k = 0; k < cfg.z_dim; ++k) lz += std::pow(out[n * st + k] - z[n * cfg.z_dim + k], 2);
+            for (int k = 0; k < cfg.fingerprint_bits; ++k) {
+                const double l = out[n * st + cfg.z_dim + k], t = c[n * cfg.fingerprint_bits + k];
+                lc += std::max(l, 0.0) - l * t + std::log1p(std::exp(-std::abs(l)));
+            }
+        }
+        return total + w.latent * lz / double(N * cfg.z_dim) + w.fingerprint * lc / double(N * cfg.fingerprint_bits);
+    };
+    const auto plain = generator_step_grads(b, G, F, D, gb, w, GradMode::overwrite);
+    auto L = generator_step_grads(b, G, F, D, gb, w, GradMode::overwrite, nullptr, true);
+    EXPECT_NEAR(L.total, loss(), 1e-10);
+    // D and the consistency loss see the unclamped images; F's losses change
+    EXPECT_EQ(L.adversarial, plain.adversarial);
+    EXPECT_EQ(L.consistency, plain.consistency);
+    EXPECT_NE(L.latent, plain.latent);
+    EXPECT_NE(L.fingerprint, plain.fingerprint);
+    std::vector<GradTarget> targets;
+    for (auto* p : G.parameters())
+        if (p->name.find("torgb") != std::string::npos || p->name.find("embed") != std::string::npos)
+            targets.push_back(target_of(b, p->name, p->value, p->grad));
+    for (auto* p : F.parameters())
+        if (p->name.find("fromrgb") != std::string::npos) targets.push_back(target_of(b, p->name, p->value, p->grad));
+    ASSERT_GE(targets.size(), 3u);
+    // a smaller step than the unclamped check: a ToRGB bias moves a whole channel, and a step that
+    // carries one pixel across +-1 adds a jump divided by the step
+    expect_gradients(loss, std::move(targets), 1e-7, 5e-6, 4);
+}
+
+TEST(ClampedTrainer, JointAndDecoderOnlyStepsAndJson) {
+    TrainConfig tc;
+    nlohmann::json j = tc;
+    EXPECT_FALSE(j.contains("clamp_decoder_input"));  // off: the JSON of earlier files
+    EXPECT_FALSE(j.get<TrainConfig>().clamp_decoder_input);
+    tc.batch = 4;
+    tc.d_reg_interval = 2;
+    tc.clamp_decoder_input = true;
+    j = tc;
+    EXPECT_EQ(j.at("clamp_decoder_input"), true);
+    EXPECT_TRUE(j.get<TrainConfig>().clamp_decoder_input);
+    j["clamp_decoder_input"] = "yes";
+    EXPECT_THROW(j.get<TrainConfig>(), FormatError);
+    for (bool decoder_only : {false, true}) {
+        BF b(1);
+        const ModelConfig cfg = ModelConfig::tiny();
+        tc.decoder_only = decoder_only;
+        Trainer<BF> tr(b, cfg, tc);
+        overdrive(b, tr.generator(), 8.0);
+        overdrive(b, tr.generator_ema(), 8.0);
+        for (int i = 0; i < 3; ++i) {
+            const auto st = tr.step(from_host(b, test::blob_images(cfg, tc.batch, std::uint64_t(i), 3)));
+            EXPECT_TRUE(std::isfinite(st.g.total)) << decoder_only << " step " << i;
+            EXPECT_TRUE(std::isfinite(st.g.fingerprint)) << decoder_only << " step " << i;
+        }
+    }
+}
+
+}  // namespace
+}  // namespace sgf::test
