@@ -244,7 +244,7 @@ TEST(Registry, ImportsCheckTheHeaderAndTimeStampsAndNameTheRealLine) {
     }
     EXPECT_NE(message([&] { r.import_json(R"([{"label": 3}])", "t.json"); }).find("t.json: entry 1 needs"), std::string::npos);
     // headers: the known columns in their order, nothing else
-    for (const std::string& header : {"label,fingerprint,metadata,issued_at", "label,fingerprint,metadata", "label,fingerprint,issued_at,metadata,extra",
+    for (const std::string header : {"label,fingerprint,metadata,issued_at", "label,fingerprint,metadata", "label,fingerprint,issued_at,metadata,extra",
                                       "fingerprint,label", "label"}) {
         const std::string m = message([&] { r.import_csv(header + "\nalice," + a + ",x,y\n", "h.csv"); });
         EXPECT_NE(m.find("h.csv: line 1: expected the header label,fingerprint[,issued_at[,metadata]]"), std::string::npos) << m;
