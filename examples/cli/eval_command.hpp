@@ -73,7 +73,7 @@ inline void validate_eval_args(const EvalArgs& a) {
         (void)sgf::io::SafetensorsFile::load(a.fd_classifier);  // a damaged file: FormatError now, not after the sweeps
 }
 
-/// Bit accuracy only (no --out): unchanged output and JSON keys.
+/// Bit accuracy only (no --out): float, 8-bit PNG and clamped-only accuracy (docs/cli.md lists the keys).
 template <class B>
 int run_bit_accuracy(B& b, bool json_out, const EvalArgs& a, std::int64_t images) {
     auto m = sgf::io::load_meta_model<B>(b, a.model);

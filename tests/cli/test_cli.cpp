@@ -846,6 +846,33 @@ TEST_F(Cli, TrainDecoderOnlyChangesTheDecoderAlone) {
     EXPECT_NE(r.err.find("decoder-only"), std::string::npos) << r.err;
 }
 
+TEST_F(Cli, TrainClampDecoderInputIsKeptAndCannotBeSwitchedOnByResume) {
+    const fs::path plain = dir / "plain";
+    Result r = train_tiny(plain);
+    ASSERT_EQ(r.rc, kOk) << r.out << r.err;
+    // --resume keeps the checkpoint's objective: switching the clamp on is refused, naming the way to do it
+    r = sgf({"train", "--resume", "--clamp-decoder-input", "--kimg", "0.016", "--out", plain.string()});
+    EXPECT_EQ(r.rc, kUsage) << r.out << r.err;
+    EXPECT_NE(r.err.find("without --clamp-decoder-input"), std::string::npos) << r.err;
+    const fs::path clamped = dir / "clamped";
+    r = sgf({"train", "--init-from", (plain / "model.safetensors").string(), "--clamp-decoder-input", "--batch", "4",
+             "--kimg", "0.008", "--out", clamped.string()});
+    ASSERT_EQ(r.rc, kOk) << r.out << r.err;
+    const auto f = io::SafetensorsFile::load(clamped / "model.safetensors");
+    EXPECT_NE(f.metadata.at("sgf.train_config").find("\"clamp_decoder_input\":true"), std::string::npos)
+        << f.metadata.at("sgf.train_config");
+    EXPECT_EQ(io::SafetensorsFile::load(plain / "model.safetensors").metadata.at("sgf.train_config").find("clamp"),
+              std::string::npos);
+    r = sgf({"train", "--resume", "--kimg", "0.016", "--out", clamped.string()});  // continues clamped
+    ASSERT_EQ(r.rc, kOk) << r.out << r.err;
+    EXPECT_NE(io::SafetensorsFile::load(clamped / "model.safetensors").metadata.at("sgf.train_config").find("\"clamp_decoder_input\":true"),
+              std::string::npos);
+    // no decoder is trained without the fingerprint losses
+    r = sgf({"train", "--preset", "tiny", "--clamp-decoder-input", "--no-fingerprint", "--out", (dir / "bad").string()});
+    EXPECT_EQ(r.rc, kUsage) << r.out << r.err;
+    EXPECT_NE(r.err.find("--no-fingerprint"), std::string::npos) << r.err;
+}
+
 // ------------------------------------------------------------------------------------------ no lost data, nothing left behind
 TEST_F(Cli, InstantiateNeverReplacesItsInputsOrOtherFiles) {
     const std::string model_before = slurp(model);

@@ -199,6 +199,11 @@ TEST_F(EvalCli, TextProgressAndBitAccuracyOnlyMode) {
     const json j = json::parse(r.out);
     EXPECT_EQ(j["images"], 20);
     EXPECT_FALSE(j.contains("report"));
+    for (const char* key : {"bit_accuracy_float", "bit_accuracy_png", "bit_accuracy_clamped", "saturated_pixels"}) {
+        ASSERT_TRUE(j.contains(key)) << key;
+        EXPECT_GE(j[key].get<double>(), 0.0) << key;
+        EXPECT_LE(j[key].get<double>(), 1.0) << key;
+    }
     // text mode of the full report prints progress and a summary
     const auto t = run(dir, {"eval", "--model", model.string(), "--quick", "--images", "8", "--users-max", "3", "--attacks", "noise,jpeg",
                              "--no-fidelity", "--out", (dir / "text").string()});

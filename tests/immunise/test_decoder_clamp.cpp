@@ -68,7 +68,12 @@ void overdrive(B& b, MetaGenerator<B>& G, double factor) {
             b.axpby(p->value.size(), T(0), p->value.data(), T(factor), p->value.data());
 }
 
-TEST(ClampedObjective, GradientThroughTheClamp) {
+// With and without an immunisation plan (brightness/contrast and noise, which act on the clamped
+// image: clamp first, as an image is saved before it is attacked).
+class ClampedObjective : public ::testing::TestWithParam<bool> {};
+
+TEST_P(ClampedObjective, GradientThroughTheClamp) {
+    const bool immunised = GetParam();
     B64 b;
     ModelConfig cfg = ModelConfig::tiny();
     cfg.resolution = 8;  // cheap finite differences
@@ -78,6 +83,12 @@ TEST(ClampedObjective, GradientThroughTheClamp) {
     auto D = make_discriminator(b, cfg, 3);
     auto gb = draw_generator_batch(b, cfg, 4, 11, 0);
     const LossWeights w{};
+    ImmuniseConfig ic;
+    ic.enabled = true;
+    ic.p_crop = ic.p_blur = ic.p_jpeg = 0;
+    ic.p_color = ic.p_noise = 1;
+    const ImmunisePlan plan = draw_immunise_plan(ic, Shape{4, 3, 8, 8}, 1.0, 3, 1);
+    const ImmunisePlan* pp = immunised ? &plan : nullptr;
     {  // the premise: some pixels saturate, most do not
         const auto img = to_host_vector<double>(b, G.forward(b, gb.z, gb.c1, gb.noise1).image());
         double out = 0;
@@ -91,7 +102,9 @@ TEST(ClampedObjective, GradientThroughTheClamp) {
         auto d = D.forward(b, g1.image());
         double total = softplus_mean(b, d.output(), -1.0, w.adversarial, false).value;
         total += mse_mean(b, g1.image(), g2.image(), w.consistency, false).value;
-        auto f = F.forward(b, clamp_unit_forward(b, g1.image()).output());
+        Tensor<B64> fin = clamp_unit_forward(b, g1.image()).y;
+        if (immunised) fin = immunise_forward(b, fin, plan).y;
+        auto f = F.forward(b, fin);
         const auto out = to_host_vector<double>(b, f.output());
         const auto z = to_host_vector<double>(b, gb.z), c = to_host_vector<double>(b, gb.c1);
         const std::int64_t N = 4, st = cfg.z_dim + cfg.fingerprint_bits;
@@ -105,8 +118,8 @@ TEST(ClampedObjective, GradientThroughTheClamp) {
         }
         return total + w.latent * lz / double(N * cfg.z_dim) + w.fingerprint * lc / double(N * cfg.fingerprint_bits);
     };
-    const auto plain = generator_step_grads(b, G, F, D, gb, w, GradMode::overwrite);
-    auto L = generator_step_grads(b, G, F, D, gb, w, GradMode::overwrite, nullptr, true);
+    const auto plain = generator_step_grads(b, G, F, D, gb, w, GradMode::overwrite, pp);
+    auto L = generator_step_grads(b, G, F, D, gb, w, GradMode::overwrite, pp, true);
     EXPECT_NEAR(L.total, loss(), 1e-10);
     // D and the consistency loss see the unclamped images; F's losses change
     EXPECT_EQ(L.adversarial, plain.adversarial);
@@ -125,6 +138,9 @@ TEST(ClampedObjective, GradientThroughTheClamp) {
     expect_gradients(loss, std::move(targets), 1e-7, 5e-6, 4);
 }
 
+INSTANTIATE_TEST_SUITE_P(Plain, ClampedObjective, ::testing::Values(false));
+INSTANTIATE_TEST_SUITE_P(Immunised, ClampedObjective, ::testing::Values(true));
+
 TEST(ClampedTrainer, JointAndDecoderOnlyStepsAndJson) {
     TrainConfig tc;
     nlohmann::json j = tc;
@@ -138,19 +154,38 @@ TEST(ClampedTrainer, JointAndDecoderOnlyStepsAndJson) {
     EXPECT_TRUE(j.get<TrainConfig>().clamp_decoder_input);
     j["clamp_decoder_input"] = "yes";
     EXPECT_THROW(j.get<TrainConfig>(), FormatError);
-    for (bool decoder_only : {false, true}) {
+    const ModelConfig cfg = ModelConfig::tiny();
+    // the trainer's joint step is generator_step_grads with the clamp: the same losses, exactly
+    {
         BF b(1);
-        const ModelConfig cfg = ModelConfig::tiny();
-        tc.decoder_only = decoder_only;
         Trainer<BF> tr(b, cfg, tc);
         overdrive(b, tr.generator(), 8.0);
+        auto gb = draw_generator_batch(b, cfg, tc.batch, tc.seed, 0);  // step 0's G+F stream
+        const auto direct = generator_step_grads(b, tr.generator(), tr.decoder(), tr.discriminator(), gb,
+                                                 tr.effective_weights(), GradMode::overwrite, nullptr, true);
+        const auto unclamped = generator_step_grads(b, tr.generator(), tr.decoder(), tr.discriminator(), gb,
+                                                    tr.effective_weights(), GradMode::overwrite);
+        ASSERT_NE(direct.latent, unclamped.latent);  // the premise: the clamp changes F's input
+        const auto st = tr.step(from_host(b, test::blob_images(cfg, tc.batch, 0, 3)));
+        EXPECT_EQ(st.g.latent, direct.latent);
+        EXPECT_EQ(st.g.fingerprint, direct.fingerprint);
+        EXPECT_EQ(st.g.total, direct.total);
+    }
+    // decoder-only: the clamp changes what F reads (every image, not only the rounded half)
+    std::vector<double> latent[2];
+    for (bool clamp : {false, true}) {
+        BF b(1);
+        tc.decoder_only = true;
+        tc.clamp_decoder_input = clamp;
+        Trainer<BF> tr(b, cfg, tc);
         overdrive(b, tr.generator_ema(), 8.0);
         for (int i = 0; i < 3; ++i) {
             const auto st = tr.step(from_host(b, test::blob_images(cfg, tc.batch, std::uint64_t(i), 3)));
-            EXPECT_TRUE(std::isfinite(st.g.total)) << decoder_only << " step " << i;
-            EXPECT_TRUE(std::isfinite(st.g.fingerprint)) << decoder_only << " step " << i;
+            EXPECT_TRUE(std::isfinite(st.g.total)) << clamp << " step " << i;
+            latent[clamp].push_back(st.g.latent);
         }
     }
+    EXPECT_NE(latent[0], latent[1]);
 }
 
 }  // namespace

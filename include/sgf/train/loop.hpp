@@ -179,6 +179,10 @@ int run_training(B& b, const ModelConfig& mc_in, const TrainConfig& tc_in, const
                   "{} continues a joint training run, not a decoder-only one: start decoder-only fine-tuning from its "
                   "release file (--init-from {} --decoder-only --out <new folder>)",
                   ckpt.string(), (opt.out_dir / "model.safetensors").string());
+        SGF_CHECK(!tc_in.clamp_decoder_input || tc.clamp_decoder_input, ArgumentError,
+                  "{} continues a run without --clamp-decoder-input: start a clamped run from its release file "
+                  "(--init-from {} --clamp-decoder-input --out <new folder>)",
+                  ckpt.string(), (opt.out_dir / "model.safetensors").string());
     }
     std::optional<io::SafetensorsFile> init_file;  // read once: its config here, its weights below
     if (!opt.init_from.empty()) {

@@ -103,7 +103,8 @@ GeneratorLosses decoder_grads(B& b, ResidualCritic<B>& F, const Tensor<B>& img, 
 /// maps to; the 8-bit rounding itself costs the default model 0.002 of its bit accuracy, the clamp
 /// 0.035, docs/results.md). The backward pass multiplies dL/dy by the clamp's derivative,
 /// the mask 1{-1 <= x <= 1}, so G gets no gradient from a pixel that saturates: whatever G writes
-/// below -1 is stored as -1 and is lost to the decoder. A host round trip (small decoder batches).
+/// below -1 is stored as -1 and is lost to the decoder. A host round trip of the batch (one image
+/// batch per training step: 64 KB at the `small` preset's batch 16, also on CUDA).
 template <Backend B>
 struct ClampCtx {
     Tensor<B> y, mask;
@@ -134,7 +135,8 @@ Tensor<B> clamp_unit_backward(B& b, const ClampCtx<B>& ctx, Tensor<B>&& dy) {
 /// G's and F's parameter gradients (`mode`: overwrite or accumulate). D's gradients are untouched.
 /// `immunise` (optional, train/augment.hpp): F reads img1 perturbed by this plan and its gradient
 /// flows back through the perturbations' adjoints; D and the consistency loss still see the clean
-/// images. L.latent, L.fingerprint and L.bit_accuracy are then measured on the perturbed images.
+/// images. L.latent, L.fingerprint and L.bit_accuracy are then measured on the images F reads
+/// (perturbed and/or clamped).
 /// `clamp_decoder_input`: F reads clamp(img1, -1, 1) (clamp_unit_forward; before any perturbation,
 /// as an image is first saved and then attacked); D and the consistency loss still see img1.
 template <Backend B>

@@ -80,6 +80,8 @@ inline void validate(const TrainConfig& t) {
     t.immunise.validate();
     SGF_CHECK(!(t.decoder_only && !t.fingerprint), ArgumentError,
               "training: decoder-only fine-tuning needs the fingerprint losses (drop --no-fingerprint)");
+    SGF_CHECK(!(t.clamp_decoder_input && !t.fingerprint), ArgumentError,
+              "training: --clamp-decoder-input changes what the decoder reads, and --no-fingerprint trains no decoder");
 }
 
 inline void to_json(nlohmann::json& j, const TrainConfig& t) {
