@@ -13,9 +13,9 @@
 // alice's generator; generate 12 images with it; decode them and attribute each to a user; decode two
 // images that no generator made. It also serves as a test (ctest: Examples.LibraryTour): it exits 0
 // only when most of alice's images are attributed to alice, none to another user, and neither of the
-// other two images to anyone. It does not ask for all 12: the default model reads only about 80% of
+// other two images to anyone. It does not ask for all 12: the default model reads only about 85% of
 // the bits of a PNG image back (docs/results.md), so an image of alice's can come out "not
-// fingerprinted" (9% do in `sgf demo`, among 100 users). The rule holds its false-positive rate at
+// fingerprinted" (0.9% do in `sgf demo`, among 100 users). The rule holds its false-positive rate at
 // alpha: weak decoding leaves images undetected rather than attributed to the wrong user.
 
 // [tour:includes]
