@@ -4,6 +4,7 @@
 // objective with saturated pixels, the trainer (joint and decoder-only) and the config's JSON.
 #include "blob_images.hpp"
 #include "gradcheck.hpp"
+#include "reference_objective.hpp"
 
 #include <sgf/train/objective.hpp>
 #include <sgf/train/trainer.hpp>
@@ -97,26 +98,10 @@ TEST_P(ClampedObjective, GradientThroughTheClamp) {
         ASSERT_LT(out, 0.7 * double(img.size())) << out / double(img.size());
     }
     auto loss = [&] {
-        auto g1 = G.forward(b, gb.z, gb.c1, gb.noise1);
-        auto g2 = G.forward(b, gb.z, gb.c2, gb.noise2);
-        auto d = D.forward(b, g1.image());
-        double total = softplus_mean(b, d.output(), -1.0, w.adversarial, false).value;
-        total += mse_mean(b, g1.image(), g2.image(), w.consistency, false).value;
-        Tensor<B64> fin = clamp_unit_forward(b, g1.image()).y;
-        if (immunised) fin = immunise_forward(b, fin, plan).y;
-        auto f = F.forward(b, fin);
-        const auto out = to_host_vector<double>(b, f.output());
-        const auto z = to_host_vector<double>(b, gb.z), c = to_host_vector<double>(b, gb.c1);
-        const std::int64_t N = 4, st = cfg.z_dim + cfg.fingerprint_bits;
-        double lz = 0, lc = 0;
-        for (std::int64_t n = 0; n < N; ++n) {
-            for (int k = 0; k < cfg.z_dim; ++k) lz += std::pow(out[n * st + k] - z[n * cfg.z_dim + k], 2);
-            for (int k = 0; k < cfg.fingerprint_bits; ++k) {
-                const double l = out[n * st + cfg.z_dim + k], t = c[n * cfg.fingerprint_bits + k];
-                lc += std::max(l, 0.0) - l * t + std::log1p(std::exp(-std::abs(l)));
-            }
-        }
-        return total + w.latent * lz / double(N * cfg.z_dim) + w.fingerprint * lc / double(N * cfg.fingerprint_bits);
+        return reference_generator_loss<B64>(b, G, F, D, gb, w, [&](const Tensor<B64>& img) {
+            Tensor<B64> fin = clamp_unit_forward(b, img).y;
+            return immunised ? immunise_forward(b, fin, plan).y : std::move(fin);
+        });
     };
     const auto plain = generator_step_grads(b, G, F, D, gb, w, GradMode::overwrite, pp);
     auto L = generator_step_grads(b, G, F, D, gb, w, GradMode::overwrite, pp, true);

@@ -3,6 +3,7 @@
 // immunised step on the tiny preset gives finite losses, and resume from a checkpoint is bit-identical.
 #include "blob_images.hpp"
 #include "gradcheck.hpp"
+#include "reference_objective.hpp"
 #include "same_weights.hpp"
 
 #include <sgf/io/datasets.hpp>
@@ -76,25 +77,8 @@ TEST(ImmunisedObjective, GradientThroughThePerturbations) {
     const ImmunisePlan plan = draw_immunise_plan(ic, Shape{4, 3, 8, 8}, 1.0, 3, 1);
     const LossWeights w{};
     auto loss = [&] {
-        auto g1 = G.forward(b, gb.z, gb.c1, gb.noise1);
-        auto g2 = G.forward(b, gb.z, gb.c2, gb.noise2);
-        auto d = D.forward(b, g1.image());
-        double total = softplus_mean(b, d.output(), -1.0, w.adversarial, false).value;
-        total += mse_mean(b, g1.image(), g2.image(), w.consistency, false).value;
-        auto pert = immunise_forward(b, g1.image(), plan);
-        auto f = F.forward(b, pert.output());
-        const auto out = to_host_vector<double>(b, f.output());
-        const auto z = to_host_vector<double>(b, gb.z), c = to_host_vector<double>(b, gb.c1);
-        const std::int64_t N = 4, st = cfg.z_dim + cfg.fingerprint_bits;
-        double lz = 0, lc = 0;
-        for (std::int64_t n = 0; n < N; ++n) {
-            for (int k = 0; k < cfg.z_dim; ++k) lz += std::pow(out[n * st + k] - z[n * cfg.z_dim + k], 2);
-            for (int k = 0; k < cfg.fingerprint_bits; ++k) {
-                const double l = out[n * st + cfg.z_dim + k], t = c[n * cfg.fingerprint_bits + k];
-                lc += std::max(l, 0.0) - l * t + std::log1p(std::exp(-std::abs(l)));
-            }
-        }
-        return total + w.latent * lz / double(N * cfg.z_dim) + w.fingerprint * lc / double(N * cfg.fingerprint_bits);
+        return reference_generator_loss<B64>(b, G, F, D, gb, w,
+                                             [&](const Tensor<B64>& img) { return immunise_forward(b, img, plan).y; });
     };
     auto L = generator_step_grads(b, G, F, D, gb, w, GradMode::overwrite, &plan);
     EXPECT_NEAR(L.total, loss(), 1e-10);

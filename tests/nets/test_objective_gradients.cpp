@@ -2,6 +2,7 @@
 // G (incl. E and the affines) and F, D's logistic loss, and the R1 penalty's parameter gradient
 // (Hessian-vector product by central differences) against a float64 finite difference of the penalty.
 #include "gradcheck.hpp"
+#include "reference_objective.hpp"
 
 #include <sgf/train/objective.hpp>
 
@@ -46,27 +47,7 @@ TEST(Objective, GeneratorAndDecoderGradients) {
         if (p->name.find("noise_strength") != std::string::npos) b.fill(p->value.data(), 1, 0.3);
     auto gb = draw_generator_batch(b, cfg, 4, 11, 0);
     const LossWeights w{};
-    auto loss = [&] {
-        // forward-only evaluation of the same weighted total
-        auto g1 = G.forward(b, gb.z, gb.c1, gb.noise1);
-        auto g2 = G.forward(b, gb.z, gb.c2, gb.noise2);
-        auto d = D.forward(b, g1.image());
-        double total = softplus_mean(b, d.output(), -1.0, w.adversarial, false).value;
-        total += mse_mean(b, g1.image(), g2.image(), w.consistency, false).value;
-        auto f = F.forward(b, g1.image());
-        const auto out = to_host_vector<double>(b, f.output());
-        const auto z = to_host_vector<double>(b, gb.z), c = to_host_vector<double>(b, gb.c1);
-        const std::int64_t N = 4, s = cfg.z_dim + cfg.fingerprint_bits;
-        double lz = 0, lc = 0;
-        for (std::int64_t n = 0; n < N; ++n) {
-            for (int k = 0; k < cfg.z_dim; ++k) lz += std::pow(out[n * s + k] - z[n * cfg.z_dim + k], 2);
-            for (int k = 0; k < cfg.fingerprint_bits; ++k) {
-                const double l = out[n * s + cfg.z_dim + k], t = c[n * cfg.fingerprint_bits + k];
-                lc += std::max(l, 0.0) - l * t + std::log1p(std::exp(-std::abs(l)));
-            }
-        }
-        return total + w.latent * lz / double(N * cfg.z_dim) + w.fingerprint * lc / double(N * cfg.fingerprint_bits);
-    };
+    auto loss = [&] { return reference_generator_loss<B64>(b, G, F, D, gb, w); };  // forward only, same weighted total
     for (auto* p : D.parameters()) b.fill(p->grad.data(), p->grad.size(), 0.125);
     auto L = generator_step_grads(b, G, F, D, gb, w, GradMode::overwrite);
     EXPECT_NEAR(L.total, loss(), 1e-10);
