@@ -138,6 +138,21 @@ TYPED_TEST(PointwiseOps, FlatElementwise) {
         });
         this->compare("square" + ns, this->tol(),
                       [&](auto& b, auto& a) { b.square(n, a.input(x, "x"), a.output_nan(un, "y")); });
+        // clamp: inputs on both sides of the bounds and exactly on them (the mask includes the bounds)
+        auto xc = this->rnd(un, 4 + n, 1.5);
+        for (std::size_t i = 0; i < un; i += 5) xc[i] = (i % 10 == 0) ? 1.0 : -1.0;
+        for (auto [lo, hi] : {std::pair{-1.0, 1.0}, {-0.3, 0.8}, {0.5, 0.5}}) {
+            const std::string bounds = ns + " [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+            this->compare("clamp" + bounds, this->tol(), [&](auto& b, auto& a) {
+                using S = SGF_SCALAR_OF(b);
+                b.clamp(n, a.input(xc, "x"), S(this->r(lo)), S(this->r(hi)), a.output_nan(un, "y"), a.output_nan(un, "mask"));
+            });
+            this->compare("clamp in place, no mask" + bounds, this->tol(), [&](auto& b, auto& a) {
+                using S = SGF_SCALAR_OF(b);
+                auto* y = a.output(xc, "x=y");
+                b.clamp(n, y, S(this->r(lo)), S(this->r(hi)), y, nullptr);
+            });
+        }
         this->compare("ema" + ns, this->tol(), [&](auto& b, auto& a) {
             using S = SGF_SCALAR_OF(b);
             b.ema(n, a.output(y0, "ema"), a.input(x, "src"), S(this->r(0.999)));

@@ -103,8 +103,7 @@ GeneratorLosses decoder_grads(B& b, ResidualCritic<B>& F, const Tensor<B>& img, 
 /// maps to; the 8-bit rounding itself costs the default model 0.002 of its bit accuracy, the clamp
 /// 0.035, docs/results.md). The backward pass multiplies dL/dy by the clamp's derivative,
 /// the mask 1{-1 <= x <= 1}, so G gets no gradient from a pixel that saturates: whatever G writes
-/// below -1 is stored as -1 and is lost to the decoder. A host round trip of the batch (one image
-/// batch per training step: 64 KB at the `small` preset's batch 16, also on CUDA).
+/// below -1 is stored as -1 and is lost to the decoder. One backend op (B::clamp), on the device.
 template <Backend B>
 struct ClampCtx {
     Tensor<B> y, mask;
@@ -114,13 +113,9 @@ struct ClampCtx {
 template <Backend B>
 ClampCtx<B> clamp_unit_forward(B& b, const Tensor<B>& x) {
     using T = typename B::Scalar;
-    auto h = to_host_vector<T>(b, x);
-    std::vector<T> m(h.size());
-    for (std::size_t i = 0; i < h.size(); ++i) {
-        m[i] = T(h[i] >= T(-1) && h[i] <= T(1));
-        h[i] = std::clamp(h[i], T(-1), T(1));
-    }
-    return {from_host<B, T>(b, x.shape(), std::span<const T>(h)), from_host<B, T>(b, x.shape(), std::span<const T>(m))};
+    ClampCtx<B> c{Tensor<B>(b, x.shape()), Tensor<B>(b, x.shape())};
+    b.clamp(x.size(), x.data(), T(-1), T(1), c.y.data(), c.mask.data());
+    return c;
 }
 
 /// dL/dx = dL/dy * mask (in place on dy).

@@ -266,7 +266,7 @@ private:
         auto gb = draw_generator_batch(b_, mc_, tc_.batch, tc_.seed, static_cast<std::uint64_t>(step_) * 8);
         Tensor<B> img = G_ema_.forward(b_, gb.z, gb.c1, gb.noise1).image().clone(b_);
         round_to_8_bits(b_, img, 1, 2);
-        if (tc_.clamp_decoder_input) img = std::move(clamp_unit_forward(b_, img).y);
+        if (tc_.clamp_decoder_input) b_.clamp(img.size(), img.data(), T(-1), T(1), img.data(), nullptr);
         if (tc_.immunise.enabled) {  // a robust decoder for a finished generator: F reads perturbed images
             const ImmunisePlan plan =
                 draw_immunise_plan(tc_.immunise, img.shape(), immunise_strength(), tc_.seed, std::uint64_t(step_));

@@ -355,6 +355,11 @@ public:
     void mul(std::int64_t n, const T* a, const T* b, T* y) { MapV(y, n) = CMapV(a, n) * CMapV(b, n); }
     void rsqrt_eps(std::int64_t n, const T* x, T eps, T* y) { MapV(y, n) = (CMapV(x, n) + eps).rsqrt(); }
     void square(std::int64_t n, const T* x, T* y) { MapV(y, n) = CMapV(x, n).square(); }
+    void clamp(std::int64_t n, const T* x, T lo, T hi, T* y, T* mask) {
+        // NaN stays NaN (as in the reference and CUDA), which cwiseMax/cwiseMin do not promise
+        if (mask) MapV(mask, n) = CMapV(x, n).unaryExpr([lo, hi](T v) { return T(v >= lo && v <= hi); });
+        MapV(y, n) = CMapV(x, n).unaryExpr([lo, hi](T v) { return v < lo ? lo : (v > hi ? hi : v); });  // y may alias x
+    }
     void group_sumsq(std::int64_t groups, std::int64_t size, const T* x, T alpha, T* out) {
         for (std::int64_t g = 0; g < groups; ++g) out[g] = alpha * CMapV(x + g * size, size).square().sum();
     }

@@ -249,6 +249,13 @@ public:
     void square(std::int64_t n, const double* x, double* y) {
         for (std::int64_t i = 0; i < n; ++i) y[i] = x[i] * x[i];
     }
+    void clamp(std::int64_t n, const double* x, double lo, double hi, double* y, double* mask) {
+        for (std::int64_t i = 0; i < n; ++i) {
+            const double v = x[i];
+            if (mask) mask[i] = (v >= lo && v <= hi) ? 1.0 : 0.0;
+            y[i] = v < lo ? lo : (v > hi ? hi : v);
+        }
+    }
     /// out[g] = alpha * sum_j x[g*size + j]^2 (overwrites)
     void group_sumsq(std::int64_t groups, std::int64_t size, const double* x, double alpha, double* out) {
         for (std::int64_t g = 0; g < groups; ++g) {

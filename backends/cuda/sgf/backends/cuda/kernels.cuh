@@ -260,6 +260,18 @@ struct Square {
     SGF_CUDA_HD void operator()(std::int64_t i) const { y[i] = x[i] * x[i]; }
 };
 template <class T>
+struct Clamp {  // y = min(max(x, lo), hi); mask (nullable) = 1{lo <= x <= hi}; y may alias x
+    const T* x;
+    T* y;
+    T* mask;
+    T lo, hi;
+    SGF_CUDA_HD void operator()(std::int64_t i) const {
+        const T v = x[i];
+        if (mask) mask[i] = (v >= lo && v <= hi) ? T(1) : T(0);
+        y[i] = v < lo ? lo : (v > hi ? hi : v);
+    }
+};
+template <class T>
 struct GroupScaleAdd {  // y[g*size + j] += alpha * coef[g] * x[g*size + j]
     const T* coef;
     const T* x;

@@ -85,6 +85,11 @@ public:
         self().activate();
         self().each(n, kernels::Square<T>{x, y}, "square");
     }
+    void clamp(std::int64_t n, const T* x, T lo, T hi, T* y, T* mask) {
+        if (n <= 0) return;
+        self().activate();
+        self().each(n, kernels::Clamp<T>{x, y, mask, lo, hi}, "clamp");
+    }
     void group_sumsq(std::int64_t groups, std::int64_t size, const T* x, T alpha, T* out) {
         if (groups <= 0) return;
         self().activate();
