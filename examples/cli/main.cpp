@@ -119,7 +119,7 @@ int cmd_issue(const Common& c, const std::string& registry, const std::vector<st
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"sgf: scalable fingerprinting of generative models (train, issue, instantiate, generate, decode, verify)"};
+    CLI::App app{"sgf: scalable fingerprinting of generative models (docs/cli.md)"};
     app.require_subcommand(1);
     app.fallthrough();  // --json, --threads, --backend also work after the subcommand
     Request req;
@@ -216,6 +216,12 @@ int main(int argc, char** argv) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
+        if (app.get_subcommands().empty() && dynamic_cast<const CLI::RequiredError*>(&e)) {
+            // no subcommand (`sgf`, `sgf --json`): the list of subcommands rather than CLI11's one line
+            fmt::print(stderr, "{}\nName a subcommand, e.g. `sgf demo` (the end-to-end demo) or `sgf <subcommand> --help`.\n",
+                       app.help());
+            return kUsage;
+        }
         return app.exit(e) == 0 ? kOk : kUsage;
     }
     return run_with_exit_codes([&]() -> int {

@@ -150,7 +150,13 @@ protected:
 
 // ------------------------------------------------------------------------------------------ usage
 TEST_F(Cli, UsageErrorsAndHelp) {
-    EXPECT_EQ(sgf({}).rc, kUsage);
+    {  // no subcommand: the help (every subcommand listed) and a hint, on stderr
+        const auto r = sgf({});
+        EXPECT_EQ(r.rc, kUsage);
+        for (const char* sub : {"train", "issue", "instantiate", "generate", "decode", "verify", "info", "demo", "eval"})
+            EXPECT_NE(r.err.find(sub), std::string::npos) << sub << " missing from:\n" << r.err;
+        EXPECT_NE(r.err.find("Name a subcommand"), std::string::npos) << r.err;
+    }
     EXPECT_EQ(sgf({"frobnicate"}).rc, kUsage);
     EXPECT_EQ(sgf({"verify", "--model", model.string()}).rc, kUsage);  // --registry and images are required
     EXPECT_EQ(sgf({"info", "--no-such-option", model.string()}).rc, kUsage);

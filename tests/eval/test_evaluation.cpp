@@ -220,6 +220,8 @@ TEST_F(Evaluation, CleanNumbersEqualMeasureBitAccuracy) {
     EXPECT_DOUBLE_EQ(m.clean_png.bit_accuracy, ref.png_accuracy);
     EXPECT_DOUBLE_EQ(m.clean_png.worst_image, ref.png_min);
     EXPECT_EQ(m.clean_png.per_bit, ref.per_bit_png);
+    EXPECT_GT(ref.saturated_pixels, 0.0);  // the fixture's G overshoots, so the count is tested
+    EXPECT_NEAR(m.saturated_pixels, ref.saturated_pixels, 1e-12);
 }
 
 TEST_F(Evaluation, SweepsCoverEveryStrengthAndTheIdentityIsTheCleanPng) {

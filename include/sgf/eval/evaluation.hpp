@@ -97,6 +97,7 @@ struct ModelEval {
     std::string role, path;
     ModelConfig config;
     DetectionStats clean_float, clean_png;
+    double saturated_pixels = 0;  ///< fraction of the clean float output's values outside [-1, 1] (lost to the 8-bit clamp)
     FprStats fpr;
     std::vector<AttributionStats> attribution;
     std::vector<SweepRow> sweeps;
@@ -435,6 +436,9 @@ EvalResult evaluate(B& b, std::vector<EvalModelInput<B>> models, const EvalOptio
                 report(in.role + ": generating the clean set", std::min(N, done + nb), N);
             }
             me.clean_float = detail::detection_stats(detail::decode_host(b, m.F, flt, opt.batch), truth, res.threshold_single, nlp);
+            std::int64_t outside = 0;
+            for (float v : flt.data) outside += v < -1.f || v > 1.f;
+            me.saturated_pixels = double(outside) / double(std::max<std::size_t>(1, flt.data.size()));
             clean = std::move(flt);
             detail::quantize8(clean);
             me.clean_png = detail::detection_stats(detail::decode_host(b, m.F, clean, opt.batch), truth, res.threshold_single, nlp);

@@ -86,6 +86,7 @@ inline nlohmann::json to_json(const EvalResult& r) {
                 {"path", m.path},
                 {"clean_float", to_json(m.clean_float)},
                 {"clean_png", to_json(m.clean_png, true)},
+                {"saturated_pixels", m.saturated_pixels},
                 {"false_positives_real",
                  {{"real_images", f.real_images},
                   {"threshold_single", f.threshold_single},
@@ -222,6 +223,8 @@ inline std::string markdown_report(const EvalResult& r) {
     row("bit accuracy, float output", [](const ModelEval& m) { return fmt::format("{:.4f}", m.clean_float.bit_accuracy); });
     row("bit accuracy, 8-bit PNG", [](const ModelEval& m) { return fmt::format("{:.4f}", m.clean_png.bit_accuracy); });
     row("worst image, 8-bit PNG", [](const ModelEval& m) { return fmt::format("{:.4f}", m.clean_png.worst_image); });
+    row("pixel values outside [-1, 1] (clamped by the 8-bit PNG)",
+        [](const ModelEval& m) { return fmt::format("{:.4f}", m.saturated_pixels); });
     row("mean -log10 p, 8-bit PNG", [](const ModelEval& m) { return fmt::format("{:.2f}", m.clean_png.mean_neg_log10_p); });
     row(fmt::format("TPR at FPR {:g} (>= {} bits), 8-bit PNG", o.rule.alpha, r.threshold_single),
         [](const ModelEval& m) { return fmt::format("{:.4f}", m.clean_png.tpr); });
