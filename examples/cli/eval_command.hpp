@@ -203,6 +203,7 @@ int run_eval(B& b, bool json_out, const EvalArgs& a) {
                      {"bit_accuracy_png", m0.clean_png.bit_accuracy},
                      {"worst_image_float", m0.clean_float.worst_image},
                      {"worst_image_png", m0.clean_png.worst_image},
+                     {"saturated_pixels", m0.saturated_pixels},
                      {"worst_bit_png", worst_bit},
                      {"bits_below_0.9_png", weak},
                      {"per_bit_accuracy_png", m0.clean_png.per_bit},

@@ -217,7 +217,10 @@ int main(int argc, char** argv) {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
         if (app.get_subcommands().empty() && dynamic_cast<const CLI::RequiredError*>(&e)) {
-            // no subcommand (`sgf`, `sgf --json`): the list of subcommands rather than CLI11's one line
+            // no subcommand (`sgf`, `sgf --json`, `sgf frobnicate`): the list of subcommands rather than
+            // CLI11's one line, which does not name an unknown word
+            const auto rest = app.remaining();
+            if (!rest.empty()) fmt::print(stderr, "unknown subcommand '{}'\n\n", rest.front());
             fmt::print(stderr, "{}\nName a subcommand, e.g. `sgf demo` (the end-to-end demo) or `sgf <subcommand> --help`.\n",
                        app.help());
             return kUsage;

@@ -153,11 +153,16 @@ TEST_F(Cli, UsageErrorsAndHelp) {
     {  // no subcommand: the help (every subcommand listed) and a hint, on stderr
         const auto r = sgf({});
         EXPECT_EQ(r.rc, kUsage);
+        const auto hint = r.err.find("Name a subcommand");
+        ASSERT_NE(hint, std::string::npos) << r.err;
+        const std::string help = r.err.substr(0, hint);  // the list itself, not the hint's example
         for (const char* sub : {"train", "issue", "instantiate", "generate", "decode", "verify", "info", "demo", "eval"})
-            EXPECT_NE(r.err.find(sub), std::string::npos) << sub << " missing from:\n" << r.err;
-        EXPECT_NE(r.err.find("Name a subcommand"), std::string::npos) << r.err;
+            EXPECT_NE(help.find(fmt::format("\n  {} ", sub)), std::string::npos) << sub << " missing from:\n" << r.err;
+        // an unknown word is named
+        const auto u = sgf({"frobnicate"});
+        EXPECT_EQ(u.rc, kUsage);
+        EXPECT_NE(u.err.find("unknown subcommand 'frobnicate'"), std::string::npos) << u.err;
     }
-    EXPECT_EQ(sgf({"frobnicate"}).rc, kUsage);
     EXPECT_EQ(sgf({"verify", "--model", model.string()}).rc, kUsage);  // --registry and images are required
     EXPECT_EQ(sgf({"info", "--no-such-option", model.string()}).rc, kUsage);
     const Result h = sgf({"--help"});

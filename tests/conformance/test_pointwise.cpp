@@ -152,6 +152,12 @@ TYPED_TEST(PointwiseOps, FlatElementwise) {
                 auto* y = a.output(xc, "x=y");
                 b.clamp(n, y, S(this->r(lo)), S(this->r(hi)), y, nullptr);
             });
+            // the mask must come from x before y overwrites it
+            this->compare("clamp in place, with mask" + bounds, this->tol(), [&](auto& b, auto& a) {
+                using S = SGF_SCALAR_OF(b);
+                auto* y = a.output(xc, "x=y");
+                b.clamp(n, y, S(this->r(lo)), S(this->r(hi)), y, a.output_nan(un, "mask"));
+            });
         }
         this->compare("ema" + ns, this->tol(), [&](auto& b, auto& a) {
             using S = SGF_SCALAR_OF(b);
@@ -229,6 +235,25 @@ TYPED_TEST(PointwiseOps, AllFinite) {
                 a.results("all_finite");
             }
     }
+}
+
+// clamp on non-finite input (compare() rejects non-finite values, so checked directly): NaN stays
+// NaN with mask 0, +-Inf clamp to the bounds with mask 0
+TYPED_TEST(PointwiseOps, ClampNonFinite) {
+    const double inf = std::numeric_limits<double>::infinity();
+    const std::vector<double> x{kNaN, inf, -inf, 0.5, -1.0, 1.0, 3.0};
+    Arena<typename TestFixture::B> a(this->be());
+    using S = typename TestFixture::T;
+    const S* in = a.input(x, "x");
+    S* y_out = a.output_nan(x.size(), "y");  // declared in this order: results() returns y, then mask
+    S* mask_out = a.output_nan(x.size(), "mask");
+    this->be().clamp(std::int64_t(x.size()), in, S(-1), S(1), y_out, mask_out);
+    const auto r = a.results("clamp non-finite");
+    const auto &y = r[0], &mask = r[1];
+    EXPECT_TRUE(std::isnan(y[0]));
+    const std::vector<double> want_y{1.0, -1.0, 0.5, -1.0, 1.0, 1.0}, want_mask{0, 0, 0, 1, 1, 1, 0};
+    for (std::size_t i = 1; i < x.size(); ++i) EXPECT_EQ(y[i], want_y[i - 1]) << "x = " << x[i];
+    for (std::size_t i = 0; i < x.size(); ++i) EXPECT_EQ(mask[i], want_mask[i]) << "x = " << x[i];
 }
 
 // ------------------------------------------------------------------------------ minibatch stddev

@@ -114,7 +114,8 @@ TEST_F(EvalCli, QuickReportIsComplete) {
     const json j = json::parse(r.out);
     // the keys of the bit-accuracy-only mode are kept
     for (const char* k : {"model", "images", "bits", "seed", "bit_accuracy_float", "bit_accuracy_png", "worst_image_float",
-                          "worst_image_png", "worst_bit_png", "bits_below_0.9_png", "per_bit_accuracy_png", "seconds"})
+                          "worst_image_png", "saturated_pixels", "worst_bit_png", "bits_below_0.9_png", "per_bit_accuracy_png",
+                          "seconds"})
         EXPECT_TRUE(j.contains(k)) << k;
     EXPECT_EQ(j["images"], 48);
     EXPECT_EQ(j["per_bit_accuracy_png"].size(), 128u);

@@ -296,6 +296,12 @@ TEST_F(Evaluation, ReportFiles) {
     EXPECT_NE(ss.str().find("## Attribution"), std::string::npos);
     EXPECT_NE(ss.str().find("![jpeg plot](plots/jpeg.png)"), std::string::npos);
     EXPECT_EQ(ss.str().find("FID "), std::string::npos) << "FD-classifier must never be called FID";
+    EXPECT_NE(ss.str().find(fmt::format("| pixel values outside [-1, 1] (clamped by the 8-bit PNG) | {:.4f} |",
+                                        r_->models[0].saturated_pixels)),
+              std::string::npos);
+    std::ifstream sj(dir / "summary.json");
+    const auto summary = nlohmann::json::parse(sj);
+    EXPECT_DOUBLE_EQ(summary["models"][0]["saturated_pixels"].get<double>(), r_->models[0].saturated_pixels);
 }
 
 TEST(EvaluationArgs, Rejected) {

@@ -95,7 +95,9 @@ concept ElementwiseBackend = requires(B& b, const Shape& s, typename B::Scalar* 
     b.mul(i, cp, cp, p);              // y = a * b
     b.rsqrt_eps(i, cp, v, p);         // y = 1 / sqrt(x + eps)
     b.square(i, cp, p);               // y = x * x
-    b.clamp(i, cp, v, v, p, p);       // y = min(max(x, lo), hi); mask (nullable) = 1{lo <= x <= hi}; y may alias x
+    // y = min(max(x, lo), hi), mask (nullable) = 1{lo <= x <= hi}; lo <= hi; NaN gives y NaN, mask 0;
+    // y may alias x, mask may alias neither
+    b.clamp(i, cp, v, v, p, p);
     b.group_sumsq(i, i, cp, v, p);    // out[g] = alpha * sum_j x[g*size + j]^2   (groups, size, x, alpha, out)
     b.group_scale_add(i, i, cp, cp, v, p);  // y[g*size+j] += alpha * coef[g] * x[g*size+j]
 };
