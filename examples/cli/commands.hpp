@@ -168,9 +168,11 @@ inline sgf::Fingerprint resolve_fingerprint(const std::string& registry, const s
     return e->fingerprint;
 }
 
-/// `instantiate --out` writes a new file or replaces a baked generator; it never replaces one of the
-/// command's inputs or any other existing file (a registry, a meta model, an image).
-inline void check_replaceable_output(const std::string& out, const std::vector<std::string>& inputs) {
+/// `instantiate --out` writes a new file or replaces a baked generator (`export-decoder --out`: a
+/// decoder); neither replaces one of the command's inputs or any other existing file (a registry, a
+/// meta model, an image).
+inline void check_replaceable_output(const std::string& out, const std::vector<std::string>& inputs,
+                                     const std::string& replaceable_kind = "baked-generator") {
     std::error_code ec;
     if (!fs::exists(out, ec)) return;
     for (const auto& in : inputs)
@@ -185,10 +187,26 @@ inline void check_replaceable_output(const std::string& out, const std::vector<s
     } catch (const sgf::Error&) {
         kind.clear();
     }
-    if (kind != "baked-generator")
-        SGF_THROW(ArgumentError, "--out {}: the file exists and is not a baked generator; refusing to replace it (remove it "
-                                 "first, or choose another name)",
-                  out);
+    if (kind != replaceable_kind)
+        SGF_THROW(ArgumentError, "--out {}: the file exists and is not a {}; refusing to replace it (remove it first, or "
+                                 "choose another name)",
+                  out, replaceable_kind == "baked-generator" ? "baked generator" : replaceable_kind + " file");
+}
+
+// ------------------------------------------------------------------------------------------ export-decoder
+/// Writes the meta model's decoder F alone: a verifier needs nothing else, and without E and G it
+/// cannot bake a generator for a registered code (docs/verification.md, "Threat model").
+template <class B>
+int cmd_export_decoder(B& b, const Common& c, const std::string& model, const std::string& out) {
+    check_replaceable_output(out, {model}, "decoder");
+    const auto f = sgf::io::SafetensorsFile::load(model);
+    auto m = sgf::io::load_decoder<B>(b, f);
+    if (f.meta("sgf.kind") != "meta-model")
+        SGF_THROW(ArgumentError, "export-decoder: {} is already a decoder file; give the meta model", model);
+    sgf::io::save_decoder(b, out, m.F, {{"sgf.meta_model_checksum", f.meta("sgf.checksum")}});
+    emit(c, json{{"out", out}, {"model", model}, {"bits", m.config.fingerprint_bits}},
+         fmt::format("wrote {} (the decoder of {}: decode and verify read it; it cannot make images)\n", out, model));
+    return kOk;
 }
 
 template <class B>
@@ -256,7 +274,7 @@ inline int file_error_code(const sgf::FileDecode& d) { return d.io_error ? kIoEr
 
 template <class B>
 int cmd_decode(B& b, const Common& c, const std::string& model, const std::vector<std::string>& images) {
-    auto m = sgf::io::load_meta_model<B>(b, model);
+    auto m = sgf::io::load_decoder<B>(b, model);  // a meta model or a decoder file
     FileProgress progress(c, "decoding", images.size());
     const auto res = sgf::decode_files(b, m.F, images, 64, {}, progress.callback());
     json arr = json::array();
@@ -265,7 +283,7 @@ int cmd_decode(B& b, const Common& c, const std::string& model, const std::vecto
     for (const auto& d : res) {
         if (!d.decoded) {
             arr.push_back({{"image", d.path}, {"error", d.error}});
-            text += fmt::format("{}\terror: {}\n", d.path, d.error);
+            text += fmt::format("{}\terror\t{}\n", d.path, d.error);
             rc = std::max(rc, file_error_code(d));
             continue;
         }
@@ -278,9 +296,9 @@ int cmd_decode(B& b, const Common& c, const std::string& model, const std::vecto
 
 template <class B>
 int cmd_verify(B& b, const Common& c, const std::string& model, const std::string& registry, const std::vector<std::string>& images,
-               double alpha, int min_margin) {
+               double alpha, int min_margin, bool outcome_only = false) {
     if (!(alpha > 0 && alpha < 1)) SGF_THROW(ArgumentError, "--alpha must be in (0, 1), got {}", alpha);
-    auto m = sgf::io::load_meta_model<B>(b, model);
+    auto m = sgf::io::load_decoder<B>(b, model);  // a meta model or a decoder file
     sgf::RegistryOptions ro;
     ro.create = false;
     ro.read_only = true;  // verification never writes to the registry
@@ -305,6 +323,17 @@ int cmd_verify(B& b, const Common& c, const std::string& model, const std::strin
             continue;
         }
         const auto a = reg.attribute(d.decoded->fingerprint, rule);
+        if (a.outcome == sgf::Outcome::attributed) ++n_attr;
+        else if (a.outcome == sgf::Outcome::not_fingerprinted) ++n_none;
+        else ++n_inc;
+        if (outcome_only) {  // a public service's answer: no bits, logits, p-values or nearest labels (verification.md)
+            const bool attributed = a.outcome == sgf::Outcome::attributed;
+            json j{{"image", d.path}, {"outcome", sgf::outcome_name(a.outcome)}};
+            if (attributed) j["label"] = a.best_label;
+            arr.push_back(j);
+            text += fmt::format("{}\t{}\t{}\n", d.path, sgf::outcome_name(a.outcome), attributed ? a.best_label : "-");
+            continue;
+        }
         json j = attribution_json(a);
         j["image"] = d.path;
         j["fingerprint"] = d.decoded->fingerprint.hex();
@@ -312,9 +341,6 @@ int cmd_verify(B& b, const Common& c, const std::string& model, const std::strin
         text += fmt::format("{}\t{}\t{}\t{}/{} bits (threshold {}), runner-up {} ({} bits), family p = 1e{:.1f}\n", d.path,
                             sgf::outcome_name(a.outcome), a.best_label, a.best_matching, a.bits, a.threshold,
                             a.runner_up_label.empty() ? "-" : a.runner_up_label, a.runner_up_matching, a.log10_family_p);
-        if (a.outcome == sgf::Outcome::attributed) ++n_attr;
-        else if (a.outcome == sgf::Outcome::not_fingerprinted) ++n_none;
-        else ++n_inc;
     }
     int rc = worst;
     if (rc == kOk) rc = n_inc ? kInconclusive : (n_none ? kNotFingerprinted : kOk);
@@ -514,6 +540,8 @@ struct Request {
     Common c;
     std::string model, registry, label, hex, out_file, out_folder = "sgf-images", keep;
     std::vector<std::string> images;
+    std::string files_from;  ///< decode/verify: more image paths, one per line ("-": standard input)
+    bool outcome_only = false;
     int n_images = 16, users = 100, per_user = 20, n_real = 2000, n_open = 200, min_margin = 8;
     double alpha = 1e-6;
     std::uint64_t seed = 1;
@@ -521,6 +549,32 @@ struct Request {
     sgf_examples::TrainingCommand train;
     EvalArgs eval;
 };
+
+/// decode and verify: the positional image paths, then those of --files-from (one per line; CR
+/// before the newline and empty lines are dropped; "-" reads standard input). At least one in all.
+inline void gather_image_paths(Request& r) {
+    if (!r.files_from.empty()) {
+        std::string text;
+        if (r.files_from == "-") {
+            text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+            if (std::cin.bad()) SGF_THROW(IoError, "--files-from -: cannot read standard input");
+        } else {
+            const auto bytes = sgf::io::read_file(r.files_from);
+            text.assign(bytes.begin(), bytes.end());
+        }
+        std::size_t pos = 0;
+        while (pos < text.size()) {
+            std::size_t end = text.find('\n', pos);
+            if (end == std::string::npos) end = text.size();
+            std::string line = text.substr(pos, end - pos);
+            if (!line.empty() && line.back() == '\r') line.pop_back();
+            if (!line.empty()) r.images.push_back(std::move(line));
+            pos = end + 1;
+        }
+    }
+    if (r.images.empty())
+        SGF_THROW(ArgumentError, "give image files{}", r.files_from.empty() ? " (or --files-from LIST)" : fmt::format(": {} names none", r.files_from == "-" ? "standard input" : r.files_from));
+}
 
 /// Runs `r` on backend `b`. Eval with --out (the full report) is the CPU backend's (run_eval): the
 /// caller handles it before dispatching here.
@@ -535,8 +589,8 @@ int run_request(B& b, Request& r) {
         }
         case C::instantiate: return cmd_instantiate(b, r.c, r.model, r.registry, r.label, r.hex, r.out_file);
         case C::generate: return cmd_generate(b, r.c, r.model, r.hex, r.n_images, r.out_folder, r.seed, r.grid);
-        case C::decode: return cmd_decode(b, r.c, r.model, r.images);
-        case C::verify: return cmd_verify(b, r.c, r.model, r.registry, r.images, r.alpha, r.min_margin);
+        case C::decode: gather_image_paths(r); return cmd_decode(b, r.c, r.model, r.images);
+        case C::verify: gather_image_paths(r); return cmd_verify(b, r.c, r.model, r.registry, r.images, r.alpha, r.min_margin, r.outcome_only);
         case C::demo: return cmd_demo(b, r.c, r.model, r.users, r.per_user, r.n_real, r.n_open, r.keep);
         case C::eval: {
             SGF_CHECK(r.eval.out.empty(), ArgumentError, "eval --out runs on the CPU backend");

@@ -73,6 +73,21 @@ inline void validate_eval_args(const EvalArgs& a) {
         (void)sgf::io::SafetensorsFile::load(a.fd_classifier);  // a damaged file: FormatError now, not after the sweeps
 }
 
+/// A classifier that has to be trained is saved at `path` after every sweep: a folder that cannot
+/// take it must fail now (exit 3), not after minutes of work with no report written. The nearest
+/// existing folder above it must be writable (ensure_directory creates the rest).
+inline void check_classifier_writable(const std::filesystem::path& path) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (fs::exists(path, ec)) return;  // loaded, not written
+    fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
+    while (!fs::exists(dir, ec) && dir.has_parent_path() && dir.parent_path() != dir) dir = dir.parent_path();
+    if (!fs::is_directory(dir, ec) || ::access(dir.c_str(), W_OK | X_OK) != 0)
+        SGF_THROW(IoError, "{}: the FD classifier would be trained and saved here, but '{}' is not a writable folder (give "
+                           "--fd-classifier FILE in a writable folder, or --no-fidelity)",
+                  path.string(), dir.string());
+}
+
 /// Bit accuracy only (no --out): float, 8-bit PNG and clamped-only accuracy (docs/cli.md lists the keys).
 template <class B>
 int run_bit_accuracy(B& b, bool json_out, const EvalArgs& a, std::int64_t images) {
@@ -141,6 +156,7 @@ int run_eval(B& b, bool json_out, const EvalArgs& a) {
     if (!a.fd_classifier.empty()) opt.fd_classifier = a.fd_classifier;
     else if (a.quick) opt.fd_classifier = fs::path(a.out) / "fd-classifier.safetensors";
     else opt.fd_classifier = fs::path(a.model).parent_path() / "fd-classifier.safetensors";
+    if (opt.fidelity) check_classifier_writable(opt.fd_classifier);
 
     auto say = [&](const std::string& s) {
         if (!json_out) std::cout << s << std::flush;

@@ -3,6 +3,7 @@
 // built twice: into `sgf` with cuda_dispatch.cpp (--backend cuda runs sgf-cuda) and into `sgf-cuda`
 // with cuda_commands.cu (--backend cuda runs on the GPU).
 #include "commands.hpp"
+#include "registry_command.hpp"
 
 #include <sgf/backends/eigen.hpp>
 
@@ -16,8 +17,22 @@ namespace {
 using namespace sgf_cli;
 using sgf_examples::run_with_exit_codes;
 
+/// $SGF_MODEL; else, for an installed sgf, <prefix>/<datadir>/sgf/fashion-small.safetensors with
+/// <prefix> the folder above <bindir> holding this executable (cmake --install puts the model there);
+/// else the source tree's models/fashion-small.safetensors (a build tree). A missing file is named by
+/// the loader.
 std::string default_model() {
+    namespace fs = std::filesystem;
     if (const char* e = std::getenv("SGF_MODEL"); e && *e) return e;  // set but empty: as if unset
+    std::error_code ec;
+    const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+    if (!ec) {
+        fs::path prefix = exe.parent_path();
+        const fs::path bindir(SGF_INSTALL_BINDIR);  // "bin", or deeper: one level up per component
+        for (auto it = bindir.begin(); it != bindir.end(); ++it) prefix = prefix.parent_path();
+        const fs::path installed = prefix / SGF_INSTALL_DATADIR / "sgf" / "fashion-small.safetensors";
+        if (fs::is_regular_file(installed, ec)) return installed.string();
+    }
     return SGF_DEFAULT_MODEL;
 }
 
@@ -148,6 +163,11 @@ int main(int argc, char** argv) {
     issue->add_option("--bits", bits, "fingerprint length of a new registry (default 128); must match the model")
         ->check(CLI::Range(1, 65536));
 
+    // registry list|lookup|export|import
+    auto* registry_cmd = app.add_subcommand("registry", "list, look up, export or import the fingerprints of a registry");
+    RegistryArgs registry_args;
+    add_registry_options(*registry_cmd, registry_args);
+
     // instantiate
     auto* inst = app.add_subcommand("instantiate", "bake a fingerprint into a standalone generator file");
     req.model = default_model();
@@ -176,20 +196,29 @@ int main(int argc, char** argv) {
     // decode
     auto* dec = app.add_subcommand("decode", "decode fingerprint bits and logits from images");
     std::vector<std::string>& images = req.images;
-    dec->add_option("--model", model, "meta-model file (holds the decoder)")->capture_default_str();
-    dec->add_option("images", images, "image files")->required();
+    dec->add_option("--model", model, "meta-model or decoder file (sgf export-decoder)")->capture_default_str();
+    dec->add_option("images", images, "image files");
+    dec->add_option("--files-from", req.files_from, "also the image files named in this file, one per line (- reads standard input)");
 
     // verify
     auto* ver = app.add_subcommand("verify", "decode images and attribute them against a registry");
     double& alpha = req.alpha;
     int& min_margin = req.min_margin;
-    ver->add_option("--model", model, "meta-model file (holds the decoder)")->capture_default_str();
+    ver->add_option("--model", model, "meta-model or decoder file (sgf export-decoder)")->capture_default_str();
     ver->add_option("--registry", registry, "registry file")->required();
     ver->add_option("--alpha", alpha, "family-wise false-positive rate")->capture_default_str();
     ver->add_option("--min-margin", min_margin, "bits between best and runner-up to attribute")
         ->check(CLI::Range(0, std::numeric_limits<int>::max()))
         ->capture_default_str();
-    ver->add_option("images", images, "image files")->required();
+    ver->add_flag("--outcome-only", req.outcome_only,
+                  "print only each image's outcome and, when attributed, the label: no bits, p-values or runner-up (public services)");
+    ver->add_option("images", images, "image files");
+    ver->add_option("--files-from", req.files_from, "also the image files named in this file, one per line (- reads standard input)");
+
+    // export-decoder
+    auto* exp_dec = app.add_subcommand("export-decoder", "write the decoder alone: all a verifier needs (decode, verify)");
+    exp_dec->add_option("--model", model, "meta-model file")->capture_default_str();
+    exp_dec->add_option("--out", out_file, "output file (a new file, or a decoder file to replace)")->required();
 
     // info
     auto* info = app.add_subcommand("info", "what a model file holds");
@@ -232,6 +261,11 @@ int main(int argc, char** argv) {
             SGF_THROW(ArgumentError, "--backend must be cpu or cuda, got '{}'", c.backend);
         if (*issue) return cmd_issue(c, registry, labels, metadata, count, prefix, min_distance, bits);
         if (*info) return cmd_info(c, info_file);
+        if (*registry_cmd) return run_registry(c, registry_args);
+        if (*exp_dec) {  // copies weights: the CPU backend, whatever --backend says
+            sgf::EigenCpu cpu(1);
+            return cmd_export_decoder(cpu, c, model, out_file);
+        }
         using C = Request::Command;
         req.command = *train ? C::train : *inst ? C::instantiate : *gen ? C::generate : *dec ? C::decode
                     : *ver ? C::verify : *demo ? C::demo : C::eval;

@@ -417,6 +417,179 @@ TEST_F(Cli, AttributionOutcomesAndExitCodes) {
     }
 }
 
+TEST_F(Cli, VerifyOutcomeOnlyTellsNoBitsAndFilesFromReadsAList) {
+    io::save_png(dir / "a.png", gradient(16, 16, 1));
+    const std::string img = (dir / "a.png").string();
+    const Fingerprint fp = Fingerprint::parse(decode_hex(img));
+    const fs::path reg_path = dir / "match.db";
+    {
+        Registry reg(reg_path);
+        reg.issue("other", "", 7);
+        reg.add("target", fp);
+    }
+    const std::string missing = (dir / "nope.png").string();
+    Result r = sgf({"--json", "verify", "--outcome-only", "--model", model.string(), "--registry", reg_path.string(), img, missing});
+    EXPECT_EQ(r.rc, kIoError) << r.out << r.err;
+    json j = r.parsed();
+    ASSERT_EQ(j["results"].size(), 2u);
+    EXPECT_EQ(j["results"][0], (json{{"image", img}, {"outcome", "attributed"}, {"label", "target"}})) << "nothing but outcome and label";
+    EXPECT_EQ(j["results"][1]["outcome"], "error");
+    EXPECT_EQ(j["attributed"], 1);
+    r = sgf({"verify", "--outcome-only", "--model", model.string(), "--registry", reg_path.string(), img});
+    EXPECT_EQ(r.rc, kOk) << r.err;
+    EXPECT_EQ(r.out, img + "\tattributed\ttarget\n1 images: 1 attributed, 0 not fingerprinted, 0 inconclusive, 0 unreadable\n");
+    EXPECT_EQ(r.out.find(fp.hex()), std::string::npos);
+    // not ours: no label, and nothing that says how close the nearest code was
+    const fs::path far = dir / "far.db";
+    {
+        Registry reg(far);
+        Fingerprint inv(128);
+        for (int i = 0; i < 128; ++i) inv.set_bit(i, !fp.bit(i));
+        reg.add("complement", inv);
+    }
+    r = sgf({"--json", "verify", "--outcome-only", "--model", model.string(), "--registry", far.string(), img});
+    EXPECT_EQ(r.rc, kNotFingerprinted);
+    EXPECT_EQ(r.parsed()["results"][0], (json{{"image", img}, {"outcome", "not_fingerprinted"}}));
+
+    // --files-from: a list (CRLF, blank lines) after the positional paths; "-" reads stdin
+    const fs::path list = dir / "list.txt";
+    spit(list, img + "\r\n\n" + img + "\n" + good_png.string());
+    r = sgf({"--json", "decode", "--model", model.string(), good_png.string(), "--files-from", list.string()});
+    EXPECT_EQ(r.rc, kOk) << r.err;
+    j = r.parsed();
+    ASSERT_EQ(j["results"].size(), 4u);
+    EXPECT_EQ(j["results"][0]["image"], good_png.string());
+    EXPECT_EQ(j["results"][1]["image"], img);
+    EXPECT_EQ(j["results"][3]["image"], good_png.string());
+    const std::string cmd = test::shell_quote(SGF_CLI_PATH) + " --threads 1 --json verify --model " + test::shell_quote(model.string()) +
+                            " --registry " + test::shell_quote(reg_path.string()) + " --files-from - < " + test::shell_quote(list.string()) +
+                            " > " + test::shell_quote((dir / "stdin.json").string());
+    const int status = std::system(cmd.c_str());
+    EXPECT_TRUE(WIFEXITED(status));
+    j = json::parse(slurp(dir / "stdin.json"));
+    EXPECT_EQ(j["results"].size(), 3u);
+    EXPECT_EQ(j["attributed"], 3) << "good.png is the same gradient as a.png";
+    // nothing to decode, or a list that cannot be read: named, exit 2 / 3
+    spit(dir / "empty.txt", "\n\n");
+    expect_failure({"decode", "--model", model.string(), "--files-from", (dir / "empty.txt").string()}, kUsage, "empty.txt", "names none");
+    expect_failure({"verify", "--model", model.string(), "--registry", registry.string()}, kUsage, "--files-from", "give image files");
+    expect_failure({"decode", "--model", model.string(), "--files-from", (dir / "no-list.txt").string()}, kIoError, "no-list.txt", "");
+    // decode's text error line has the three fields of verify's
+    r = sgf({"decode", "--model", model.string(), missing});
+    EXPECT_EQ(r.rc, kIoError);
+    EXPECT_EQ(r.out.rfind(missing + "\terror\t", 0), 0u) << r.out;
+}
+
+TEST_F(Cli, ExportDecoderGivesAVerifierTheDecoderAlone) {
+    const fs::path dec = dir / "decoder.safetensors";
+    Result r = sgf({"--json", "export-decoder", "--model", model.string(), "--out", dec.string()});
+    EXPECT_EQ(r.rc, kOk) << r.err;
+    EXPECT_EQ(r.parsed()["bits"], 128);
+    const auto file = io::SafetensorsFile::load(dec);
+    EXPECT_EQ(file.metadata.at("sgf.kind"), "decoder");
+    EXPECT_EQ(file.metadata.at("sgf.meta_model_checksum"), io::SafetensorsFile::load(model).metadata.at("sgf.checksum"));
+    for (const auto& [name, t] : file.tensors()) EXPECT_EQ(name.rfind("F.", 0), 0u) << name;
+    // decode and verify read it exactly as they read the meta model
+    const Result with_meta = sgf({"--json", "decode", "--model", model.string(), good_png.string()});
+    const Result with_dec = sgf({"--json", "decode", "--model", dec.string(), good_png.string()});
+    EXPECT_EQ(with_dec.rc, kOk) << with_dec.err;
+    EXPECT_EQ(with_dec.out, with_meta.out);
+    const Result v_meta = sgf({"--json", "verify", "--model", model.string(), "--registry", registry.string(), good_png.string()});
+    const Result v_dec = sgf({"--json", "verify", "--model", dec.string(), "--registry", registry.string(), good_png.string()});
+    EXPECT_EQ(v_dec.rc, v_meta.rc);
+    EXPECT_EQ(v_dec.out, v_meta.out);
+    // it cannot make images or bake a generator, and is not exported again
+    r = sgf({"generate", "--model", dec.string(), "--fingerprint", std::string(32, '0'), "--out", (dir / "imgs").string()});
+    EXPECT_EQ(r.rc, kFormatError) << r.err;
+    EXPECT_NE(r.err.find("expected meta-model"), std::string::npos) << r.err;
+    r = sgf({"instantiate", "--model", dec.string(), "--fingerprint", std::string(32, '0'), "--out", (dir / "u.safetensors").string()});
+    EXPECT_EQ(r.rc, kFormatError) << r.err;
+    r = sgf({"export-decoder", "--model", dec.string(), "--out", (dir / "again.safetensors").string()});
+    EXPECT_EQ(r.rc, kUsage) << r.err;
+    EXPECT_NE(r.err.find("already a decoder file"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(dir / "again.safetensors"));
+    // --out: a decoder file is replaced; the input, a meta model or any other file is not
+    EXPECT_EQ(sgf({"export-decoder", "--model", model.string(), "--out", dec.string()}).rc, kOk);
+    const std::string meta_before = slurp(model);
+    r = sgf({"export-decoder", "--model", model.string(), "--out", model.string()});
+    EXPECT_EQ(r.rc, kUsage);
+    EXPECT_NE(r.err.find("also an input"), std::string::npos) << r.err;
+    fs::copy_file(model, dir / "other-meta.safetensors");
+    r = sgf({"export-decoder", "--model", model.string(), "--out", (dir / "other-meta.safetensors").string()});
+    EXPECT_EQ(r.rc, kUsage);
+    EXPECT_NE(r.err.find("is not a decoder file"), std::string::npos) << r.err;
+    EXPECT_TRUE(unchanged(model, meta_before));
+    EXPECT_TRUE(unchanged(dir / "other-meta.safetensors", meta_before));
+}
+
+TEST_F(Cli, RegistryListLookupExportImport) {
+    Result r = sgf({"registry", "list", registry.string()});
+    EXPECT_EQ(r.rc, kOk) << r.err;
+    Registry reg(registry);
+    const auto all = reg.all();
+    ASSERT_EQ(all.size(), 2u);
+    EXPECT_EQ(r.out, "alice\t" + all[0].fingerprint.hex() + "\t" + all[0].issued_at + "\nbob\t" + all[1].fingerprint.hex() + "\t" +
+                         all[1].issued_at + "\n");
+    r = sgf({"--json", "registry", "list", registry.string()});
+    json j = r.parsed();
+    EXPECT_EQ(j["size"], 2);
+    EXPECT_EQ(j["bits"], 128);
+    EXPECT_EQ(j["min_distance"], 32);
+    EXPECT_EQ(j["entries"][0]["metadata"], R"({"who":"a"})");
+
+    r = sgf({"registry", "lookup", registry.string(), "alice"});
+    EXPECT_EQ(r.rc, kOk) << r.err;
+    EXPECT_EQ(r.out, "alice\t" + all[0].fingerprint.hex() + "\t" + all[0].issued_at + "\t{\"who\":\"a\"}\n");
+    r = sgf({"registry", "lookup", registry.string(), "carol"});
+    EXPECT_EQ(r.rc, kUsage);
+    EXPECT_NE(r.err.find("'carol'"), std::string::npos) << r.err;
+    expect_failure({"registry", "list", (dir / "none.db").string()}, kIoError, "none.db", "not found");
+    EXPECT_FALSE(fs::exists(dir / "none.db")) << "list never creates a registry";
+
+    // export to stdout (JSON by default) and to files (format from the extension), then import both
+    // into new registries: the same entries, time stamps and metadata
+    r = sgf({"registry", "export", registry.string()});
+    EXPECT_EQ(r.rc, kOk);
+    EXPECT_EQ(json::parse(r.out), json::parse(reg.export_json()));
+    const fs::path csv = dir / "backup.csv", js = dir / "backup.json";
+    r = sgf({"--json", "registry", "export", registry.string(), "--out", csv.string()});
+    EXPECT_EQ(r.rc, kOk) << r.err;
+    EXPECT_EQ(r.parsed()["format"], "csv");
+    EXPECT_EQ(slurp(csv), reg.export_csv());
+    EXPECT_EQ(sgf({"registry", "export", registry.string(), "--out", js.string()}).rc, kOk);
+    EXPECT_EQ(slurp(js), reg.export_json() + "\n");
+    for (const auto& [input, name] : {std::pair{csv, "from-csv.db"}, {js, "from-json.db"}}) {
+        r = sgf({"--json", "registry", "import", (dir / name).string(), input.string()});
+        EXPECT_EQ(r.rc, kOk) << r.err;
+        EXPECT_EQ(r.parsed()["imported"], 2);
+        Registry copy(dir / name);
+        EXPECT_EQ(copy.export_json(), reg.export_json()) << name;
+    }
+    // a JSON export without a telling extension is recognised by its first character
+    fs::copy_file(js, dir / "backup.txt");
+    EXPECT_EQ(sgf({"registry", "import", (dir / "sniffed.db").string(), (dir / "backup.txt").string()}).rc, kOk);
+    EXPECT_EQ(Registry(dir / "sniffed.db").size(), 2);
+
+    // all or nothing: importing the same rows again fails on the first (already issued) and adds none
+    r = sgf({"registry", "import", (dir / "from-csv.db").string(), csv.string()});
+    EXPECT_EQ(r.rc, kFormatError);
+    EXPECT_NE(r.err.find("backup.csv: line 2"), std::string::npos) << r.err;
+    EXPECT_EQ(Registry(dir / "from-csv.db").size(), 2);
+    // a malformed input into a new registry: nothing is left behind
+    spit(dir / "bad.csv", "label,fingerprint\ncarol,xyz\n");
+    r = sgf({"registry", "import", (dir / "new.db").string(), (dir / "bad.csv").string()});
+    EXPECT_EQ(r.rc, kFormatError);
+    EXPECT_NE(r.err.find("bad.csv: line 2"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(dir / "new.db"));
+    // --bits must match an existing registry; a missing input is named
+    expect_failure({"registry", "import", registry.string(), csv.string(), "--bits", "64"}, kUsage, "registry.db", "--bits 64");
+    expect_failure({"registry", "import", (dir / "x.db").string(), (dir / "absent.csv").string()}, kIoError, "absent.csv", "");
+    EXPECT_FALSE(fs::exists(dir / "x.db"));
+    // a registry action is required
+    r = sgf({"registry"});
+    EXPECT_EQ(r.rc, kUsage);
+}
+
 // ------------------------------------------------------------------------------------------ hostile images
 TEST_F(Cli, DecodeOfManyImagesKeepsStderrCleanWhenItIsNotATerminal) {
     // the progress line (more than 64 images) is for terminals only: captured stderr stays empty

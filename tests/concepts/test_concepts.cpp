@@ -83,6 +83,7 @@ enum class Group { storage, gemm, conv, elementwise, reduction, resample, random
     X(no_rsqrt_eps, elementwise)                                                              \
     X(no_square, elementwise)                                                                 \
     X(no_clamp, elementwise)                                                                  \
+    X(no_quantize_u8, elementwise)                                                            \
     X(no_group_sumsq, elementwise)                                                            \
     X(no_group_scale_add, elementwise)                                                        \
     /* ReductionBackend */                                                                    \
@@ -190,6 +191,7 @@ struct MockBackend {
     void rsqrt_eps(I, const S*, S, S*) requires(has(no_rsqrt_eps)) {}
     void square(I, const S*, S*) requires(has(no_square)) {}
     void clamp(I, const S*, S, S, S*, S*) requires(has(no_clamp)) {}
+    void quantize_u8(I, const S*, S*) requires(has(no_quantize_u8)) {}
     void group_sumsq(I, I, const S*, S, S*) requires(has(no_group_sumsq)) {}
     void group_scale_add(I, I, const S*, const S*, S, S*) requires(has(no_group_scale_add)) {}
     // reductions
@@ -290,7 +292,7 @@ static_assert(!ConvBackend<MockBackend<bit(no_fir) | bit(no_conv2d_forward)>> &&
 // The real test is that this file compiled; this makes ctest list it and report the counts.
 TEST(BackendConcepts, CompileTimeChecksPassed) {
     using namespace sgf::concept_tests;
-    EXPECT_EQ(int(kRequirementCount), 54);
+    EXPECT_EQ(int(kRequirementCount), 55);
     for (int r = 0; r < kRequirementCount; ++r) EXPECT_FALSE(kNameOf[std::size_t(r)].empty());
     SUCCEED() << kRequirementCount << " negative cases checked at compile time";
 }

@@ -159,6 +159,16 @@ TYPED_TEST(PointwiseOps, FlatElementwise) {
                 b.clamp(n, y, S(this->r(lo)), S(this->r(hi)), y, a.output_nan(un, "mask"));
             });
         }
+        // quantize_u8: inputs beyond [-1, 1] and exactly on an 8-bit level (mid-points between levels
+        // are not exact in binary and would test float rounding of the input, not the op)
+        auto xq = this->rnd(un, 5 + n, 1.3);
+        for (std::size_t i = 0; i < un; i += 7) xq[i] = double(from_u8(std::uint8_t((i * 37) % 256)));
+        this->compare("quantize_u8" + ns, this->tol(),
+                      [&](auto& b, auto& a) { b.quantize_u8(n, a.input(xq, "x"), a.output_nan(un, "y")); });
+        this->compare("quantize_u8 in place" + ns, this->tol(), [&](auto& b, auto& a) {
+            auto* y = a.output(xq, "x=y");
+            b.quantize_u8(n, y, y);
+        });
         this->compare("ema" + ns, this->tol(), [&](auto& b, auto& a) {
             using S = SGF_SCALAR_OF(b);
             b.ema(n, a.output(y0, "ema"), a.input(x, "src"), S(this->r(0.999)));
@@ -254,6 +264,33 @@ TYPED_TEST(PointwiseOps, ClampNonFinite) {
     const std::vector<double> want_y{1.0, -1.0, 0.5, -1.0, 1.0, 1.0}, want_mask{0, 0, 0, 1, 1, 1, 0};
     for (std::size_t i = 1; i < x.size(); ++i) EXPECT_EQ(y[i], want_y[i - 1]) << "x = " << x[i];
     for (std::size_t i = 0; i < x.size(); ++i) EXPECT_EQ(mask[i], want_mask[i]) << "x = " << x[i];
+}
+
+// quantize_u8 against the image writer itself (to_u8 then from_u8, core/shape.hpp) on values around
+// every level boundary, the ends of the range and non-finite input (NaN and -inf -> -1, +inf -> 1)
+TYPED_TEST(PointwiseOps, QuantizeU8MatchesTheImageWriter) {
+    const double inf = std::numeric_limits<double>::infinity();
+    std::vector<double> x{kNaN, inf, -inf, -1.0, 1.0, -1.2, 1.2, 0.0, 1e30, -1e30};
+    for (int u = 0; u < 255; ++u) {  // just below, on and just above the mid-point between levels u and u + 1
+        const float mid = (float(u) + 0.5f) / 127.5f - 1.0f;
+        for (float m : {std::nextafter(mid, -2.0f), mid, std::nextafter(mid, 2.0f)}) x.push_back(double(m));
+    }
+    Arena<typename TestFixture::B> a(this->be());
+    using S = typename TestFixture::T;
+    const S* in = a.input(x, "x");
+    S* y_out = a.output_nan(x.size(), "y");
+    this->be().quantize_u8(std::int64_t(x.size()), in, y_out);
+    const auto y = a.results("quantize_u8 boundaries")[0];
+    int levels_changed = 0;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+        const double want = double(from_u8(to_u8(float(x[i]))));
+        EXPECT_EQ(y[i], want) << "x = " << x[i];
+        if (i >= 10 && y[i] != y[i - 1]) ++levels_changed;
+    }
+    EXPECT_EQ(y[0], -1.0) << "NaN";
+    EXPECT_EQ(y[1], 1.0) << "+inf";
+    EXPECT_EQ(y[2], -1.0) << "-inf";
+    EXPECT_GE(levels_changed, 250) << "the probes must cross the level boundaries";
 }
 
 // ------------------------------------------------------------------------------ minibatch stddev

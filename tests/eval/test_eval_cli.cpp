@@ -243,6 +243,15 @@ TEST_F(EvalCli, UsageErrors) {
     EXPECT_EQ(r.rc, 3) << r.err;
     EXPECT_NE(r.err.find("exists and is not a folder"), std::string::npos) << r.err;
     EXPECT_TRUE(r.out.empty()) << r.out;
+    // a classifier to be trained where it cannot be saved (a file where its folder would go):
+    // refused before the measurements, not after them with no report written
+    const auto r2 = run(dir, {"eval", "--model", model.string(), "--quick", "--out", (dir / "rep").string(), "--fd-classifier",
+                              (file / "sub" / "fd.safetensors").string()});
+    EXPECT_EQ(r2.rc, 3) << r2.err;
+    EXPECT_NE(r2.err.find("is not a writable folder"), std::string::npos) << r2.err;
+    EXPECT_NE(r2.err.find("a-file"), std::string::npos) << r2.err;
+    EXPECT_EQ(r2.out.find("robustness"), std::string::npos) << "no sweep ran: " << r2.out;
+    EXPECT_FALSE(fs::exists(dir / "rep" / "report.md"));
 }
 
 }  // namespace

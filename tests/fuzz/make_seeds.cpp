@@ -63,6 +63,8 @@ void model_seeds(const fs::path& tmp) {
     auto Gu = sgf::instantiate(b, G, c1);
     sgf::io::save_baked_generator(b, tmp / "baked.safetensors", Gu, {{"sgf.label", "user0"}});
     put("model_file", "valid-micro-baked.safetensors", slurp(tmp / "baked.safetensors"));
+    sgf::io::save_decoder(b, tmp / "decoder.safetensors", F);
+    put("model_file", "valid-micro-decoder.safetensors", slurp(tmp / "decoder.safetensors"));
 
     const auto tiny = sgf::ModelConfig::tiny();
     sgf::MetaGenerator<B> Gt(b, tiny, 4);

@@ -72,6 +72,53 @@ TEST(ModelFiles, MetaModelRoundTripIsBitExact) {
     }
 }
 
+TEST(ModelFiles, DecoderFileHoldsFAloneAndDecodesAsTheMetaModel) {
+    B b(1);
+    const ModelConfig cfg = ModelConfig::tiny();
+    MetaGenerator<B> G(b, cfg, 1);
+    auto F = make_decoder(b, cfg, 2);
+    auto D = make_discriminator(b, cfg, 3);
+    const fs::path meta = tmpdir() / "dec-meta.safetensors", dec = tmpdir() / "dec.safetensors";
+    io::save_meta_model(b, meta, G, F, D);
+    io::save_decoder(b, dec, F, {{"sgf.note", "kept"}});
+    const auto file = io::SafetensorsFile::load(dec);
+    EXPECT_EQ(file.metadata.at("sgf.kind"), "decoder");
+    EXPECT_EQ(file.metadata.at("sgf.note"), "kept");
+    EXPECT_EQ(file.size(), F.parameters().size());
+    for (const auto& [name, t] : file.tensors()) EXPECT_EQ(name.rfind("F.", 0), 0u) << "a decoder file holds F only: " << name;
+    // the same logits from the decoder file, from the meta model read as a decoder, and from F
+    auto gb = draw_generator_batch(b, cfg, 2, 1, 0);
+    auto img = G.forward(b, gb.z, gb.c1, 3).image().clone(b);
+    const auto want = to_host_vector(b, F.forward(b, img).output());
+    auto from_dec = io::load_decoder<B>(b, dec);
+    auto from_meta = io::load_decoder<B>(b, meta);
+    EXPECT_EQ(nlohmann::json(from_dec.config), nlohmann::json(cfg));
+    EXPECT_EQ(to_host_vector(b, from_dec.F.forward(b, img).output()), want);
+    EXPECT_EQ(to_host_vector(b, from_meta.F.forward(b, img).output()), want);
+    // a decoder file is neither a meta model nor a baked generator; a baked generator is no decoder
+    EXPECT_THROW(io::load_meta_model<B>(b, dec), FormatError);
+    EXPECT_THROW(io::load_baked_generator<B>(b, dec), FormatError);
+    Tensor<B> c1(b, Shape{1, cfg.fingerprint_bits}, 1.0f);
+    auto Gu = instantiate(b, G, c1);
+    const fs::path pu = tmpdir() / "dec-user.safetensors";
+    io::save_baked_generator(b, pu, Gu);
+    const std::string m = sgf::test::message_of<FormatError>([&] { io::load_decoder<B>(b, pu); });
+    EXPECT_NE(m.find("holds a 'baked-generator', expected meta-model or decoder"), std::string::npos) << m;
+    // the discriminator (1 output) is not saved as a decoder; a truncated decoder file is refused
+    EXPECT_THROW(io::save_decoder(b, tmpdir() / "d-as-f.safetensors", D), ArgumentError);
+    std::string bytes;
+    {
+        std::ifstream in(dec, std::ios::binary);
+        bytes.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    const fs::path cut = tmpdir() / "dec-cut.safetensors";
+    {
+        std::ofstream out(cut, std::ios::binary);
+        out.write(bytes.data(), std::streamsize(bytes.size() - 100));
+    }
+    EXPECT_THROW(io::load_decoder<B>(b, cut), FormatError);
+}
+
 TEST(ModelFiles, ConfigJsonIntegersOutsideIntAndOversizedConfigsAreRefused) {
     nlohmann::json j = ModelConfig::tiny();
     EXPECT_NO_THROW(j.get<ModelConfig>());

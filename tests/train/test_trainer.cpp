@@ -303,5 +303,22 @@ TEST(Trainer, RoundTo8BitsQuantisesTheChosenSamplesOnly) {
         }
 }
 
+TEST(Trainer, RoundTo8BitsStrideOneAndNothingToRound) {
+    B b(1);
+    std::vector<float> v;
+    for (int i = 0; i < 3 * 4; ++i) v.push_back(-1.1f + 0.197f * float(i));
+    Tensor<B> x = from_host(b, Shape{3, 1, 2, 2}, std::span<const float>(v));
+    round_to_8_bits(b, x, 1, 1);  // samples 1 and 2, as one contiguous range
+    auto h = to_host_vector<float>(b, x);
+    for (int i = 0; i < 12; ++i) EXPECT_EQ(h[i], i < 4 ? v[i] : from_u8(to_u8(v[i]))) << i;
+    Tensor<B> y = from_host(b, Shape{3, 1, 2, 2}, std::span<const float>(v));
+    round_to_8_bits(b, y, 3, 1);  // first beyond the batch: nothing changes
+    round_to_8_bits(b, y, 5, 2);
+    h = to_host_vector<float>(b, y);
+    for (int i = 0; i < 12; ++i) EXPECT_EQ(h[i], v[i]) << i;
+    EXPECT_THROW(round_to_8_bits(b, y, -1, 1), ArgumentError);
+    EXPECT_THROW(round_to_8_bits(b, y, 0, 0), ArgumentError);
+}
+
 }  // namespace
 }  // namespace sgf::test

@@ -98,6 +98,9 @@ concept ElementwiseBackend = requires(B& b, const Shape& s, typename B::Scalar* 
     // y = min(max(x, lo), hi), mask (nullable) = 1{lo <= x <= hi}; lo <= hi; NaN gives y NaN, mask 0;
     // y may alias x, mask may alias neither
     b.clamp(i, cp, v, v, p, p);
+    // y = from_u8(to_u8(x)) (core/shape.hpp): the value an 8-bit image file stores for x, computed in
+    // float as the image writer does (NaN and -inf -> -1, +inf -> 1); y may alias x
+    b.quantize_u8(i, cp, p);
     b.group_sumsq(i, i, cp, v, p);    // out[g] = alpha * sum_j x[g*size + j]^2   (groups, size, x, alpha, out)
     b.group_scale_add(i, i, cp, cp, v, p);  // y[g*size+j] += alpha * coef[g] * x[g*size+j]
 };

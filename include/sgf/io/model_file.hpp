@@ -2,6 +2,7 @@
 //   kind "meta-model":      G (EMA weights), F and D, weights only: what a model owner keeps
 //   kind "baked-generator": one per-user generator, fingerprint folded in; no E, no F, no D
 //   kind "checkpoint":      live G, EMA G, F, D, the three Adam states, step and data position
+//   kind "decoder":         F alone: what a verifier needs, without the power to bake (E, G) or train (D)
 // Tensor names are the parameter names (G.b8.conv0.weight, F.b16.skip.weight, ...); a checkpoint
 // prefixes the EMA copy with "ema." and optimiser moments with "opt.<net>.m." / "opt.<net>.v.".
 #pragma once
@@ -133,6 +134,7 @@ inline double min_weight_count(const ModelConfig& cfg, std::string_view kind) {
     if (kind == "baked-generator") return generator(true);
     if (kind == "fd-classifier") return critic(2, false);  // a critic with at least 2 class outputs
     if (kind == "checkpoint") return 4 * G + 3 * (F + D);  // G, EMA G, F, D and Adam's two moments of each
+    if (kind == "decoder") return F;
     return G + F + D;
 }
 
@@ -217,6 +219,41 @@ MetaModel<B> load_meta_model(B& b, const SafetensorsFile& f, const ModelFileLimi
 template <Backend B>
 MetaModel<B> load_meta_model(B& b, const std::filesystem::path& path, const ModelFileLimits& lim = {}) {
     return load_meta_model(b, SafetensorsFile::load(path), lim);
+}
+
+/// The decoder F of a meta model with its config: decode and verify need nothing else.
+template <Backend B>
+struct DecoderModel {
+    ModelConfig config;
+    ResidualCritic<B> F;
+};
+
+/// Writes F alone (kind "decoder"): hand this to a verifier instead of the meta model, whose E and G
+/// could bake a generator for any registered code (docs/verification.md, "Threat model").
+template <Backend B>
+void save_decoder(B& b, const std::filesystem::path& path, ResidualCritic<B>& F, const std::map<std::string, std::string>& extra = {}) {
+    SGF_CHECK(F.outputs() == F.config().decoder_outputs(), ArgumentError,
+              "save_decoder: '{}': the network has {} outputs, a decoder of this config has {}", path.string(), F.outputs(),
+              F.config().decoder_outputs());
+    SafetensorsFile f;
+    set_header(f, "decoder", F.config());
+    add_extra_metadata(f, extra, path);
+    put_parameters(b, f, F.parameters());
+    check_finite_before_saving(f, path);
+    f.save(path);
+}
+
+/// F from a "decoder" file or a "meta-model" file (whose G and D are not loaded).
+template <Backend B>
+DecoderModel<B> load_decoder(B& b, const SafetensorsFile& f, const ModelFileLimits& lim = {}) {
+    const ModelConfig cfg = check_header(f, {"meta-model", "decoder"}, lim);
+    DecoderModel<B> m{cfg, make_decoder(b, cfg, kNoInit)};
+    get_parameters(b, f, m.F.parameters());
+    return m;
+}
+template <Backend B>
+DecoderModel<B> load_decoder(B& b, const std::filesystem::path& path, const ModelFileLimits& lim = {}) {
+    return load_decoder(b, SafetensorsFile::load(path), lim);
 }
 
 /// A baked per-user generator: only its own weights (never F, E, D or other users' fingerprints).

@@ -147,18 +147,17 @@ struct StepStats {
 };
 
 /// Samples first, first + stride, ... of the batch `x` become what an 8-bit image file stores
-/// (from_u8(to_u8(x)), as io::to_image then io::to_tensor). The other samples are left as they are.
-/// A host round trip: used on small decoder batches only.
+/// (from_u8(to_u8(x)), as io::to_image then io::to_tensor), in place on the backend. The other
+/// samples are left as they are.
 template <Backend B>
 void round_to_8_bits(B& b, Tensor<B>& x, std::int64_t first, std::int64_t stride) {
-    using T = typename B::Scalar;
     SGF_CHECK(first >= 0 && stride >= 1, ArgumentError, "round_to_8_bits: first {} / stride {}", first, stride);
-    auto h = to_host_vector<T>(b, x);
     const std::int64_t n = x.shape().n, m = x.shape().sample_size();
-    for (std::int64_t i = first; i < n; i += stride)
-        for (std::int64_t k = i * m; k < (i + 1) * m; ++k)
-            h[k] = T(from_u8(to_u8(float(h[k]))));
-    x = from_host<B, T>(b, x.shape(), std::span<const T>(h));
+    if (stride == 1) {
+        if (first < n) b.quantize_u8((n - first) * m, x.data() + first * m, x.data() + first * m);
+        return;
+    }
+    for (std::int64_t i = first; i < n; i += stride) b.quantize_u8(m, x.data() + i * m, x.data() + i * m);
 }
 
 template <Backend B>

@@ -360,6 +360,9 @@ public:
         if (mask) MapV(mask, n) = CMapV(x, n).unaryExpr([lo, hi](T v) { return T(v >= lo && v <= hi); });
         MapV(y, n) = CMapV(x, n).unaryExpr([lo, hi](T v) { return v < lo ? lo : (v > hi ? hi : v); });  // y may alias x
     }
+    void quantize_u8(std::int64_t n, const T* x, T* y) {
+        MapV(y, n) = CMapV(x, n).unaryExpr([](T v) { return T(from_u8(to_u8(float(v)))); });  // y may alias x
+    }
     void group_sumsq(std::int64_t groups, std::int64_t size, const T* x, T alpha, T* out) {
         for (std::int64_t g = 0; g < groups; ++g) out[g] = alpha * CMapV(x + g * size, size).square().sum();
     }

@@ -256,6 +256,10 @@ public:
             y[i] = v < lo ? lo : (v > hi ? hi : v);
         }
     }
+    /// the 8-bit image value, through float like the image writer: from_u8(to_u8(float(x)))
+    void quantize_u8(std::int64_t n, const double* x, double* y) {
+        for (std::int64_t i = 0; i < n; ++i) y[i] = double(from_u8(to_u8(float(x[i]))));
+    }
     /// out[g] = alpha * sum_j x[g*size + j]^2 (overwrites)
     void group_sumsq(std::int64_t groups, std::int64_t size, const double* x, double alpha, double* out) {
         for (std::int64_t g = 0; g < groups; ++g) {

@@ -272,6 +272,17 @@ struct Clamp {  // y = min(max(x, lo), hi); mask (nullable) = 1{lo <= x <= hi}; 
     }
 };
 template <class T>
+struct QuantizeU8 {  // y = from_u8(to_u8(x)) of core/shape.hpp, in float; y may alias x
+    const T* x;
+    T* y;
+    SGF_CUDA_HD void operator()(std::int64_t i) const {
+        const float v = (float(x[i]) + 1.0f) * 127.5f;
+        // !(v > 0) also catches NaN; roundf rounds half away from zero, as std::lround in to_u8
+        const float u = !(v > 0.0f) ? 0.0f : (v >= 255.0f ? 255.0f : ::roundf(v));
+        y[i] = T(u / 127.5f - 1.0f);
+    }
+};
+template <class T>
 struct GroupScaleAdd {  // y[g*size + j] += alpha * coef[g] * x[g*size + j]
     const T* coef;
     const T* x;

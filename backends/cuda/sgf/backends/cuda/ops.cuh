@@ -90,6 +90,11 @@ public:
         self().activate();
         self().each(n, kernels::Clamp<T>{x, y, mask, lo, hi}, "clamp");
     }
+    void quantize_u8(std::int64_t n, const T* x, T* y) {
+        if (n <= 0) return;
+        self().activate();
+        self().each(n, kernels::QuantizeU8<T>{x, y}, "quantize_u8");
+    }
     void group_sumsq(std::int64_t groups, std::int64_t size, const T* x, T alpha, T* out) {
         if (groups <= 0) return;
         self().activate();

@@ -1,0 +1,149 @@
+// `sgf registry list|lookup|export|import`: reading and moving a fingerprint registry without sqlite3
+// (docs/cli.md). Thin wrappers over sgf::Registry: list and lookup open the file read-only, export
+// writes atomically (or to stdout), import inserts all rows or none.
+#pragma once
+
+#include "commands.hpp"  // Common, emit, terminal_safe, exit codes
+
+#include <sgf/fingerprint.hpp>
+#include <sgf/io/atomic_file.hpp>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+namespace sgf_cli {
+
+struct RegistryArgs {
+    std::string registry, label, file, out, format;
+    int bits = 0, min_distance = -1;
+    CLI::App *list = nullptr, *lookup = nullptr, *exp = nullptr, *imp = nullptr;
+};
+
+inline void add_registry_options(CLI::App& app, RegistryArgs& a) {
+    app.require_subcommand(1);
+    app.fallthrough();  // --json after the action still reaches the top level
+    a.list = app.add_subcommand("list", "every issued fingerprint: label, fingerprint, time of issue");
+    a.list->add_option("registry", a.registry, "registry file")->required();
+    a.lookup = app.add_subcommand("lookup", "one label's fingerprint, time of issue and metadata");
+    a.lookup->add_option("registry", a.registry, "registry file")->required();
+    a.lookup->add_option("label", a.label, "the label")->required();
+    a.exp = app.add_subcommand("export", "the whole registry as CSV or JSON (stdout, or --out FILE written atomically)");
+    a.exp->add_option("registry", a.registry, "registry file")->required();
+    a.exp->add_option("--out", a.out, "write into this file (replaced atomically) instead of stdout");
+    a.exp->add_option("--format", a.format, "csv or json (default: from --out's extension, else json)")
+        ->check(CLI::IsMember({"csv", "json"}));
+    a.imp = app.add_subcommand("import", "add the rows of a CSV or JSON export (all or none); creates the registry when missing");
+    a.imp->add_option("registry", a.registry, "registry file")->required();
+    a.imp->add_option("file", a.file, "CSV (label,fingerprint[,issued_at[,metadata]]) or JSON array of entries")->required();
+    a.imp->add_option("--format", a.format, "csv or json (default: from the file's extension, else its first character)")
+        ->check(CLI::IsMember({"csv", "json"}));
+    a.imp->add_option("--bits", a.bits, "fingerprint length of a new registry (default 128)")->check(CLI::Range(1, 65536));
+    a.imp->add_option("--min-distance", a.min_distance, "minimum Hamming distance of a new registry (default bits/4)")
+        ->check(CLI::Range(0, 65536));
+}
+
+namespace detail {
+
+inline nlohmann::json entry_json(const sgf::RegistryEntry& e) {
+    return {{"label", e.label}, {"fingerprint", e.fingerprint.hex()}, {"issued_at", e.issued_at}, {"metadata", e.metadata}};
+}
+
+inline sgf::Registry open_existing(const std::string& path) {
+    sgf::RegistryOptions ro;
+    ro.create = false;
+    ro.read_only = true;
+    return sgf::Registry(path, ro);
+}
+
+/// "csv" or "json": --format, else the extension of `path`, else `fallback`.
+inline std::string format_of(const std::string& format, const std::string& path, const std::string& fallback) {
+    if (!format.empty()) return format;
+    std::string ext = std::filesystem::path(path).extension().string();
+    for (char& ch : ext) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+    if (ext == ".csv") return "csv";
+    if (ext == ".json") return "json";
+    return fallback;
+}
+
+}  // namespace detail
+
+inline int run_registry(const Common& c, const RegistryArgs& a) {
+    namespace fs = std::filesystem;
+    using nlohmann::json;
+    if (*a.list) {
+        auto reg = detail::open_existing(a.registry);
+        json arr = json::array();
+        std::string text;
+        for (const auto& e : reg.all()) {
+            arr.push_back(detail::entry_json(e));
+            text += fmt::format("{}\t{}\t{}\n", terminal_safe(e.label), e.fingerprint.hex(), terminal_safe(e.issued_at));
+        }
+        emit(c, json{{"registry", a.registry}, {"bits", reg.bits()}, {"min_distance", reg.min_distance()}, {"size", arr.size()}, {"entries", arr}},
+             text);
+        return kOk;
+    }
+    if (*a.lookup) {
+        auto reg = detail::open_existing(a.registry);
+        const auto e = reg.find(a.label);
+        if (!e) SGF_THROW(ArgumentError, "{}: no fingerprint is issued under the label '{}'", a.registry, terminal_safe(a.label));
+        emit(c, detail::entry_json(*e),
+             fmt::format("{}\t{}\t{}\t{}\n", terminal_safe(e->label), e->fingerprint.hex(), terminal_safe(e->issued_at),
+                         terminal_safe(e->metadata)));
+        return kOk;
+    }
+    if (*a.exp) {
+        const std::string fmt_name = detail::format_of(a.format, a.out, "json");
+        auto reg = detail::open_existing(a.registry);
+        const std::string body = fmt_name == "csv" ? reg.export_csv() : reg.export_json() + "\n";
+        if (a.out.empty()) {  // the export itself is the output, also with --json
+            std::cout << body;
+            std::cout.flush();
+            if (!std::cout) SGF_THROW(IoError, "standard output: cannot write the export (disk full or output closed?)");
+            return kOk;
+        }
+        sgf::io::write_file_atomic(a.out, body);
+        emit(c, json{{"registry", a.registry}, {"out", a.out}, {"format", fmt_name}, {"entries", reg.size()}},
+             fmt::format("exported {} fingerprints from {} to {} ({})\n", reg.size(), a.registry, a.out, fmt_name));
+        return kOk;
+    }
+    // import: read and check the input before a registry is created
+    const auto bytes = sgf::io::read_file(a.file);
+    const std::string text(bytes.begin(), bytes.end());
+    std::string fmt_name = detail::format_of(a.format, a.file, "");
+    if (fmt_name.empty()) {  // no telling extension: a JSON export starts with '['
+        const auto first = text.find_first_not_of(" \t\r\n");
+        fmt_name = first != std::string::npos && text[first] == '[' ? "json" : "csv";
+    }
+    sgf::RegistryOptions opt;
+    opt.bits = a.bits > 0 ? a.bits : 128;
+    opt.min_distance = a.min_distance;
+    std::error_code ec;
+    const bool existed = fs::exists(a.registry, ec);
+    std::optional<sgf::Registry> reg;
+    reg.emplace(a.registry, opt);
+    if (a.bits > 0 && reg->bits() != a.bits)
+        SGF_THROW(ArgumentError, "{}: the registry holds {}-bit fingerprints, --bits {} was given", a.registry, reg->bits(), a.bits);
+    if (a.min_distance >= 0 && reg->min_distance() != a.min_distance)
+        SGF_THROW(ArgumentError, "{}: the registry's minimum distance is {} (set when it was created); --min-distance {} was given",
+                  a.registry, reg->min_distance(), a.min_distance);
+    std::int64_t added = 0;
+    try {
+        added = fmt_name == "csv" ? reg->import_csv(text, a.file) : reg->import_json(text, a.file);
+    } catch (const sgf::Error&) {
+        if (!existed && reg->size() == 0) {  // nothing imported: a registry this command created goes again
+            reg.reset();
+            for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(a.registry + suffix, ec);
+        }
+        throw;
+    }
+    const std::int64_t size = reg->size();
+    emit(c, json{{"registry", a.registry}, {"file", a.file}, {"format", fmt_name}, {"imported", added}, {"registry_size", size}},
+         fmt::format("imported {} fingerprints from {} into {} (now {})\n", added, a.file, a.registry, size));
+    return kOk;
+}
+
+}  // namespace sgf_cli
