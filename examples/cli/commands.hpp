@@ -202,7 +202,7 @@ int cmd_export_decoder(B& b, const Common& c, const std::string& model, const st
     const auto f = sgf::io::SafetensorsFile::load(model);
     auto m = sgf::io::load_decoder<B>(b, f);
     if (f.meta("sgf.kind") != "meta-model")
-        SGF_THROW(ArgumentError, "export-decoder: {} is already a decoder file; give the meta model", model);
+        SGF_THROW(FormatError, "export-decoder: {} holds a 'decoder' already; give the meta model", model);
     sgf::io::save_decoder(b, out, m.F, {{"sgf.meta_model_checksum", f.meta("sgf.checksum")}});
     emit(c, json{{"out", out}, {"model", model}, {"bits", m.config.fingerprint_bits}},
          fmt::format("wrote {} (the decoder of {}: decode and verify read it; it cannot make images)\n", out, model));
@@ -331,7 +331,7 @@ int cmd_verify(B& b, const Common& c, const std::string& model, const std::strin
             json j{{"image", d.path}, {"outcome", sgf::outcome_name(a.outcome)}};
             if (attributed) j["label"] = a.best_label;
             arr.push_back(j);
-            text += fmt::format("{}\t{}\t{}\n", d.path, sgf::outcome_name(a.outcome), attributed ? a.best_label : "-");
+            text += fmt::format("{}\t{}\t{}\n", d.path, sgf::outcome_name(a.outcome), attributed ? terminal_safe(a.best_label) : "-");
             continue;
         }
         json j = attribution_json(a);
@@ -348,8 +348,63 @@ int cmd_verify(B& b, const Common& c, const std::string& model, const std::strin
                         n_inc, n_err);
     json out{{"results", arr}, {"attributed", n_attr}, {"not_fingerprinted", n_none}, {"inconclusive", n_inc}, {"errors", n_err},
              {"exit_code", rc}};
-    if (!capacity.empty()) out["warning"] = capacity;
+    if (!capacity.empty() && !outcome_only) out["warning"] = capacity;  // (it names the registry's size)
     emit(c, out, text);
+    return rc;
+}
+
+/// verify --label L: the one claim "L's generator made this image", tested against L's fingerprint
+/// alone at level alpha (one comparison, so no Bonferroni: k* = bit_threshold(bits, alpha)). An image
+/// that L's copy did not make matches L's random code in Bin(bits, 1/2) bits, so it "matches" with
+/// probability at most alpha; a "no_match" is no evidence for L (the image may still be another
+/// user's: verify without --label names the best match in the whole registry).
+template <class B>
+int cmd_verify_claim(B& b, const Common& c, const std::string& model, const std::string& registry, const std::string& label,
+                     const std::vector<std::string>& images, double alpha, bool outcome_only) {
+    if (!(alpha > 0 && alpha < 1)) SGF_THROW(ArgumentError, "--alpha must be in (0, 1), got {}", alpha);
+    auto m = sgf::io::load_decoder<B>(b, model);
+    sgf::RegistryOptions ro;
+    ro.create = false;
+    ro.read_only = true;
+    ro.bits = m.config.fingerprint_bits;
+    sgf::Registry reg(registry, ro);
+    check_registry_bits(reg, m.config.fingerprint_bits);
+    const auto entry = reg.find(label);
+    if (!entry) SGF_THROW(ArgumentError, "{}: no fingerprint is issued under the label '{}'", registry, terminal_safe(label));
+    const int bits = reg.bits(), k = sgf::stats::bit_threshold(bits, alpha);
+    FileProgress progress(c, "decoding", images.size());
+    const auto res = sgf::decode_files(b, m.F, images, 64, {}, progress.callback());
+    json arr = json::array();
+    std::string text;
+    int worst = kOk, n_match = 0, n_no = 0, n_err = 0;
+    for (const auto& d : res) {
+        if (!d.decoded) {
+            ++n_err;
+            arr.push_back({{"image", d.path}, {"outcome", "error"}, {"error", d.error}});
+            text += fmt::format("{}\terror\t{}\n", d.path, d.error);
+            worst = std::max(worst, file_error_code(d));
+            continue;
+        }
+        const int matching = entry->fingerprint.matching_bits(d.decoded->fingerprint);
+        const bool match = matching >= k;
+        ++(match ? n_match : n_no);
+        const char* outcome = match ? "matches" : "no_match";
+        json j{{"image", d.path}, {"label", entry->label}, {"outcome", outcome}};
+        if (outcome_only) {
+            text += fmt::format("{}\t{}\t{}\n", d.path, outcome, terminal_safe(entry->label));
+        } else {
+            const double lp = sgf::stats::log10_p_value(matching, bits);
+            j.update({{"matching_bits", matching}, {"threshold_bits", k}, {"bits", bits}, {"log10_p_value", lp}});
+            text += fmt::format("{}\t{}\t{}\t{}/{} bits (threshold {}), p = 1e{:.1f}\n", d.path, outcome, terminal_safe(entry->label),
+                                matching, bits, k, lp);
+        }
+        arr.push_back(j);
+    }
+    int rc = worst;
+    if (rc == kOk && n_no) rc = kNotFingerprinted;
+    text += fmt::format("{} images: {} match {}, {} do not, {} unreadable\n", res.size(), n_match, terminal_safe(entry->label), n_no, n_err);
+    emit(c, json{{"results", arr}, {"label", entry->label}, {"matches", n_match}, {"no_match", n_no}, {"errors", n_err}, {"exit_code", rc}},
+         text);
     return rc;
 }
 
@@ -541,6 +596,7 @@ struct Request {
     std::string model, registry, label, hex, out_file, out_folder = "sgf-images", keep;
     std::vector<std::string> images;
     std::string files_from;  ///< decode/verify: more image paths, one per line ("-": standard input)
+    std::string claimed;     ///< verify --label: test this one entry only
     bool outcome_only = false;
     int n_images = 16, users = 100, per_user = 20, n_real = 2000, n_open = 200, min_margin = 8;
     double alpha = 1e-6;
@@ -590,7 +646,11 @@ int run_request(B& b, Request& r) {
         case C::instantiate: return cmd_instantiate(b, r.c, r.model, r.registry, r.label, r.hex, r.out_file);
         case C::generate: return cmd_generate(b, r.c, r.model, r.hex, r.n_images, r.out_folder, r.seed, r.grid);
         case C::decode: gather_image_paths(r); return cmd_decode(b, r.c, r.model, r.images);
-        case C::verify: gather_image_paths(r); return cmd_verify(b, r.c, r.model, r.registry, r.images, r.alpha, r.min_margin, r.outcome_only);
+        case C::verify:
+            gather_image_paths(r);
+            if (!r.claimed.empty())
+                return cmd_verify_claim(b, r.c, r.model, r.registry, r.claimed, r.images, r.alpha, r.outcome_only);
+            return cmd_verify(b, r.c, r.model, r.registry, r.images, r.alpha, r.min_margin, r.outcome_only);
         case C::demo: return cmd_demo(b, r.c, r.model, r.users, r.per_user, r.n_real, r.n_open, r.keep);
         case C::eval: {
             SGF_CHECK(r.eval.out.empty(), ArgumentError, "eval --out runs on the CPU backend");

@@ -80,7 +80,7 @@ inline void check_classifier_writable(const std::filesystem::path& path) {
     namespace fs = std::filesystem;
     std::error_code ec;
     if (fs::exists(path, ec)) return;  // loaded, not written
-    fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
+    fs::path dir = fs::absolute(path, ec).parent_path();  // "rep/fd.safetensors": climbs to the working folder
     while (!fs::exists(dir, ec) && dir.has_parent_path() && dir.parent_path() != dir) dir = dir.parent_path();
     if (!fs::is_directory(dir, ec) || ::access(dir.c_str(), W_OK | X_OK) != 0)
         SGF_THROW(IoError, "{}: the FD classifier would be trained and saved here, but '{}' is not a writable folder (give "

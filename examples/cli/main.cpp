@@ -26,7 +26,8 @@ std::string default_model() {
     if (const char* e = std::getenv("SGF_MODEL"); e && *e) return e;  // set but empty: as if unset
     std::error_code ec;
     const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-    if (!ec) {
+    if (!ec && !fs::path(SGF_INSTALL_BINDIR).is_relative()) ec = std::make_error_code(std::errc::not_supported);
+    if (!ec) {  // (an absolute CMAKE_INSTALL_BINDIR: no prefix to climb to; the source tree's path)
         fs::path prefix = exe.parent_path();
         const fs::path bindir(SGF_INSTALL_BINDIR);  // "bin", or deeper: one level up per component
         for (auto it = bindir.begin(); it != bindir.end(); ++it) prefix = prefix.parent_path();
@@ -206,9 +207,11 @@ int main(int argc, char** argv) {
     int& min_margin = req.min_margin;
     ver->add_option("--model", model, "meta-model or decoder file (sgf export-decoder)")->capture_default_str();
     ver->add_option("--registry", registry, "registry file")->required();
-    ver->add_option("--alpha", alpha, "family-wise false-positive rate")->capture_default_str();
-    ver->add_option("--min-margin", min_margin, "bits between best and runner-up to attribute")
+    ver->add_option("--alpha", alpha, "family-wise false-positive rate (per image with --label)")->capture_default_str();
+    auto* ver_label = ver->add_option("--label", req.claimed, "test the claim 'LABEL's copy made it' against that one fingerprint (alpha per image, no Bonferroni)");
+    ver->add_option("--min-margin", min_margin, "bits between best and runner-up to attribute (not with --label)")
         ->check(CLI::Range(0, std::numeric_limits<int>::max()))
+        ->excludes(ver_label)
         ->capture_default_str();
     ver->add_flag("--outcome-only", req.outcome_only,
                   "print only each image's outcome and, when attributed, the label: no bits, p-values or runner-up (public services)");

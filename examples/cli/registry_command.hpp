@@ -69,6 +69,34 @@ inline std::string format_of(const std::string& format, const std::string& path,
     return fallback;
 }
 
+/// The first non-blank position of `text`, after a UTF-8 byte-order mark.
+inline std::size_t content_start(const std::string& text) {
+    const std::size_t from = text.rfind("\xEF\xBB\xBF", 0) == 0 ? 3 : 0;
+    const auto p = text.find_first_not_of(" \t\r\n", from);
+    return p == std::string::npos ? text.size() : p;
+}
+
+/// `export --out` replaces only an earlier export (a JSON array or a CSV with the registry header),
+/// never the registry itself, its -wal/-shm files or any other existing file.
+inline void check_export_target(const std::string& out, const std::string& registry) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (!fs::exists(out, ec)) return;
+    for (const char* suffix : {"", "-wal", "-shm"})
+        if (fs::exists(registry + suffix, ec) && fs::equivalent(out, registry + suffix, ec))
+            SGF_THROW(ArgumentError, "registry export --out {}: that is the registry ({}) itself; choose another output file", out,
+                      registry + suffix);
+    if (!fs::is_regular_file(out, ec)) SGF_THROW(ArgumentError, "registry export --out {}: exists and is not a regular file", out);
+    const auto bytes = sgf::io::read_file(out, 1 << 16);  // the start is enough to tell an export
+    const std::string head(bytes.begin(), bytes.end());
+    const std::size_t s = content_start(head);
+    const bool an_export = (s < head.size() && head[s] == '[') || head.compare(s, 17, "label,fingerprint") == 0;
+    if (!an_export)
+        SGF_THROW(ArgumentError, "registry export --out {}: the file exists and is not an earlier export (CSV or JSON); refusing to "
+                                 "replace it (remove it first, or choose another name)",
+                  out);
+}
+
 }  // namespace detail
 
 inline int run_registry(const Common& c, const RegistryArgs& a) {
@@ -105,6 +133,7 @@ inline int run_registry(const Common& c, const RegistryArgs& a) {
             if (!std::cout) SGF_THROW(IoError, "standard output: cannot write the export (disk full or output closed?)");
             return kOk;
         }
+        detail::check_export_target(a.out, a.registry);
         sgf::io::write_file_atomic(a.out, body);
         emit(c, json{{"registry", a.registry}, {"out", a.out}, {"format", fmt_name}, {"entries", reg.size()}},
              fmt::format("exported {} fingerprints from {} to {} ({})\n", reg.size(), a.registry, a.out, fmt_name));
@@ -115,8 +144,8 @@ inline int run_registry(const Common& c, const RegistryArgs& a) {
     const std::string text(bytes.begin(), bytes.end());
     std::string fmt_name = detail::format_of(a.format, a.file, "");
     if (fmt_name.empty()) {  // no telling extension: a JSON export starts with '['
-        const auto first = text.find_first_not_of(" \t\r\n");
-        fmt_name = first != std::string::npos && text[first] == '[' ? "json" : "csv";
+        const std::size_t first = detail::content_start(text);
+        fmt_name = first < text.size() && text[first] == '[' ? "json" : "csv";
     }
     sgf::RegistryOptions opt;
     opt.bits = a.bits > 0 ? a.bits : 128;
@@ -131,14 +160,20 @@ inline int run_registry(const Common& c, const RegistryArgs& a) {
         SGF_THROW(ArgumentError, "{}: the registry's minimum distance is {} (set when it was created); --min-distance {} was given",
                   a.registry, reg->min_distance(), a.min_distance);
     std::int64_t added = 0;
+    auto remove_if_new_and_empty = [&] {  // nothing imported: a registry this command created goes again
+        if (existed || reg->size() != 0) return;
+        reg.reset();
+        for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(a.registry + suffix, ec);
+    };
     try {
         added = fmt_name == "csv" ? reg->import_csv(text, a.file) : reg->import_json(text, a.file);
     } catch (const sgf::Error&) {
-        if (!existed && reg->size() == 0) {  // nothing imported: a registry this command created goes again
-            reg.reset();
-            for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(a.registry + suffix, ec);
-        }
+        remove_if_new_and_empty();
         throw;
+    }
+    if (added == 0 && !existed) {
+        remove_if_new_and_empty();
+        SGF_THROW(FormatError, "{}: holds no entries; nothing was imported and {} was not created", a.file, a.registry);
     }
     const std::int64_t size = reg->size();
     emit(c, json{{"registry", a.registry}, {"file", a.file}, {"format", fmt_name}, {"imported", added}, {"registry_size", size}},

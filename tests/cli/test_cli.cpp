@@ -465,7 +465,7 @@ TEST_F(Cli, VerifyOutcomeOnlyTellsNoBitsAndFilesFromReadsAList) {
                             " --registry " + test::shell_quote(reg_path.string()) + " --files-from - < " + test::shell_quote(list.string()) +
                             " > " + test::shell_quote((dir / "stdin.json").string());
     const int status = std::system(cmd.c_str());
-    EXPECT_TRUE(WIFEXITED(status));
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == kOk) << status;
     j = json::parse(slurp(dir / "stdin.json"));
     EXPECT_EQ(j["results"].size(), 3u);
     EXPECT_EQ(j["attributed"], 3) << "good.png is the same gradient as a.png";
@@ -478,6 +478,47 @@ TEST_F(Cli, VerifyOutcomeOnlyTellsNoBitsAndFilesFromReadsAList) {
     r = sgf({"decode", "--model", model.string(), missing});
     EXPECT_EQ(r.rc, kIoError);
     EXPECT_EQ(r.out.rfind(missing + "\terror\t", 0), 0u) << r.out;
+}
+
+TEST_F(Cli, VerifyLabelTestsOneClaimWithoutBonferroni) {
+    io::save_png(dir / "a.png", gradient(16, 16, 1));
+    const std::string img = (dir / "a.png").string();
+    const Fingerprint fp = Fingerprint::parse(decode_hex(img));
+    const fs::path reg_path = dir / "claims.db";
+    Fingerprint near = fp, far(128);
+    for (int i = 0; i < 34; ++i) near.set_bit(i, !fp.bit(i));  // 94 of 128 bits agree
+    for (int i = 0; i < 128; ++i) far.set_bit(i, !fp.bit(i));
+    {
+        Registry reg(reg_path, RegistryOptions{128, 0});
+        reg.add("near", near);
+        reg.add("far", far);
+        for (int i = 0; i < 40; ++i) reg.issue(fmt::format("u{}", i), "", std::uint64_t(100 + i));
+    }
+    const int k1 = stats::bit_threshold(128, 1e-6);  // one comparison
+    ASSERT_LE(k1, 94);  // 92
+    ASSERT_GT(stats::bit_threshold(128, 1e-6 / 42), 94) << "the registry-wide test must not attribute the same image";  // 95
+    Result r = sgf({"--json", "verify", "--model", model.string(), "--registry", reg_path.string(), "--label", "near", img});
+    EXPECT_EQ(r.rc, kOk) << r.out << r.err;
+    json j = r.parsed()["results"][0];
+    EXPECT_EQ(j["outcome"], "matches");
+    EXPECT_EQ(j["label"], "near");
+    EXPECT_EQ(j["matching_bits"], 94);
+    EXPECT_EQ(j["threshold_bits"], k1);
+    EXPECT_NEAR(j["log10_p_value"].get<double>(), stats::log10_p_value(94, 128), 1e-9);
+    r = sgf({"--json", "verify", "--model", model.string(), "--registry", reg_path.string(), img});
+    EXPECT_EQ(r.rc, kNotFingerprinted) << "Bonferroni over 42 entries: 94 bits are not enough";
+    // the claim against a code the image does not carry: no_match, the not-fingerprinted exit code
+    r = sgf({"verify", "--model", model.string(), "--registry", reg_path.string(), "--label", "far", img});
+    EXPECT_EQ(r.rc, kNotFingerprinted);
+    EXPECT_EQ(r.out.rfind(img + "\tno_match\tfar\t0/128 bits (threshold " + std::to_string(k1) + ")", 0), 0u) << r.out;
+    r = sgf({"--json", "verify", "--outcome-only", "--model", model.string(), "--registry", reg_path.string(), "--label", "near", img});
+    EXPECT_EQ(r.parsed()["results"][0], (json{{"image", img}, {"label", "near"}, {"outcome", "matches"}}));
+    // an unknown label, or --min-margin (which has no meaning for one comparison): exit 2
+    r = sgf({"verify", "--model", model.string(), "--registry", reg_path.string(), "--label", "carol", img});
+    EXPECT_EQ(r.rc, kUsage);
+    EXPECT_NE(r.err.find("'carol'"), std::string::npos) << r.err;
+    r = sgf({"verify", "--model", model.string(), "--registry", reg_path.string(), "--label", "near", "--min-margin", "3", img});
+    EXPECT_EQ(r.rc, kUsage) << r.err;
 }
 
 TEST_F(Cli, ExportDecoderGivesAVerifierTheDecoderAlone) {
@@ -505,8 +546,8 @@ TEST_F(Cli, ExportDecoderGivesAVerifierTheDecoderAlone) {
     r = sgf({"instantiate", "--model", dec.string(), "--fingerprint", std::string(32, '0'), "--out", (dir / "u.safetensors").string()});
     EXPECT_EQ(r.rc, kFormatError) << r.err;
     r = sgf({"export-decoder", "--model", dec.string(), "--out", (dir / "again.safetensors").string()});
-    EXPECT_EQ(r.rc, kUsage) << r.err;
-    EXPECT_NE(r.err.find("already a decoder file"), std::string::npos) << r.err;
+    EXPECT_EQ(r.rc, kFormatError) << r.err;
+    EXPECT_NE(r.err.find("holds a 'decoder' already"), std::string::npos) << r.err;
     EXPECT_FALSE(fs::exists(dir / "again.safetensors"));
     // --out: a decoder file is replaced; the input, a meta model or any other file is not
     EXPECT_EQ(sgf({"export-decoder", "--model", model.string(), "--out", dec.string()}).rc, kOk);
@@ -585,6 +626,22 @@ TEST_F(Cli, RegistryListLookupExportImport) {
     expect_failure({"registry", "import", registry.string(), csv.string(), "--bits", "64"}, kUsage, "registry.db", "--bits 64");
     expect_failure({"registry", "import", (dir / "x.db").string(), (dir / "absent.csv").string()}, kIoError, "absent.csv", "");
     EXPECT_FALSE(fs::exists(dir / "x.db"));
+    // --out replaces an earlier export, never the registry itself or another file
+    expect_failure({"registry", "export", registry.string(), "--out", registry.string()}, kUsage, "registry.db", "the registry");
+    const std::string png_before = slurp(good_png);
+    expect_failure({"registry", "export", registry.string(), "--out", good_png.string()}, kUsage, "good.png", "not an earlier export");
+    EXPECT_TRUE(unchanged(good_png, png_before));
+    EXPECT_EQ(sgf({"registry", "export", registry.string(), "--out", csv.string(), "--format", "json"}).rc, kOk) << "an export is replaced";
+    EXPECT_EQ(slurp(csv), reg.export_json() + "\n");
+    // a byte-order mark before a JSON export without a telling extension; an empty input creates nothing
+    spit(dir / "bom.txt", "\xEF\xBB\xBF" + reg.export_json());
+    EXPECT_EQ(sgf({"registry", "import", (dir / "bom.db").string(), (dir / "bom.txt").string()}).rc, kOk);
+    EXPECT_EQ(Registry(dir / "bom.db").size(), 2);
+    spit(dir / "empty.json", "[]");
+    r = sgf({"registry", "import", (dir / "empty.db").string(), (dir / "empty.json").string()});
+    EXPECT_EQ(r.rc, kFormatError) << r.err;
+    EXPECT_NE(r.err.find("holds no entries"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(dir / "empty.db"));
     // a registry action is required
     r = sgf({"registry"});
     EXPECT_EQ(r.rc, kUsage);
