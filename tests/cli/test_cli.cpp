@@ -1377,6 +1377,22 @@ TEST_F(Cli, SgfTrainExitsWithTheCodesOfSgfTrain) {
     for (const char* f : {"diverged", "a", "b", "c"}) EXPECT_FALSE(fs::exists(dir / f / "model.safetensors")) << f;
 }
 
+TEST_F(Cli, FashionMnistFolderFromTheEnvironment) {
+    // SGF_FASHION_MNIST_DIR replaces Debian's path for every reader of the dataset (here demo's real images)
+    const std::vector<std::string> demo{SGF_CLI_PATH, "--threads", "1", "--json", "demo", "--model", model.string(), "--users", "1",
+                                        "--images", "1", "--real", "2", "--open", "0"};
+    std::vector<std::string> args{"SGF_FASHION_MNIST_DIR=" + (dir / "no-such-fashion").string()};
+    args.insert(args.end(), demo.begin(), demo.end());
+    Result r{test::run_command("env", args, dir)};
+    EXPECT_EQ(r.rc, kIoError) << r.out << r.err;
+    EXPECT_NE(r.err.find("no-such-fashion"), std::string::npos) << r.err;
+    if (!fs::exists(fs::path(io::kFashionMnistDir) / "t10k-images-idx3-ubyte.gz")) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+    fs::create_directory_symlink(io::kFashionMnistDir, dir / "elsewhere");
+    args[0] = "SGF_FASHION_MNIST_DIR=" + (dir / "elsewhere").string();
+    r = Result{test::run_command("env", args, dir)};
+    EXPECT_EQ(r.rc, kOk) << r.err;
+}
+
 TEST_F(Cli, DemoOnTheCpuReportsEveryStageAndCleansUp) {
     const fs::path kept = dir / "kept";
     Result r = sgf({"--json", "demo", "--model", model.string(), "--users", "3", "--images", "2", "--real", "5", "--open", "2",

@@ -47,7 +47,7 @@ struct EvalOptions {
     bool fidelity = true;              ///< compute FD-classifier
     std::filesystem::path fd_classifier;  ///< classifier file: loaded, or trained and saved there when missing
     FdTrainOptions fd_train{};
-    std::filesystem::path data_dir = io::kFashionMnistDir;
+    std::filesystem::path data_dir = io::fashion_mnist_dir();
 };
 
 /// Detection statistics of a set of decoded images against the fingerprints they were made with.

@@ -358,7 +358,7 @@ private:
 template <Backend B>
 FdClassifier<B> load_or_train_fd_classifier(B& b, const std::filesystem::path& path, const FdTrainOptions& opt, bool* trained = nullptr,
                                             const std::function<void(std::int64_t, std::int64_t, double)>& progress = {},
-                                            const std::filesystem::path& data_dir = io::kFashionMnistDir) {
+                                            const std::filesystem::path& data_dir = io::fashion_mnist_dir()) {
     if (std::filesystem::exists(path)) {
         if (trained) *trained = false;
         return FdClassifier<B>::load(b, path);

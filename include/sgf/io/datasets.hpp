@@ -8,6 +8,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <numeric>
 #include <string>
@@ -16,6 +17,13 @@
 namespace sgf::io {
 
 inline constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
+
+/// Where Fashion-MNIST is read from by default: $SGF_FASHION_MNIST_DIR when set and not empty (a copy
+/// outside Debian's package, e.g. on another distribution), else kFashionMnistDir.
+inline std::filesystem::path fashion_mnist_dir() {
+    if (const char* e = std::getenv("SGF_FASHION_MNIST_DIR"); e && *e) return e;
+    return kFashionMnistDir;
+}
 
 /// An in-memory image dataset: uint8 pixels [N, C, H, W] plus optional labels.
 struct ImageDataset {
@@ -75,7 +83,7 @@ inline std::uint32_t be32(const std::uint8_t* p) {
 }  // namespace detail
 
 /// Loads the "train" (60000) or "test" (10000) split, padded to 32x32 with background -1 (u8 0).
-inline ImageDataset load_fashion_mnist(const std::string& split, const std::filesystem::path& dir = kFashionMnistDir) {
+inline ImageDataset load_fashion_mnist(const std::string& split, const std::filesystem::path& dir = fashion_mnist_dir()) {
     SGF_CHECK(split == "train" || split == "test", ArgumentError, "fashion-mnist: split must be 'train' or 'test', got '{}'", split);
     const std::string stem = split == "train" ? "train" : "t10k";
     const char* hint = "install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist) or pass --data";
