@@ -1,0 +1,30 @@
+# ctest -R Examples.LibraryTourOutputAsDocumented: runs the library tour and checks that every line of
+# the ```text blocks of docs/library.md (other than "...") is a line of its output, so the figures
+# the page quotes are what the committed default model gives.
+#   cmake -DTOUR=<sgf_library_tour> -DMODEL=<model> -DOUT=<folder> -DDOC=<docs/library.md> -P CheckTourOutput.cmake
+file(REMOVE_RECURSE ${OUT})
+execute_process(COMMAND ${TOUR} ${MODEL} ${OUT} OUTPUT_VARIABLE output ERROR_VARIABLE errors RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "the tour failed (${rc}):\n${output}\n${errors}")
+endif()
+string(REPLACE "${OUT}/" "" output "${output}")  # the output folder is the test's own
+file(STRINGS ${DOC} doc_lines)
+set(in_text FALSE)
+set(checked 0)
+foreach(line IN LISTS doc_lines)
+  if(line STREQUAL "```text")
+    set(in_text TRUE)
+  elseif(line MATCHES "^```")
+    set(in_text FALSE)
+  elseif(in_text AND NOT line MATCHES "^ *\\.\\.\\. *$")
+    string(FIND "${output}" "${line}\n" pos)
+    if(pos EQUAL -1)
+      message(FATAL_ERROR "docs/library.md quotes a line the tour does not print:\n  '${line}'\nThe tour printed:\n${output}")
+    endif()
+    math(EXPR checked "${checked} + 1")
+  endif()
+endforeach()
+if(checked LESS 5)
+  message(FATAL_ERROR "only ${checked} quoted lines found in ${DOC}: are the ```text blocks still there?")
+endif()
+message(STATUS "${checked} lines of ${DOC} match the tour's output")
