@@ -148,6 +148,36 @@ inline void check_registry_bits(const sgf::Registry& reg, int model_bits) {
                   reg.bits(), model_bits);
 }
 
+/// Options to open a registry that must already exist, read-only: looking a label up, verifying,
+/// listing and exporting never write to it. `bits` is only the default for the matcher (a registry's
+/// stored length wins; check_registry_bits compares it with the model's).
+inline sgf::RegistryOptions existing_read_only(int bits = 128) {
+    sgf::RegistryOptions ro;
+    ro.create = false;
+    ro.read_only = true;
+    ro.bits = bits;
+    return ro;
+}
+
+/// issue and registry import create a registry when missing: --bits (0: not given) and --min-distance
+/// (-1: not given) must then be the values of an existing one.
+inline void check_requested_registry(const sgf::Registry& reg, const std::string& path, int bits, int min_distance) {
+    if (bits > 0 && reg.bits() != bits)
+        SGF_THROW(ArgumentError, "{}: the registry holds {}-bit fingerprints, --bits {} was given", path, reg.bits(), bits);
+    if (min_distance >= 0 && reg.min_distance() != min_distance)
+        SGF_THROW(ArgumentError, "{}: the registry's minimum distance is {} (set when it was created); --min-distance {} was given",
+                  path, reg.min_distance(), min_distance);
+}
+
+/// After a failed (or empty) issue or import: a registry this command created, and nobody has added to
+/// since, is closed and removed with its WAL files.
+inline void remove_if_created_and_empty(std::optional<sgf::Registry>& reg, bool existed, const std::string& path) {
+    if (existed || !reg || reg->size() != 0) return;
+    reg.reset();
+    std::error_code ec;
+    for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(path + suffix, ec);
+}
+
 inline sgf::Fingerprint resolve_fingerprint(const std::string& registry, const std::string& label, const std::string& hex, int bits) {
     if (!hex.empty()) {
         try {
@@ -157,11 +187,7 @@ inline sgf::Fingerprint resolve_fingerprint(const std::string& registry, const s
         }
     }
     if (label.empty() || registry.empty()) SGF_THROW(ArgumentError, "give --fingerprint HEX, or --label with --registry");
-    sgf::RegistryOptions ro;
-    ro.create = false;
-    ro.read_only = true;  // looking a label up never writes to the registry
-    ro.bits = bits;
-    sgf::Registry reg(registry, ro);
+    sgf::Registry reg(registry, existing_read_only(bits));
     check_registry_bits(reg, bits);
     const auto e = reg.find(label);
     if (!e) SGF_THROW(ArgumentError, "{}: no entry labelled '{}'", registry, label);
@@ -272,6 +298,14 @@ int cmd_generate(B& b, const Common& c, const std::string& model, const std::str
 // ------------------------------------------------------------------------------------------ decode / verify
 inline int file_error_code(const sgf::FileDecode& d) { return d.io_error ? kIoError : kFormatError; }
 
+/// verify's entry for an image it could not decode: outcome "error" in JSON, `path<TAB>error<TAB>msg`
+/// in text, and the worst exit code so far raised to the file's.
+inline void add_unreadable(const sgf::FileDecode& d, json& arr, std::string& text, int& worst) {
+    arr.push_back({{"image", d.path}, {"outcome", "error"}, {"error", d.error}});
+    text += fmt::format("{}\terror\t{}\n", d.path, d.error);
+    worst = std::max(worst, file_error_code(d));
+}
+
 template <class B>
 int cmd_decode(B& b, const Common& c, const std::string& model, const std::vector<std::string>& images) {
     auto m = sgf::io::load_decoder<B>(b, model);  // a meta model or a decoder file
@@ -299,11 +333,7 @@ int cmd_verify(B& b, const Common& c, const std::string& model, const std::strin
                double alpha, int min_margin, bool outcome_only = false) {
     if (!(alpha > 0 && alpha < 1)) SGF_THROW(ArgumentError, "--alpha must be in (0, 1), got {}", alpha);
     auto m = sgf::io::load_decoder<B>(b, model);  // a meta model or a decoder file
-    sgf::RegistryOptions ro;
-    ro.create = false;
-    ro.read_only = true;  // verification never writes to the registry
-    ro.bits = m.config.fingerprint_bits;
-    sgf::Registry reg(registry, ro);
+    sgf::Registry reg(registry, existing_read_only(m.config.fingerprint_bits));
     check_registry_bits(reg, m.config.fingerprint_bits);
     const sgf::AttributionRule rule{alpha, min_margin};
     std::string capacity = sgf::attribution_capacity_problem(reg.bits(), alpha, reg.size());
@@ -317,9 +347,7 @@ int cmd_verify(B& b, const Common& c, const std::string& model, const std::strin
     for (const auto& d : res) {
         if (!d.decoded) {
             ++n_err;
-            arr.push_back({{"image", d.path}, {"outcome", "error"}, {"error", d.error}});
-            text += fmt::format("{}\terror\t{}\n", d.path, d.error);
-            worst = std::max(worst, file_error_code(d));
+            add_unreadable(d, arr, text, worst);
             continue;
         }
         const auto a = reg.attribute(d.decoded->fingerprint, rule);
@@ -363,11 +391,7 @@ int cmd_verify_claim(B& b, const Common& c, const std::string& model, const std:
                      const std::vector<std::string>& images, double alpha, bool outcome_only) {
     if (!(alpha > 0 && alpha < 1)) SGF_THROW(ArgumentError, "--alpha must be in (0, 1), got {}", alpha);
     auto m = sgf::io::load_decoder<B>(b, model);
-    sgf::RegistryOptions ro;
-    ro.create = false;
-    ro.read_only = true;
-    ro.bits = m.config.fingerprint_bits;
-    sgf::Registry reg(registry, ro);
+    sgf::Registry reg(registry, existing_read_only(m.config.fingerprint_bits));
     check_registry_bits(reg, m.config.fingerprint_bits);
     const auto entry = reg.find(label);
     if (!entry) SGF_THROW(ArgumentError, "{}: no fingerprint is issued under the label '{}'", registry, terminal_safe(label));
@@ -380,9 +404,7 @@ int cmd_verify_claim(B& b, const Common& c, const std::string& model, const std:
     for (const auto& d : res) {
         if (!d.decoded) {
             ++n_err;
-            arr.push_back({{"image", d.path}, {"outcome", "error"}, {"error", d.error}});
-            text += fmt::format("{}\terror\t{}\n", d.path, d.error);
-            worst = std::max(worst, file_error_code(d));
+            add_unreadable(d, arr, text, worst);
             continue;
         }
         const int matching = entry->fingerprint.matching_bits(d.decoded->fingerprint);

@@ -98,20 +98,12 @@ int cmd_issue(const Common& c, const std::string& registry, const std::vector<st
     std::optional<sgf::Registry> created;  // so that a failed first issue can close it and remove it
     created.emplace(registry, opt);
     sgf::Registry& reg = *created;
-    if (bits > 0 && reg.bits() != bits)
-        SGF_THROW(ArgumentError, "{}: the registry holds {}-bit fingerprints, --bits {} was given", registry, reg.bits(), bits);
-    if (min_distance >= 0 && reg.min_distance() != min_distance)
-        SGF_THROW(ArgumentError, "{}: the registry's minimum distance is {} (set when it was created); --min-distance {} was given",
-                  registry, reg.min_distance(), min_distance);
+    check_requested_registry(reg, registry, bits, min_distance);
     std::vector<sgf::RegistryEntry> issued;
     try {
         issued = reg.issue_all({labels, prefix, count, metadata});
     } catch (const sgf::Error&) {
-        // nothing was issued; a registry this command created (and nobody has issued into since) goes too
-        if (!existed && reg.size() == 0) {
-            created.reset();
-            for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(registry + suffix, ec);
-        }
+        remove_if_created_and_empty(created, existed, registry);  // nothing was issued
         throw;
     }
     json arr = json::array();

@@ -52,12 +52,7 @@ inline nlohmann::json entry_json(const sgf::RegistryEntry& e) {
     return {{"label", e.label}, {"fingerprint", e.fingerprint.hex()}, {"issued_at", e.issued_at}, {"metadata", e.metadata}};
 }
 
-inline sgf::Registry open_existing(const std::string& path) {
-    sgf::RegistryOptions ro;
-    ro.create = false;
-    ro.read_only = true;
-    return sgf::Registry(path, ro);
-}
+inline sgf::Registry open_existing(const std::string& path) { return sgf::Registry(path, existing_read_only()); }
 
 /// "csv" or "json": --format, else the extension of `path`, else `fallback`.
 inline std::string format_of(const std::string& format, const std::string& path, const std::string& fallback) {
@@ -154,25 +149,16 @@ inline int run_registry(const Common& c, const RegistryArgs& a) {
     const bool existed = fs::exists(a.registry, ec);
     std::optional<sgf::Registry> reg;
     reg.emplace(a.registry, opt);
-    if (a.bits > 0 && reg->bits() != a.bits)
-        SGF_THROW(ArgumentError, "{}: the registry holds {}-bit fingerprints, --bits {} was given", a.registry, reg->bits(), a.bits);
-    if (a.min_distance >= 0 && reg->min_distance() != a.min_distance)
-        SGF_THROW(ArgumentError, "{}: the registry's minimum distance is {} (set when it was created); --min-distance {} was given",
-                  a.registry, reg->min_distance(), a.min_distance);
+    check_requested_registry(*reg, a.registry, a.bits, a.min_distance);
     std::int64_t added = 0;
-    auto remove_if_new_and_empty = [&] {  // nothing imported: a registry this command created goes again
-        if (existed || reg->size() != 0) return;
-        reg.reset();
-        for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(a.registry + suffix, ec);
-    };
     try {
         added = fmt_name == "csv" ? reg->import_csv(text, a.file) : reg->import_json(text, a.file);
     } catch (const sgf::Error&) {
-        remove_if_new_and_empty();
+        remove_if_created_and_empty(reg, existed, a.registry);  // nothing imported
         throw;
     }
     if (added == 0 && !existed) {
-        remove_if_new_and_empty();
+        remove_if_created_and_empty(reg, existed, a.registry);
         SGF_THROW(FormatError, "{}: holds no entries; nothing was imported and {} was not created", a.file, a.registry);
     }
     const std::int64_t size = reg->size();
