@@ -432,7 +432,8 @@ int cmd_verify_claim(B& b, const Common& c, const std::string& model, const std:
 
 // ------------------------------------------------------------------------------------------ demo
 template <class B>
-int cmd_demo(B& b, const Common& c, const std::string& model, int users, int per_user, int n_real, int n_open, const std::string& keep) {
+int cmd_demo(B& b, const Common& c, const std::string& model, int users, int per_user, int n_real, int n_open, const std::string& keep,
+             const std::string& real_dir) {
     using clock = std::chrono::steady_clock;
     auto since = [](clock::time_point t) { return std::chrono::duration<double>(clock::now() - t).count(); };
     json stages = json::object();
@@ -451,7 +452,11 @@ int cmd_demo(B& b, const Common& c, const std::string& model, int users, int per
                                      "images/ into a new or empty folder", keep);
     }
     std::optional<sgf::io::ImageDataset> real_ds;  // read before anything is written, too
-    if (n_real > 0) real_ds = sgf::io::load_fashion_mnist("test");
+    std::vector<std::string> real_files;            // --real-dir: its first n_real images (sorted), decoded where they are
+    if (n_real > 0 && real_dir.empty()) real_ds = sgf::io::load_fashion_mnist("test");
+    if (n_real > 0 && !real_dir.empty())
+        for (const auto& p : sgf::io::list_image_files(real_dir))
+            if (real_files.size() < std::size_t(n_real)) real_files.push_back(p.string());
 
     // a fresh temporary folder (mkdtemp), removed when the demo returns or fails (not when a signal
     // kills it); a --keep folder stays
@@ -512,7 +517,6 @@ int cmd_demo(B& b, const Common& c, const std::string& model, int users, int per
                     gen_files.size(), since(t)));
 
     t = clock::now();
-    std::vector<std::string> real_files;
     if (real_ds) {
         const auto& ds = *real_ds;
         std::vector<std::int64_t> idx(std::size_t(std::min<std::int64_t>(n_real, ds.size())));
@@ -587,6 +591,7 @@ int cmd_demo(B& b, const Common& c, const std::string& model, int users, int per
            {"theoretical_family_fpr", rule.alpha},
            {"threshold_bits", k_star},
            {"unreadable", errors},
+           {"real_images_source", real_dir.empty() ? std::string("fashion-mnist/test") : real_dir},
            {"seconds", stages},
            {"folder", dir.string()}};
     if (!capacity.empty()) j["warning"] = capacity;
@@ -595,13 +600,13 @@ int cmd_demo(B& b, const Common& c, const std::string& model, int users, int per
             "\n  | measure | value |\n  |---|---|\n"
             "  | bit accuracy ({} generated images) | {:.4f} |\n"
             "  | attribution accuracy ({} users) | {:.4f} ({} of {}) |\n"
-            "  | false attributions, {} real Fashion-MNIST test images | {} |\n"
+            "  | false attributions, {} real {} | {} |\n"
             "  | false attributions, {} open-world images (unregistered fingerprints) | {} |\n"
             "  | empirical false-positive rate on real images | {:.4f} ({} of {} pass k* = {} bits) |\n"
             "  | theoretical family-wise false-positive rate | {:g} |\n"
             "  | time: issue / bake+generate / decode / attribute | {} / {} / {} / {} |\n",
-            gen_files.size(), bit_acc, users, correct / std::max(1.0, n_gen), correct, gen_files.size(), real_files.size(), real_attr,
-            open_files.size(), open_attr, fpr_real, real_detected, real_decoded, k_star, rule.alpha,
+            gen_files.size(), bit_acc, users, correct / std::max(1.0, n_gen), correct, gen_files.size(), real_files.size(),
+            real_dir.empty() ? std::string("Fashion-MNIST test images") : "images of " + real_dir, real_attr, open_files.size(), open_attr, fpr_real, real_detected, real_decoded, k_star, rule.alpha,
             seconds(stages["issue"].get<double>()), seconds(stages["instantiate_and_generate"].get<double>()), seconds(decode_s),
             seconds(attribute_s));
     } else {
@@ -621,6 +626,7 @@ struct Request {
     std::string claimed;     ///< verify --label: test this one entry only
     bool outcome_only = false;
     int n_images = 16, users = 100, per_user = 20, n_real = 2000, n_open = 200, min_margin = 8;
+    std::string real_dir;  ///< demo --real-dir
     double alpha = 1e-6;
     std::uint64_t seed = 1;
     bool grid = false;
@@ -650,6 +656,17 @@ inline void gather_image_paths(Request& r) {
             pos = end + 1;
         }
     }
+    // a folder stands for every PNG/JPEG under it (recursively, sorted); an empty one is an error
+    std::vector<std::string> expanded;
+    for (auto& p : r.images) {
+        std::error_code ec;
+        if (!fs::is_directory(p, ec)) {
+            expanded.push_back(std::move(p));
+            continue;
+        }
+        for (const auto& f : sgf::io::list_image_files(p)) expanded.push_back(f.string());
+    }
+    r.images = std::move(expanded);
     if (r.images.empty())
         SGF_THROW(ArgumentError, "give image files{}", r.files_from.empty() ? " (or --files-from LIST)" : fmt::format(": {} names none", r.files_from == "-" ? "standard input" : r.files_from));
 }
@@ -673,7 +690,7 @@ int run_request(B& b, Request& r) {
             if (!r.claimed.empty())
                 return cmd_verify_claim(b, r.c, r.model, r.registry, r.claimed, r.images, r.alpha, r.outcome_only);
             return cmd_verify(b, r.c, r.model, r.registry, r.images, r.alpha, r.min_margin, r.outcome_only);
-        case C::demo: return cmd_demo(b, r.c, r.model, r.users, r.per_user, r.n_real, r.n_open, r.keep);
+        case C::demo: return cmd_demo(b, r.c, r.model, r.users, r.per_user, r.n_real, r.n_open, r.keep, r.real_dir);
         case C::eval: {
             SGF_CHECK(r.eval.out.empty(), ArgumentError, "eval --out runs on the CPU backend");
             return run_bit_accuracy_command(b, r.c.json, r.eval);

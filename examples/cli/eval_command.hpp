@@ -21,7 +21,7 @@
 namespace sgf_cli {
 
 struct EvalArgs {
-    std::string model, immunised, baseline, out, fd_classifier;
+    std::string model, immunised, baseline, out, fd_classifier, real_dir;
     std::optional<std::int64_t> images;        ///< default: 10000 without --out, 1000 with --out, 48 with --quick
     std::optional<std::int64_t> users_max;     ///< default: 1000 (100 with --quick)
     std::optional<std::int64_t> fd_steps;      ///< default: 1500 (30 with --quick)
@@ -46,7 +46,10 @@ inline void add_eval_options(CLI::App& eval, EvalArgs& a) {
     eval.add_option("--attacks", a.attacks, "image attacks to sweep (default: all registered)")->delimiter(',');
     eval.add_option("--fd-classifier", a.fd_classifier,
                     "FD classifier file; trained and saved there when missing (default: fd-classifier.safetensors beside --model, "
-                    "in --out with --quick)");
+                    "in --out with --quick or --real-dir)");
+    eval.add_option("--real-dir", a.real_dir,
+                    "real images from this folder (PNG/JPEG, searched recursively) instead of Fashion-MNIST's test split; "
+                    "fidelity needs them in one sub-folder per class (needs --out)");
     eval.add_option("--fd-steps", a.fd_steps, "training steps when the FD classifier has to be trained (default 1500, 30 with --quick)");
     eval.add_flag("--no-fidelity", a.no_fidelity, "skip the FD-classifier measurement");
     eval.add_flag("--quick", a.quick, "small sizes for smoke tests (48 images, 100 users, a 30-step classifier kept in --out)");
@@ -66,6 +69,7 @@ inline void validate_eval_args(const EvalArgs& a) {
     if (a.fd_steps) SGF_CHECK(*a.fd_steps >= 1, ArgumentError, "--fd-steps must be at least 1, got {}", *a.fd_steps);
     for (const auto& name : a.attacks) (void)sgf::attack::image_attack_info(name);  // names the unknown attack
     if (a.out.empty()) return;
+    if (!a.real_dir.empty()) (void)sgf::io::list_image_files(a.real_dir);  // a missing or empty folder: IoError now
     std::error_code ec;
     if (fs::exists(a.out, ec) && !fs::is_directory(a.out, ec))
         SGF_THROW(IoError, "eval --out {}: exists and is not a folder", a.out);
@@ -127,8 +131,8 @@ int run_bit_accuracy(B& b, bool json_out, const EvalArgs& a, std::int64_t images
 template <class B>
 int run_bit_accuracy_command(B& b, bool json_out, const EvalArgs& a) {
     validate_eval_args(a);  // (again when run_eval called it: cheap)
-    if (!a.immunised.empty() || !a.baseline.empty())
-        SGF_THROW(ArgumentError, "eval: --immunised and --baseline need --out (they are part of the full report)");
+    if (!a.immunised.empty() || !a.baseline.empty() || !a.real_dir.empty())
+        SGF_THROW(ArgumentError, "eval: --immunised, --baseline and --real-dir need --out (they are part of the full report)");
     const std::int64_t images = a.images.value_or(a.quick ? 48 : 10000);
     SGF_CHECK(images > 0, ArgumentError, "--images must be positive, got {}", images);
     return run_bit_accuracy(b, json_out, a, images);
@@ -153,10 +157,19 @@ int run_eval(B& b, bool json_out, const EvalArgs& a) {
     opt.fd_train.steps = a.fd_steps.value_or(a.quick ? 30 : 1500);
     opt.fd_train.seed = 1;
     if (a.quick) opt.fd_train.eval_images = 1000;
+    opt.real_dir = a.real_dir;
     if (!a.fd_classifier.empty()) opt.fd_classifier = a.fd_classifier;
-    else if (a.quick) opt.fd_classifier = fs::path(a.out) / "fd-classifier.safetensors";
+    else if (a.quick || !a.real_dir.empty()) opt.fd_classifier = fs::path(a.out) / "fd-classifier.safetensors";
     else opt.fd_classifier = fs::path(a.model).parent_path() / "fd-classifier.safetensors";
     if (opt.fidelity) check_classifier_writable(opt.fd_classifier);
+    if (opt.fidelity && fs::exists(opt.fd_classifier)) {  // trained on other data: refused now, not after the sweeps
+        const auto f = sgf::io::SafetensorsFile::load(opt.fd_classifier);
+        const std::string want = sgf::eval::fd_dataset_name(opt);
+        if (f.metadata.count("sgf.fd.dataset") && f.metadata.at("sgf.fd.dataset") != want)
+            SGF_THROW(ArgumentError, "{}: this FD classifier was trained on {}, but the real images of this evaluation are {}; give "
+                                     "another --fd-classifier file (it is trained there when missing)",
+                      opt.fd_classifier.string(), f.metadata.at("sgf.fd.dataset"), want);
+    }
 
     auto say = [&](const std::string& s) {
         if (!json_out) std::cout << s << std::flush;
@@ -175,7 +188,8 @@ int run_eval(B& b, bool json_out, const EvalArgs& a) {
         std::cout << fmt::format("\r  {}: {}/{}", stage, done, total) << std::flush;
     };
 
-    say(fmt::format("sgf eval: {} images per measurement, registries up to {} users, seed {}\n", opt.images, opt.users_max, opt.seed));
+    say(fmt::format("sgf eval: {} images per measurement, registries up to {} users, seed {}; real images: {}\n", opt.images,
+                    opt.users_max, opt.seed, a.real_dir.empty() ? std::string("Fashion-MNIST test split") : a.real_dir));
     std::vector<sgf::io::MetaModel<B>> loaded;
     loaded.reserve(2);
     loaded.push_back(sgf::io::load_meta_model<B>(b, a.model));
@@ -250,6 +264,8 @@ int run_eval(B& b, bool json_out, const EvalArgs& a) {
         text += fmt::format("FD-classifier of real test images (floor): {:.4f}", r.fidelity.real_vs_real.value);
         if (r.fidelity.baseline) text += fmt::format("; baseline: {:.4f}", r.fidelity.baseline->value);
         text += fmt::format(" (classifier {}, test accuracy {:.4f})\n", r.fidelity.classifier_path, r.fidelity.classifier.test_accuracy);
+    } else if (!r.fidelity.skipped.empty()) {
+        text += fmt::format("FD-classifier not computed: {}\n", r.fidelity.skipped);
     }
     text += fmt::format("wrote {} files to {} (report.md, robustness.csv, attribution.csv, summary.json, plots/, examples/) in {:.1f} s\n",
                         files.size(), a.out, r.total_seconds);

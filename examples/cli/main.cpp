@@ -190,7 +190,7 @@ int main(int argc, char** argv) {
     auto* dec = app.add_subcommand("decode", "decode fingerprint bits and logits from images");
     std::vector<std::string>& images = req.images;
     dec->add_option("--model", model, "meta-model or decoder file (sgf export-decoder)")->capture_default_str();
-    dec->add_option("images", images, "image files");
+    dec->add_option("images", images, "image files (a folder: every PNG/JPEG under it)");
     dec->add_option("--files-from", req.files_from, "also the image files named in this file, one per line (- reads standard input)");
 
     // verify
@@ -207,7 +207,7 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     ver->add_flag("--outcome-only", req.outcome_only,
                   "print only each image's outcome and, when attributed, the label: no bits, p-values or runner-up (public services)");
-    ver->add_option("images", images, "image files");
+    ver->add_option("images", images, "image files (a folder: every PNG/JPEG under it)");
     ver->add_option("--files-from", req.files_from, "also the image files named in this file, one per line (- reads standard input)");
 
     // export-decoder
@@ -230,6 +230,9 @@ int main(int argc, char** argv) {
     demo->add_option("--real", n_real, "real test images")->check(CLI::Range(0, std::numeric_limits<int>::max()))->capture_default_str();
     demo->add_option("--open", n_open, "open-world images")->check(CLI::Range(0, std::numeric_limits<int>::max()))->capture_default_str();
     demo->add_option("--keep", keep, "keep the working files in this folder");
+    demo->add_option("--real-dir", req.real_dir,
+                     "real images from this folder (PNG/JPEG, searched recursively; the first --real in path order) instead of "
+                     "Fashion-MNIST's test split");
 
     // eval
     auto* eval = app.add_subcommand("eval", "bit accuracy of a meta model; with --out the full evaluation report (docs/evaluation.md)");

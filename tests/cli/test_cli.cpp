@@ -480,6 +480,30 @@ TEST_F(Cli, VerifyOutcomeOnlyTellsNoBitsAndFilesFromReadsAList) {
     EXPECT_EQ(r.out.rfind(missing + "\terror\t", 0), 0u) << r.out;
 }
 
+TEST_F(Cli, AFolderArgumentStandsForEveryImageUnderIt) {
+    const fs::path folder = dir / "suspects";
+    fs::create_directories(folder / "sub");
+    io::save_png(folder / "a.png", gradient(16, 16, 1));
+    spit(folder / "sub" / "b.JPG", io::encode_jpeg(gradient(20, 16, 3), 95));
+    spit(folder / "notes.txt", "not an image");
+    Result r = sgf({"--json", "decode", "--model", model.string(), folder.string(), good_png.string()});
+    ASSERT_EQ(r.rc, kOk) << r.err;
+    json j = r.parsed();
+    ASSERT_EQ(j["results"].size(), 3u) << "a.png and sub/b.JPG in path order, then good.png; notes.txt skipped";
+    EXPECT_EQ(j["results"][0]["image"], (folder / "a.png").string());
+    EXPECT_EQ(j["results"][1]["image"], (folder / "sub" / "b.JPG").string());
+    EXPECT_EQ(j["results"][2]["image"], good_png.string());
+    const fs::path list = dir / "folders.txt";
+    spit(list, folder.string() + "\n");
+    r = sgf({"--json", "verify", "--model", model.string(), "--registry", registry.string(), "--files-from", list.string()});
+    EXPECT_NE(r.rc, kIoError) << r.err;
+    EXPECT_EQ(r.parsed()["results"].size(), 2u);
+    fs::create_directories(dir / "nothing" / "inside");
+    r = expect_failure({"verify", "--model", model.string(), "--registry", registry.string(), (dir / "nothing").string()}, kIoError,
+                       "nothing", "no .png/.jpg/.jpeg images");
+    EXPECT_TRUE(r.out.empty()) << r.out;
+}
+
 TEST_F(Cli, VerifyLabelTestsOneClaimWithoutBonferroni) {
     io::save_png(dir / "a.png", gradient(16, 16, 1));
     const std::string img = (dir / "a.png").string();
@@ -1427,6 +1451,34 @@ TEST_F(Cli, DemoOnTheCpuReportsEveryStageAndCleansUp) {
     ASSERT_NE(at, std::string::npos) << r.out;
     const std::string tmp = r.out.substr(at + 15, r.out.find('\n', at) - at - 15);
     EXPECT_FALSE(fs::exists(tmp)) << tmp;
+}
+
+TEST_F(Cli, DemoRealDirDecodesTheFolderInPlace) {
+    const fs::path real = dir / "my-photos";
+    fs::create_directories(real / "b");
+    io::save_png(real / "a.png", gradient(40, 30, 3));
+    io::save_png(real / "b" / "c.png", gradient(32, 32, 1));
+    spit(real / "b" / "d.png", std::string("\x89PNG\r\n\x1a\n", 8) + "cut");  // unreadable: counted, not fatal
+    io::save_png(real / "e.png", gradient(16, 16, 1));
+    Result r = sgf({"--json", "demo", "--model", model.string(), "--users", "2", "--images", "1", "--real", "3", "--open", "0",
+                    "--real-dir", real.string()});
+    ASSERT_EQ(r.rc, kOk) << r.err;
+    json j = r.parsed();
+    EXPECT_EQ(j["real_images_source"], real.string());
+    EXPECT_EQ(j["unreadable"], 1) << "the first 3 in path order: a.png, b/c.png, b/d.png";
+    r = sgf({"demo", "--model", model.string(), "--users", "2", "--images", "1", "--real", "5", "--open", "0", "--real-dir",
+             real.string()});
+    ASSERT_EQ(r.rc, kOk) << r.err;
+    EXPECT_NE(r.out.find("| false attributions, 4 real images of " + real.string() + " |"), std::string::npos) << r.out;
+    // a folder that is missing or holds no image: refused before anything is written
+    const fs::path kept = dir / "kept";
+    for (const fs::path& bad : {dir / "absent", dir / "users-empty"}) {
+        fs::create_directories(dir / "users-empty");
+        r = sgf({"demo", "--model", model.string(), "--real-dir", bad.string(), "--keep", kept.string()});
+        EXPECT_EQ(r.rc, kIoError) << r.err;
+        EXPECT_NE(r.err.find(bad.string()), std::string::npos) << r.err;
+        EXPECT_FALSE(fs::exists(kept));
+    }
 }
 
 }  // namespace

@@ -254,5 +254,47 @@ TEST_F(EvalCli, UsageErrors) {
     EXPECT_FALSE(fs::exists(dir / "rep" / "report.md"));
 }
 
+// --real-dir: the user's own real images (one sub-folder per class) for false positives, attribution
+// and the fidelity reference; the classifier is trained in --out, and one trained on other data is refused
+TEST_F(EvalCli, RealDirReplacesFashionMnist) {
+    const fs::path real = dir / "real";
+    for (int cls = 0; cls < 2; ++cls)
+        for (int i = 0; i < 6; ++i) {
+            io::Image im{18, 18, 1, std::vector<std::uint8_t>(18 * 18)};
+            for (std::size_t k = 0; k < im.pixels.size(); ++k) im.pixels[k] = std::uint8_t(cls ? 200 - (k * 7 + i) % 40 : (k * 5 + i) % 90);
+            fs::create_directories(real / (cls ? "light" : "dark"));
+            io::save_png(real / (cls ? "light" : "dark") / fmt::format("{}.png", i), im);
+        }
+    const fs::path out = dir / "report";
+    auto r = run(dir, {"--json", "eval", "--model", model.string(), "--quick", "--attacks", "noise", "--real-dir", real.string(), "--out",
+                       out.string()});
+    ASSERT_EQ(r.rc, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    const auto& rep = j["report"];
+    EXPECT_EQ(rep["real_images_available"], 12);
+    EXPECT_NE(rep["real_images_source"].get<std::string>().find(real.string()), std::string::npos);
+    EXPECT_EQ(rep["models"][0]["false_positives_real"]["real_images"], 12);
+    EXPECT_EQ(rep["fidelity"]["classifier_classes"], 2);
+    EXPECT_EQ(rep["fidelity"]["classifier"], (out / "fd-classifier.safetensors").string()) << "the default with --real-dir";
+    EXPECT_TRUE(fs::exists(out / "fd-classifier.safetensors"));
+    EXPECT_FALSE(fs::exists(dir / "fd-classifier.safetensors")) << "not beside the model";
+
+    // a classifier trained on other data: refused before any measurement, naming both
+    r = run(dir, {"eval", "--model", model.string(), "--quick", "--attacks", "noise", "--out", (dir / "fashion").string(),
+                  "--fd-classifier", (out / "fd-classifier.safetensors").string()});
+    EXPECT_EQ(r.rc, 2) << r.err;
+    EXPECT_NE(r.err.find("was trained on " + fs::weakly_canonical(real).string()), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("fashion-mnist/train"), std::string::npos) << r.err;
+    EXPECT_EQ(r.out.find("robustness"), std::string::npos) << "no sweep ran: " << r.out;
+
+    // usage: only with --out; a missing folder is an I/O error that names it
+    r = run(dir, {"eval", "--model", model.string(), "--images", "4", "--real-dir", real.string()});
+    EXPECT_EQ(r.rc, 2) << r.err;
+    r = run(dir, {"eval", "--model", model.string(), "--quick", "--real-dir", (dir / "nope").string(), "--out", (dir / "x").string()});
+    EXPECT_EQ(r.rc, 3) << r.err;
+    EXPECT_NE(r.err.find("nope"), std::string::npos) << r.err;
+    EXPECT_TRUE(r.out.empty()) << r.out;
+}
+
 }  // namespace
 }  // namespace sgf

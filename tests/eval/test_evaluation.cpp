@@ -304,6 +304,126 @@ TEST_F(Evaluation, ReportFiles) {
     EXPECT_DOUBLE_EQ(summary["models"][0]["saturated_pixels"].get<double>(), r_->models[0].saturated_pixels);
 }
 
+// ---- real images from a folder (EvalOptions::real_dir, io::load_image_folder) ----------------------
+
+/// Writes `count` images of class `cls` (bright or dark blobs, odd sizes, gray PNG or RGB JPEG) into dir.
+void write_class_images(const fs::path& dir, int cls, int count, bool jpeg = false) {
+    fs::create_directories(dir);
+    for (int i = 0; i < count; ++i) {
+        io::Image im;
+        im.width = 20 + i % 3;
+        im.height = 24;
+        im.channels = jpeg ? 3 : 1;
+        im.pixels.resize(std::size_t(im.width) * im.height * im.channels);
+        for (int y = 0; y < im.height; ++y)
+            for (int x = 0; x < im.width; ++x)
+                for (int c = 0; c < im.channels; ++c)
+                    im.at(y, x, c) = std::uint8_t(cls == 0 ? 40 + (x * 7 + y * 3 + i) % 60 : 200 - (x * 5 + y * 11 + i) % 50);
+        const fs::path p = dir / fmt::format("img{:02d}.{}", i, jpeg ? "JPG" : "png");
+        std::ofstream(p, std::ios::binary) << (jpeg ? io::encode_jpeg(im, 90) : io::encode_png(im));
+    }
+}
+
+TEST(ImageFolder, SubFoldersAreClassesInSortedOrder) {
+    const fs::path dir = fs::path(SGF_TEST_TMPDIR) / "folder-classes";
+    fs::remove_all(dir);
+    write_class_images(dir / "shoes", 1, 3);
+    write_class_images(dir / "bags", 0, 2, true);
+    write_class_images(dir / "shoes" / "more", 1, 1);  // deeper levels belong to their first-level class
+    const auto ds = io::load_image_folder(dir.string() + "/", 1, 16);  // a trailing separator changes nothing
+    EXPECT_EQ(ds.size(), 6);
+    EXPECT_EQ(ds.channels, 1);
+    EXPECT_EQ(ds.height, 16);
+    EXPECT_EQ(ds.class_names, (std::vector<std::string>{"bags", "shoes"}));
+    // sorted paths: bags/img00.JPG, bags/img01.JPG, shoes/img00.png, ..., shoes/more/img00.png
+    EXPECT_EQ(ds.labels, (std::vector<int>{0, 0, 1, 1, 1, 1}));
+    const auto sub = ds.subset({5, 0}, "two");
+    EXPECT_EQ(sub.labels, (std::vector<int>{1, 0}));
+    EXPECT_TRUE(std::equal(sub.pixels.begin(), sub.pixels.begin() + sub.sample_size(), ds.pixels.begin() + 5 * ds.sample_size()));
+
+    std::ofstream(dir / "loose.png", std::ios::binary) << io::encode_png(io::load_image(dir / "shoes" / "img00.png"));
+    const auto flat = io::load_image_folder(dir, 3, 8);
+    EXPECT_EQ(flat.size(), 7);
+    EXPECT_TRUE(flat.labels.empty()) << "a loose file at the top: no image-folder labels";
+    EXPECT_EQ(flat.channels, 3);
+
+    EXPECT_THROW(io::load_image_folder(dir / "missing", 1, 16), IoError);
+    fs::create_directories(dir / "empty" / "sub");
+    try {
+        io::load_image_folder(dir / "empty", 1, 16);
+        ADD_FAILURE() << "an empty folder loaded";
+    } catch (const IoError& e) {
+        EXPECT_NE(std::string(e.what()).find("no .png/.jpg/.jpeg images"), std::string::npos) << e.what();
+    }
+    std::ofstream(dir / "shoes" / "broken.png", std::ios::binary) << "\x89PNG\r\n\x1a\n truncated";
+    try {
+        io::load_image_folder(dir, 1, 16);
+        ADD_FAILURE() << "a broken PNG loaded";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("broken.png"), std::string::npos) << e.what();
+    }
+}
+
+TEST(EvaluationRealFolder, FalsePositivesAttributionAndFidelityUseTheFolder) {
+    B b(2);
+    auto m = random_model(b, 3);
+    const fs::path root = fs::path(SGF_TEST_TMPDIR) / "eval-real-folder";
+    fs::remove_all(root);
+    write_class_images(root / "real" / "dark", 0, 11);
+    write_class_images(root / "real" / "light", 1, 9, true);
+    EvalOptions o;
+    o.images = 16;
+    o.users_max = 3;
+    o.seed = 9;
+    o.attacks = {"noise"};
+    o.real_dir = root / "real";
+    o.fd_classifier = root / "fd.safetensors";
+    o.fd_train.steps = 4;
+    o.fd_train.batch = 8;
+    const auto r = evaluate<B>(b, {{"original", "m", &m}}, o);
+    EXPECT_EQ(r.real_available, 20);
+    EXPECT_NE(r.real_source.find("real"), std::string::npos) << r.real_source;
+    const auto& me = r.models[0];
+    EXPECT_EQ(me.fpr.real_images, 16) << "min(images, folder size)";
+    for (const auto& a : me.attribution) EXPECT_EQ(a.real, 16);
+    ASSERT_TRUE(r.fidelity.computed) << r.fidelity.skipped;
+    EXPECT_TRUE(r.fidelity.classifier_trained_now);
+    EXPECT_EQ(r.fidelity.classes, 2);
+    EXPECT_EQ(r.fidelity.classifier.dataset, fs::weakly_canonical(root / "real").string());
+    EXPECT_EQ(r.fidelity.classifier.test_images, 10) << "the held-out half";
+    EXPECT_NE(r.fidelity.reference.find("10 of the 10 images of the reference half"), std::string::npos) << r.fidelity.reference;
+    EXPECT_TRUE(std::isfinite(r.fidelity.real_vs_real.value));
+    ASSERT_TRUE(me.fd.has_value());
+    EXPECT_TRUE(std::isfinite(me.fd->value));
+
+    // the saved classifier is reused for the same folder, refused for Fashion-MNIST
+    const auto again = evaluate<B>(b, {{"original", "m", &m}}, o);
+    EXPECT_FALSE(again.fidelity.classifier_trained_now);
+    EXPECT_DOUBLE_EQ(again.fidelity.real_vs_real.value, r.fidelity.real_vs_real.value);
+    try {
+        load_or_train_fd_classifier(b, o.fd_classifier, o.fd_train);
+        ADD_FAILURE() << "a folder's classifier was accepted for Fashion-MNIST";
+    } catch (const ArgumentError& e) {
+        EXPECT_NE(std::string(e.what()).find("was trained on"), std::string::npos) << e.what();
+    }
+
+    // unlabelled (flat) folder: false positives still measured, fidelity skipped with the reason
+    write_class_images(root / "flat", 0, 5);
+    o.real_dir = root / "flat";
+    o.fd_classifier = root / "fd-flat.safetensors";
+    const auto flat = evaluate<B>(b, {{"original", "m", &m}}, o);
+    EXPECT_EQ(flat.models[0].fpr.real_images, 5);
+    EXPECT_FALSE(flat.fidelity.computed);
+    EXPECT_NE(flat.fidelity.skipped.find("sub-folders"), std::string::npos) << flat.fidelity.skipped;
+    EXPECT_FALSE(fs::exists(o.fd_classifier));
+    const auto files = write_report(flat, root / "report");
+    std::ifstream md(root / "report" / "report.md");
+    std::stringstream ss;
+    ss << md.rdbuf();
+    EXPECT_NE(ss.str().find("Not computed: "), std::string::npos);
+    EXPECT_NE(ss.str().find("images of the folder"), std::string::npos);
+}
+
 TEST(EvaluationArgs, Rejected) {
     B b(1);
     auto m = random_model(b, 1);

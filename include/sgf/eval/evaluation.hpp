@@ -48,6 +48,10 @@ struct EvalOptions {
     std::filesystem::path fd_classifier;  ///< classifier file: loaded, or trained and saved there when missing
     FdTrainOptions fd_train{};
     std::filesystem::path data_dir = io::fashion_mnist_dir();
+    /// Real images from this folder (io::load_image_folder, converted to the first model's shape)
+    /// instead of Fashion-MNIST, for the false positives, the attribution study and the fidelity
+    /// reference (which needs labelled sub-folders); empty: Fashion-MNIST from data_dir.
+    std::filesystem::path real_dir;
 };
 
 /// Detection statistics of a set of decoded images against the fingerprints they were made with.
@@ -109,8 +113,12 @@ struct FidelityResult {
     std::string classifier_path;
     bool classifier_trained_now = false;
     FdTrainInfo classifier;
+    int classes = 0;
     std::int64_t images = 0;
-    FrechetDistance real_vs_real;  ///< real test images vs the real (train) reference: the floor at this size
+    std::string skipped;   ///< why it was not computed although asked for (an unlabelled --real-dir)
+    std::string reference;  ///< the real images the distances are measured against
+    std::string held_out;   ///< the real images of the floor (real_vs_real)
+    FrechetDistance real_vs_real;  ///< held-out real images vs the real reference: the floor at this size
     std::optional<FrechetDistance> baseline;
     std::string baseline_path;
 };
@@ -128,10 +136,21 @@ struct EvalResult {
     int threshold_single = 0;  ///< k*(n, alpha)
     std::vector<ModelEval> models;
     FidelityResult fidelity;
+    std::string real_source;          ///< where the real images come from (Fashion-MNIST's test split or a folder)
+    std::int64_t real_available = 0;  ///< real images there (the measurements use min(images, this))
     std::vector<ExampleStrip> strips;
     std::vector<std::pair<std::string, double>> seconds;  ///< per stage
     double total_seconds = 0;
 };
+
+/// The training set an FD classifier must record (sgf.fd.dataset) to serve this evaluation:
+/// "fashion-mnist/train", or the real-image folder's canonical path.
+inline std::string fd_dataset_name(const EvalOptions& opt) {
+    if (opt.real_dir.empty()) return "fashion-mnist/train";
+    std::error_code ec;
+    const auto id = std::filesystem::weakly_canonical(opt.real_dir, ec);
+    return (ec ? opt.real_dir : id).string();
+}
 
 /// Progress: (stage, done, total); called after each unit of work.
 using Progress = std::function<void(const std::string&, std::int64_t, std::int64_t)>;
@@ -394,7 +413,12 @@ EvalResult evaluate(B& b, std::vector<EvalModelInput<B>> models, const EvalOptio
 
     // Shared inputs: real test images, registry fingerprints, open-world fingerprints.
     auto t0 = clock::now();
-    const auto test = io::load_fashion_mnist("test", opt.data_dir);
+    const ModelConfig& cfg0 = models[0].model->config;
+    const auto test = opt.real_dir.empty() ? io::load_fashion_mnist("test", opt.data_dir)
+                                           : io::load_image_folder(opt.real_dir, cfg0.image_channels, cfg0.resolution);
+    res.real_source = opt.real_dir.empty() ? fmt::format("Fashion-MNIST test images ({})", test.name)
+                                           : fmt::format("images of the folder {}", opt.real_dir.string());
+    res.real_available = test.size();
     const HostTensor<float> real = test.batch(detail::permutation_prefix(test.size(), N, detail::mix(opt.seed, 1)));
     const int min_distance = Registry::default_min_distance(n);
     const auto users = detail::issue_fingerprints(n, opt.users_max, min_distance, detail::mix(opt.seed, 2));
@@ -548,22 +572,55 @@ EvalResult evaluate(B& b, std::vector<EvalModelInput<B>> models, const EvalOptio
         if (!s.rows.empty() && !s.rows[0].empty()) res.strips.push_back(std::move(s));
     }
 
-    // 5. fidelity: FD-classifier of generated vs real
-    if (opt.fidelity) {
+    // 5. fidelity: FD-classifier of generated vs real. Fashion-MNIST: classifier trained on the
+    // train split, reference = train images, floor = the test images above. A folder: split by a
+    // seeded permutation into a reference half (even positions; the classifier trains on it) and a
+    // held-out half (odd positions; the classifier's test accuracy and the floor).
+    std::optional<io::ImageDataset> fd_train_set, fd_test_set;
+    if (opt.fidelity && !opt.real_dir.empty()) {
+        if (test.labels.empty() || test.size() < 4) {
+            res.fidelity.skipped = test.labels.empty()
+                                       ? fmt::format("{} has no labels: the FD classifier needs the images in at least two "
+                                                     "sub-folders, one per class",
+                                                     opt.real_dir.string())
+                                       : fmt::format("{} has {} images; the FD-classifier needs at least 4", opt.real_dir.string(), test.size());
+        } else {
+            const auto perm = detail::permutation_prefix(test.size(), test.size(), detail::mix(opt.seed, 6));
+            std::vector<std::int64_t> even, odd;
+            for (std::size_t i = 0; i < perm.size(); ++i) (i % 2 ? odd : even).push_back(perm[i]);
+            const std::string folder = fd_dataset_name(opt);
+            fd_train_set = test.subset(even, folder);  // the name the classifier file records (sgf.fd.dataset)
+            fd_test_set = test.subset(odd, folder + " (held out)");
+        }
+    }
+    if (opt.fidelity && res.fidelity.skipped.empty()) {
         t0 = clock::now();
         auto& fr = res.fidelity;
         fr.computed = true;
         fr.classifier_path = opt.fd_classifier.string();
         fr.images = N;
-        auto C = load_or_train_fd_classifier(b, opt.fd_classifier, opt.fd_train, &fr.classifier_trained_now,
-                                             [&](std::int64_t s, std::int64_t total, double) { report("training the FD classifier", s, total); },
-                                             opt.data_dir);
+        auto on_step = [&](std::int64_t s, std::int64_t total, double) { report("training the FD classifier", s, total); };
+        auto C = fd_train_set ? load_or_train_fd_classifier(b, opt.fd_classifier, opt.fd_train, *fd_train_set, &*fd_test_set,
+                                                            &fr.classifier_trained_now, on_step)
+                              : load_or_train_fd_classifier(b, opt.fd_classifier, opt.fd_train, &fr.classifier_trained_now, on_step,
+                                                            opt.data_dir);
         fr.classifier = C.info();
+        fr.classes = C.classes();
         stage_time(fr.classifier_trained_now ? "fidelity: training the classifier" : "fidelity: loading the classifier", t0);
         t0 = clock::now();
-        const auto train = io::load_fashion_mnist("train", opt.data_dir);
+        const auto train = fd_train_set ? std::move(*fd_train_set) : io::load_fashion_mnist("train", opt.data_dir);
         const auto ref = C.fit(b, train.batch(detail::permutation_prefix(train.size(), N, detail::mix(opt.seed, 4))));
-        fr.real_vs_real = frechet_distance(C.fit(b, real), ref);
+        if (fd_test_set) {
+            fr.reference = fmt::format("{} of the {} images of the reference half of {}", std::min(N, train.size()), train.size(),
+                                       opt.real_dir.string());
+            fr.held_out = fmt::format("{} of the {} images of the held-out half", std::min(N, fd_test_set->size()), fd_test_set->size());
+            fr.real_vs_real = frechet_distance(
+                C.fit(b, fd_test_set->batch(detail::permutation_prefix(fd_test_set->size(), N, detail::mix(opt.seed, 7)))), ref);
+        } else {
+            fr.reference = fmt::format("{} Fashion-MNIST training images", std::min(N, train.size()));
+            fr.held_out = fmt::format("{} Fashion-MNIST test images", real.shape.n);
+            fr.real_vs_real = frechet_distance(C.fit(b, real), ref);
+        }
         for (std::size_t i = 0; i < res.models.size(); ++i) {
             res.models[i].fd = frechet_distance(C.fit(b, clean_sets[i]), ref);
             report("fidelity", std::int64_t(i + 1), std::int64_t(res.models.size()) + (baseline ? 1 : 0));

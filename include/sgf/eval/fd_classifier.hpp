@@ -353,24 +353,56 @@ private:
     FdTrainInfo info_;
 };
 
-/// Loads the classifier from `path`, or, when the file does not exist, trains one on Fashion-MNIST
-/// (train split; accuracy on the test split) and saves it there. `trained` tells which happened.
+/// ArgumentError when the classifier at `path` records a training set (sgf.fd.dataset) other than
+/// `dataset`: its features would measure distances to the wrong data. Files without the record pass.
+template <Backend B>
+void check_fd_classifier_dataset(const FdClassifier<B>& c, const std::filesystem::path& path, const std::string& dataset) {
+    const std::string& had = c.info().dataset;
+    SGF_CHECK(had.empty() || had == dataset, ArgumentError,
+              "{}: this FD classifier was trained on {}, but the real images of this evaluation are {}; give another "
+              "--fd-classifier file (it is trained there when missing)",
+              path.string(), had, dataset);
+}
+
+/// Loads the classifier from `path` (it must have been trained on `train`'s name), or, when the
+/// file does not exist, trains one on the labelled `train` (accuracy on `test` when given; classes =
+/// train.class_names, or 1 + the largest label) and saves it there. `trained` tells which happened.
+template <Backend B>
+FdClassifier<B> load_or_train_fd_classifier(B& b, const std::filesystem::path& path, const FdTrainOptions& opt,
+                                            const io::ImageDataset& train, const io::ImageDataset* test, bool* trained = nullptr,
+                                            const std::function<void(std::int64_t, std::int64_t, double)>& progress = {}) {
+    if (std::filesystem::exists(path)) {
+        if (trained) *trained = false;
+        auto c = FdClassifier<B>::load(b, path);
+        check_fd_classifier_dataset(c, path, train.name);
+        return c;
+    }
+    SGF_CHECK(!train.labels.empty(), ArgumentError, "fd-classifier: {} has no labels", train.name);
+    const int classes = train.class_names.empty() ? 1 + *std::max_element(train.labels.begin(), train.labels.end())
+                                                  : int(train.class_names.size());
+    FdClassifier<B> c(b, fd_classifier_config(train.height, train.channels), classes, opt.seed);
+    c.train(b, train, test, opt, progress);
+    if (path.has_parent_path()) io::ensure_directory(path.parent_path());
+    c.save(b, path);
+    if (trained) *trained = true;
+    return c;
+}
+
+/// The same for Fashion-MNIST (train split; accuracy on the test split), read from `data_dir` only
+/// when the classifier has to be trained.
 template <Backend B>
 FdClassifier<B> load_or_train_fd_classifier(B& b, const std::filesystem::path& path, const FdTrainOptions& opt, bool* trained = nullptr,
                                             const std::function<void(std::int64_t, std::int64_t, double)>& progress = {},
                                             const std::filesystem::path& data_dir = io::fashion_mnist_dir()) {
     if (std::filesystem::exists(path)) {
         if (trained) *trained = false;
-        return FdClassifier<B>::load(b, path);
+        auto c = FdClassifier<B>::load(b, path);
+        check_fd_classifier_dataset(c, path, "fashion-mnist/train");
+        return c;
     }
     const auto train = io::load_fashion_mnist("train", data_dir);
     const auto test = io::load_fashion_mnist("test", data_dir);
-    FdClassifier<B> c(b, fd_classifier_config(train.height, train.channels), 10, opt.seed);
-    c.train(b, train, &test, opt, progress);
-    if (path.has_parent_path()) io::ensure_directory(path.parent_path());
-    c.save(b, path);
-    if (trained) *trained = true;
-    return c;
+    return load_or_train_fd_classifier(b, path, opt, train, &test, trained, progress);
 }
 
 }  // namespace sgf::eval

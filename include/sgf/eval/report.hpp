@@ -116,6 +116,8 @@ inline nlohmann::json to_json(const EvalResult& r) {
            {"alpha", r.options.rule.alpha},
            {"min_margin", r.options.rule.min_margin},
            {"threshold_bits", r.threshold_single},
+           {"real_images_source", r.real_source},
+           {"real_images_available", r.real_available},
            {"models", models},
            {"seconds", stages},
            {"total_seconds", r.total_seconds}};
@@ -127,6 +129,10 @@ inline nlohmann::json to_json(const EvalResult& r) {
                 {"classifier_test_accuracy", fr.classifier.test_accuracy},
                 {"classifier_test_images", fr.classifier.test_images},
                 {"classifier_steps", fr.classifier.steps},
+                {"classifier_classes", fr.classes},
+                {"classifier_dataset", fr.classifier.dataset},
+                {"reference", fr.reference},
+                {"held_out", fr.held_out},
                 {"images", fr.images},
                 {"real_vs_real", to_json(fr.real_vs_real)}};
         if (fr.baseline) {
@@ -138,6 +144,8 @@ inline nlohmann::json to_json(const EvalResult& r) {
             fj["relative_difference_vs_baseline"] = rel;
         }
         j["fidelity"] = fj;
+    } else if (!fr.skipped.empty()) {
+        j["fidelity"] = json{{"skipped", fr.skipped}};
     }
     return j;
 }
@@ -231,7 +239,7 @@ inline std::string markdown_report(const EvalResult& r) {
     add("\n");
 
     add("## False positives on real images\n\n");
-    add("Fashion-MNIST test images (no fingerprint), decoded like any published image.\n\n");
+    add(fmt::format("{} ({} available; no fingerprint), decoded like any published image.\n\n", r.real_source, r.real_available));
     header("measure");
     row("real images", [](const ModelEval& m) { return fmt::format("{}", m.fpr.real_images); });
     row(fmt::format("pass k* = {} bits for one fingerprint", r.threshold_single), [](const ModelEval& m) {
@@ -267,14 +275,15 @@ inline std::string markdown_report(const EvalResult& r) {
     add("## Fidelity (FD-classifier, not FID)\n\n");
     const auto& fr = r.fidelity;
     if (!fr.computed) {
-        add("Not computed (`--no-fidelity`).\n\n");
+        add(fr.skipped.empty() ? std::string("Not computed (`--no-fidelity`).\n\n") : fmt::format("Not computed: {}.\n\n", fr.skipped));
     } else {
         add(fmt::format("Frechet distance between Gaussian fits of the fc features of the FD classifier `{}` ({}-class "
-                        "Fashion-MNIST classifier, top-1 test accuracy {:.4f} on {} images, {} training steps{}), {} images per set, "
-                        "reference: Fashion-MNIST training images. Lower is closer to the real data. FD-classifier is not FID: "
+                        "classifier trained on {}, top-1 test accuracy {:.4f} on {} images, {} training steps{}), {} images per set, "
+                        "reference: {}; floor: {}. Lower is closer to the real data. FD-classifier is not FID: "
                         "compare only numbers made with the same classifier file and set size.\n\n",
-                        fr.classifier_path, 10, fr.classifier.test_accuracy, fr.classifier.test_images, fr.classifier.steps,
-                        fr.classifier_trained_now ? ", trained by this run" : "", fr.images));
+                        fr.classifier_path, fr.classes, fr.classifier.dataset.empty() ? "unrecorded data" : fr.classifier.dataset,
+                        fr.classifier.test_accuracy, fr.classifier.test_images, fr.classifier.steps,
+                        fr.classifier_trained_now ? ", trained by this run" : "", fr.images, fr.reference, fr.held_out));
         add("| images | FD-classifier | mean term | trace term | vs baseline |\n|---|---:|---:|---:|---:|\n");
         add(fmt::format("| real test images (floor) | {:.4f} | {:.4f} | {:.4f} | |\n", fr.real_vs_real.value, fr.real_vs_real.mean_term,
                         fr.real_vs_real.trace_term));

@@ -4,10 +4,12 @@
 
 #include <sgf/core/philox.hpp>
 #include <sgf/core/shape.hpp>
+#include <sgf/io/image.hpp>
 
 #include <zlib.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <numeric>
@@ -32,6 +34,7 @@ struct ImageDataset {
     int channels = 1, height = 0, width = 0;
     std::vector<std::uint8_t> pixels;
     std::vector<int> labels;  ///< empty when unlabelled
+    std::vector<std::string> class_names;  ///< name of each label value (image folders: the sub-folder names)
 
     std::int64_t size() const { return count; }
     std::int64_t sample_size() const { return std::int64_t(channels) * height * width; }
@@ -46,6 +49,24 @@ struct ImageDataset {
             for (std::int64_t j = 0; j < S; ++j) t.data[i * S + j] = float(src[j]) / 127.5f - 1.0f;
         }
         return t;
+    }
+    /// The images (and labels) at `indices`, in that order, as a dataset of its own.
+    ImageDataset subset(const std::vector<std::int64_t>& indices, const std::string& subset_name) const {
+        ImageDataset d;
+        d.name = subset_name;
+        d.channels = channels;
+        d.height = height;
+        d.width = width;
+        d.class_names = class_names;
+        d.count = std::int64_t(indices.size());
+        const std::int64_t S = sample_size();
+        d.pixels.reserve(indices.size() * std::size_t(S));
+        for (std::int64_t i : indices) {
+            SGF_CHECK(i >= 0 && i < count, ArgumentError, "{}: index {} out of range [0, {})", name, i, count);
+            d.pixels.insert(d.pixels.end(), pixels.begin() + i * S, pixels.begin() + (i + 1) * S);
+            if (!labels.empty()) d.labels.push_back(labels[std::size_t(i)]);
+        }
+        return d;
     }
 };
 
@@ -113,6 +134,58 @@ inline ImageDataset load_fashion_mnist(const std::string& split, const std::file
             std::copy_n(img.data() + 16 + (std::size_t(i) * 28 + y) * 28, 28, ds.pixels.data() + (std::size_t(i) * 32 + y + 2) * 32 + 2);
         ds.labels[i] = lab[8 + i];
         if (ds.labels[i] > 9) SGF_THROW(FormatError, "{}: label {} of image {} is outside 0..9", lpath.string(), ds.labels[i], i);
+    }
+    return ds;
+}
+
+/// The .png/.jpg/.jpeg files (any case) under `dir`, searched recursively, sorted by path. IoError
+/// when `dir` is not a folder or holds no such file.
+inline std::vector<std::filesystem::path> list_image_files(const std::filesystem::path& dir) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec)) SGF_THROW(IoError, "{}: not a folder of images{}", dir.string(), fs::exists(dir, ec) ? "" : " (not found)");
+    std::vector<fs::path> files;
+    for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+        if (!it->is_regular_file(ec)) continue;
+        std::string ext = it->path().extension().string();
+        for (auto& ch : ext) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+        if (ext == ".png" || ext == ".jpg" || ext == ".jpeg") files.push_back(it->path());
+    }
+    if (ec) SGF_THROW(IoError, "{}: cannot list the folder: {}", dir.string(), ec.message());
+    std::sort(files.begin(), files.end());
+    if (files.empty()) SGF_THROW(IoError, "{}: no .png/.jpg/.jpeg images found", dir.string());
+    return files;
+}
+
+/// Every image under `dir` (list_image_files), converted like any decoded image to `channels` x
+/// `resolution` x `resolution` (io::prepare_for_model: centre crop to a square, antialiased resize).
+/// Labels follow the image-folder convention: when every image lies in a first-level sub-folder and
+/// there are at least two of them, label k is the k-th sub-folder name in sorted order
+/// (class_names); otherwise the dataset is unlabelled. A file that cannot be read or decoded stops
+/// the load with an error naming it.
+inline ImageDataset load_image_folder(const std::filesystem::path& dir, int channels, int resolution) {
+    const auto files = list_image_files(dir);
+    ImageDataset ds;
+    ds.name = dir.string();
+    ds.count = std::int64_t(files.size());
+    ds.channels = channels;
+    ds.height = ds.width = resolution;
+    ds.pixels.reserve(files.size() * std::size_t(ds.sample_size()));
+    std::vector<std::string> first;  // first path component below dir ("" for files directly in it)
+    for (const auto& f : files) {
+        const Image im = prepare_for_model(load_image(f), channels, resolution);
+        for (int c = 0; c < im.channels; ++c)
+            for (int y = 0; y < im.height; ++y)
+                for (int x = 0; x < im.width; ++x) ds.pixels.push_back(im.at(y, x, c));
+        const auto rel = f.lexically_relative(dir);
+        first.push_back(std::distance(rel.begin(), rel.end()) >= 2 ? rel.begin()->string() : std::string());
+    }
+    std::vector<std::string> names = first;
+    std::sort(names.begin(), names.end());
+    names.erase(std::unique(names.begin(), names.end()), names.end());
+    if (names.size() >= 2 && !names.front().empty()) {  // "" sorts first: any loose file leaves it unlabelled
+        ds.class_names = names;
+        for (const auto& s : first) ds.labels.push_back(int(std::lower_bound(names.begin(), names.end(), s) - names.begin()));
     }
     return ds;
 }

@@ -295,27 +295,8 @@ inline io::ImageDataset load_training_data(const std::string& data, const ModelC
         return ds;
     }
     if (!fs::is_directory(data)) SGF_THROW(IoError, "{}: not a directory of images (or 'fashion-mnist')", data);
-    std::vector<fs::path> files;
-    for (const auto& e : fs::recursive_directory_iterator(data)) {
-        if (!e.is_regular_file()) continue;
-        std::string ext = e.path().extension().string();
-        for (auto& ch : ext) ch = char(std::tolower(ch));
-        if (ext == ".png" || ext == ".jpg" || ext == ".jpeg") files.push_back(e.path());
-    }
-    std::sort(files.begin(), files.end());
-    if (files.empty()) SGF_THROW(IoError, "{}: no .png/.jpg/.jpeg images found", data);
-    io::ImageDataset ds;
+    auto ds = io::load_image_folder(data, cfg.image_channels, cfg.resolution);
     ds.name = data;
-    ds.count = static_cast<std::int64_t>(files.size());
-    ds.channels = cfg.image_channels;
-    ds.height = ds.width = cfg.resolution;
-    ds.pixels.reserve(files.size() * ds.sample_size());
-    for (const auto& f : files) {
-        const io::Image im = io::prepare_for_model(io::load_image(f), cfg.image_channels, cfg.resolution);
-        for (int c = 0; c < im.channels; ++c)
-            for (int y = 0; y < im.height; ++y)
-                for (int x = 0; x < im.width; ++x) ds.pixels.push_back(im.at(y, x, c));
-    }
     return ds;
 }
 
