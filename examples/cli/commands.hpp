@@ -454,7 +454,7 @@ int cmd_demo(B& b, const Common& c, const std::string& model, int users, int per
     std::optional<sgf::io::ImageDataset> real_ds;  // read before anything is written, too
     std::vector<std::string> real_files;            // --real-dir: its first n_real images (sorted), decoded where they are
     if (n_real > 0 && real_dir.empty()) real_ds = sgf::io::load_fashion_mnist("test");
-    if (n_real > 0 && !real_dir.empty())
+    if (!real_dir.empty())  // checked also with --real 0: a wrong folder is a mistake either way
         for (const auto& p : sgf::io::list_image_files(real_dir))
             if (real_files.size() < std::size_t(n_real)) real_files.push_back(p.string());
 

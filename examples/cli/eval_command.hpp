@@ -69,8 +69,15 @@ inline void validate_eval_args(const EvalArgs& a) {
     if (a.fd_steps) SGF_CHECK(*a.fd_steps >= 1, ArgumentError, "--fd-steps must be at least 1, got {}", *a.fd_steps);
     for (const auto& name : a.attacks) (void)sgf::attack::image_attack_info(name);  // names the unknown attack
     if (a.out.empty()) return;
-    if (!a.real_dir.empty()) (void)sgf::io::list_image_files(a.real_dir);  // a missing or empty folder: IoError now
     std::error_code ec;
+    if (!a.real_dir.empty()) {
+        (void)sgf::io::list_image_files(a.real_dir);  // a missing or empty folder: IoError now
+        // the report's own PNGs (plots/, examples/) would become real images of the next run
+        const auto out = fs::weakly_canonical(fs::absolute(a.out, ec), ec), real = fs::weakly_canonical(fs::absolute(a.real_dir, ec), ec);
+        const auto rel = out.lexically_relative(real);
+        SGF_CHECK(rel.empty() || *rel.begin() == "..", ArgumentError, "eval --out {} lies inside --real-dir {}: its plots would be read as "
+                  "real images; write the report elsewhere", a.out, a.real_dir);
+    }
     if (fs::exists(a.out, ec) && !fs::is_directory(a.out, ec))
         SGF_THROW(IoError, "eval --out {}: exists and is not a folder", a.out);
     if (!a.fd_classifier.empty() && fs::exists(a.fd_classifier, ec))
@@ -162,14 +169,6 @@ int run_eval(B& b, bool json_out, const EvalArgs& a) {
     else if (a.quick || !a.real_dir.empty()) opt.fd_classifier = fs::path(a.out) / "fd-classifier.safetensors";
     else opt.fd_classifier = fs::path(a.model).parent_path() / "fd-classifier.safetensors";
     if (opt.fidelity) check_classifier_writable(opt.fd_classifier);
-    if (opt.fidelity && fs::exists(opt.fd_classifier)) {  // trained on other data: refused now, not after the sweeps
-        const auto f = sgf::io::SafetensorsFile::load(opt.fd_classifier);
-        const std::string want = sgf::eval::fd_dataset_name(opt);
-        if (f.metadata.count("sgf.fd.dataset") && f.metadata.at("sgf.fd.dataset") != want)
-            SGF_THROW(ArgumentError, "{}: this FD classifier was trained on {}, but the real images of this evaluation are {}; give "
-                                     "another --fd-classifier file (it is trained there when missing)",
-                      opt.fd_classifier.string(), f.metadata.at("sgf.fd.dataset"), want);
-    }
 
     auto say = [&](const std::string& s) {
         if (!json_out) std::cout << s << std::flush;

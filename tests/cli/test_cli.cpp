@@ -496,8 +496,11 @@ TEST_F(Cli, AFolderArgumentStandsForEveryImageUnderIt) {
     const fs::path list = dir / "folders.txt";
     spit(list, folder.string() + "\n");
     r = sgf({"--json", "verify", "--model", model.string(), "--registry", registry.string(), "--files-from", list.string()});
-    EXPECT_NE(r.rc, kIoError) << r.err;
-    EXPECT_EQ(r.parsed()["results"].size(), 2u);
+    j = r.parsed();
+    ASSERT_EQ(j["results"].size(), 2u) << r.out;
+    EXPECT_EQ(j["results"][1]["image"], (folder / "sub" / "b.JPG").string());
+    for (const auto& res : j["results"]) EXPECT_NE(res["outcome"], "error") << res;
+    EXPECT_EQ(j["errors"], 0);
     fs::create_directories(dir / "nothing" / "inside");
     r = expect_failure({"verify", "--model", model.string(), "--registry", registry.string(), (dir / "nothing").string()}, kIoError,
                        "nothing", "no .png/.jpg/.jpeg images");
@@ -695,8 +698,11 @@ TEST_F(Cli, MissingImageFile) {
     EXPECT_EQ(j["results"][0]["outcome"], "error");
     EXPECT_EQ(j["errors"], 1);
     expect_failure({"decode", "--model", model.string(), p}, kIoError, p, "cannot open");
-    // a folder is not an image file either
-    expect_failure({"decode", "--model", model.string(), dir.string()}, kIoError, dir.string(), "not a regular file");
+    // a folder stands for the images under it (AFolderArgumentStandsForEveryImageUnderIt); one named like
+    // an image file but holding none is an I/O error that names it
+    fs::create_directories(dir / "looks-like.png");
+    expect_failure({"decode", "--model", model.string(), (dir / "looks-like.png").string()}, kIoError, (dir / "looks-like.png").string(),
+                   "no .png/.jpg/.jpeg images found");
 }
 
 TEST_F(Cli, NonImageFile) {
@@ -1474,7 +1480,7 @@ TEST_F(Cli, DemoRealDirDecodesTheFolderInPlace) {
     const fs::path kept = dir / "kept";
     for (const fs::path& bad : {dir / "absent", dir / "users-empty"}) {
         fs::create_directories(dir / "users-empty");
-        r = sgf({"demo", "--model", model.string(), "--real-dir", bad.string(), "--keep", kept.string()});
+        r = sgf({"demo", "--model", model.string(), "--real", "0", "--real-dir", bad.string(), "--keep", kept.string()});
         EXPECT_EQ(r.rc, kIoError) << r.err;
         EXPECT_NE(r.err.find(bad.string()), std::string::npos) << r.err;
         EXPECT_FALSE(fs::exists(kept));

@@ -287,6 +287,12 @@ TEST_F(EvalCli, RealDirReplacesFashionMnist) {
     EXPECT_NE(r.err.find("fashion-mnist/train"), std::string::npos) << r.err;
     EXPECT_EQ(r.out.find("robustness"), std::string::npos) << "no sweep ran: " << r.out;
 
+    // the report inside the folder of real images: its plots would be real images next time
+    r = run(dir, {"eval", "--model", model.string(), "--quick", "--real-dir", real.string(), "--out", (real / "rep").string()});
+    EXPECT_EQ(r.rc, 2) << r.err;
+    EXPECT_NE(r.err.find("lies inside --real-dir"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(real / "rep"));
+
     // usage: only with --out; a missing folder is an I/O error that names it
     r = run(dir, {"eval", "--model", model.string(), "--images", "4", "--real-dir", real.string()});
     EXPECT_EQ(r.rc, 2) << r.err;

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <set>
 #include <sstream>
 
 namespace sgf::eval {
@@ -330,6 +331,8 @@ TEST(ImageFolder, SubFoldersAreClassesInSortedOrder) {
     write_class_images(dir / "shoes", 1, 3);
     write_class_images(dir / "bags", 0, 2, true);
     write_class_images(dir / "shoes" / "more", 1, 1);  // deeper levels belong to their first-level class
+    write_class_images(dir / ".ipynb_checkpoints", 0, 2);  // hidden: skipped, no third class
+    std::ofstream(dir / "shoes" / "._img00.png") << "AppleDouble";  // hidden: skipped, not a broken image
     const auto ds = io::load_image_folder(dir.string() + "/", 1, 16);  // a trailing separator changes nothing
     EXPECT_EQ(ds.size(), 6);
     EXPECT_EQ(ds.channels, 1);
@@ -390,8 +393,34 @@ TEST(EvaluationRealFolder, FalsePositivesAttributionAndFidelityUseTheFolder) {
     EXPECT_TRUE(r.fidelity.classifier_trained_now);
     EXPECT_EQ(r.fidelity.classes, 2);
     EXPECT_EQ(r.fidelity.classifier.dataset, fs::weakly_canonical(root / "real").string());
-    EXPECT_EQ(r.fidelity.classifier.test_images, 10) << "the held-out half";
-    EXPECT_NE(r.fidelity.reference.find("10 of the 10 images of the reference half"), std::string::npos) << r.fidelity.reference;
+    // the split: by a hash of each file's path, so the same for every seed, and a file keeps its half
+    // when others are added (the classifier never sees a held-out image of an earlier run)
+    const auto [ref, held] = detail::folder_halves(io::scan_image_folder(o.real_dir));
+    EXPECT_EQ(ref.size() + held.size(), 20u);
+    EXPECT_GE(ref.size(), 2u);
+    EXPECT_GE(held.size(), 2u);
+    const std::int64_t M = std::min<std::int64_t>({16, std::int64_t(ref.size()), std::int64_t(held.size())});
+    EXPECT_EQ(r.fidelity.images, M) << "every set as large as the smaller half";
+    EXPECT_EQ(r.fidelity.note.empty(), M == 16) << r.fidelity.note;
+    EXPECT_EQ(r.fidelity.classifier.test_images, std::int64_t(held.size())) << "the held-out half";
+    EXPECT_NE(r.fidelity.reference.find(fmt::format("{} of the {} images of the reference half", M, ref.size())), std::string::npos)
+        << r.fidelity.reference;
+    {
+        auto names = [](const io::ImageFolder& f, const std::vector<std::int64_t>& idx) {
+            std::set<std::string> out;
+            for (auto i : idx) out.insert(f.relative[std::size_t(i)]);
+            return out;
+        };
+        const auto f0 = io::scan_image_folder(o.real_dir);
+        write_class_images(root / "grown" / "dark", 0, 11);
+        write_class_images(root / "grown" / "light", 1, 9, true);
+        write_class_images(root / "grown" / "light" / "new", 1, 7);
+        const auto f1 = io::scan_image_folder(root / "grown");
+        const auto [ref1, held1] = detail::folder_halves(f1);
+        const auto h0 = names(f0, held), h1 = names(f1, held1);
+        for (const auto& n : names(f0, ref)) EXPECT_FALSE(h1.count(n)) << n << " moved to the held-out half";
+        for (const auto& n : h0) EXPECT_TRUE(h1.count(n)) << n << " left the held-out half";
+    }
     EXPECT_TRUE(std::isfinite(r.fidelity.real_vs_real.value));
     ASSERT_TRUE(me.fd.has_value());
     EXPECT_TRUE(std::isfinite(me.fd->value));
@@ -405,6 +434,20 @@ TEST(EvaluationRealFolder, FalsePositivesAttributionAndFidelityUseTheFolder) {
         ADD_FAILURE() << "a folder's classifier was accepted for Fashion-MNIST";
     } catch (const ArgumentError& e) {
         EXPECT_NE(std::string(e.what()).find("was trained on"), std::string::npos) << e.what();
+    }
+
+    // a classifier trained on other data: refused before any measurement (no progress reported)
+    {
+        EvalOptions fo = o;
+        fo.real_dir.clear();
+        std::int64_t calls = 0;
+        try {
+            evaluate<B>(b, {{"original", "m", &m}}, fo, std::nullopt, [&](const std::string&, std::int64_t, std::int64_t) { ++calls; });
+            ADD_FAILURE() << "Fashion-MNIST evaluation accepted a folder's classifier";
+        } catch (const ArgumentError& e) {
+            EXPECT_NE(std::string(e.what()).find("fashion-mnist/train"), std::string::npos) << e.what();
+        }
+        EXPECT_EQ(calls, 0);
     }
 
     // unlabelled (flat) folder: false positives still measured, fidelity skipped with the reason
@@ -421,7 +464,7 @@ TEST(EvaluationRealFolder, FalsePositivesAttributionAndFidelityUseTheFolder) {
     std::stringstream ss;
     ss << md.rdbuf();
     EXPECT_NE(ss.str().find("Not computed: "), std::string::npos);
-    EXPECT_NE(ss.str().find("images of the folder"), std::string::npos);
+    EXPECT_NE(ss.str().find("from the folder " + (root / "flat").string() + ", 5 available"), std::string::npos);
 }
 
 TEST(EvaluationArgs, Rejected) {

@@ -35,6 +35,9 @@
 
 namespace sgf::eval {
 
+/// At most this many images of a folder's reference half train its FD classifier.
+inline constexpr std::int64_t kFdFolderTrainImages = 20000;
+
 struct EvalOptions {
     std::int64_t images = 1000;        ///< images per measurement (generated, real, open world)
     std::int64_t users_max = 1000;     ///< largest registry of the attribution study (1, 10, 100, 1000 up to this)
@@ -118,6 +121,7 @@ struct FidelityResult {
     std::string skipped;   ///< why it was not computed although asked for (an unlabelled --real-dir)
     std::string reference;  ///< the real images the distances are measured against
     std::string held_out;   ///< the real images of the floor (real_vs_real)
+    std::string note;       ///< e.g. fewer images per set than asked for
     FrechetDistance real_vs_real;  ///< held-out real images vs the real reference: the floor at this size
     std::optional<FrechetDistance> baseline;
     std::string baseline_path;
@@ -136,7 +140,7 @@ struct EvalResult {
     int threshold_single = 0;  ///< k*(n, alpha)
     std::vector<ModelEval> models;
     FidelityResult fidelity;
-    std::string real_source;          ///< where the real images come from (Fashion-MNIST's test split or a folder)
+    std::string real_source;          ///< where the real images come from ("Fashion-MNIST test split" or the folder)
     std::int64_t real_available = 0;  ///< real images there (the measurements use min(images, this))
     std::vector<ExampleStrip> strips;
     std::vector<std::pair<std::string, double>> seconds;  ///< per stage
@@ -321,6 +325,37 @@ inline std::vector<std::int64_t> permutation_prefix(std::int64_t n, std::int64_t
     return s.next(std::min(count, n));
 }
 
+/// `count` entries of `from` at a seeded random subset of its positions.
+inline std::vector<std::int64_t> pick(const std::vector<std::int64_t>& from, std::int64_t count, std::uint64_t seed) {
+    std::vector<std::int64_t> out;
+    for (std::int64_t i : permutation_prefix(std::int64_t(from.size()), count, seed)) out.push_back(from[std::size_t(i)]);
+    return out;
+}
+
+/// The first `count` images of x.
+inline HostTensor<float> first_images(const HostTensor<float>& x, std::int64_t count) {
+    if (count >= x.shape.n) return x;
+    HostTensor<float> y(Shape{count, x.shape.c, x.shape.h, x.shape.w});
+    std::copy_n(x.data.begin(), std::size_t(count * x.shape.sample_size()), y.data.begin());
+    return y;
+}
+
+/// A folder's fidelity split, independent of the seed and of the other files: a file is in the
+/// held-out half when the top bit of a 64-bit mix of the FNV-1a hash of its path below the folder is
+/// set, else in the reference half. Each half is returned in the order of that hash (a fixed shuffle).
+inline std::pair<std::vector<std::int64_t>, std::vector<std::int64_t>> folder_halves(const io::ImageFolder& f) {
+    std::vector<std::pair<std::uint64_t, std::int64_t>> keyed;
+    for (std::size_t i = 0; i < f.relative.size(); ++i) {
+        std::uint64_t h = 0xcbf29ce484222325ull;
+        for (unsigned char ch : f.relative[i]) h = (h ^ ch) * 0x100000001b3ull;
+        keyed.emplace_back(mix(h, 0x5F1D), std::int64_t(i));
+    }
+    std::sort(keyed.begin(), keyed.end());
+    std::vector<std::int64_t> reference, held_out;
+    for (const auto& [h, i] : keyed) (h >> 63 ? held_out : reference).push_back(i);
+    return {reference, held_out};
+}
+
 inline std::vector<std::size_t> strip_columns(std::size_t sweep_size, int wanted) {
     std::vector<std::size_t> cols;
     const int k = std::max(1, std::min<int>(wanted, int(sweep_size)));
@@ -413,13 +448,37 @@ EvalResult evaluate(B& b, std::vector<EvalModelInput<B>> models, const EvalOptio
 
     // Shared inputs: real test images, registry fingerprints, open-world fingerprints.
     auto t0 = clock::now();
+    // A folder is listed, and only the images a measurement uses are decoded.
     const ModelConfig& cfg0 = models[0].model->config;
-    const auto test = opt.real_dir.empty() ? io::load_fashion_mnist("test", opt.data_dir)
-                                           : io::load_image_folder(opt.real_dir, cfg0.image_channels, cfg0.resolution);
-    res.real_source = opt.real_dir.empty() ? fmt::format("Fashion-MNIST test images ({})", test.name)
-                                           : fmt::format("images of the folder {}", opt.real_dir.string());
-    res.real_available = test.size();
-    const HostTensor<float> real = test.batch(detail::permutation_prefix(test.size(), N, detail::mix(opt.seed, 1)));
+    std::optional<io::ImageFolder> folder;
+    HostTensor<float> real;
+    if (opt.real_dir.empty()) {
+        const auto test = io::load_fashion_mnist("test", opt.data_dir);
+        res.real_source = "Fashion-MNIST test split";
+        res.real_available = test.size();
+        real = test.batch(detail::permutation_prefix(test.size(), N, detail::mix(opt.seed, 1)));
+    } else {
+        folder = io::scan_image_folder(opt.real_dir);
+        res.real_source = "the folder " + opt.real_dir.string();
+        res.real_available = folder->size();
+        const auto idx = detail::permutation_prefix(folder->size(), N, detail::mix(opt.seed, 1));
+        real = io::load_folder_images(*folder, idx, cfg0.image_channels, cfg0.resolution, opt.real_dir.string()).all_images();
+    }
+    // fidelity with a folder: it needs classes and two halves of at least 2 images (decided now, so
+    // that a classifier file trained on other data is refused before any measurement)
+    std::vector<std::int64_t> ref_half, held_half;
+    if (opt.fidelity && folder) {
+        std::tie(ref_half, held_half) = detail::folder_halves(*folder);
+        if (folder->labels.empty())
+            res.fidelity.skipped = fmt::format("{} has no labels: the FD classifier needs the images in at least two sub-folders, "
+                                               "one per class",
+                                               opt.real_dir.string());
+        else if (ref_half.size() < 2 || held_half.size() < 2)
+            res.fidelity.skipped = fmt::format("{} splits into {} reference and {} held-out images; the FD-classifier needs at least 2 in each",
+                                               opt.real_dir.string(), ref_half.size(), held_half.size());
+    }
+    if (opt.fidelity && res.fidelity.skipped.empty() && std::filesystem::exists(opt.fd_classifier))
+        check_fd_classifier_file(opt.fd_classifier, fd_dataset_name(opt));
     const int min_distance = Registry::default_min_distance(n);
     const auto users = detail::issue_fingerprints(n, opt.users_max, min_distance, detail::mix(opt.seed, 2));
     std::vector<Fingerprint> open_fps;
@@ -572,63 +631,72 @@ EvalResult evaluate(B& b, std::vector<EvalModelInput<B>> models, const EvalOptio
         if (!s.rows.empty() && !s.rows[0].empty()) res.strips.push_back(std::move(s));
     }
 
-    // 5. fidelity: FD-classifier of generated vs real. Fashion-MNIST: classifier trained on the
-    // train split, reference = train images, floor = the test images above. A folder: split by a
-    // seeded permutation into a reference half (even positions; the classifier trains on it) and a
-    // held-out half (odd positions; the classifier's test accuracy and the floor).
-    std::optional<io::ImageDataset> fd_train_set, fd_test_set;
-    if (opt.fidelity && !opt.real_dir.empty()) {
-        if (test.labels.empty() || test.size() < 4) {
-            res.fidelity.skipped = test.labels.empty()
-                                       ? fmt::format("{} has no labels: the FD classifier needs the images in at least two "
-                                                     "sub-folders, one per class",
-                                                     opt.real_dir.string())
-                                       : fmt::format("{} has {} images; the FD-classifier needs at least 4", opt.real_dir.string(), test.size());
-        } else {
-            const auto perm = detail::permutation_prefix(test.size(), test.size(), detail::mix(opt.seed, 6));
-            std::vector<std::int64_t> even, odd;
-            for (std::size_t i = 0; i < perm.size(); ++i) (i % 2 ? odd : even).push_back(perm[i]);
-            const std::string folder = fd_dataset_name(opt);
-            fd_train_set = test.subset(even, folder);  // the name the classifier file records (sgf.fd.dataset)
-            fd_test_set = test.subset(odd, folder + " (held out)");
-        }
-    }
+    // 5. fidelity: FD-classifier of generated vs real, every set of M = min(images, reference,
+    // held-out) images. Fashion-MNIST: classifier trained on the train split, reference = train
+    // images, floor = the real test images above. A folder: reference and held-out halves
+    // (detail::folder_halves); the classifier trains on (up to kFdFolderTrainImages of) the reference
+    // half and reports its accuracy on the held-out half; the floor is held-out vs reference.
     if (opt.fidelity && res.fidelity.skipped.empty()) {
         t0 = clock::now();
         auto& fr = res.fidelity;
         fr.computed = true;
         fr.classifier_path = opt.fd_classifier.string();
-        fr.images = N;
         auto on_step = [&](std::int64_t s, std::int64_t total, double) { report("training the FD classifier", s, total); };
-        auto C = fd_train_set ? load_or_train_fd_classifier(b, opt.fd_classifier, opt.fd_train, *fd_train_set, &*fd_test_set,
-                                                            &fr.classifier_trained_now, on_step)
-                              : load_or_train_fd_classifier(b, opt.fd_classifier, opt.fd_train, &fr.classifier_trained_now, on_step,
-                                                            opt.data_dir);
+        const int fc = cfg0.image_channels, fres = cfg0.resolution;
+        const std::string folder_name = folder ? fd_dataset_name(opt) : std::string();
+        auto load_half = [&](const std::vector<std::int64_t>& idx, const std::string& name) {
+            return io::load_folder_images(*folder, idx, fc, fres, name);
+        };
+        std::optional<FdClassifier<B>> Cl;
+        if (!folder) {
+            Cl.emplace(load_or_train_fd_classifier(b, opt.fd_classifier, opt.fd_train, &fr.classifier_trained_now, on_step, opt.data_dir));
+        } else if (std::filesystem::exists(opt.fd_classifier)) {
+            Cl.emplace(FdClassifier<B>::load(b, opt.fd_classifier));
+            fr.classifier_trained_now = false;
+        } else {
+            const auto train_idx = std::vector<std::int64_t>(
+                ref_half.begin(), ref_half.begin() + std::min<std::ptrdiff_t>(kFdFolderTrainImages, std::ptrdiff_t(ref_half.size())));
+            const auto test_idx = std::vector<std::int64_t>(
+                held_half.begin(), held_half.begin() + std::min<std::ptrdiff_t>(std::max<std::int64_t>(0, opt.fd_train.eval_images),
+                                                                                std::ptrdiff_t(held_half.size())));
+            const auto train = load_half(train_idx, folder_name);  // the name the file records (sgf.fd.dataset)
+            const auto test = load_half(test_idx, folder_name + " (held out)");
+            Cl.emplace(load_or_train_fd_classifier(b, opt.fd_classifier, opt.fd_train, train, &test, &fr.classifier_trained_now, on_step));
+        }
+        auto& C = *Cl;
         fr.classifier = C.info();
         fr.classes = C.classes();
         stage_time(fr.classifier_trained_now ? "fidelity: training the classifier" : "fidelity: loading the classifier", t0);
         t0 = clock::now();
-        const auto train = fd_train_set ? std::move(*fd_train_set) : io::load_fashion_mnist("train", opt.data_dir);
-        const auto ref = C.fit(b, train.batch(detail::permutation_prefix(train.size(), N, detail::mix(opt.seed, 4))));
-        if (fd_test_set) {
-            fr.reference = fmt::format("{} of the {} images of the reference half of {}", std::min(N, train.size()), train.size(),
-                                       opt.real_dir.string());
-            fr.held_out = fmt::format("{} of the {} images of the held-out half", std::min(N, fd_test_set->size()), fd_test_set->size());
-            fr.real_vs_real = frechet_distance(
-                C.fit(b, fd_test_set->batch(detail::permutation_prefix(fd_test_set->size(), N, detail::mix(opt.seed, 7)))), ref);
+        Gaussian ref;
+        if (!folder) {
+            const auto train = io::load_fashion_mnist("train", opt.data_dir);
+            const std::int64_t M = std::min({N, train.size(), real.shape.n});
+            fr.images = M;
+            ref = C.fit(b, train.batch(detail::permutation_prefix(train.size(), M, detail::mix(opt.seed, 4))));
+            fr.real_vs_real = frechet_distance(C.fit(b, detail::first_images(real, M)), ref);
+            fr.reference = fmt::format("{} Fashion-MNIST training images", M);
+            fr.held_out = fmt::format("{} Fashion-MNIST test images", M);
         } else {
-            fr.reference = fmt::format("{} Fashion-MNIST training images", std::min(N, train.size()));
-            fr.held_out = fmt::format("{} Fashion-MNIST test images", real.shape.n);
-            fr.real_vs_real = frechet_distance(C.fit(b, real), ref);
+            const std::int64_t M = std::min({N, std::int64_t(ref_half.size()), std::int64_t(held_half.size())});
+            fr.images = M;
+            const auto rset = load_half(detail::pick(ref_half, M, detail::mix(opt.seed, 4)), folder_name);
+            const auto hset = load_half(detail::pick(held_half, M, detail::mix(opt.seed, 7)), folder_name);
+            ref = C.fit(b, rset.all_images());
+            fr.real_vs_real = frechet_distance(C.fit(b, hset.all_images()), ref);
+            fr.reference = fmt::format("{} of the {} images of the reference half of {}", M, ref_half.size(), opt.real_dir.string());
+            fr.held_out = fmt::format("{} of the {} images of the held-out half", M, held_half.size());
         }
+        if (fr.images < N) fr.note = fmt::format("{} images per set, fewer than --images {}: the real images limit it", fr.images, N);
         for (std::size_t i = 0; i < res.models.size(); ++i) {
-            res.models[i].fd = frechet_distance(C.fit(b, clean_sets[i]), ref);
+            res.models[i].fd = frechet_distance(C.fit(b, detail::first_images(clean_sets[i], fr.images)), ref);
             report("fidelity", std::int64_t(i + 1), std::int64_t(res.models.size()) + (baseline ? 1 : 0));
         }
         if (baseline) {
             const ModelConfig& bc = baseline->G->config();
             std::vector<Fingerprint> fps;
-            for (std::int64_t i = 0; i < N; ++i) fps.push_back(Fingerprint::from_seed(bc.fingerprint_bits, detail::mix(opt.seed, 5, std::uint64_t(i))));
+            for (std::int64_t i = 0; i < fr.images; ++i)
+                fps.push_back(Fingerprint::from_seed(bc.fingerprint_bits, detail::mix(opt.seed, 5, std::uint64_t(i))));
             const auto img = detail::generate(b, *baseline->G, fps, opt.seed, 0x0B000000ull);
             fr.baseline = frechet_distance(C.fit(b, img), ref);
             fr.baseline_path = baseline->path;

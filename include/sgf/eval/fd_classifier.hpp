@@ -353,15 +353,17 @@ private:
     FdTrainInfo info_;
 };
 
-/// ArgumentError when the classifier at `path` records a training set (sgf.fd.dataset) other than
-/// `dataset`: its features would measure distances to the wrong data. Files without the record pass.
-template <Backend B>
-void check_fd_classifier_dataset(const FdClassifier<B>& c, const std::filesystem::path& path, const std::string& dataset) {
-    const std::string& had = c.info().dataset;
-    SGF_CHECK(had.empty() || had == dataset, ArgumentError,
+/// ArgumentError (before anything is computed) when the classifier file at `path` records a
+/// training set (sgf.fd.dataset) other than `dataset`: its features would measure distances to the
+/// wrong data. A file without the record, or with an empty one, passes.
+inline void check_fd_classifier_file(const std::filesystem::path& path, const std::string& dataset) {
+    const auto f = io::SafetensorsFile::load(path);
+    const auto it = f.metadata.find("sgf.fd.dataset");
+    if (it == f.metadata.end() || it->second.empty() || it->second == dataset) return;
+    SGF_THROW(ArgumentError,
               "{}: this FD classifier was trained on {}, but the real images of this evaluation are {}; give another "
               "--fd-classifier file (it is trained there when missing)",
-              path.string(), had, dataset);
+              path.string(), it->second, dataset);
 }
 
 /// Loads the classifier from `path` (it must have been trained on `train`'s name), or, when the
@@ -373,9 +375,8 @@ FdClassifier<B> load_or_train_fd_classifier(B& b, const std::filesystem::path& p
                                             const std::function<void(std::int64_t, std::int64_t, double)>& progress = {}) {
     if (std::filesystem::exists(path)) {
         if (trained) *trained = false;
-        auto c = FdClassifier<B>::load(b, path);
-        check_fd_classifier_dataset(c, path, train.name);
-        return c;
+        check_fd_classifier_file(path, train.name);
+        return FdClassifier<B>::load(b, path);
     }
     SGF_CHECK(!train.labels.empty(), ArgumentError, "fd-classifier: {} has no labels", train.name);
     const int classes = train.class_names.empty() ? 1 + *std::max_element(train.labels.begin(), train.labels.end())
@@ -396,9 +397,8 @@ FdClassifier<B> load_or_train_fd_classifier(B& b, const std::filesystem::path& p
                                             const std::filesystem::path& data_dir = io::fashion_mnist_dir()) {
     if (std::filesystem::exists(path)) {
         if (trained) *trained = false;
-        auto c = FdClassifier<B>::load(b, path);
-        check_fd_classifier_dataset(c, path, "fashion-mnist/train");
-        return c;
+        check_fd_classifier_file(path, "fashion-mnist/train");
+        return FdClassifier<B>::load(b, path);
     }
     const auto train = io::load_fashion_mnist("train", data_dir);
     const auto test = io::load_fashion_mnist("test", data_dir);

@@ -133,6 +133,7 @@ inline nlohmann::json to_json(const EvalResult& r) {
                 {"classifier_dataset", fr.classifier.dataset},
                 {"reference", fr.reference},
                 {"held_out", fr.held_out},
+                {"note", fr.note},
                 {"images", fr.images},
                 {"real_vs_real", to_json(fr.real_vs_real)}};
         if (fr.baseline) {
@@ -239,7 +240,8 @@ inline std::string markdown_report(const EvalResult& r) {
     add("\n");
 
     add("## False positives on real images\n\n");
-    add(fmt::format("{} ({} available; no fingerprint), decoded like any published image.\n\n", r.real_source, r.real_available));
+    add(fmt::format("Real images (no fingerprint) from {}, {} available, decoded like any published image.\n\n", r.real_source,
+                    r.real_available));
     header("measure");
     row("real images", [](const ModelEval& m) { return fmt::format("{}", m.fpr.real_images); });
     row(fmt::format("pass k* = {} bits for one fingerprint", r.threshold_single), [](const ModelEval& m) {
@@ -284,6 +286,7 @@ inline std::string markdown_report(const EvalResult& r) {
                         fr.classifier_path, fr.classes, fr.classifier.dataset.empty() ? "unrecorded data" : fr.classifier.dataset,
                         fr.classifier.test_accuracy, fr.classifier.test_images, fr.classifier.steps,
                         fr.classifier_trained_now ? ", trained by this run" : "", fr.images, fr.reference, fr.held_out));
+        if (!fr.note.empty()) add(fmt::format("Note: {}.\n\n", fr.note));
         add("| images | FD-classifier | mean term | trace term | vs baseline |\n|---|---:|---:|---:|---:|\n");
         add(fmt::format("| real test images (floor) | {:.4f} | {:.4f} | {:.4f} | |\n", fr.real_vs_real.value, fr.real_vs_real.mean_term,
                         fr.real_vs_real.trace_term));

@@ -50,6 +50,12 @@ struct ImageDataset {
         }
         return t;
     }
+    /// Every image, in order, as floats in [-1, 1].
+    HostTensor<float> all_images() const {
+        std::vector<std::int64_t> idx(static_cast<std::size_t>(count));
+        std::iota(idx.begin(), idx.end(), std::int64_t(0));
+        return batch(idx);
+    }
     /// The images (and labels) at `indices`, in that order, as a dataset of its own.
     ImageDataset subset(const std::vector<std::int64_t>& indices, const std::string& subset_name) const {
         ImageDataset d;
@@ -138,14 +144,20 @@ inline ImageDataset load_fashion_mnist(const std::string& split, const std::file
     return ds;
 }
 
-/// The .png/.jpg/.jpeg files (any case) under `dir`, searched recursively, sorted by path. IoError
-/// when `dir` is not a folder or holds no such file.
+/// The .png/.jpg/.jpeg files (any case) under `dir`, searched recursively, sorted by path. Hidden
+/// entries (a name starting with '.', e.g. macOS "._x.png" or ".ipynb_checkpoints/") are skipped, and
+/// symbolic links to folders are not followed. IoError when `dir` is not a folder or holds no such file.
 inline std::vector<std::filesystem::path> list_image_files(const std::filesystem::path& dir) {
     namespace fs = std::filesystem;
     std::error_code ec;
     if (!fs::is_directory(dir, ec)) SGF_THROW(IoError, "{}: not a folder of images{}", dir.string(), fs::exists(dir, ec) ? "" : " (not found)");
     std::vector<fs::path> files;
     for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+        const std::string name = it->path().filename().string();
+        if (!name.empty() && name[0] == '.') {
+            if (it->is_directory(ec)) it.disable_recursion_pending();
+            continue;
+        }
         if (!it->is_regular_file(ec)) continue;
         std::string ext = it->path().extension().string();
         for (auto& ch : ext) ch = char(std::tolower(static_cast<unsigned char>(ch)));
@@ -157,37 +169,69 @@ inline std::vector<std::filesystem::path> list_image_files(const std::filesystem
     return files;
 }
 
-/// Every image under `dir` (list_image_files), converted like any decoded image to `channels` x
-/// `resolution` x `resolution` (io::prepare_for_model: centre crop to a square, antialiased resize).
-/// Labels follow the image-folder convention: when every image lies in a first-level sub-folder and
-/// there are at least two of them, label k is the k-th sub-folder name in sorted order
-/// (class_names); otherwise the dataset is unlabelled. A file that cannot be read or decoded stops
-/// the load with an error naming it.
-inline ImageDataset load_image_folder(const std::filesystem::path& dir, int channels, int resolution) {
-    const auto files = list_image_files(dir);
-    ImageDataset ds;
-    ds.name = dir.string();
-    ds.count = std::int64_t(files.size());
-    ds.channels = channels;
-    ds.height = ds.width = resolution;
-    ds.pixels.reserve(files.size() * std::size_t(ds.sample_size()));
+/// A folder of images, listed but not decoded: files (list_image_files) and, under the image-folder
+/// convention, labels. When every image lies in a first-level sub-folder and there are at least two
+/// of them, label k is the k-th sub-folder name in sorted order (class_names; deeper folders belong to
+/// their first-level one); otherwise the folder is unlabelled (labels and class_names empty).
+struct ImageFolder {
+    std::filesystem::path dir;
+    std::vector<std::filesystem::path> files;
+    std::vector<std::string> relative;  ///< each file's path below dir, '/'-separated
+    std::vector<int> labels;
+    std::vector<std::string> class_names;
+    std::int64_t size() const { return std::int64_t(files.size()); }
+};
+
+inline ImageFolder scan_image_folder(const std::filesystem::path& dir) {
+    ImageFolder f;
+    f.dir = dir;
+    f.files = list_image_files(dir);
     std::vector<std::string> first;  // first path component below dir ("" for files directly in it)
-    for (const auto& f : files) {
-        const Image im = prepare_for_model(load_image(f), channels, resolution);
-        for (int c = 0; c < im.channels; ++c)
-            for (int y = 0; y < im.height; ++y)
-                for (int x = 0; x < im.width; ++x) ds.pixels.push_back(im.at(y, x, c));
-        const auto rel = f.lexically_relative(dir);
+    for (const auto& p : f.files) {
+        const auto rel = p.lexically_relative(dir);
+        f.relative.push_back(rel.generic_string());
         first.push_back(std::distance(rel.begin(), rel.end()) >= 2 ? rel.begin()->string() : std::string());
     }
     std::vector<std::string> names = first;
     std::sort(names.begin(), names.end());
     names.erase(std::unique(names.begin(), names.end()), names.end());
     if (names.size() >= 2 && !names.front().empty()) {  // "" sorts first: any loose file leaves it unlabelled
-        ds.class_names = names;
-        for (const auto& s : first) ds.labels.push_back(int(std::lower_bound(names.begin(), names.end(), s) - names.begin()));
+        f.class_names = names;
+        for (const auto& s : first) f.labels.push_back(int(std::lower_bound(names.begin(), names.end(), s) - names.begin()));
+    }
+    return f;
+}
+
+/// The images of `folder` at `indices` (in that order), decoded and converted like any decoded image
+/// to `channels` x `resolution` x `resolution` (io::prepare_for_model: centre crop to a square,
+/// antialiased resize), with their labels. A file that cannot be read or decoded stops the load with
+/// an error naming it.
+inline ImageDataset load_folder_images(const ImageFolder& folder, const std::vector<std::int64_t>& indices, int channels, int resolution,
+                                       const std::string& name) {
+    ImageDataset ds;
+    ds.name = name;
+    ds.count = std::int64_t(indices.size());
+    ds.channels = channels;
+    ds.height = ds.width = resolution;
+    ds.class_names = folder.class_names;
+    ds.pixels.reserve(indices.size() * std::size_t(ds.sample_size()));
+    for (std::int64_t i : indices) {
+        SGF_CHECK(i >= 0 && i < folder.size(), ArgumentError, "{}: image index {} out of range [0, {})", folder.dir.string(), i, folder.size());
+        const Image im = prepare_for_model(load_image(folder.files[std::size_t(i)]), channels, resolution);
+        for (int c = 0; c < im.channels; ++c)
+            for (int y = 0; y < im.height; ++y)
+                for (int x = 0; x < im.width; ++x) ds.pixels.push_back(im.at(y, x, c));
+        if (!folder.labels.empty()) ds.labels.push_back(folder.labels[std::size_t(i)]);
     }
     return ds;
+}
+
+/// Every image under `dir` (scan_image_folder + load_folder_images), named `dir`.
+inline ImageDataset load_image_folder(const std::filesystem::path& dir, int channels, int resolution) {
+    const auto folder = scan_image_folder(dir);
+    std::vector<std::int64_t> all(folder.files.size());
+    std::iota(all.begin(), all.end(), std::int64_t(0));
+    return load_folder_images(folder, all, channels, resolution, dir.string());
 }
 
 /// Deterministic shuffling: epoch e visits a permutation drawn from Philox(seed, e) (Fisher-Yates
