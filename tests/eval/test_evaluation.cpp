@@ -450,6 +450,22 @@ TEST(EvaluationRealFolder, FalsePositivesAttributionAndFidelityUseTheFolder) {
         EXPECT_EQ(calls, 0);
     }
 
+    // a folder whose path is not UTF-8: the classifier file could not record it, so refused up front
+    {
+        const fs::path odd = root / std::string("\xff\xfe-bytes");
+        write_class_images(odd / "dark", 0, 3);
+        write_class_images(odd / "light", 1, 3);
+        EvalOptions fo = o;
+        fo.real_dir = odd;
+        fo.fd_classifier = root / "fd-odd.safetensors";
+        std::int64_t calls = 0;
+        EXPECT_THROW(evaluate<B>(b, {{"original", "m", &m}}, fo, std::nullopt, [&](const std::string&, std::int64_t, std::int64_t) { ++calls; }),
+                     ArgumentError);
+        EXPECT_EQ(calls, 0);
+        fo.fidelity = false;  // everything else works
+        EXPECT_EQ(evaluate<B>(b, {{"original", "m", &m}}, fo).models[0].fpr.real_images, 6);
+    }
+
     // unlabelled (flat) folder: false positives still measured, fidelity skipped with the reason
     write_class_images(root / "flat", 0, 5);
     o.real_dir = root / "flat";

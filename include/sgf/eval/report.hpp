@@ -351,7 +351,7 @@ inline std::vector<std::string> write_report(const EvalResult& r, const std::fil
     };
     write(dir / "robustness.csv", robustness_csv(r));
     write(dir / "attribution.csv", attribution_csv(r));
-    write(dir / "summary.json", to_json(r).dump(2) + "\n");
+    write(dir / "summary.json", to_json(r).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
     std::vector<std::string> names;
     for (const auto& m : r.models)
         for (const auto& w : m.sweeps)
