@@ -51,7 +51,7 @@ struct EvalOptions {
     std::filesystem::path fd_classifier;  ///< classifier file: loaded, or trained and saved there when missing
     FdTrainOptions fd_train{};
     std::filesystem::path data_dir = io::fashion_mnist_dir();
-    /// Real images from this folder (io::load_image_folder, converted to the first model's shape)
+    /// Real images from this folder (io::scan_image_folder + io::load_folder_images, converted to the first model's shape)
     /// instead of Fashion-MNIST, for the false positives, the attribution study and the fidelity
     /// reference (which needs labelled sub-folders); empty: Fashion-MNIST from data_dir.
     std::filesystem::path real_dir;
