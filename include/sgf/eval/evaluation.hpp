@@ -477,15 +477,16 @@ EvalResult evaluate(B& b, std::vector<EvalModelInput<B>> models, const EvalOptio
             res.fidelity.skipped = fmt::format("{} splits into {} reference and {} held-out images; the FD-classifier needs at least 2 in each",
                                                opt.real_dir.string(), ref_half.size(), held_half.size());
     }
-    if (opt.fidelity && res.fidelity.skipped.empty() && std::filesystem::exists(opt.fd_classifier))
-        check_fd_classifier_file(opt.fd_classifier, fd_dataset_name(opt));
-    if (opt.fidelity && res.fidelity.skipped.empty() && folder) {  // the classifier file must record the folder's name
-        try {
-            (void)nlohmann::json(fd_dataset_name(opt)).dump();
-        } catch (const nlohmann::json::type_error&) {
-            SGF_THROW(ArgumentError, "{}: the folder's path is not valid UTF-8, so an FD classifier file cannot record it; rename "
-                                     "the folder or skip fidelity (--no-fidelity)",
-                      opt.real_dir.string());
+    if (opt.fidelity && res.fidelity.skipped.empty()) {
+        if (std::filesystem::exists(opt.fd_classifier)) check_fd_classifier_file(opt.fd_classifier, fd_dataset_name(opt));
+        if (folder) {  // the classifier file must record the folder's name
+            try {
+                (void)nlohmann::json(fd_dataset_name(opt)).dump();
+            } catch (const nlohmann::json::type_error&) {
+                SGF_THROW(ArgumentError, "{}: the folder's path is not valid UTF-8, so an FD classifier file cannot record it; rename "
+                                         "the folder or skip fidelity (--no-fidelity)",
+                          opt.real_dir.string());
+            }
         }
     }
     const int min_distance = Registry::default_min_distance(n);

@@ -56,24 +56,6 @@ struct ImageDataset {
         std::iota(idx.begin(), idx.end(), std::int64_t(0));
         return batch(idx);
     }
-    /// The images (and labels) at `indices`, in that order, as a dataset of its own.
-    ImageDataset subset(const std::vector<std::int64_t>& indices, const std::string& subset_name) const {
-        ImageDataset d;
-        d.name = subset_name;
-        d.channels = channels;
-        d.height = height;
-        d.width = width;
-        d.class_names = class_names;
-        d.count = std::int64_t(indices.size());
-        const std::int64_t S = sample_size();
-        d.pixels.reserve(indices.size() * std::size_t(S));
-        for (std::int64_t i : indices) {
-            SGF_CHECK(i >= 0 && i < count, ArgumentError, "{}: index {} out of range [0, {})", name, i, count);
-            d.pixels.insert(d.pixels.end(), pixels.begin() + i * S, pixels.begin() + (i + 1) * S);
-            if (!labels.empty()) d.labels.push_back(labels[std::size_t(i)]);
-        }
-        return d;
-    }
 };
 
 namespace detail {

@@ -295,9 +295,7 @@ inline io::ImageDataset load_training_data(const std::string& data, const ModelC
         return ds;
     }
     if (!fs::is_directory(data)) SGF_THROW(IoError, "{}: not a directory of images (or 'fashion-mnist')", data);
-    auto ds = io::load_image_folder(data, cfg.image_channels, cfg.resolution);
-    ds.name = data;
-    return ds;
+    return io::load_image_folder(data, cfg.image_channels, cfg.resolution);  // named `data`
 }
 
 }  // namespace sgf
