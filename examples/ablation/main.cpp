@@ -1,4 +1,4 @@
-// Fingerprint-learning ablation (docs/results.md): a 16-px model (32 channels, fc 128, z 16, w 64)
+// Fingerprint-learning ablation (docs/training-log.md): a 16-px model (32 channels, fc 128, z 16, w 64)
 // trained on Fashion-MNIST 2x2-averaged to 16x16, printing every 500 steps the running bit accuracy
 // (exponential mean, 50 steps) and the batch's latent and consistency terms *as weighted in the loss*
 // (weight x MSE, the consistency weight also x its warm-up factor). Not built by default:

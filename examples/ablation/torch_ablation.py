@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Cross-check of the fingerprint-learning ablation (docs/results.md) in PyTorch with autograd.
+"""Cross-check of the fingerprint-learning ablation (docs/training-log.md) in PyTorch with autograd.
 
 Builds the same 16-px model as examples/ablation/main.cpp from the benchmark's independent PyTorch
 implementation (benchmarks/training/torch_train_step.py: same architecture and objective as

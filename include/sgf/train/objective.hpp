@@ -101,7 +101,7 @@ GeneratorLosses decoder_grads(B& b, ResidualCritic<B>& F, const Tensor<B>& img, 
 
 /// F's view of what an image file can hold: y = clamp(x, -1, 1) ([-1, 1] is the range that 0..255
 /// maps to; the 8-bit rounding itself costs the default model 0.002 of its bit accuracy, the clamp
-/// 0.035, docs/results.md). The backward pass multiplies dL/dy by the clamp's derivative,
+/// 0.035, docs/training-log.md, session 20). The backward pass multiplies dL/dy by the clamp's derivative,
 /// the mask 1{-1 <= x <= 1}, so G gets no gradient from a pixel that saturates: whatever G writes
 /// below -1 is stored as -1 and is lost to the decoder. One backend op (B::clamp), on the device.
 template <Backend B>
