@@ -73,12 +73,37 @@ std::vector<double> training_losses(B& b, const ModelConfig& cfg, const TrainCon
     return out;
 }
 
+/// The trainer paths the comparison covers: the options that change what a step computes.
+enum class TrainPath {
+    plain,                ///< the paper's objective
+    clamp_decoder_input,  ///< F reads clamp(G(z, c), -1, 1) and G's decoder gradient is masked (backend op clamp)
+    decoder_only,         ///< F alone on the frozen EMA generator, every second image rounded to 8 bits (quantize_u8), clamped
+    immunised,            ///< crop, blur, brightness/contrast and noise between G and F (JPEG off: host code, and a
+                          ///< rounding-level difference of the two backends' images would change its output)
+};
+inline const char* path_name(TrainPath p) {
+    switch (p) {
+        case TrainPath::plain: return "plain";
+        case TrainPath::clamp_decoder_input: return "clamp_decoder_input";
+        case TrainPath::decoder_only: return "decoder_only";
+        case TrainPath::immunised: return "immunised";
+    }
+    return "?";
+}
+
 /// The tiny-preset training setup of the comparison (R1 every 3 steps, so 10 steps hold 4 R1 steps).
-inline std::pair<ModelConfig, TrainConfig> training_setup() {
+inline std::pair<ModelConfig, TrainConfig> training_setup(TrainPath path = TrainPath::plain) {
     TrainConfig tc;
     tc.batch = 8;
     tc.seed = 21;
     tc.d_reg_interval = 3;
+    if (path == TrainPath::clamp_decoder_input || path == TrainPath::decoder_only) tc.clamp_decoder_input = true;
+    if (path == TrainPath::decoder_only) tc.decoder_only = true;
+    if (path == TrainPath::immunised) {
+        tc.immunise.enabled = true;
+        tc.immunise.p_crop = tc.immunise.p_blur = tc.immunise.p_color = tc.immunise.p_noise = 1.0;  // every perturbation, every image
+        tc.immunise.p_jpeg = 0.0;
+    }
     return {ModelConfig::tiny(), tc};
 }
 
@@ -86,6 +111,6 @@ inline std::pair<ModelConfig, TrainConfig> training_setup() {
 std::vector<float> cpu_generate_8bit(int n, std::uint64_t seed);
 std::vector<float> cpu_decode_logits(const std::vector<float>& images);
 std::vector<float> cpu_baked_images(const std::vector<float>& bits, int n, std::uint64_t seed);
-std::vector<double> cpu_training_losses(int steps);
+std::vector<double> cpu_training_losses(int steps, TrainPath path);
 
 }  // namespace sgf::parity

@@ -17,9 +17,9 @@ std::vector<float> cpu_baked_images(const std::vector<float>& bits, int n, std::
     EigenCpu b(2);
     return baked_images(b, default_model(), bits, n, seed);
 }
-std::vector<double> cpu_training_losses(int steps) {
+std::vector<double> cpu_training_losses(int steps, TrainPath path) {
     EigenCpu b(2);
-    const auto [cfg, tc] = training_setup();
+    const auto [cfg, tc] = training_setup(path);
     return training_losses(b, cfg, tc, steps);
 }
 

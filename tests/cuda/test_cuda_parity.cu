@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 
 namespace sgf::parity {
@@ -79,14 +80,17 @@ INSTANTIATE_TEST_SUITE_P(CudaParity, Parity,
                          [](const auto& info) { return std::string(info.param.name); });
 
 // Ten steps of the whole trainer (G+F step, D step, R1 on a float64 copy of D every 3 steps, EMA),
-// checking mode: the float32 trajectories differ only by rounding, which the 10 steps amplify a little.
-TEST(CudaParity, TenTrainingStepsGiveTheSameLosses) {
+// checking mode, on each trainer path (TrainPath): the float32 trajectories differ only by rounding,
+// which the 10 steps amplify a little. A decoder-only step has no D terms (0 on both sides).
+class TrainingParity : public ::testing::TestWithParam<TrainPath> {};
+
+TEST_P(TrainingParity, TenTrainingStepsGiveTheSameLosses) {
     SGF_REQUIRE_GPU();
     const int steps = 10;
     Gpu gpu(cuda::Options{.mode = cuda::Mode::checking});
-    const auto [cfg, tc] = training_setup();
+    const auto [cfg, tc] = training_setup(GetParam());
     const auto g = training_losses(gpu, cfg, tc, steps);
-    const auto c = cpu_training_losses(steps);
+    const auto c = cpu_training_losses(steps, GetParam());
     ASSERT_EQ(g.size(), c.size());
     const char* names[] = {"G+F total", "latent", "fingerprint", "D total", "R1"};
     double worst = 0;
@@ -95,8 +99,26 @@ TEST(CudaParity, TenTrainingStepsGiveTheSameLosses) {
         worst = std::max(worst, rel);
         EXPECT_LT(rel, 1e-3) << "step " << i / 5 << " " << names[i % 5] << ": GPU " << g[i] << " CPU " << c[i];
     }
-    std::printf("  10 steps, checking mode: worst relative loss difference %.3g\n", worst);
+    std::printf("  10 steps (%s), checking mode: worst relative loss difference %.3g\n", path_name(GetParam()), worst);
 }
+
+// Runs without a GPU: the CPU half of each path above is finite and differs from the plain path's,
+// so each TrainPath really reaches the trainer and the GPU comparison tests a different step.
+TEST(CudaParity, EachTrainerPathChangesTheCpuLosses) {
+    const int steps = 3;
+    const auto plain = cpu_training_losses(steps, TrainPath::plain);
+    for (TrainPath p : {TrainPath::clamp_decoder_input, TrainPath::decoder_only, TrainPath::immunised}) {
+        const auto l = cpu_training_losses(steps, p);
+        ASSERT_EQ(l.size(), plain.size()) << path_name(p);
+        for (double v : l) EXPECT_TRUE(std::isfinite(v)) << path_name(p);
+        EXPECT_NE(l, plain) << path_name(p) << " gives the plain path's losses";
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(CudaParity, TrainingParity,
+                         ::testing::Values(TrainPath::plain, TrainPath::clamp_decoder_input, TrainPath::decoder_only,
+                                           TrainPath::immunised),
+                         [](const auto& info) { return std::string(path_name(info.param)); });
 
 }  // namespace
 }  // namespace sgf::parity
