@@ -169,13 +169,24 @@ inline void check_requested_registry(const sgf::Registry& reg, const std::string
                   path, reg.min_distance(), min_distance);
 }
 
+/// What a registry path held before issue or import opened it: nothing, an empty file (which opening
+/// turns into a registry), or a file with content.
+enum class PriorFile { missing, empty, nonempty };
+inline PriorFile prior_file(const std::string& path) {
+    std::error_code ec;
+    if (!fs::exists(path, ec)) return PriorFile::missing;
+    return fs::is_regular_file(path, ec) && fs::file_size(path, ec) == 0 && !ec ? PriorFile::empty : PriorFile::nonempty;
+}
+
 /// After a failed (or empty) issue or import: a registry this command created, and nobody has added to
-/// since, is closed and removed with its WAL files.
-inline void remove_if_created_and_empty(std::optional<sgf::Registry>& reg, bool existed, const std::string& path) {
-    if (existed || !reg || reg->size() != 0) return;
+/// since, is closed and removed with its WAL files; an empty file it turned into a registry is empty again.
+inline void remove_if_created_and_empty(std::optional<sgf::Registry>& reg, PriorFile prior, const std::string& path) {
+    if (prior == PriorFile::nonempty || !reg || reg->size() != 0) return;
     reg.reset();
     std::error_code ec;
-    for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(path + suffix, ec);
+    for (const char* suffix : {"-wal", "-shm"}) fs::remove(path + suffix, ec);
+    if (prior == PriorFile::missing) fs::remove(path, ec);
+    else fs::resize_file(path, 0, ec);
 }
 
 inline sgf::Fingerprint resolve_fingerprint(const std::string& registry, const std::string& label, const std::string& hex, int bits) {
@@ -278,7 +289,10 @@ int cmd_generate(B& b, const Common& c, const std::string& model, const std::str
         if (fs::exists(fs::symlink_status(p, ec)))
             SGF_THROW(ArgumentError, "generate --out {}: {} exists; generate writes into a new folder or one without its file names",
                       out, p.string());
-    const bool new_folder = !fs::exists(out, ec);
+    fs::path out_abs = fs::absolute(out, ec).lexically_normal();
+    if (!out_abs.has_filename()) out_abs = out_abs.parent_path();  // "a/b/" -> "a/b"
+    fs::path first_new;  // the outermost folder this command creates (out or one of its parents), if any
+    for (fs::path p = out_abs; !fs::exists(p, ec) && p != p.parent_path(); p = p.parent_path()) first_new = p;
     sgf::io::ensure_directory(out);  // only once the inputs are known to be good
     std::size_t written = 0;
     try {
@@ -286,7 +300,11 @@ int cmd_generate(B& b, const Common& c, const std::string& model, const std::str
         if (grid) sgf::io::save_png(targets.back(), sgf::io::make_grid(images, std::min<int>(count, 10)));
     } catch (const sgf::Error&) {  // all or nothing: remove what this command wrote
         for (std::size_t i = 0; i < written; ++i) fs::remove(targets[i], ec);
-        if (new_folder) fs::remove(out, ec);  // only when empty
+        if (!first_new.empty())  // the folders it made, innermost first, each only when empty
+            for (fs::path p = out_abs;; p = p.parent_path()) {
+                fs::remove(p, ec);
+                if (p == first_new || p == p.parent_path()) break;
+            }
         throw;
     }
     json files = json::array();
@@ -302,7 +320,7 @@ inline int file_error_code(const sgf::FileDecode& d) { return d.io_error ? kIoEr
 /// in text, and the worst exit code so far raised to the file's.
 inline void add_unreadable(const sgf::FileDecode& d, json& arr, std::string& text, int& worst) {
     arr.push_back({{"image", d.path}, {"outcome", "error"}, {"error", d.error}});
-    text += fmt::format("{}\terror\t{}\n", d.path, d.error);
+    text += fmt::format("{}\terror\t{}\n", terminal_safe(d.path), terminal_safe(d.error));
     worst = std::max(worst, file_error_code(d));
 }
 
@@ -317,12 +335,12 @@ int cmd_decode(B& b, const Common& c, const std::string& model, const std::vecto
     for (const auto& d : res) {
         if (!d.decoded) {
             arr.push_back({{"image", d.path}, {"error", d.error}});
-            text += fmt::format("{}\terror\t{}\n", d.path, d.error);
+            text += fmt::format("{}\terror\t{}\n", terminal_safe(d.path), terminal_safe(d.error));
             rc = std::max(rc, file_error_code(d));
             continue;
         }
         arr.push_back({{"image", d.path}, {"fingerprint", d.decoded->fingerprint.hex()}, {"logits", d.decoded->logits}});
-        text += fmt::format("{}\t{}\n", d.path, d.decoded->fingerprint.hex());
+        text += fmt::format("{}\t{}\n", terminal_safe(d.path), d.decoded->fingerprint.hex());
     }
     emit(c, json{{"results", arr}}, text);
     return rc;
@@ -359,16 +377,18 @@ int cmd_verify(B& b, const Common& c, const std::string& model, const std::strin
             json j{{"image", d.path}, {"outcome", sgf::outcome_name(a.outcome)}};
             if (attributed) j["label"] = a.best_label;
             arr.push_back(j);
-            text += fmt::format("{}\t{}\t{}\n", d.path, sgf::outcome_name(a.outcome), attributed ? terminal_safe(a.best_label) : "-");
+            text += fmt::format("{}\t{}\t{}\n", terminal_safe(d.path), sgf::outcome_name(a.outcome),
+                                attributed ? terminal_safe(a.best_label) : "-");
             continue;
         }
         json j = attribution_json(a);
         j["image"] = d.path;
         j["fingerprint"] = d.decoded->fingerprint.hex();
         arr.push_back(j);
-        text += fmt::format("{}\t{}\t{}\t{}/{} bits (threshold {}), runner-up {} ({} bits), family p = 1e{:.1f}\n", d.path,
-                            sgf::outcome_name(a.outcome), a.best_label, a.best_matching, a.bits, a.threshold,
-                            a.runner_up_label.empty() ? "-" : a.runner_up_label, a.runner_up_matching, a.log10_family_p);
+        text += fmt::format("{}\t{}\t{}\t{}/{} bits (threshold {}), runner-up {} ({} bits), family p = 1e{:.1f}\n",
+                            terminal_safe(d.path), sgf::outcome_name(a.outcome), terminal_safe(a.best_label), a.best_matching, a.bits,
+                            a.threshold, a.runner_up_label.empty() ? "-" : terminal_safe(a.runner_up_label), a.runner_up_matching,
+                            a.log10_family_p);
     }
     int rc = worst;
     if (rc == kOk) rc = n_inc ? kInconclusive : (n_none ? kNotFingerprinted : kOk);
@@ -396,6 +416,10 @@ int cmd_verify_claim(B& b, const Common& c, const std::string& model, const std:
     const auto entry = reg.find(label);
     if (!entry) SGF_THROW(ArgumentError, "{}: no fingerprint is issued under the label '{}'", registry, terminal_safe(label));
     const int bits = reg.bits(), k = sgf::stats::bit_threshold(bits, alpha);
+    const std::string capacity =
+        k > bits ? fmt::format("--alpha {} needs {} matching bits of {}: no image can match; use a larger --alpha", alpha, k, bits)
+                 : std::string();
+    warn(capacity);  // before decoding: every outcome below would be "no_match"
     FileProgress progress(c, "decoding", images.size());
     const auto res = sgf::decode_files(b, m.F, images, 64, {}, progress.callback());
     json arr = json::array();
@@ -413,20 +437,21 @@ int cmd_verify_claim(B& b, const Common& c, const std::string& model, const std:
         const char* outcome = match ? "matches" : "no_match";
         json j{{"image", d.path}, {"label", entry->label}, {"outcome", outcome}};
         if (outcome_only) {
-            text += fmt::format("{}\t{}\t{}\n", d.path, outcome, terminal_safe(entry->label));
+            text += fmt::format("{}\t{}\t{}\n", terminal_safe(d.path), outcome, terminal_safe(entry->label));
         } else {
             const double lp = sgf::stats::log10_p_value(matching, bits);
             j.update({{"matching_bits", matching}, {"threshold_bits", k}, {"bits", bits}, {"log10_p_value", lp}});
-            text += fmt::format("{}\t{}\t{}\t{}/{} bits (threshold {}), p = 1e{:.1f}\n", d.path, outcome, terminal_safe(entry->label),
-                                matching, bits, k, lp);
+            text += fmt::format("{}\t{}\t{}\t{}/{} bits (threshold {}), p = 1e{:.1f}\n", terminal_safe(d.path), outcome,
+                                terminal_safe(entry->label), matching, bits, k, lp);
         }
         arr.push_back(j);
     }
     int rc = worst;
     if (rc == kOk && n_no) rc = kNotFingerprinted;
     text += fmt::format("{} images: {} match {}, {} do not, {} unreadable\n", res.size(), n_match, terminal_safe(entry->label), n_no, n_err);
-    emit(c, json{{"results", arr}, {"label", entry->label}, {"matches", n_match}, {"no_match", n_no}, {"errors", n_err}, {"exit_code", rc}},
-         text);
+    json out{{"results", arr}, {"label", entry->label}, {"matches", n_match}, {"no_match", n_no}, {"errors", n_err}, {"exit_code", rc}};
+    if (!capacity.empty()) out["warning"] = capacity;
+    emit(c, out, text);
     return rc;
 }
 
@@ -647,11 +672,16 @@ inline void gather_image_paths(Request& r) {
             text.assign(bytes.begin(), bytes.end());
         }
         std::size_t pos = 0;
+        int line_no = 0;
         while (pos < text.size()) {
             std::size_t end = text.find('\n', pos);
             if (end == std::string::npos) end = text.size();
             std::string line = text.substr(pos, end - pos);
+            ++line_no;
             if (!line.empty() && line.back() == '\r') line.pop_back();
+            if (line.find('\0') != std::string::npos)  // a file opened by this name would be the part before the NUL
+                SGF_THROW(ArgumentError, "--files-from {}: line {} holds a NUL byte, which no file name can contain",
+                          r.files_from == "-" ? "-" : r.files_from, line_no);
             if (!line.empty()) r.images.push_back(std::move(line));
             pos = end + 1;
         }

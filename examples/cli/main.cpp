@@ -9,6 +9,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <csignal>
 #include <limits>
 #include <map>
 
@@ -93,40 +94,48 @@ int cmd_issue(const Common& c, const std::string& registry, const std::vector<st
     sgf::RegistryOptions opt;
     opt.min_distance = min_distance;
     opt.bits = bits > 0 ? bits : 128;
-    std::error_code ec;
-    const bool existed = fs::exists(registry, ec);
+    const PriorFile prior = prior_file(registry);
     std::optional<sgf::Registry> created;  // so that a failed first issue can close it and remove it
     created.emplace(registry, opt);
     sgf::Registry& reg = *created;
     check_requested_registry(reg, registry, bits, min_distance);
-    std::vector<sgf::RegistryEntry> issued;
+    // The fingerprints are printed inside the transaction, before it commits: when they cannot be
+    // written (a full disk, a closed pipe), emit throws and nothing is issued, so a retry can issue
+    // the same labels. A failed commit after a successful print is an error too: on any non-zero exit
+    // nothing was issued, whatever was printed.
+    auto print = [&](const std::vector<sgf::RegistryEntry>& issued) {
+        json arr = json::array();
+        std::string text;
+        for (const auto& e : issued) {
+            arr.push_back({{"label", e.label}, {"fingerprint", e.fingerprint.hex()}, {"issued_at", e.issued_at}});
+            text += fmt::format("{}\t{}\n", e.label, e.fingerprint.hex());
+        }
+        const std::int64_t size = reg.size();
+        json out{{"registry", registry}, {"issued", arr}, {"registry_size", size}};
+        // issuing works, but a registry this large is useless for verification at the default alpha
+        std::string capacity = sgf::attribution_capacity_problem(reg.bits(), sgf::AttributionRule{}.alpha, size);
+        if (!capacity.empty()) capacity += ". Issue into a registry with more --bits, for a model with that many";
+        if (!capacity.empty()) {
+            warn(fmt::format("{} (at sgf verify's default alpha): {}", registry, capacity));
+            out["warning"] = capacity;
+        }
+        emit(c, out, text);
+    };
     try {
-        issued = reg.issue_all({labels, prefix, count, metadata});
+        reg.issue_all({labels, prefix, count, metadata}, print);
     } catch (const sgf::Error&) {
-        remove_if_created_and_empty(created, existed, registry);  // nothing was issued
+        remove_if_created_and_empty(created, prior, registry);  // nothing was issued
         throw;
     }
-    json arr = json::array();
-    std::string text;
-    for (const auto& e : issued) {
-        arr.push_back({{"label", e.label}, {"fingerprint", e.fingerprint.hex()}, {"issued_at", e.issued_at}});
-        text += fmt::format("{}\t{}\n", e.label, e.fingerprint.hex());
-    }
-    json out{{"registry", registry}, {"issued", arr}, {"registry_size", reg.size()}};
-    // issuing succeeded, but a registry this large is useless for verification at the default alpha
-    std::string capacity = sgf::attribution_capacity_problem(reg.bits(), sgf::AttributionRule{}.alpha, reg.size());
-    if (!capacity.empty()) capacity += ". Issue into a registry with more --bits, for a model with that many";
-    if (!capacity.empty()) {
-        warn(fmt::format("{} (at sgf verify's default alpha): {}", registry, capacity));
-        out["warning"] = capacity;
-    }
-    emit(c, out, text);
     return kOk;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+    // A closed pipe on stdout (`sgf verify ... | head -1`) makes a write fail with EPIPE, which emit
+    // reports as exit 3, instead of killing the process with SIGPIPE (status 141, no message).
+    std::signal(SIGPIPE, SIG_IGN);
     CLI::App app{"sgf: scalable fingerprinting of generative models (docs/cli.md)"};
     app.require_subcommand(1);
     app.fallthrough();  // --json, --threads, --backend also work after the subcommand
@@ -200,7 +209,9 @@ int main(int argc, char** argv) {
     ver->add_option("--model", model, "meta-model or decoder file (sgf export-decoder)")->capture_default_str();
     ver->add_option("--registry", registry, "registry file")->required();
     ver->add_option("--alpha", alpha, "family-wise false-positive rate (per image with --label)")->capture_default_str();
-    auto* ver_label = ver->add_option("--label", req.claimed, "test the claim 'LABEL's copy made it' against that one fingerprint (alpha per image, no Bonferroni)");
+    auto* ver_label = ver->add_option("--label", req.claimed, "test the claim 'LABEL's copy made it' against that one fingerprint (alpha per image, no Bonferroni)")
+                          ->check(CLI::Validator([](std::string& v) { return v.empty() ? std::string("a label is never empty") : std::string(); },
+                                                 "LABEL", "non-empty"));
     ver->add_option("--min-margin", min_margin, "bits between best and runner-up to attribute (not with --label)")
         ->check(CLI::Range(0, std::numeric_limits<int>::max()))
         ->excludes(ver_label)

@@ -71,6 +71,30 @@ inline std::size_t content_start(const std::string& text) {
     return p == std::string::npos ? text.size() : p;
 }
 
+/// Whether `head` (the start of a file) begins like a registry export: the CSV header line that
+/// export_csv writes, or a JSON array that is empty or whose first entry opens with one of the
+/// entry's keys (`[ { "fingerprint": ...`, as export_json writes it, or another key order).
+inline bool looks_like_an_export(const std::string& head) {
+    std::size_t i = content_start(head);
+    const std::string csv_header = "label,fingerprint,issued_at,metadata";
+    if (head.compare(i, csv_header.size(), csv_header) == 0) {
+        const std::size_t e = i + csv_header.size();
+        return e == head.size() || head[e] == '\n' || head.compare(e, 2, "\r\n") == 0;
+    }
+    auto skip_blank = [&](std::size_t p) { return std::min(head.find_first_not_of(" \t\r\n", p), head.size()); };
+    if (i >= head.size() || head[i] != '[') return false;
+    i = skip_blank(i + 1);
+    if (i < head.size() && head[i] == ']') return skip_blank(i + 1) == head.size();
+    if (i >= head.size() || head[i] != '{') return false;
+    i = skip_blank(i + 1);
+    for (const char* key : {"\"fingerprint\"", "\"issued_at\"", "\"label\"", "\"metadata\""}) {
+        const std::string k(key);
+        if (head.compare(i, k.size(), k) == 0 && skip_blank(i + k.size()) < head.size() && head[skip_blank(i + k.size())] == ':')
+            return true;
+    }
+    return false;
+}
+
 /// `export --out` replaces only an earlier export (a JSON array or a CSV with the registry header),
 /// never the registry itself, its -wal/-shm files or any other existing file.
 inline void check_export_target(const std::string& out, const std::string& registry) {
@@ -84,9 +108,7 @@ inline void check_export_target(const std::string& out, const std::string& regis
     if (!fs::is_regular_file(out, ec)) SGF_THROW(ArgumentError, "registry export --out {}: exists and is not a regular file", out);
     const auto bytes = sgf::io::read_file(out, 1 << 16);  // the start is enough to tell an export
     const std::string head(bytes.begin(), bytes.end());
-    const std::size_t s = content_start(head);
-    const bool an_export = (s < head.size() && head[s] == '[') || head.compare(s, 17, "label,fingerprint") == 0;
-    if (!an_export)
+    if (!looks_like_an_export(head))
         SGF_THROW(ArgumentError, "registry export --out {}: the file exists and is not an earlier export (CSV or JSON); refusing to "
                                  "replace it (remove it first, or choose another name)",
                   out);
@@ -145,8 +167,7 @@ inline int run_registry(const Common& c, const RegistryArgs& a) {
     sgf::RegistryOptions opt;
     opt.bits = a.bits > 0 ? a.bits : 128;
     opt.min_distance = a.min_distance;
-    std::error_code ec;
-    const bool existed = fs::exists(a.registry, ec);
+    const PriorFile prior = prior_file(a.registry);
     std::optional<sgf::Registry> reg;
     reg.emplace(a.registry, opt);
     check_requested_registry(*reg, a.registry, a.bits, a.min_distance);
@@ -154,11 +175,11 @@ inline int run_registry(const Common& c, const RegistryArgs& a) {
     try {
         added = fmt_name == "csv" ? reg->import_csv(text, a.file) : reg->import_json(text, a.file);
     } catch (const sgf::Error&) {
-        remove_if_created_and_empty(reg, existed, a.registry);  // nothing imported
+        remove_if_created_and_empty(reg, prior, a.registry);  // nothing imported
         throw;
     }
-    if (added == 0 && !existed) {
-        remove_if_created_and_empty(reg, existed, a.registry);
+    if (added == 0 && prior != PriorFile::nonempty) {
+        remove_if_created_and_empty(reg, prior, a.registry);
         SGF_THROW(FormatError, "{}: holds no entries; nothing was imported and {} was not created", a.file, a.registry);
     }
     const std::int64_t size = reg->size();

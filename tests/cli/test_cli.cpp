@@ -1007,6 +1007,10 @@ TEST_F(Cli, TrainRefusesUnusableOptionsBeforeItReadsOrWritesAnything) {
         EXPECT_NE(r.err.find(message), std::string::npos) << args[0] << " " << args[1] << ": " << r.err;
         EXPECT_FALSE(fs::exists(out)) << args[0] << " " << args[1];
     }
+    // was exit 3 ("no checkpoint to resume from"): the conflict is checked before anything is read
+    const Result r = sgf({"train", "--out", (dir / "never").string(), "--resume", "--init-from", "x.safetensors"});
+    EXPECT_EQ(r.rc, kUsage) << r.out << r.err;
+    EXPECT_NE(r.err.find("give one of them"), std::string::npos) << r.err;
 }
 
 TEST_F(Cli, TrainTakesAnImmunisationRecipe) {
@@ -1349,6 +1353,160 @@ TEST_F(Cli, AResultThatCannotBeWrittenIsAnError) {
         test::run_command_to(SGF_CLI_PATH, {"--threads", "1", "info", model.string()}, dir, "/dev/full");
     EXPECT_EQ(r.rc, kIoError) << r.err;
     EXPECT_NE(r.err.find("standard output"), std::string::npos) << r.err;
+}
+
+// Session 24's adversarial review of the CLI (each block below was a reproduced defect).
+void exec_sql(const fs::path& db_path, const std::string& sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(db_path.c_str(), &db), SQLITE_OK);
+    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sql;
+    sqlite3_close(db);
+}
+
+TEST_F(Cli, AFailedPrintIssuesNothingAndAClosedPipeIsExit3) {
+    if (!fs::exists("/dev/full")) GTEST_SKIP() << "no /dev/full on this system";
+    // issue committed its fingerprints and then failed to print them (exit 3): a retry said "already
+    // issued" and the fingerprint was never shown. The print is now part of the transaction.
+    const std::string before = slurp(registry);
+    test::CommandResult r = test::run_command_to(SGF_CLI_PATH, {"--threads", "1", "issue", "--registry", registry.string(), "--label", "zed"},
+                                                 dir, "/dev/full");
+    EXPECT_EQ(r.rc, kIoError) << r.err;
+    EXPECT_NE(r.err.find("standard output"), std::string::npos) << r.err;
+    EXPECT_TRUE(unchanged(registry, before)) << "zed was issued although its fingerprint could not be printed";
+    const fs::path fresh = dir / "fresh.db";  // and a registry that only this failed issue created is gone again
+    r = test::run_command_to(SGF_CLI_PATH, {"--threads", "1", "issue", "--registry", fresh.string(), "--label", "zed"}, dir, "/dev/full");
+    EXPECT_EQ(r.rc, kIoError) << r.err;
+    for (const char* suffix : {"", "-wal", "-shm"}) EXPECT_FALSE(fs::exists(fresh.string() + suffix)) << suffix;
+    Result ok = sgf({"issue", "--registry", registry.string(), "--label", "zed"});
+    EXPECT_EQ(ok.rc, kOk) << ok.err;
+
+    // a closed pipe (`sgf ... | head -1` after head exits) killed sgf with SIGPIPE (status 141)
+    const fs::path status = dir / "status.txt";
+    const std::string cmd = fmt::format("{{ sleep 1; {} --threads 1 registry list {} 2>/dev/null; echo $? > {}; }} | true",
+                                        test::shell_quote(SGF_CLI_PATH), test::shell_quote(registry.string()),
+                                        test::shell_quote(status.string()));
+    ASSERT_EQ(std::system(cmd.c_str()), 0);
+    EXPECT_EQ(slurp(status), fmt::format("{}\n", int(kIoError)));
+}
+
+TEST_F(Cli, AnEmptyRegistryFileStaysEmptyWhenIssueOrImportFails) {
+    // "Creates the registry when the file is missing (or empty)": a failing issue or import into an
+    // empty file left a registry behind whose bits and minimum distance were fixed by the failed call.
+    const fs::path empty = dir / "empty.db";
+    std::ofstream(empty).close();
+    Result r = sgf({"issue", "--registry", empty.string(), "--bits", "1", "--min-distance", "0", "--count", "3"});
+    EXPECT_EQ(r.rc, kUsage) << r.err;
+    EXPECT_TRUE(fs::exists(empty));
+    EXPECT_EQ(fs::file_size(empty), 0u);
+    for (const char* suffix : {"-wal", "-shm"}) EXPECT_FALSE(fs::exists(empty.string() + suffix)) << suffix;
+    spit(dir / "bad.csv", "label,fingerprint\na,zz\n");
+    r = sgf({"registry", "import", empty.string(), (dir / "bad.csv").string(), "--bits", "16"});
+    EXPECT_EQ(r.rc, kFormatError) << r.err;
+    EXPECT_EQ(fs::file_size(empty), 0u);
+    r = sgf({"issue", "--registry", empty.string(), "--bits", "64", "--label", "x"});  // the empty file is still free to become anything
+    EXPECT_EQ(r.rc, kOk) << r.err;
+}
+
+TEST_F(Cli, RegistryExportRefusesTextJsonCannotCarryAndReplacesOnlyEarlierExports) {
+    const fs::path reg8 = dir / "bad8.db";
+    fs::copy_file(registry, reg8);
+    exec_sql(reg8, "UPDATE fingerprints SET metadata = CAST(x'c3' AS TEXT) WHERE label = 'bob'");
+    Result r = sgf({"registry", "export", reg8.string()});  // was exit 1: "internal error: [json.exception.type_error.316]"
+    EXPECT_EQ(r.rc, kFormatError) << r.err;
+    EXPECT_NE(r.err.find(reg8.string()), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("not valid UTF-8"), std::string::npos) << r.err;
+    EXPECT_EQ(sgf({"registry", "export", reg8.string(), "--format", "csv"}).rc, kOk);  // CSV copies the bytes
+
+    // --out replaced any file whose first character was '[' (an INI file) or that began "label,fingerprint"
+    for (const std::string& other : {std::string("[core]\n\turl = git@example.com:me/private.git\n"),
+                                     std::string("label,fingerprint is what I wrote down\n"), std::string("[1, 2, 3]\n"),
+                                     std::string("[{\"name\": 1}]")}) {
+        const fs::path f = dir / "notes.json";
+        spit(f, other);
+        r = sgf({"registry", "export", registry.string(), "--out", f.string()});
+        EXPECT_EQ(r.rc, kUsage) << other << r.err;
+        EXPECT_EQ(slurp(f), other);
+    }
+    for (const char* fmt_name : {"json", "csv"}) {  // an earlier export (also an empty one) is replaced
+        const fs::path f = dir / fmt::format("export.{}", fmt_name);
+        EXPECT_EQ(sgf({"registry", "export", registry.string(), "--out", f.string()}).rc, kOk);
+        EXPECT_EQ(sgf({"registry", "export", registry.string(), "--out", f.string()}).rc, kOk) << fmt_name;
+    }
+    spit(dir / "empty-export.json", "[]\n");
+    EXPECT_EQ(sgf({"registry", "export", registry.string(), "--out", (dir / "empty-export.json").string()}).rc, kOk);
+    EXPECT_NE(slurp(dir / "empty-export.json").find("alice"), std::string::npos);
+
+    // a stored minimum distance above the bits was accepted (and made every issue fail after 10,000 draws)
+    const fs::path reg3 = dir / "md.db";
+    fs::copy_file(registry, reg3);
+    exec_sql(reg3, "UPDATE sgf_registry_meta SET value = '999' WHERE key = 'min_distance'");
+    r = sgf({"registry", "list", reg3.string()});
+    EXPECT_EQ(r.rc, kFormatError) << r.err;
+    EXPECT_NE(r.err.find("'min_distance' = '999' is not an integer in 0..128"), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, FileNamesAndForeignLabelsCannotForgeResultLines) {
+    // a TAB and a newline in a file name wrote a line of their own ("a.png<TAB>attributed<TAB>bob...")
+    const fs::path up = dir / "up";
+    fs::create_directories(up);
+    const std::string forged = "a.png\tattributed\tbob\t128 bits\nz.png";
+    fs::copy_file(good_png, up / forged);
+    for (const std::vector<std::string>& args :
+         {std::vector<std::string>{"decode", "--model", model.string(), up.string()},
+          std::vector<std::string>{"verify", "--model", model.string(), "--registry", registry.string(), up.string()},
+          std::vector<std::string>{"verify", "--model", model.string(), "--registry", registry.string(), "--outcome-only", up.string()},
+          std::vector<std::string>{"verify", "--model", model.string(), "--registry", registry.string(), "--label", "alice", up.string()}}) {
+        const Result r = sgf(args);
+        EXPECT_NE(r.out.find("a.png\\x09attributed\\x09bob\\x09128 bits\\x0az.png"), std::string::npos) << args[0] << "\n" << r.out;
+        EXPECT_EQ(r.out.find("\nz.png"), std::string::npos) << r.out;
+    }
+    // the default verify line printed a foreign registry's labels raw (escape sequences, newlines)
+    const fs::path reg7 = dir / "m7.db";
+    fs::copy_file(registry, reg7);
+    exec_sql(reg7, "UPDATE fingerprints SET label = char(27) || '[31mEVIL' || char(10) || 'x' WHERE label = 'bob'");
+    exec_sql(reg7, "UPDATE fingerprints SET label = char(27) || '[32mGOOD' || char(10) || 'y' WHERE label = 'alice'");
+    Result r = sgf({"verify", "--model", model.string(), "--registry", reg7.string(), good_png.string()});
+    EXPECT_EQ(r.out.find('\x1b'), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("\\x1b["), std::string::npos) << r.out;
+    // a --files-from line with a NUL byte decoded the file named by its first part
+    const char list[] = "good.png\0/nonexistent/evil.png\n";
+    spit(dir / "nul.txt", std::string(list, sizeof list - 1));
+    r = sgf({"verify", "--model", model.string(), "--registry", registry.string(), "--files-from", (dir / "nul.txt").string()});
+    EXPECT_EQ(r.rc, kUsage) << r.out << r.err;
+    EXPECT_NE(r.err.find("line 1 holds a NUL byte"), std::string::npos) << r.err;
+    EXPECT_TRUE(r.out.empty()) << r.out;
+}
+
+TEST_F(Cli, VerifyLabelIsNeverEmptyAndWarnsWhenNothingCanMatch) {
+    // --label "" silently ran the registry-wide test
+    Result r = sgf({"--json", "verify", "--model", model.string(), "--registry", registry.string(), "--label", "", good_png.string()});
+    EXPECT_EQ(r.rc, kUsage) << r.out << r.err;
+    EXPECT_NE(r.err.find("never empty"), std::string::npos) << r.err;
+    // --alpha 1e-40 needs 129 of 128 bits: say so, as the registry-wide test does
+    r = sgf({"--json", "verify", "--model", model.string(), "--registry", registry.string(), "--label", "alice", "--alpha", "1e-40",
+             good_png.string()});
+    EXPECT_EQ(r.rc, kNotFingerprinted) << r.err;
+    EXPECT_NE(r.err.find("no image can match"), std::string::npos) << r.err;
+    EXPECT_NE(r.parsed().value("warning", std::string()).find("no image can match"), std::string::npos) << r.out;
+    r = sgf({"--json", "verify", "--model", model.string(), "--registry", registry.string(), "--label", "alice", good_png.string()});
+    EXPECT_FALSE(r.parsed().contains("warning")) << r.out;
+}
+
+TEST_F(Cli, GenerateRemovesEveryFolderItMadeWhenAWriteFails) {
+    const fs::path baked = dir / "alice.safetensors";
+    ASSERT_EQ(sgf({"instantiate", "--model", model.string(), "--registry", registry.string(), "--label", "alice", "--out",
+                   baked.string()}).rc,
+              kOk);
+    // a file-size limit of 0 bytes (SIGXFSZ ignored, so the write fails with EFBIG): the first PNG
+    // cannot be written, after generate has made n1/n2/n3
+    const fs::path out = dir / "n1" / "n2" / "n3";
+    const std::string cmd = fmt::format("trap '' XFSZ; ulimit -f 0; {} --threads 1 generate --model {} --count 3 --grid --out {} 2>/dev/null",
+                                        test::shell_quote(SGF_CLI_PATH), test::shell_quote(baked.string()),
+                                        test::shell_quote(out.string()));
+    const int status = std::system(cmd.c_str());
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), kIoError);
+    EXPECT_FALSE(fs::exists(dir / "n1")) << "generate left folders it made behind";
 }
 
 TEST_F(Cli, DemoKeepRefusesAFolderThatIsNotEmpty) {

@@ -135,6 +135,27 @@ TEST(Registry, NumberedLabelsSkipTakenNumbers) {
     EXPECT_EQ(r.size(), 9);
 }
 
+TEST(Registry, IssueAllRollsBackWhenTheCallerCannotUseTheNewEntries) {
+    const auto p = fresh("before-commit.db");
+    Registry r(p);
+    r.issue("alice");
+    std::vector<std::string> seen;
+    EXPECT_THROW(r.issue_all({{"bob", "carol"}, "user", 1, ""},
+                             [&](const std::vector<RegistryEntry>& out) {
+                                 for (const auto& e : out) seen.push_back(e.label);
+                                 SGF_THROW(IoError, "standard output: cannot write the result");
+                             }),
+                 IoError);
+    EXPECT_EQ(seen, (std::vector<std::string>{"bob", "carol", "user000001"}));  // inside the transaction: all of them
+    EXPECT_EQ(r.size(), 1);
+    EXPECT_FALSE(r.find("bob"));
+    Registry other(p);  // and so another connection
+    EXPECT_EQ(other.size(), 1);
+    const auto out = r.issue_all({{"bob"}, "user", 0, ""}, [](const std::vector<RegistryEntry>&) {});
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(other.size(), 2);
+}
+
 TEST(Registry, PathsSqliteWouldKeepInMemoryAndFifosAreRefused) {
     // "" is a private temporary database to SQLite and ":memory:" an in-memory one: every issued
     // fingerprint was lost on close, with exit 0

@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -125,7 +126,7 @@ private:
         if (meta_int("schema_version", *ver, 0, 1 << 30) != kSchemaVersion)
             SGF_THROW(FormatError, "{}: registry schema version {} (this sgf reads {})", path_, *ver, kSchemaVersion);
         bits_ = meta_int("bits", *bits, 1, 65536);
-        min_distance_ = meta_int("min_distance", *md, 0, 65536);  // above bits_: nothing can be issued, verify still works
+        min_distance_ = meta_int("min_distance", *md, 0, bits_);  // sgf never stores more than the bits
         if (bits_ != opt.bits) matcher_ = Matcher(bits_);
         refresh();
     }
@@ -191,7 +192,11 @@ public:
                   kMaxImportRows);
     }
 
-    std::vector<RegistryEntry> issue_all(const IssueRequest& req) {
+    /// Issues every label of `req` in one transaction, or none. `before_commit`, when given, sees the
+    /// new entries inside the transaction, before it commits: if it throws (say, the caller could not
+    /// print the fingerprints it issues), the transaction rolls back and nothing is issued.
+    std::vector<RegistryEntry> issue_all(const IssueRequest& req,
+                                         const std::function<void(const std::vector<RegistryEntry>&)>& before_commit = {}) {
         SGF_CHECK(req.numbered >= 0, ArgumentError, "{}: cannot issue a negative number ({}) of fingerprints", path_, req.numbered);
         check_request_size(req.numbered, path_);  // first alone: the sum below must not overflow
         check_request_size(req.numbered + std::int64_t(std::min(req.labels.size(), kMaxImportRows + 1)), path_);
@@ -204,6 +209,7 @@ public:
                 while (find(numbered_label(req.numbered_prefix, n))) ++n;
                 out.push_back(issue_one(numbered_label(req.numbered_prefix, n++), req.metadata, {}));
             }
+            if (before_commit) before_commit(out);
             return out;
         });
     }
@@ -291,11 +297,25 @@ public:
     }
 
     // ---- import / export: CSV columns label,fingerprint,issued_at,metadata; JSON an array of objects
+    /// FormatError naming the entry when a text field is not UTF-8 (the file was changed by other
+    /// software: sgf stores only UTF-8), since JSON cannot carry it unchanged; export_csv copies bytes.
     std::string export_json() {
         nlohmann::json j = nlohmann::json::array();
-        for (const auto& e : all())
+        const auto entries = all();
+        for (const auto& e : entries)
             j.push_back({{"label", e.label}, {"fingerprint", e.fingerprint.hex()}, {"issued_at", e.issued_at}, {"metadata", e.metadata}});
-        return j.dump(2);
+        try {
+            return j.dump(2);
+        } catch (const nlohmann::json::type_error&) {
+            for (std::size_t i = 0; i < entries.size(); ++i)
+                for (const auto* field : {&entries[i].label, &entries[i].issued_at, &entries[i].metadata})
+                    if (!is_valid_utf8(*field))
+                        SGF_THROW(FormatError,
+                                  "{}: entry {} (fingerprint {}) holds text that is not valid UTF-8 (written by other software), "
+                                  "which JSON cannot carry unchanged; export it as CSV, which copies the bytes",
+                                  path_, i + 1, entries[i].fingerprint.hex());
+            throw;
+        }
     }
     std::string export_csv() {
         std::string out = "label,fingerprint,issued_at,metadata\n";

@@ -46,6 +46,8 @@ inline void validate(const TrainLoopOptions& o) {
     SGF_CHECK(o.log_every >= 1, ArgumentError, "training: log_every must be >= 1 step, got {}", o.log_every);
     SGF_CHECK(std::isfinite(o.stuck_kimg) && o.stuck_kimg >= 0, ArgumentError, "training: stuck_kimg must be finite and >= 0, got {}",
               o.stuck_kimg);
+    SGF_CHECK(!(o.resume && !o.init_from.empty()), ArgumentError,
+              "--init-from starts a new run from a release file and --resume continues one from its checkpoint: give one of them");
 }
 
 inline std::atomic<bool>& interrupt_flag() {
@@ -186,8 +188,6 @@ int run_training(B& b, const ModelConfig& mc_in, const TrainConfig& tc_in, const
     }
     std::optional<io::SafetensorsFile> init_file;  // read once: its config here, its weights below
     if (!opt.init_from.empty()) {
-        SGF_CHECK(!opt.resume, ArgumentError, "--init-from starts a new run from a release file and --resume continues "
-                                              "one from its checkpoint: give one of them");
         init_file = io::SafetensorsFile::load(opt.init_from);
         mc = read_release_config(*init_file);
     }
