@@ -762,6 +762,11 @@ TEST_F(Cli, HugeDimensionsInPngHeader) {
                    "20000x20000");
     const Result r = expect_failure({"--json", "decode", "--model", model.string(), p.string()}, kFormatError, p.string(), "above the limit");
     EXPECT_EQ(r.parsed()["results"][0]["image"], p.string());
+    // sides above stb's 2^24 were "not a readable image (unknown image type)"; a 0 side likewise
+    for (const auto& [w, h] : std::vector<std::pair<std::uint32_t, std::uint32_t>>{{1, 2147483647u}, {0, 0}, {4294967295u, 8}}) {
+        spit(p, png_header_only(w, h));
+        expect_failure({"decode", "--model", model.string(), p.string()}, kFormatError, p.string(), fmt::format("image is {}x{}", w, h));
+    }
 }
 
 // ------------------------------------------------------------------------------------------ fingerprint text

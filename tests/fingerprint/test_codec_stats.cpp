@@ -154,6 +154,21 @@ TEST(Fingerprint, ParseErrorsShowTheInputPrintablyAndShort) {
     } catch (const ArgumentError& e) {
         EXPECT_NE(std::string(e.what()).find("'z' at position 0 is not a hex digit"), std::string::npos) << e.what();
     }
+    // the 0x prefix was dropped from the quoted input ("fingerprint ''" for "0x")
+    try {
+        Fingerprint::parse("0x", 8);
+        FAIL();
+    } catch (const ArgumentError& e) {
+        EXPECT_NE(std::string(e.what()).find("fingerprint '0x': expected 2 hex digits for 8 bits after the 0x prefix, got 0"),
+                  std::string::npos)
+            << e.what();
+    }
+    try {
+        Fingerprint::parse("0x0x", 8);
+        FAIL();
+    } catch (const ArgumentError& e) {
+        EXPECT_NE(std::string(e.what()).find("fingerprint '0x0x': 'x' at position 3 is not a hex digit"), std::string::npos) << e.what();
+    }
     try {
         Fingerprint::parse(std::string(100000, 'a'), 128);
         FAIL();

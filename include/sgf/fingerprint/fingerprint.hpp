@@ -73,11 +73,12 @@ public:
     /// Parses hex text of exactly ceil(bits/4) digits (optional 0x prefix, either case).
     static Fingerprint parse(std::string_view text, int bits = 128) {
         Fingerprint f(bits);
+        const std::string_view given = text;  // the messages quote what was given, prefix included
         if (text.size() >= 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) text.remove_prefix(2);
         const int nibbles = (bits + 3) / 4;
         if (text.size() != std::size_t(nibbles))
-            SGF_THROW(ArgumentError, "fingerprint '{}': expected {} hex digits for {} bits, got {}", printable(text, 80), nibbles, bits,
-                      text.size());
+            SGF_THROW(ArgumentError, "fingerprint '{}': expected {} hex digits for {} bits{}, got {}", printable(given, 80), nibbles,
+                      bits, given.size() != text.size() ? " after the 0x prefix" : "", text.size());
         for (int k = 0; k < nibbles; ++k) {
             const char ch = text[std::size_t(k)];
             int v;
@@ -85,12 +86,13 @@ public:
             else if (ch >= 'a' && ch <= 'f') v = ch - 'a' + 10;
             else if (ch >= 'A' && ch <= 'F') v = ch - 'A' + 10;
             else
-                SGF_THROW(ArgumentError, "fingerprint '{}': '{}' at position {} is not a hex digit", printable(text, 80), printable({&ch, 1}), k);
+                SGF_THROW(ArgumentError, "fingerprint '{}': '{}' at position {} is not a hex digit", printable(given, 80), printable({&ch, 1}),
+                          k + int(given.size() - text.size()));
             const int base = 4 * (nibbles - 1 - k);
             for (int b = 0; b < 4; ++b) {
                 if (!((v >> b) & 1)) continue;
                 if (base + b >= bits)
-                    SGF_THROW(ArgumentError, "fingerprint '{}': sets bit {} but the fingerprint has only {} bits", printable(text, 80),
+                    SGF_THROW(ArgumentError, "fingerprint '{}': sets bit {} but the fingerprint has only {} bits", printable(given, 80),
                               base + b, bits);
                 f.set_bit(base + b, true);
             }

@@ -208,6 +208,18 @@ inline Image decode_image(const std::uint8_t* data, std::size_t size, const std:
         SGF_THROW(FormatError, "{}: not a readable image (sgf reads PNG and JPEG; other formats are off, see "
                                "ImageLimits::allow_other_formats)", name);
     if (jpeg) detail::check_jpeg_tables(data, size, name);
+    if (png && size >= 24 && std::memcmp(data + 12, "IHDR", 4) == 0) {
+        // the sizes a PNG header declares, checked before stb sees them: stb refuses sides above 2^24
+        // as "unknown image type", which would hide that the header itself is the problem
+        auto be32 = [&](std::size_t at) {
+            return std::uint32_t(data[at]) << 24 | std::uint32_t(data[at + 1]) << 16 | std::uint32_t(data[at + 2]) << 8 | data[at + 3];
+        };
+        const std::uint32_t pw = be32(16), ph = be32(20);
+        if (pw == 0 || ph == 0 || pw > std::uint32_t(lim.max_side) || ph > std::uint32_t(lim.max_side) ||
+            std::uint64_t(pw) * ph > std::uint64_t(lim.max_pixels))
+            SGF_THROW(FormatError, "{}: image is {}x{}, {} of {} px per side and {} pixels", name, pw, ph,
+                      pw == 0 || ph == 0 ? "outside the limits" : "above the limit", lim.max_side, lim.max_pixels);
+    }
     int w = 0, h = 0, c = 0;
     if (!stbi_info_from_memory(data, int(size), &w, &h, &c))
         SGF_THROW(FormatError, "{}: not a readable image ({})", name, stbi_failure_reason() ? stbi_failure_reason() : "unknown format");
