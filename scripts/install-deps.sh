@@ -10,6 +10,7 @@ PKGS=(build-essential cmake pkg-config
       libsqlite3-dev zlib1g-dev libgtest-dev libbenchmark-dev
       libdnnl-dev  # oneDNN: the CPU backend's float32 convolutions (optional; Eigen im2col without it)
       dataset-fashion-mnist
+      python3-numpy  # docs.numpy_reference: the numpy reimplementation of F and G (examples/numpy_reference)
       clang-14 libclang-rt-14-dev)  # fuzzers (libFuzzer, ASan/UBSan runtimes): scripts/run-fuzzers.sh
 for arg in "$@"; do
   case "$arg" in
