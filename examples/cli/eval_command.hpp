@@ -62,8 +62,8 @@ inline void validate_eval_args(const EvalArgs& a) {
     namespace fs = std::filesystem;
     SGF_CHECK(a.alpha > 0 && a.alpha < 1, ArgumentError, "--alpha must be in (0, 1), got {}", a.alpha);
     SGF_CHECK(a.min_margin >= 0, ArgumentError, "--min-margin must be >= 0, got {}", a.min_margin);
-    if (a.images) SGF_CHECK(*a.images >= (a.out.empty() ? 1 : 2), ArgumentError, "--images must be at least {}, got {}",
-                            a.out.empty() ? 1 : 2, *a.images);
+    if (a.images) SGF_CHECK(*a.images >= (a.out.empty() ? 1 : 2) && *a.images <= 1000000, ArgumentError,
+                            "--images must be in {}..1000000, got {}", a.out.empty() ? 1 : 2, *a.images);
     if (a.users_max) SGF_CHECK(*a.users_max >= 1 && *a.users_max <= 1000000, ArgumentError,
                                "--users-max must be in 1..1000000, got {}", *a.users_max);
     if (a.fd_steps) SGF_CHECK(*a.fd_steps >= 1, ArgumentError, "--fd-steps must be at least 1, got {}", *a.fd_steps);
@@ -80,6 +80,11 @@ inline void validate_eval_args(const EvalArgs& a) {
     }
     if (fs::exists(a.out, ec) && !fs::is_directory(a.out, ec))
         SGF_THROW(IoError, "eval --out {}: exists and is not a folder", a.out);
+    // the report is written after all the measurements: a folder that cannot take it fails now
+    fs::path dir = fs::absolute(a.out, ec);
+    while (!fs::exists(dir, ec) && dir.has_parent_path() && dir.parent_path() != dir) dir = dir.parent_path();
+    if (!fs::is_directory(dir, ec) || ::access(dir.c_str(), W_OK | X_OK) != 0)
+        SGF_THROW(IoError, "eval --out {}: '{}' is not a writable folder, so the report could not be written", a.out, dir.string());
     if (!a.fd_classifier.empty() && fs::exists(a.fd_classifier, ec))
         (void)sgf::io::SafetensorsFile::load(a.fd_classifier);  // a damaged file: FormatError now, not after the sweeps
 }

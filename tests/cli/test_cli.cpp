@@ -985,7 +985,7 @@ TEST_F(Cli, TrainRefusesUnusableOptionsBeforeItReadsOrWritesAnything) {
     const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
         {{"--checkpoint-every", "0"}, "--checkpoint-every must be >= 1 step, got 0"},
         {{"--grid-every", "-1"}, "--grid-every must be >= 1 step, got -1"},
-        {{"--kimg", "nan"}, "--kimg must be finite and >= 0"},
+        {{"--kimg", "nan"}, "--kimg must be finite and in 0..1e9"},
         {{"--lr", "0"}, "learning rate must be finite and > 0, got 0"},
         {{"--lr", "-1"}, "learning rate must be finite and > 0, got -1"},
         {{"--lr", "nan"}, "learning rate must be finite and > 0"},
@@ -994,7 +994,9 @@ TEST_F(Cli, TrainRefusesUnusableOptionsBeforeItReadsOrWritesAnything) {
         {{"--consistency-rampup", "-5"}, "consistency warm-up must be finite and >= 0 kimg, got -5"},
         {{"--immunise-strength", "-1"}, "immunise: strength must be >= 0, got -1"},
         {{"--immunise-rampup", "inf"}, "immunise: rampup_kimg must be >= 0"},
-        {{"--batch", "0"}, "batch must be >= 1, got 0"},
+        {{"--batch", "0"}, "batch must be in 1..65536, got 0"},
+        {{"--batch", "2000000000"}, "batch must be in 1..65536, got 2000000000"},  // was std::bad_alloc (exit 1)
+        {{"--kimg", "1e30"}, "--kimg must be finite and in 0..1e9"},  // was 0 steps ("done") and an untrained model
         // CLI11 saturated 10^23 to 2^64-1 and wrapped -1; its range for weights was a 309-digit number
         {{"--seed", "99999999999999999999999"}, "--seed: '99999999999999999999999' is not a seed: give a decimal integer from 0 to 18446744073709551615"},
         {{"--seed", "18446744073709551616"}, "is not a seed"},
@@ -1512,6 +1514,60 @@ TEST_F(Cli, GenerateRemovesEveryFolderItMadeWhenAWriteFails) {
     ASSERT_TRUE(WIFEXITED(status));
     EXPECT_EQ(WEXITSTATUS(status), kIoError);
     EXPECT_FALSE(fs::exists(dir / "n1")) << "generate left folders it made behind";
+}
+
+TEST_F(Cli, TrainRefusesAnOutInsideItsDataAndADataPathACheckpointCannotRecord) {
+    // --out inside --data: the run's sample grids became training images of its next start, and the
+    // interrupted run could never be resumed ("trained on ... (21 images), not on ... (23 images)")
+    const fs::path data = dir / "data";
+    fs::create_directories(data);
+    for (int i = 0; i < 4; ++i) io::save_png(data / fmt::format("{}.png", i), gradient(32, 32, 1));
+    Result r = sgf({"train", "--preset", "tiny", "--bits", "12", "--batch", "4", "--kimg", "0.008", "--data", data.string(), "--out",
+                    (data / "run").string()});
+    EXPECT_EQ(r.rc, kUsage) << r.err;
+    EXPECT_NE(r.err.find("is inside --data"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(data / "run"));
+    // a --data path that is not UTF-8: every step ran, then the first checkpoint failed, naming no file
+    const fs::path odd = dir / "d\xff";
+    fs::create_directories(odd);
+    for (int i = 0; i < 4; ++i) io::save_png(odd / fmt::format("{}.png", i), gradient(32, 32, 1));
+    r = sgf({"train", "--preset", "tiny", "--bits", "12", "--batch", "4", "--kimg", "0.008", "--data", odd.string(), "--out",
+             (dir / "o_nu").string()});
+    EXPECT_EQ(r.rc, kUsage) << r.err;
+    EXPECT_NE(r.err.find("not valid UTF-8"), std::string::npos) << r.err;
+    EXPECT_EQ(r.out.find("step "), std::string::npos) << "no step ran: " << r.out;
+    EXPECT_FALSE(fs::exists(dir / "o_nu"));
+}
+
+TEST_F(Cli, ResumeKeepsEveryLoggedStepOnceAndRefusesModesTheRunLacks) {
+    const fs::path out = dir / "run";
+    ASSERT_EQ(train_tiny(out).rc, kOk);  // 2 steps of 4 images: log rows 2 (the last step)
+    const std::string log_before = slurp(out / "log.csv");
+    // rows of a run killed after its last checkpoint, and a last line cut short by a full disk: on
+    // resume they were kept (a step logged twice; the cut line merged with the next row)
+    spit(out / "log.csv", log_before + "3,0.012,9.9,1,1,1,1,1,0.5,1,1,0\n" + "99,0.0");
+    Result r = sgf({"train", "--out", out.string(), "--resume", "--kimg", "0.016"});
+    ASSERT_EQ(r.rc, kOk) << r.err;
+    std::istringstream log(slurp(out / "log.csv"));
+    std::string line;
+    std::getline(log, line);  // the header
+    std::vector<std::string> steps;
+    while (std::getline(log, line)) steps.push_back(line.substr(0, line.find(',')));
+    EXPECT_EQ(steps, (std::vector<std::string>{"2", "4"})) << slurp(out / "log.csv");
+    // --no-fingerprint and --immunise on a run without them were silently ignored
+    r = sgf({"train", "--out", out.string(), "--resume", "--kimg", "0.02", "--no-fingerprint"});
+    EXPECT_EQ(r.rc, kUsage) << r.err;
+    EXPECT_NE(r.err.find("--no-fingerprint can only start a new one"), std::string::npos) << r.err;
+    r = sgf({"train", "--out", out.string(), "--resume", "--kimg", "0.02", "--immunise"});
+    EXPECT_EQ(r.rc, kUsage) << r.err;
+    EXPECT_NE(r.err.find("continues a run without --immunise"), std::string::npos) << r.err;
+    // log.csv a folder: "internal error: filesystem error: cannot get file size" (exit 1)
+    const fs::path log_path = out / "log.csv";
+    fs::remove(log_path);
+    fs::create_directories(log_path);
+    r = sgf({"train", "--out", out.string(), "--resume", "--kimg", "0.02"});
+    EXPECT_EQ(r.rc, kIoError) << r.err;
+    EXPECT_NE(r.err.find("log.csv: the training log is not a regular file"), std::string::npos) << r.err;
 }
 
 TEST_F(Cli, DemoKeepRefusesAFolderThatIsNotEmpty) {

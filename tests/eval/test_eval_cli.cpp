@@ -12,6 +12,8 @@
 #include <nlohmann/json.hpp>
 
 
+#include <unistd.h>
+
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -252,6 +254,66 @@ TEST_F(EvalCli, UsageErrors) {
     EXPECT_NE(r2.err.find("a-file"), std::string::npos) << r2.err;
     EXPECT_EQ(r2.out.find("robustness"), std::string::npos) << "no sweep ran: " << r2.out;
     EXPECT_FALSE(fs::exists(dir / "rep" / "report.md"));
+}
+
+// Session 24's review: each of these ran every measurement before it failed (or not at all).
+TEST_F(EvalCli, InputsThatCannotMakeAReportAreRefusedBeforeTheMeasurements) {
+    const fs::path out = dir / "rep";
+    auto expect_refused = [&](const std::vector<std::string>& extra, int rc, const std::string& message) {
+        std::vector<std::string> args = {"eval", "--model", model.string(), "--quick", "--out", out.string()};
+        args.insert(args.end(), extra.begin(), extra.end());
+        const auto r = run(dir, args);
+        EXPECT_EQ(r.rc, rc) << extra[0] << "\n" << r.err;
+        EXPECT_NE(r.err.find(message), std::string::npos) << extra[0] << ": " << r.err;
+        EXPECT_EQ(r.out.find("robustness"), std::string::npos) << "no sweep ran: " << r.out;
+        EXPECT_FALSE(fs::exists(out / "report.md"));
+    };
+    // an --fd-classifier of another kind: "holds a 'meta-model', expected fd-classifier" after all the sweeps
+    expect_refused({"--fd-classifier", model.string()}, 4, "expected fd-classifier");
+    // an --immunised model of another image size: "image_strip: image (2, 0) differs in size" at the very end
+    {
+        B b(1);
+        ModelConfig cfg = ModelConfig::tiny();
+        cfg.fingerprint_bits = 128;
+        cfg.resolution = 32;
+        MetaGenerator<B> G(b, cfg, 5);
+        auto F = make_decoder(b, cfg, 6);
+        auto D = make_discriminator(b, cfg, 7);
+        io::save_meta_model(b, dir / "r32.safetensors", G, F, D);
+    }
+    expect_refused({"--immunised", (dir / "r32.safetensors").string()}, 2, "need the same image size");
+    // an attack given twice: its sweep ran twice and robustness.csv held every row twice
+    expect_refused({"--attacks", "noise,noise"}, 2, "attack 'noise' is given twice");
+    // a report folder that cannot be written: found out after every measurement
+    if (::getuid() != 0) {  // root writes anywhere
+        const fs::path ro = dir / "ro";
+        fs::create_directories(ro);
+        fs::permissions(ro, fs::perms::owner_read | fs::perms::owner_exec);
+        const auto r = run(dir, {"eval", "--model", model.string(), "--quick", "--out", (ro / "rep").string()});
+        EXPECT_EQ(r.rc, 3) << r.err;
+        EXPECT_NE(r.err.find("is not a writable folder"), std::string::npos) << r.err;
+        fs::permissions(ro, fs::perms::owner_all);
+    }
+    // --images far beyond any use: 2^63 - 1 images grew memory until the process was killed
+    const auto r = run(dir, {"eval", "--model", model.string(), "--images", "99999999999"});
+    EXPECT_EQ(r.rc, 2) << r.err;
+    EXPECT_NE(r.err.find("--images must be in 1..1000000"), std::string::npos) << r.err;
+}
+
+TEST_F(EvalCli, ARerunReplacesTheWholeReportAndLeavesNoStagingFolder) {
+    const fs::path out = dir / "rep";
+    ASSERT_EQ(run(dir, {"eval", "--model", model.string(), "--quick", "--users-max", "10", "--attacks", "noise,blur", "--no-fidelity",
+                        "--out", out.string()}).rc,
+              0);
+    EXPECT_TRUE(fs::exists(out / "plots" / "blur.png"));
+    ASSERT_EQ(run(dir, {"eval", "--model", model.string(), "--quick", "--users-max", "10", "--attacks", "noise", "--no-fidelity",
+                        "--out", out.string()}).rc,
+              0);
+    EXPECT_TRUE(fs::exists(out / "plots" / "noise.png"));
+    EXPECT_FALSE(fs::exists(out / "plots" / "blur.png")) << "a plot of the earlier run stayed beside the new report";
+    EXPECT_FALSE(fs::exists(out / "examples" / "blur.png"));
+    EXPECT_FALSE(fs::exists(out / ".sgf-report-staging"));
+    EXPECT_EQ(slurp(out / "robustness.csv").find(",blur,"), std::string::npos);
 }
 
 // --real-dir: the user's own real images (one sub-folder per class) for false positives, attribution

@@ -425,13 +425,24 @@ EvalResult evaluate(B& b, std::vector<EvalModelInput<B>> models, const EvalOptio
               "evaluate: the FD classifier's batch ({}) and learning rate ({}) must be positive", opt.fd_train.batch, opt.fd_train.lr);
     SGF_CHECK(opt.rule.alpha > 0 && opt.rule.alpha < 1, ArgumentError, "evaluate: alpha must be in (0, 1), got {}", opt.rule.alpha);
     const int n = models[0].model->config.fingerprint_bits;
-    for (const auto& m : models)
+    const auto& c0 = models[0].model->config;
+    for (const auto& m : models) {
         SGF_CHECK(m.model->config.fingerprint_bits == n, ArgumentError, "evaluate: {} uses {}-bit fingerprints, {} uses {}", m.path,
                   m.model->config.fingerprint_bits, models[0].path, n);
+        // the report puts their images side by side and decodes the same real images with both
+        SGF_CHECK(m.model->config.resolution == c0.resolution && m.model->config.image_channels == c0.image_channels, ArgumentError,
+                  "evaluate: {} makes {}x{}x{} images, {} makes {}x{}x{}: the models of one report need the same image size",
+                  m.path, m.model->config.image_channels, m.model->config.resolution, m.model->config.resolution, models[0].path,
+                  c0.image_channels, c0.resolution, c0.resolution);
+    }
     std::vector<std::string> attack_names = opt.attacks;
     if (attack_names.empty())
         for (const auto& a : attack::image_attacks()) attack_names.push_back(a.name);
-    for (const auto& a : attack_names) (void)attack::image_attack_info(a);  // unknown names fail before any work
+    for (std::size_t i = 0; i < attack_names.size(); ++i) {
+        (void)attack::image_attack_info(attack_names[i]);  // unknown names fail before any work
+        for (std::size_t j = 0; j < i; ++j)
+            SGF_CHECK(attack_names[i] != attack_names[j], ArgumentError, "evaluate: attack '{}' is given twice", attack_names[i]);
+    }
 
     EvalResult res;
     res.options = opt;

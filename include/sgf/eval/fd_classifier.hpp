@@ -353,11 +353,16 @@ private:
     FdTrainInfo info_;
 };
 
-/// ArgumentError (before anything is computed) when the classifier file at `path` records a
-/// training set (sgf.fd.dataset) other than `dataset`: its features would measure distances to the
-/// wrong data. A file without the record, or with an empty one, passes.
+/// FormatError when the file at `path` is not an FD classifier (sgf.kind), and ArgumentError (before
+/// anything is computed) when it records a training set (sgf.fd.dataset) other than `dataset`: its
+/// features would measure distances to the wrong data. A file without the record, or with an empty
+/// one, passes.
 inline void check_fd_classifier_file(const std::filesystem::path& path, const std::string& dataset) {
     const auto f = io::SafetensorsFile::load(path);
+    const auto kind = f.metadata.find("sgf.kind");
+    if (kind == f.metadata.end() || kind->second != kFdClassifierKind)
+        SGF_THROW(FormatError, "{}: holds a '{}', expected {} (give another --fd-classifier file; it is trained there when missing)",
+                  path.string(), kind == f.metadata.end() ? std::string() : kind->second, kFdClassifierKind);
     const auto it = f.metadata.find("sgf.fd.dataset");
     if (it == f.metadata.end() || it->second.empty() || it->second == dataset) return;
     SGF_THROW(ArgumentError,

@@ -340,33 +340,47 @@ inline std::string markdown_report(const EvalResult& r) {
 }
 
 /// Writes every file of the report into `dir` (created if needed); returns the paths written.
+/// All or nothing: every file is made in memory first, then written into a staging folder inside
+/// `dir`, and only when all of them are on disk do they replace the previous report's files (by
+/// renames, which need no space). A failure (a full disk, an unwritable folder) leaves an earlier
+/// report in `dir` as it was, never a mixture of two runs.
 inline std::vector<std::string> write_report(const EvalResult& r, const std::filesystem::path& dir) {
     namespace fs = std::filesystem;
-    io::ensure_directory(dir / "plots");
-    io::ensure_directory(dir / "examples");
-    std::vector<std::string> files;
-    auto write = [&](const fs::path& p, const std::string& bytes) {
-        io::write_file_atomic(p, bytes);
-        files.push_back(p.string());
-    };
-    write(dir / "robustness.csv", robustness_csv(r));
-    write(dir / "attribution.csv", attribution_csv(r));
-    write(dir / "summary.json", to_json(r).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+    std::vector<std::pair<fs::path, std::string>> content;  // relative path, bytes
+    content.emplace_back("robustness.csv", robustness_csv(r));
+    content.emplace_back("attribution.csv", attribution_csv(r));
+    content.emplace_back("summary.json", to_json(r).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
     std::vector<std::string> names;
     for (const auto& m : r.models)
         for (const auto& w : m.sweeps)
             if (std::find(names.begin(), names.end(), w.attack) == names.end()) names.push_back(w.attack);
-    for (const auto& name : names) {
-        const auto p = dir / "plots" / (name + ".png");
-        io::save_png(p, robustness_plot(r, name));
-        files.push_back(p.string());
+    auto png = [](const io::Image& im) { return io::encode_png(im); };
+    for (const auto& name : names) content.emplace_back(fs::path("plots") / (name + ".png"), png(robustness_plot(r, name)));
+    for (const auto& st : r.strips)
+        content.emplace_back(fs::path("examples") / (st.attack + ".png"), png(plot::image_strip(st.rows, st.column_labels, st.row_labels, 3)));
+    content.emplace_back("report.md", markdown_report(r));
+
+    const fs::path staging = dir / ".sgf-report-staging";
+    std::error_code ec;
+    fs::remove_all(staging, ec);  // left by a process that was killed
+    try {
+        io::ensure_directory(staging / "plots");
+        io::ensure_directory(staging / "examples");
+        for (const auto& [rel, bytes] : content) io::write_file_atomic(staging / rel, bytes);
+    } catch (...) {
+        fs::remove_all(staging, ec);
+        throw;
     }
-    for (const auto& s : r.strips) {
-        const auto p = dir / "examples" / (s.attack + ".png");
-        io::save_png(p, plot::image_strip(s.rows, s.column_labels, s.row_labels, 3));
-        files.push_back(p.string());
+    for (const char* sub : {"plots", "examples"}) {  // a previous run's plots of other attacks go too
+        fs::remove_all(dir / sub, ec);
+        fs::rename(staging / sub, dir / sub);
     }
-    write(dir / "report.md", markdown_report(r));
+    std::vector<std::string> files;
+    for (const auto& [rel, bytes] : content) {
+        if (!rel.has_parent_path()) fs::rename(staging / rel, dir / rel);  // plots/ and examples/ moved above
+        files.push_back((dir / rel).string());
+    }
+    fs::remove_all(staging, ec);
     return files;
 }
 

@@ -3,11 +3,14 @@
 // are still at chance, a clear stop on NaN/Inf, and the release (meta-model) file at the end.
 #pragma once
 
+#include <sgf/io/atomic_file.hpp>
 #include <sgf/io/image.hpp>
 #include <sgf/train/checkpoint.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <charconv>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -39,8 +42,9 @@ struct TrainLoopOptions {
 /// Throws ArgumentError unless the run's length and intervals are usable: total_kimg finite and >= 0,
 /// checkpoint, grid and log intervals >= 1 step, stuck_kimg finite and >= 0.
 inline void validate(const TrainLoopOptions& o) {
-    SGF_CHECK(std::isfinite(o.total_kimg) && o.total_kimg >= 0, ArgumentError, "training: --kimg must be finite and >= 0, got {}",
-              o.total_kimg);
+    // at most 1e9 kimg (10^12 images): the step count must fit an int64 at batch 1
+    SGF_CHECK(std::isfinite(o.total_kimg) && o.total_kimg >= 0 && o.total_kimg <= 1e9, ArgumentError,
+              "training: --kimg must be finite and in 0..1e9, got {}", o.total_kimg);
     SGF_CHECK(o.checkpoint_every >= 1, ArgumentError, "training: --checkpoint-every must be >= 1 step, got {}", o.checkpoint_every);
     SGF_CHECK(o.grid_every >= 1, ArgumentError, "training: --grid-every must be >= 1 step, got {}", o.grid_every);
     SGF_CHECK(o.log_every >= 1, ArgumentError, "training: log_every must be >= 1 step, got {}", o.log_every);
@@ -158,6 +162,47 @@ inline TrainingData training_data_record(const std::string& data, const io::Imag
     return {p.string(), ds.size()};
 }
 
+/// ArgumentError when `out` is `data` or inside it: the run's sample grids (PNG) would become training
+/// images of its next start, and a resumed run would find more images than its checkpoint recorded.
+inline void refuse_out_inside_data(const std::filesystem::path& out, const std::string& data) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (data == "fashion-mnist" || !fs::is_directory(data, ec)) return;
+    const fs::path d = fs::weakly_canonical(data, ec), o = fs::weakly_canonical(out, ec);
+    if (ec) return;
+    const auto [end_d, end_o] = std::mismatch(d.begin(), d.end(), o.begin(), o.end());
+    if (end_d == d.end())
+        SGF_THROW(ArgumentError, "--out {} is inside --data {}: the run's sample grids would become training images; choose an "
+                                 "--out outside the data folder",
+                  out.string(), data);
+}
+
+/// On --resume: keeps log.csv's header and its complete rows up to `step` (written atomically when
+/// anything is dropped).
+inline void trim_training_log(const std::filesystem::path& log, std::int64_t step) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (!fs::is_regular_file(log, ec) || fs::file_size(log, ec) == 0) return;
+    const auto bytes = io::read_file(log);
+    const std::string text(bytes.begin(), bytes.end());
+    std::string kept;
+    std::size_t pos = 0;
+    bool first = true;
+    while (pos < text.size()) {
+        const std::size_t end = text.find('\n', pos);
+        if (end == std::string::npos) break;  // a line cut short: dropped
+        const std::string_view line(text.data() + pos, end - pos);
+        std::int64_t row_step = 0;
+        const auto [p, err] = std::from_chars(line.data(), line.data() + line.size(), row_step);
+        const bool keep =
+            first || (err == std::errc() && p != line.data() && p != line.data() + line.size() && *p == ',' && row_step <= step);
+        if (keep) kept.append(line).push_back('\n');
+        first = false;
+        pos = end + 1;
+    }
+    if (kept.size() != text.size()) io::write_file_atomic(log, kept);
+}
+
 /// The training program behind `sgf train`, `sgf_train` and `sgf_train_cuda` (docs/cli.md): reads the
 /// data, starts, resumes (opt.resume) or initialises (opt.init_from) the run, trains until
 /// opt.total_kimg, writing checkpoints, log.csv, sample grids and at the end the release file.
@@ -173,6 +218,7 @@ int run_training(B& b, const ModelConfig& mc_in, const TrainConfig& tc_in, const
     TrainConfig tc = tc_in;
     validate(opt);
     validate(tc);  // before any file is read: a bad option is the user's error, whatever the inputs hold
+    refuse_out_inside_data(opt.out_dir, opt.data);
     if (!opt.resume) refuse_to_overwrite_a_run(opt.out_dir);  // before anything is read or written
     if (opt.resume) {
         if (!fs::exists(ckpt)) SGF_THROW(IoError, "{}: no checkpoint to resume from", ckpt.string());
@@ -185,6 +231,14 @@ int run_training(B& b, const ModelConfig& mc_in, const TrainConfig& tc_in, const
                   "{} continues a run without --clamp-decoder-input: start a clamped run from its release file "
                   "(--init-from {} --clamp-decoder-input --out <new folder>)",
                   ckpt.string(), (opt.out_dir / "model.safetensors").string());
+        // a resumed run keeps its checkpoint's objective: a mode given now that it does not have is refused,
+        // not silently ignored
+        SGF_CHECK(tc_in.fingerprint || !tc.fingerprint, ArgumentError,
+                  "{} continues a fingerprinted run; --no-fingerprint can only start a new one (another --out)", ckpt.string());
+        SGF_CHECK(!tc_in.immunise.enabled || tc.immunise.enabled, ArgumentError,
+                  "{} continues a run without --immunise: start an immunised run from its release file (--init-from {} "
+                  "--immunise --out <new folder>)",
+                  ckpt.string(), (opt.out_dir / "model.safetensors").string());
     }
     std::optional<io::SafetensorsFile> init_file;  // read once: its config here, its weights below
     if (!opt.init_from.empty()) {
@@ -193,6 +247,12 @@ int run_training(B& b, const ModelConfig& mc_in, const TrainConfig& tc_in, const
     }
     const io::ImageDataset ds = load_training_data(opt.data, mc);
     const TrainingData data = training_data_record(opt.data, ds);
+    try {  // every checkpoint records it in its JSON header: refuse now, not at the first checkpoint
+        (void)nlohmann::json(data.name).dump();
+    } catch (const nlohmann::json::type_error&) {
+        SGF_THROW(ArgumentError, "--data {}: the folder's path is not valid UTF-8, which a checkpoint cannot record; rename the folder",
+                  data.name);
+    }
     Trainer<B> tr(b, mc, tc);  // checks the configs
     io::Sampler sampler(ds.size(), tc.seed);
     if (opt.resume) {
@@ -207,11 +267,23 @@ int run_training(B& b, const ModelConfig& mc_in, const TrainConfig& tc_in, const
     io::ensure_directory(opt.out_dir);  // only once the inputs and options are known to be good
     const auto total_steps = static_cast<std::int64_t>(std::ceil(opt.total_kimg * 1000.0 / tc.batch));
     const fs::path csv_path = opt.out_dir / "log.csv";
-    // an empty log (killed before its header reached the disk) gets the header on resume
+    std::error_code csv_ec;
+    if (fs::exists(csv_path, csv_ec) && !fs::is_regular_file(csv_path, csv_ec))
+        SGF_THROW(IoError, "{}: the training log is not a regular file (a folder?)", csv_path.string());
+    // an empty log (killed before its header reached the disk) gets the header on resume; a resumed
+    // log loses the rows after the checkpoint's step (a run killed after its last checkpoint) and a
+    // last line cut short (a full disk), so that every step appears once
+    if (opt.resume) trim_training_log(csv_path, tr.step_count());
     const bool new_csv = !opt.resume || !fs::exists(csv_path) || fs::file_size(csv_path) == 0;
     std::ofstream csv(csv_path, new_csv ? std::ios::trunc : std::ios::app);
     if (!csv) SGF_THROW(IoError, "{}: cannot open the training log for writing", csv_path.string());
+    auto check_log = [&] {
+        if (!csv)
+            SGF_THROW(IoError, "{}: cannot write the training log (disk full?); the last checkpoint is kept, --resume continues",
+                      csv_path.string());
+    };
     if (new_csv) csv << kTrainingLogHeader << std::flush;  // before any checkpoint can exist: a resumed run appends to this file
+    check_log();
     fmt::print("training preset '{}' ({}x{}x{}, {} bits) on {} ({} images), batch {}, {} steps, output in {}\n",
                mc.preset, mc.image_channels, mc.resolution, mc.resolution, mc.fingerprint_bits, ds.name, ds.size(), tc.batch,
                total_steps, opt.out_dir.string());
@@ -254,6 +326,7 @@ int run_training(B& b, const ModelConfig& mc_in, const TrainConfig& tc_in, const
                                kimg, secs, st.g.total, st.g.adversarial, st.g.consistency, st.g.latent, st.g.fingerprint,
                                st.g.bit_accuracy, st.d.fake, st.d.real, st.d.r1)
                 << std::flush;
+        check_log();
         const bool stuck_now = stuck.update(st.g.bit_accuracy, kimg) && tc.fingerprint;
         if (opt.progress && (line_seconds == 0 || last || stuck_now || secs - last_line >= line_seconds)) {
             const double ips = double(st.step - start_step) * tc.batch / std::max(secs, 1e-9);

@@ -59,7 +59,7 @@ struct TrainConfig {
 /// checkpoint cannot carry one) a bad immunisation setting.
 inline void validate(const TrainConfig& t) {
     const auto nonneg = [](double v) { return std::isfinite(v) && v >= 0; };
-    SGF_CHECK(t.batch >= 1, ArgumentError, "training: batch must be >= 1, got {}", t.batch);
+    SGF_CHECK(t.batch >= 1 && t.batch <= 65536, ArgumentError, "training: batch must be in 1..65536, got {}", t.batch);
     SGF_CHECK(std::isfinite(t.adam.lr) && t.adam.lr > 0, ArgumentError, "training: learning rate must be finite and > 0, got {}",
               t.adam.lr);
     SGF_CHECK(t.adam.beta1 >= 0 && t.adam.beta1 < 1 && t.adam.beta2 >= 0 && t.adam.beta2 < 1, ArgumentError,
