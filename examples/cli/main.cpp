@@ -265,7 +265,7 @@ int main(int argc, char** argv) {
         }
         return app.exit(e) == 0 ? kOk : kUsage;
     }
-    return run_with_exit_codes([&]() -> int {
+    const int rc = run_with_exit_codes([&]() -> int {
         if (c.backend != "cpu" && c.backend != "cuda")
             SGF_THROW(ArgumentError, "--backend must be cpu or cuda, got '{}'", c.backend);
         if (*issue) return cmd_issue(c, registry, labels, metadata, count, prefix, min_distance, bits);
@@ -287,4 +287,13 @@ int main(int argc, char** argv) {
         if (req.command == C::eval) return run_eval(b, c.json, req.eval);
         return run_request(b, req);
     });
+    // Every command's stdout, also what eval, demo and train print as they go: output that could not be
+    // written (a closed pipe, a full disk) is exit 3, never a silent success.
+    std::cout.flush();
+    const bool lost = !std::cout || std::fflush(stdout) != 0 || std::ferror(stdout);
+    if (lost && (rc == kOk || rc == kNotFingerprinted || rc == kInconclusive)) {
+        fmt::print(stderr, "error: standard output: cannot write the result (disk full or output closed?)\n");
+        return kIoError;
+    }
+    return rc;
 }

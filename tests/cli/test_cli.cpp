@@ -1394,6 +1394,12 @@ TEST_F(Cli, AFailedPrintIssuesNothingAndAClosedPipeIsExit3) {
                                         test::shell_quote(status.string()));
     ASSERT_EQ(std::system(cmd.c_str()), 0);
     EXPECT_EQ(slurp(status), fmt::format("{}\n", int(kIoError)));
+    // eval printed with std::cout and never looked: with SIGPIPE ignored that became exit 0
+    const std::string cmd2 = fmt::format("{{ sleep 1; {} --threads 1 eval --model {} --images 2 2>/dev/null; echo $? > {}; }} | true",
+                                         test::shell_quote(SGF_CLI_PATH), test::shell_quote(model.string()),
+                                         test::shell_quote(status.string()));
+    ASSERT_EQ(std::system(cmd2.c_str()), 0);
+    EXPECT_EQ(slurp(status), fmt::format("{}\n", int(kIoError)));
 }
 
 TEST_F(Cli, AnEmptyRegistryFileStaysEmptyWhenIssueOrImportFails) {

@@ -282,6 +282,7 @@ TEST_F(EvalCli, InputsThatCannotMakeAReportAreRefusedBeforeTheMeasurements) {
         io::save_meta_model(b, dir / "r32.safetensors", G, F, D);
     }
     expect_refused({"--immunised", (dir / "r32.safetensors").string()}, 2, "need the same image size");
+    expect_refused({"--baseline", (dir / "r32.safetensors").string()}, 2, "it must make images of the same size");
     // an attack given twice: its sweep ran twice and robustness.csv held every row twice
     expect_refused({"--attacks", "noise,noise"}, 2, "attack 'noise' is given twice");
     // a report folder that cannot be written: found out after every measurement
@@ -306,12 +307,29 @@ TEST_F(EvalCli, ARerunReplacesTheWholeReportAndLeavesNoStagingFolder) {
                         "--out", out.string()}).rc,
               0);
     EXPECT_TRUE(fs::exists(out / "plots" / "blur.png"));
+    // files of the user's in the report's folders stay (a first version replaced plots/ and examples/ whole)
+    { std::ofstream(out / "plots" / "notes.txt") << "mine"; }
+    fs::create_directories(out / "examples" / "myproj");
+    { std::ofstream(out / "examples" / "myproj" / "main.cpp") << "int main() {}"; }
     ASSERT_EQ(run(dir, {"eval", "--model", model.string(), "--quick", "--users-max", "10", "--attacks", "noise", "--no-fidelity",
                         "--out", out.string()}).rc,
               0);
     EXPECT_TRUE(fs::exists(out / "plots" / "noise.png"));
     EXPECT_FALSE(fs::exists(out / "plots" / "blur.png")) << "a plot of the earlier run stayed beside the new report";
     EXPECT_FALSE(fs::exists(out / "examples" / "blur.png"));
+    EXPECT_FALSE(fs::exists(out / ".sgf-report-staging"));
+    EXPECT_EQ(slurp(out / "plots" / "notes.txt"), "mine");
+    EXPECT_TRUE(fs::exists(out / "examples" / "myproj" / "main.cpp"));
+    // a report file that is a folder: refused before anything is replaced (was a half-renamed report, exit 1)
+    const std::string md_before = slurp(out / "report.md");
+    fs::remove(out / "summary.json");
+    fs::create_directories(out / "summary.json" / "x");
+    const auto r = run(dir, {"eval", "--model", model.string(), "--quick", "--users-max", "10", "--attacks", "blur", "--no-fidelity",
+                             "--out", out.string()});
+    EXPECT_EQ(r.rc, 3) << r.err;
+    EXPECT_NE(r.err.find("summary.json: is not a regular file"), std::string::npos) << r.err;
+    EXPECT_EQ(slurp(out / "report.md"), md_before);
+    EXPECT_TRUE(fs::exists(out / "plots" / "noise.png"));
     EXPECT_FALSE(fs::exists(out / ".sgf-report-staging"));
     EXPECT_EQ(slurp(out / "robustness.csv").find(",blur,"), std::string::npos);
 }

@@ -435,6 +435,13 @@ EvalResult evaluate(B& b, std::vector<EvalModelInput<B>> models, const EvalOptio
                   m.path, m.model->config.image_channels, m.model->config.resolution, m.model->config.resolution, models[0].path,
                   c0.image_channels, c0.resolution, c0.resolution);
     }
+    if (baseline) {  // its FD is computed with the same classifier on the same real images
+        const ModelConfig& bc = baseline->G->config();
+        SGF_CHECK(bc.resolution == c0.resolution && bc.image_channels == c0.image_channels, ArgumentError,
+                  "evaluate: the baseline {} makes {}x{}x{} images, {} makes {}x{}x{}: it must make images of the same size",
+                  baseline->path, bc.image_channels, bc.resolution, bc.resolution, models[0].path, c0.image_channels, c0.resolution,
+                  c0.resolution);
+    }
     std::vector<std::string> attack_names = opt.attacks;
     if (attack_names.empty())
         for (const auto& a : attack::image_attacks()) attack_names.push_back(a.name);

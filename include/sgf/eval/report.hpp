@@ -340,10 +340,13 @@ inline std::string markdown_report(const EvalResult& r) {
 }
 
 /// Writes every file of the report into `dir` (created if needed); returns the paths written.
-/// All or nothing: every file is made in memory first, then written into a staging folder inside
-/// `dir`, and only when all of them are on disk do they replace the previous report's files (by
-/// renames, which need no space). A failure (a full disk, an unwritable folder) leaves an earlier
-/// report in `dir` as it was, never a mixture of two runs.
+/// All or nothing for what can fail: every file is made in memory first, every target is checked
+/// (an existing one must be a regular file), the files are written into a staging folder inside
+/// `dir`, and only when all of them are on disk do they replace the previous report's files, by
+/// renames, which need no space. A failed write leaves an earlier report in `dir` as it was. Besides
+/// its own files, the report removes only the plots and example strips of attacks an earlier report
+/// had and this one has not (`plots/<attack>.png`, `examples/<attack>.png` for sgf's attack names):
+/// other files in `dir`, `plots/` and `examples/` are never touched.
 inline std::vector<std::string> write_report(const EvalResult& r, const std::filesystem::path& dir) {
     namespace fs = std::filesystem;
     std::vector<std::pair<fs::path, std::string>> content;  // relative path, bytes
@@ -354,33 +357,45 @@ inline std::vector<std::string> write_report(const EvalResult& r, const std::fil
     for (const auto& m : r.models)
         for (const auto& w : m.sweeps)
             if (std::find(names.begin(), names.end(), w.attack) == names.end()) names.push_back(w.attack);
-    auto png = [](const io::Image& im) { return io::encode_png(im); };
-    for (const auto& name : names) content.emplace_back(fs::path("plots") / (name + ".png"), png(robustness_plot(r, name)));
+    for (const auto& name : names) content.emplace_back(fs::path("plots") / (name + ".png"), io::encode_png(robustness_plot(r, name)));
     for (const auto& st : r.strips)
-        content.emplace_back(fs::path("examples") / (st.attack + ".png"), png(plot::image_strip(st.rows, st.column_labels, st.row_labels, 3)));
+        content.emplace_back(fs::path("examples") / (st.attack + ".png"),
+                             io::encode_png(plot::image_strip(st.rows, st.column_labels, st.row_labels, 3)));
     content.emplace_back("report.md", markdown_report(r));
 
-    const fs::path staging = dir / ".sgf-report-staging";
     std::error_code ec;
+    for (const char* sub : {"plots", "examples"})
+        if (fs::exists(dir / sub, ec) && !fs::is_directory(dir / sub, ec))
+            SGF_THROW(IoError, "{}: is not a folder, so the report's {} cannot go there; move it away", (dir / sub).string(), sub);
+    for (const auto& [rel, bytes] : content)
+        if (fs::exists(dir / rel, ec) && !fs::is_regular_file(dir / rel, ec))
+            SGF_THROW(IoError, "{}: is not a regular file, so the report cannot replace it; move it away", (dir / rel).string());
+
+    const fs::path staging = dir / ".sgf-report-staging";
     fs::remove_all(staging, ec);  // left by a process that was killed
     try {
         io::ensure_directory(staging / "plots");
         io::ensure_directory(staging / "examples");
+        io::ensure_directory(dir / "plots");
+        io::ensure_directory(dir / "examples");
         for (const auto& [rel, bytes] : content) io::write_file_atomic(staging / rel, bytes);
+        for (const auto& [rel, bytes] : content) {  // files over files in one folder: nothing left to fail but the disk itself
+            fs::rename(staging / rel, dir / rel, ec);
+            if (ec) SGF_THROW(IoError, "{}: cannot move the new report file into place: {}", (dir / rel).string(), ec.message());
+        }
     } catch (...) {
         fs::remove_all(staging, ec);
         throw;
     }
-    for (const char* sub : {"plots", "examples"}) {  // a previous run's plots of other attacks go too
-        fs::remove_all(dir / sub, ec);
-        fs::rename(staging / sub, dir / sub);
-    }
-    std::vector<std::string> files;
-    for (const auto& [rel, bytes] : content) {
-        if (!rel.has_parent_path()) fs::rename(staging / rel, dir / rel);  // plots/ and examples/ moved above
-        files.push_back((dir / rel).string());
-    }
     fs::remove_all(staging, ec);
+    for (const auto& info : attack::image_attacks())  // a plot or strip of an attack this report has not
+        for (const char* sub : {"plots", "examples"}) {
+            const fs::path old = dir / sub / (std::string(info.name) + ".png");
+            if (std::none_of(content.begin(), content.end(), [&](const auto& c) { return c.first == fs::path(sub) / old.filename(); }))
+                fs::remove(old, ec);
+        }
+    std::vector<std::string> files;
+    for (const auto& [rel, bytes] : content) files.push_back((dir / rel).string());
     return files;
 }
 

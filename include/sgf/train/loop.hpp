@@ -168,8 +168,9 @@ inline void refuse_out_inside_data(const std::filesystem::path& out, const std::
     namespace fs = std::filesystem;
     std::error_code ec;
     if (data == "fashion-mnist" || !fs::is_directory(data, ec)) return;
-    const fs::path d = fs::weakly_canonical(data, ec), o = fs::weakly_canonical(out, ec);
-    if (ec) return;
+    std::error_code ec_o;
+    const fs::path d = fs::weakly_canonical(data, ec), o = fs::weakly_canonical(out, ec_o);
+    if (ec || ec_o || d.empty()) return;
     const auto [end_d, end_o] = std::mismatch(d.begin(), d.end(), o.begin(), o.end());
     if (end_d == d.end())
         SGF_THROW(ArgumentError, "--out {} is inside --data {}: the run's sample grids would become training images; choose an "
@@ -194,8 +195,8 @@ inline void trim_training_log(const std::filesystem::path& log, std::int64_t ste
         const std::string_view line(text.data() + pos, end - pos);
         std::int64_t row_step = 0;
         const auto [p, err] = std::from_chars(line.data(), line.data() + line.size(), row_step);
-        const bool keep =
-            first || (err == std::errc() && p != line.data() && p != line.data() + line.size() && *p == ',' && row_step <= step);
+        const bool a_row = err == std::errc() && p != line.data() && p != line.data() + line.size() && *p == ',';
+        const bool keep = a_row ? row_step <= step : first;  // the header, or a row of a step the checkpoint holds
         if (keep) kept.append(line).push_back('\n');
         first = false;
         pos = end + 1;
