@@ -4,6 +4,7 @@
 #include "file_bytes.hpp"
 
 #include <gtest/gtest.h>
+#include "own_tmpdir.hpp"
 
 #include "test_util.hpp"
 
@@ -25,9 +26,7 @@ namespace {
 namespace fs = std::filesystem;
 
 fs::path fresh(const std::string& name) {
-    fs::path d = fs::path(SGF_TEST_TMPDIR) / "registry";
-    fs::create_directories(d);
-    const fs::path p = d / name;
+    const fs::path p = test::own_tmpdir(SGF_TEST_TMPDIR, "registry") / name;
     for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(p.string() + suffix);
     return p;
 }

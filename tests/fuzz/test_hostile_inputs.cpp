@@ -5,6 +5,7 @@
 #include "file_bytes.hpp"
 
 #include <gtest/gtest.h>
+#include "own_tmpdir.hpp"
 
 #include <cstring>
 #include <zlib.h>
@@ -68,11 +69,7 @@ TEST(FuzzCorpus, ValidSeedsLoadAndRegressionInputsAreRejected) {
 
 // ---- model files --------------------------------------------------------------------------------
 
-fs::path tmpdir() {
-    fs::path d = fs::path(SGF_TEST_TMPDIR) / "hostile";
-    fs::create_directories(d);
-    return d;
-}
+fs::path tmpdir() { return test::own_tmpdir(SGF_TEST_TMPDIR, "hostile"); }
 
 
 std::string tiny_baked_file() {

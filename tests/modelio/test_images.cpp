@@ -2,6 +2,7 @@
 #include <sgf/io/image.hpp>
 
 #include <gtest/gtest.h>
+#include "own_tmpdir.hpp"
 
 #include "test_util.hpp"
 
@@ -14,11 +15,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path tmpdir() {
-    fs::path d = fs::path(SGF_TEST_TMPDIR) / "images";
-    fs::create_directories(d);
-    return d;
-}
+fs::path tmpdir() { return test::own_tmpdir(SGF_TEST_TMPDIR, "images"); }
 
 Image gradient(int w, int h, int c) {
     Image img{w, h, c, std::vector<std::uint8_t>(std::size_t(w) * h * c)};

@@ -8,6 +8,7 @@
 #include <sgf/verify/evaluate.hpp>
 
 #include <gtest/gtest.h>
+#include "own_tmpdir.hpp"
 
 #include "test_util.hpp"
 
@@ -22,11 +23,7 @@ namespace {
 namespace fs = std::filesystem;
 using B = EigenCpu;
 
-fs::path tmpdir() {
-    fs::path d = fs::path(SGF_TEST_TMPDIR) / "models";
-    fs::create_directories(d);
-    return d;
-}
+fs::path tmpdir() { return test::own_tmpdir(SGF_TEST_TMPDIR, "models"); }
 
 io::ImageDataset random_dataset(const ModelConfig& cfg, int n) {
     io::ImageDataset ds;

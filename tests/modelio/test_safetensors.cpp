@@ -5,6 +5,7 @@
 #include "file_bytes.hpp"
 
 #include <gtest/gtest.h>
+#include "own_tmpdir.hpp"
 
 #include <cstring>
 #include <fstream>
@@ -17,11 +18,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path tmpdir() {
-    fs::path d = fs::path(SGF_TEST_TMPDIR) / "safetensors";
-    fs::create_directories(d);
-    return d;
-}
+fs::path tmpdir() { return test::own_tmpdir(SGF_TEST_TMPDIR, "safetensors"); }
 
 std::string sample_bytes() {
     SafetensorsFile f;
