@@ -55,6 +55,16 @@ inline void add_eval_options(CLI::App& eval, EvalArgs& a) {
     eval.add_flag("--quick", a.quick, "small sizes for smoke tests (48 images, 100 users, a 30-step classifier kept in --out)");
 }
 
+/// For a folder `dir` that may not exist yet (ensure_directory would create it): the nearest existing
+/// folder at or above it when that one is not a writable folder, else nothing.
+inline std::optional<std::filesystem::path> unwritable_folder_for(std::filesystem::path dir) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    while (!fs::exists(dir, ec) && dir.has_parent_path() && dir.parent_path() != dir) dir = dir.parent_path();
+    if (fs::is_directory(dir, ec) && ::access(dir.c_str(), W_OK | X_OK) == 0) return std::nullopt;
+    return dir;
+}
+
 /// Checks every value of `sgf eval` before anything is loaded, computed or printed (exit 2), also
 /// the ones that only the full report (--out) uses; with --out, an --out that is an existing file and
 /// an existing --fd-classifier that is not a model file are refused before the measurements.
@@ -81,10 +91,8 @@ inline void validate_eval_args(const EvalArgs& a) {
     if (fs::exists(a.out, ec) && !fs::is_directory(a.out, ec))
         SGF_THROW(IoError, "eval --out {}: exists and is not a folder", a.out);
     // the report is written after all the measurements: a folder that cannot take it fails now
-    fs::path dir = fs::absolute(a.out, ec);
-    while (!fs::exists(dir, ec) && dir.has_parent_path() && dir.parent_path() != dir) dir = dir.parent_path();
-    if (!fs::is_directory(dir, ec) || ::access(dir.c_str(), W_OK | X_OK) != 0)
-        SGF_THROW(IoError, "eval --out {}: '{}' is not a writable folder, so the report could not be written", a.out, dir.string());
+    if (const auto dir = unwritable_folder_for(fs::absolute(a.out, ec)))
+        SGF_THROW(IoError, "eval --out {}: '{}' is not a writable folder, so the report could not be written", a.out, dir->string());
     if (!a.fd_classifier.empty() && fs::exists(a.fd_classifier, ec))
         (void)sgf::io::SafetensorsFile::load(a.fd_classifier);  // a damaged file: FormatError now, not after the sweeps
 }
@@ -96,12 +104,10 @@ inline void check_classifier_writable(const std::filesystem::path& path) {
     namespace fs = std::filesystem;
     std::error_code ec;
     if (fs::exists(path, ec)) return;  // loaded, not written
-    fs::path dir = fs::absolute(path, ec).parent_path();  // "rep/fd.safetensors": climbs to the working folder
-    while (!fs::exists(dir, ec) && dir.has_parent_path() && dir.parent_path() != dir) dir = dir.parent_path();
-    if (!fs::is_directory(dir, ec) || ::access(dir.c_str(), W_OK | X_OK) != 0)
+    if (const auto dir = unwritable_folder_for(fs::absolute(path, ec).parent_path()))  // "rep/fd.safetensors": from rep up
         SGF_THROW(IoError, "{}: the FD classifier would be trained and saved here, but '{}' is not a writable folder (give "
                            "--fd-classifier FILE in a writable folder, or --no-fidelity)",
-                  path.string(), dir.string());
+                  path.string(), dir->string());
 }
 
 /// Bit accuracy only (no --out): float, 8-bit PNG and clamped-only accuracy (docs/cli.md lists the keys).
