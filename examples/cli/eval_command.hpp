@@ -209,6 +209,19 @@ int run_eval(B& b, bool json_out, const EvalArgs& a) {
         inputs.push_back({"immunised", a.immunised, nullptr});
     }
     for (std::size_t i = 0; i < inputs.size(); ++i) inputs[i].model = &loaded[i];
+    // a threshold above the bits: every detection or attribution row would read 0, say why up front
+    const int bits = loaded[0].config.fingerprint_bits;
+    const int k_one = sgf::stats::bit_threshold(bits, opt.rule.alpha);
+    const int k_most = sgf::stats::bit_threshold(bits, sgf::stats::bonferroni_alpha(opt.rule.alpha, opt.users_max));
+    std::string warning;
+    if (k_one > bits)
+        warning = fmt::format("--alpha {} needs {} matching bits of {}: no image can be detected or attributed; use a larger --alpha",
+                              opt.rule.alpha, k_one, bits);
+    else if (k_most > bits)
+        warning = fmt::format("--alpha {} over {} users needs {} matching bits of {}: no image can be attributed in the largest "
+                              "registries; use a larger --alpha or a smaller --users-max",
+                              opt.rule.alpha, opt.users_max, k_most, bits);
+    if (!warning.empty()) std::cerr << "sgf: warning: " << warning << "\n";
 
     std::optional<sgf::io::MetaModel<B>> base_meta;
     std::optional<sgf::MetaGenerator<B>> base_baked;
@@ -251,6 +264,7 @@ int run_eval(B& b, bool json_out, const EvalArgs& a) {
                      {"out", a.out},
                      {"files", files},
                      {"report", sgf::eval::to_json(r)}};
+    if (!warning.empty()) j["warning"] = warning;
     if (json_out) {
         std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
         return 0;

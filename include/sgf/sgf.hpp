@@ -3,6 +3,7 @@
 // backend as well: <sgf/backends/eigen.hpp> (CPU) or <sgf/backends/cuda.cuh> (GPU).
 #pragma once
 #include <sgf/core/error.hpp>
+#include <sgf/core/text.hpp>
 #include <sgf/core/shape.hpp>
 #include <sgf/core/descriptors.hpp>
 #include <sgf/core/philox.hpp>

@@ -1473,6 +1473,16 @@ TEST_F(Cli, FileNamesAndForeignLabelsCannotForgeResultLines) {
         EXPECT_NE(r.out.find("a.png\\x09attributed\\x09bob\\x09128 bits\\x0az.png"), std::string::npos) << args[0] << "\n" << r.out;
         EXPECT_EQ(r.out.find("\nz.png"), std::string::npos) << r.out;
     }
+    // a literal backslash, a C1 control (U+009B, CSI to an 8-bit terminal) and a stray byte are
+    // escaped too, so no two file names print alike; other UTF-8 passes
+    const fs::path up2 = dir / "up2";
+    fs::create_directories(up2);
+    for (const std::string name : {"b\\x09c.png", "csi\xc2\x9b.png", "caf\xc3\xa9.png", "latin\xe9.png"})
+        fs::copy_file(good_png, up2 / name);
+    const Result r2 = sgf({"decode", "--model", model.string(), up2.string()});
+    for (const std::string shown : {"b\\\\x09c.png", "csi\\xc2\\x9b.png", "caf\xc3\xa9.png", "latin\\xe9.png"})
+        EXPECT_NE(r2.out.find(shown), std::string::npos) << shown << "\n" << r2.out;
+    EXPECT_EQ(r2.out.find("\xc2\x9b"), std::string::npos) << r2.out;
     // the default verify line printed a foreign registry's labels raw (escape sequences, newlines)
     const fs::path reg7 = dir / "m7.db";
     fs::copy_file(registry, reg7);

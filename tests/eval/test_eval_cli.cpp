@@ -217,6 +217,26 @@ TEST_F(EvalCli, TextProgressAndBitAccuracyOnlyMode) {
     EXPECT_FALSE(fs::exists(dir / "text" / "plots" / "blur.png"));
 }
 
+TEST_F(EvalCli, WarnsWhenAlphaAsksForMoreBitsThanTheModelHas) {
+    // 128 bits: P(all 128 match) = 2^-128 = 2.9e-39, so alpha 1e-40 needs 129 bits for one fingerprint,
+    // and alpha 1e-38 needs 128 for one but 129 among 20 users (1e-38 / 20 < 2.9e-39)
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"1e-40", "needs 129 matching bits of 128: no image can be detected"}, {"1e-38", "over 20 users needs 129 matching bits"}, {"1e-6", ""}};
+    for (const auto& [alpha, expected] : cases) {
+        const auto r = run(dir, {"eval", "--model", model.string(), "--quick", "--images", "8", "--users-max", "20", "--attacks", "noise",
+                                 "--no-fidelity", "--alpha", alpha, "--out", (dir / ("a" + alpha)).string(), "--json"});
+        ASSERT_EQ(r.rc, 0) << alpha << "\n" << r.err;
+        const json j = json::parse(r.out);
+        if (expected.empty()) {
+            EXPECT_FALSE(j.contains("warning")) << alpha << ": " << j.value("warning", "");
+            EXPECT_EQ(r.err.find("warning"), std::string::npos) << alpha << ": " << r.err;
+        } else {
+            EXPECT_NE(j.value("warning", "").find(expected), std::string::npos) << alpha << ": " << j.value("warning", "");
+            EXPECT_NE(r.err.find("sgf: warning: --alpha " + alpha), std::string::npos) << alpha << ": " << r.err;
+        }
+    }
+}
+
 TEST_F(EvalCli, UsageErrors) {
     EXPECT_EQ(run(dir, {"eval", "--model", model.string(), "--immunised", immunised.string()}).rc, 2) << "--immunised needs --out";
     EXPECT_EQ(run(dir, {"eval", "--model", model.string(), "--quick", "--attacks", "nope", "--out", (dir / "x").string()}).rc, 2);

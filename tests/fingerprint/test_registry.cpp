@@ -60,14 +60,14 @@ TEST(Registry, LabelsArePrintableUtf8AndMetadataIsUtf8) {
     // valid: ASCII, 2-, 3- and 4-byte sequences at their limits
     for (const std::string ok : {"alice", "caf\xc3\xa9", "\xe2\x82\xac", "\xef\xbf\xbd", "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf",
                                  "\xc2\x80", "\xe0\xa0\x80", "\xf0\x90\x80\x80"}) {
-        EXPECT_TRUE(Registry::is_valid_utf8(ok)) << ok;
+        EXPECT_TRUE(is_valid_utf8(ok)) << ok;
         EXPECT_NO_THROW(Registry::check_entry(ok, "", "r.db")) << ok;
     }
     // invalid: a stray continuation byte, overlong forms, surrogates, above U+10FFFF, truncated
     for (const std::string bad : {"\x80", "eve\xff", "\xc0\xaf", "\xc1\xbf", "\xe0\x80\xaf", "\xf0\x80\x80\xaf",
                                   "\xed\xa0\x80", "\xed\xbf\xbf", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xe2\x82",
                                   "a\xc3"}) {
-        EXPECT_FALSE(Registry::is_valid_utf8(bad));
+        EXPECT_FALSE(is_valid_utf8(bad));
         EXPECT_THROW(Registry::check_entry(bad, "", "r.db"), ArgumentError);
         EXPECT_THROW(Registry::check_entry("ok", bad, "r.db"), ArgumentError);
     }

@@ -9,7 +9,6 @@
 #include "blob_images.hpp"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <functional>
 #include <utility>
@@ -112,7 +111,8 @@ TEST(Trainer, TinyPresetLearnsToDecodeFingerprints) {
     tc.seed = 3;
     tc.adam.lr = 0.005;  // a faster schedule than the paper's 0.002 so the test fits a CPU minute
     Trainer<B> tr(b, cfg, tc);
-    const auto t0 = std::chrono::steady_clock::now();
+    // No wall-clock bound: the run is the same on a loaded machine (about 3,300 steps, 26 s on 2
+    // idle cores in Release), so the result does not depend on how busy the machine is.
     double acc = 0;
     int steps = 0;
     for (; steps < 4000; ++steps) {
@@ -120,7 +120,6 @@ TEST(Trainer, TinyPresetLearnsToDecodeFingerprints) {
         auto st = tr.step(real);
         acc = 0.9 * acc + 0.1 * st.g.bit_accuracy;
         if (steps > 100 && acc > 0.9) break;
-        if (std::chrono::steady_clock::now() - t0 > std::chrono::seconds(90)) break;
     }
     // evaluate the EMA generator with fresh fingerprints
     auto gb = draw_generator_batch(b, cfg, 64, 777, 0);

@@ -3,6 +3,8 @@
 // The source location is kept separately (where()) so messages stay readable.
 #pragma once
 
+#include <sgf/core/text.hpp>  // printable(), for the messages
+
 #include <fmt/format.h>
 
 #include <source_location>
@@ -52,19 +54,6 @@ class BackendError : public Error {
 public:
     explicit BackendError(const std::string& msg, std::source_location loc = std::source_location::current()) : Error(msg, loc) {}
 };
-
-/// Text from a file or a command line, for an error message: bytes outside printable ASCII as \xNN
-/// (escape sequences never reach a terminal), at most `max_bytes` of it followed by "...".
-inline std::string printable(std::string_view s, std::size_t max_bytes = std::string_view::npos) {
-    std::string out;
-    for (const char ch : s.substr(0, max_bytes)) {
-        const auto u = static_cast<unsigned char>(ch);
-        if (u >= 0x20 && u < 0x7f) out += ch;
-        else out += fmt::format("\\x{:02x}", u);
-    }
-    if (s.size() > max_bytes) out += "...";
-    return out;
-}
 
 namespace detail {
 template <class E, class... Args>

@@ -19,6 +19,7 @@
 //     float/PNG accuracies equal what `sgf eval` without --out prints for the same seed and count.
 #pragma once
 
+#include <sgf/core/text.hpp>
 #include <sgf/eval/fd_classifier.hpp>
 #include <sgf/fingerprint.hpp>
 #include <sgf/io.hpp>
@@ -497,15 +498,11 @@ EvalResult evaluate(B& b, std::vector<EvalModelInput<B>> models, const EvalOptio
     }
     if (opt.fidelity && res.fidelity.skipped.empty()) {
         if (std::filesystem::exists(opt.fd_classifier)) check_fd_classifier_file(opt.fd_classifier, fd_dataset_name(opt));
-        if (folder) {  // the classifier file must record the folder's name
-            try {
-                (void)nlohmann::json(fd_dataset_name(opt)).dump();
-            } catch (const nlohmann::json::type_error&) {
-                SGF_THROW(ArgumentError, "{}: the folder's path is not valid UTF-8, so an FD classifier file cannot record it; rename "
-                                         "the folder or skip fidelity (--no-fidelity)",
-                          opt.real_dir.string());
-            }
-        }
+        // the classifier file must record the folder's name
+        SGF_CHECK(!folder || is_valid_utf8(fd_dataset_name(opt)), ArgumentError,
+                  "{}: the folder's path is not valid UTF-8, so an FD classifier file cannot record it; rename the folder or "
+                  "skip fidelity (--no-fidelity)",
+                  printable(opt.real_dir.string()));
     }
     const int min_distance = Registry::default_min_distance(n);
     const auto users = detail::issue_fingerprints(n, opt.users_max, min_distance, detail::mix(opt.seed, 2));

@@ -6,6 +6,7 @@
 // produce duplicates or too-close codes, and a killed process leaves no half-written row.
 #pragma once
 
+#include <sgf/core/text.hpp>
 #include <sgf/fingerprint/attribution.hpp>
 
 #include <nlohmann/json.hpp>
@@ -236,30 +237,6 @@ public:
         SGF_CHECK(is_valid_utf8(metadata), ArgumentError, "{}: metadata of '{}' is not valid UTF-8", where, label);
     }
 
-    /// Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF.
-    static bool is_valid_utf8(std::string_view s) {
-        std::size_t i = 0;
-        while (i < s.size()) {
-            const auto c = static_cast<unsigned char>(s[i]);
-            int n = 0;
-            std::uint32_t cp = 0;
-            if (c < 0x80) { ++i; continue; }
-            if (c >= 0xc2 && c <= 0xdf) n = 1, cp = c & 0x1f;
-            else if (c >= 0xe0 && c <= 0xef) n = 2, cp = c & 0x0f;
-            else if (c >= 0xf0 && c <= 0xf4) n = 3, cp = c & 0x07;
-            else return false;
-            if (i + std::size_t(n) >= s.size()) return false;  // truncated sequence
-            for (int k = 1; k <= n; ++k) {
-                const auto d = static_cast<unsigned char>(s[i + std::size_t(k)]);
-                if ((d & 0xc0) != 0x80) return false;
-                cp = (cp << 6) | (d & 0x3f);
-            }
-            if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-                return false;
-            i += std::size_t(n) + 1;
-        }
-        return true;
-    }
     /// Registers an explicit fingerprint (checked against the minimum distance and duplicates).
     RegistryEntry add(const std::string& label, const Fingerprint& f, const std::string& metadata = "") {
         return write_txn([&] {

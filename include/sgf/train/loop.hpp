@@ -3,6 +3,7 @@
 // are still at chance, a clear stop on NaN/Inf, and the release (meta-model) file at the end.
 #pragma once
 
+#include <sgf/core/text.hpp>
 #include <sgf/io/atomic_file.hpp>
 #include <sgf/io/image.hpp>
 #include <sgf/train/checkpoint.hpp>
@@ -248,12 +249,9 @@ int run_training(B& b, const ModelConfig& mc_in, const TrainConfig& tc_in, const
     }
     const io::ImageDataset ds = load_training_data(opt.data, mc);
     const TrainingData data = training_data_record(opt.data, ds);
-    try {  // every checkpoint records it in its JSON header: refuse now, not at the first checkpoint
-        (void)nlohmann::json(data.name).dump();
-    } catch (const nlohmann::json::type_error&) {
-        SGF_THROW(ArgumentError, "--data {}: the folder's path is not valid UTF-8, which a checkpoint cannot record; rename the folder",
-                  data.name);
-    }
+    // every checkpoint records it in its JSON header: refuse now, not at the first checkpoint
+    SGF_CHECK(is_valid_utf8(data.name), ArgumentError,
+              "--data {}: the folder's path is not valid UTF-8, which a checkpoint cannot record; rename the folder", printable(data.name));
     Trainer<B> tr(b, mc, tc);  // checks the configs
     io::Sampler sampler(ds.size(), tc.seed);
     if (opt.resume) {
