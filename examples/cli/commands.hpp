@@ -618,7 +618,7 @@ int cmd_demo(B& b, const Common& c, const std::string& model, int users, int per
     bit_acc /= std::max(1.0, n_gen);
     // over the real images actually decoded (unreadable ones are counted under "unreadable")
     const double fpr_real = real_decoded == 0 ? 0 : double(real_detected) / double(real_decoded);
-    const int k_star = sgf::stats::bit_threshold(cfg.fingerprint_bits, sgf::stats::bonferroni_alpha(rule.alpha, users));
+    const int k_star = sgf::stats::family_bit_threshold(cfg.fingerprint_bits, rule.alpha, users);
     json j{{"users", users},
            {"images_per_user", per_user},
            {"bit_accuracy", bit_acc},

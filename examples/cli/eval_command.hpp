@@ -212,7 +212,7 @@ int run_eval(B& b, bool json_out, const EvalArgs& a) {
     // a threshold above the bits: every detection or attribution row would read 0, say why up front
     const int bits = loaded[0].config.fingerprint_bits;
     const int k_one = sgf::stats::bit_threshold(bits, opt.rule.alpha);
-    const int k_most = sgf::stats::bit_threshold(bits, sgf::stats::bonferroni_alpha(opt.rule.alpha, opt.users_max));
+    const int k_most = sgf::stats::family_bit_threshold(bits, opt.rule.alpha, opt.users_max);
     std::string warning;
     if (k_one > bits)
         warning = fmt::format("--alpha {} needs {} matching bits of {}: no image can be detected or attributed; use a larger --alpha",

@@ -90,8 +90,7 @@ int tour(const fs::path& model_path, const fs::path& out) {
     }
     // k*: an image is attributed only when it matches a user's fingerprint in at least k* bits, so
     // that an image made by none of the N users passes for one of them with probability <= alpha
-    const int k_star =
-        sgf::stats::bit_threshold(cfg.fingerprint_bits, sgf::stats::bonferroni_alpha(/*alpha=*/1e-6, registry.size()));
+    const int k_star = sgf::stats::family_bit_threshold(cfg.fingerprint_bits, /*alpha=*/1e-6, registry.size());
     // [/tour:issue]
     fmt::print("b. registry {} ({} users; attributed from {} of {} matching bits):\n", registry.path(), registry.size(),
                k_star, cfg.fingerprint_bits);
@@ -111,7 +110,7 @@ int tour(const fs::path& model_path, const fs::path& out) {
     const int n_images = 12;
     sgf::Tensor<B> z(cpu, sgf::Shape{n_images, G.config().z_dim});
     cpu.normal(sgf::RngKey{/*seed=*/2024, /*stream=*/0, /*offset=*/0}, z.size(), z.data());  // latents z ~ N(0, 1)
-    const auto ctx = G.forward_baked(cpu, z, /*noise_seed=*/7);  // ctx.image(): [12, C, R, R] in [-1, 1]
+    const auto ctx = G.forward_baked(cpu, z, /*noise_seed=*/7);  // ctx.image(): [12, C, R, R], about [-1, 1]
     const sgf::HostTensor<float> images = sgf::to_host<float>(cpu, ctx.image());
     std::vector<std::string> files;
     for (int i = 0; i < n_images; ++i) {

@@ -1513,6 +1513,11 @@ TEST_F(Cli, VerifyLabelIsNeverEmptyAndWarnsWhenNothingCanMatch) {
     EXPECT_NE(r.parsed().value("warning", std::string()).find("no image can match"), std::string::npos) << r.out;
     r = sgf({"--json", "verify", "--model", model.string(), "--registry", registry.string(), "--label", "alice", good_png.string()});
     EXPECT_FALSE(r.parsed().contains("warning")) << r.out;
+    // the registry-wide test at an alpha whose alpha / N is below the smallest double: it was exit 2
+    // ("alpha must be in (0, 1), got 0"), it is the same warning and not_fingerprinted as at 1e-40
+    r = sgf({"--json", "verify", "--model", model.string(), "--registry", registry.string(), "--alpha", "5e-324", good_png.string()});
+    EXPECT_EQ(r.rc, kNotFingerprinted) << r.err;
+    EXPECT_NE(r.parsed().value("warning", std::string()).find("no image can be attributed"), std::string::npos) << r.out;
 }
 
 TEST_F(Cli, GenerateRemovesEveryFolderItMadeWhenAWriteFails) {
@@ -1672,7 +1677,7 @@ TEST_F(Cli, DemoOnTheCpuReportsEveryStageAndCleansUp) {
         EXPECT_LE(j[k].get<double>(), 1.0) << k;
     }
     EXPECT_EQ(j["theoretical_family_fpr"], 1e-6);
-    EXPECT_EQ(j["threshold_bits"], stats::bit_threshold(128, stats::bonferroni_alpha(1e-6, 3)));
+    EXPECT_EQ(j["threshold_bits"], stats::family_bit_threshold(128, 1e-6, 3));
     for (const char* stage : {"load_model", "issue", "instantiate_and_generate", "prepare_real_and_open_world", "decode", "attribute"})
         EXPECT_TRUE(j["seconds"].contains(stage)) << stage;
     // --keep: the registry, one baked generator per user, and every verified image stay

@@ -274,7 +274,7 @@ TEST(DocTables, VerificationThresholds) {
     for (std::int64_t N : sizes) {
         t += fmt::format("| {} |", N);
         for (double a : alphas) {
-            const int k = stats::bit_threshold(n, stats::bonferroni_alpha(a, N));
+            const int k = stats::family_bit_threshold(n, a, N);
             // k* is the smallest k whose tail is <= alpha/N
             EXPECT_LE(stats::log_p_value(k, n), std::log(a / double(N)) + 1e-12);
             EXPECT_GT(stats::log_p_value(k - 1, n), std::log(a / double(N)));

@@ -368,6 +368,40 @@ TEST(ImageFolder, SubFoldersAreClassesInSortedOrder) {
     }
 }
 
+TEST(ImageFolder, ImagesSmallerThanAQuarterOfTheResolutionAreRefusedAsDecodeRefusesThem) {
+    // train --data and eval --real-dir enlarged a 1x1 thumbnail to the model's size and used it
+    const fs::path dir = fs::path(SGF_TEST_TMPDIR) / "folder-small-images";
+    fs::remove_all(dir);
+    write_class_images(dir, 0, 2);
+    auto square = [](int side) {
+        io::Image im;
+        im.width = im.height = side;
+        im.channels = 1;
+        im.pixels.assign(std::size_t(side) * side, 128);
+        return im;
+    };
+    EXPECT_EQ(io::min_image_side(16), 4);
+    EXPECT_EQ(io::min_image_side(4), 2);
+    EXPECT_EQ(min_decode_side(128), io::min_image_side(128));
+    std::ofstream(dir / "wide.png", std::ios::binary) << io::encode_png([&] {
+        io::Image im = square(4);
+        im.width = 40;  // 40x4: each side counts, before cropping
+        im.pixels.assign(160, 128);
+        return im;
+    }());
+    EXPECT_EQ(io::load_image_folder(dir, 1, 16).size(), 3);  // 4 px is enough at 16 px
+    std::ofstream(dir / "thumb.png", std::ios::binary) << io::encode_png(square(3));
+    try {
+        io::load_image_folder(dir, 1, 16);
+        ADD_FAILURE() << "a 3x3 image was read for a 16-px model";
+    } catch (const FormatError& e) {
+        const std::string what = e.what();
+        EXPECT_NE(what.find("thumb.png: image is 3x3, too small for a 16-px model: images need at least 4 px per side"),
+                  std::string::npos) << what;
+    }
+    EXPECT_EQ(io::load_image_folder(dir, 1, 8).size(), 4);  // at 8 px, 2 px is enough
+}
+
 TEST(EvaluationRealFolder, FalsePositivesAttributionAndFidelityUseTheFolder) {
     B b(2);
     auto m = random_model(b, 3);

@@ -110,6 +110,18 @@ TEST(Statistics, ThresholdsForStatedFalsePositiveRates) {
     EXPECT_DOUBLE_EQ(stats::bonferroni_alpha(1e-6, 1), 1e-6);
     EXPECT_THROW(stats::bonferroni_alpha(1e-6, -1), ArgumentError);
     EXPECT_EQ(stats::bit_threshold(128, stats::bonferroni_alpha(1e-6, 1000)), 98);
+    // family_bit_threshold is bit_threshold at alpha / N (N = 0 as 1) wherever alpha / N is a normal double ...
+    for (int n : {16, 128, 1000})
+        for (double alpha : {0.5, 1e-2, 1e-6, 1e-12, 1e-300})
+            for (std::int64_t N : {0LL, 1LL, 7LL, 1000LL, 1000000LL})
+                EXPECT_EQ(stats::family_bit_threshold(n, alpha, N), stats::bit_threshold(n, stats::bonferroni_alpha(alpha, N)))
+                    << n << " " << alpha << " " << N;
+    // ... and below the smallest double it is n + 1, where alpha / N is 0 and bit_threshold refuses it (the
+    // verification audit: `verify --alpha 1e-322` over 100 entries was exit 2 "alpha must be in (0, 1), got 0")
+    EXPECT_EQ(stats::bonferroni_alpha(1e-322, 100), 0.0);
+    EXPECT_EQ(stats::family_bit_threshold(128, 1e-322, 100), 129);
+    EXPECT_THROW(stats::family_bit_threshold(128, 0.0, 1), ArgumentError);
+    EXPECT_THROW(stats::family_bit_threshold(128, 1e-6, -1), ArgumentError);
     EXPECT_NEAR(stats::log_family_p_value(100, 128, 1000), stats::log_p_value(100, 128) + std::log(1000.0), 1e-12);
     EXPECT_EQ(stats::log_family_p_value(60, 128, 1000), 0.0);  // capped at 1
     EXPECT_THROW(stats::bit_threshold(128, 0.0), ArgumentError);
@@ -196,7 +208,7 @@ TEST(Attribution, CapacityProblemWhenEvenAllBitsCannotPassTheThreshold) {
     for (int n : {4, 12, 20, 24})
         for (double alpha : {1e-2, 1e-6})
             for (std::int64_t N : {1LL, 2LL, 3LL, 1000LL, 40000LL, 1LL << 20}) {
-                const bool reachable = stats::bit_threshold(n, stats::bonferroni_alpha(alpha, N)) <= n;
+                const bool reachable = stats::family_bit_threshold(n, alpha, N) <= n;
                 EXPECT_EQ(attribution_capacity_problem(n, alpha, N).empty(), reachable) << n << " " << alpha << " " << N;
                 EXPECT_EQ(reachable, double(N) <= std::ldexp(alpha, n) * (1 + 1e-9)) << n << " " << alpha << " " << N;
             }

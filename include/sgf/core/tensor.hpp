@@ -32,8 +32,16 @@ public:
     Tensor(B& b, Shape s) : shape_(s), buf_(b.allocate(static_cast<std::size_t>(HostTensor<Scalar>::checked_size(s)))) {}
     Tensor(B& b, Shape s, Scalar value) : Tensor(b, s) { b.fill(data(), size(), value); }
 
-    Tensor(Tensor&&) noexcept = default;
-    Tensor& operator=(Tensor&&) noexcept = default;
+    // A moved-from tensor is empty (shape [0, 0, 1, 1], no storage), not a shape without storage:
+    // an op given it fails its shape check instead of reading through a null pointer.
+    Tensor(Tensor&& o) noexcept : shape_(std::exchange(o.shape_, Shape{})), buf_(std::move(o.buf_)) {}
+    Tensor& operator=(Tensor&& o) noexcept {
+        if (this != &o) {
+            shape_ = std::exchange(o.shape_, Shape{});
+            buf_ = std::move(o.buf_);
+        }
+        return *this;
+    }
     Tensor(const Tensor&) = delete;
     Tensor& operator=(const Tensor&) = delete;
 

@@ -377,7 +377,7 @@ inline AttributionStats count_attribution(const Matcher& reg, const std::vector<
     SGF_CHECK(generated.size() == who.size(), ArgumentError, "count_attribution: {} images, {} owners", generated.size(), who.size());
     AttributionStats s;
     s.users = reg.size();
-    s.threshold = stats::bit_threshold(reg.bits(), stats::bonferroni_alpha(rule.alpha, reg.size()));
+    s.threshold = stats::family_bit_threshold(reg.bits(), rule.alpha, reg.size());
     s.generated = std::int64_t(generated.size());
     for (std::size_t i = 0; i < generated.size(); ++i) {
         const auto a = reg.attribute(generated[i], rule);
@@ -564,7 +564,7 @@ EvalResult evaluate(B& b, std::vector<EvalModelInput<B>> models, const EvalOptio
             Matcher reg(n);
             for (std::size_t u = 0; u < users.size(); ++u) reg.add(users[u], std::to_string(u));
             f.registry_size = reg.size();
-            f.threshold_registry = stats::bit_threshold(n, stats::bonferroni_alpha(opt.rule.alpha, f.registry_size));
+            f.threshold_registry = stats::family_bit_threshold(n, opt.rule.alpha, f.registry_size);
             for (const auto& d : real_dec) {
                 const int m0 = d.matching_bits(users[0]);
                 f.single_pass += m0 >= f.threshold_single;

@@ -52,7 +52,7 @@ struct Attribution {
 /// that fits them: a larger alpha, fewer fingerprints, more bits).
 inline std::string attribution_capacity_problem(int bits, double alpha, std::int64_t registry_size) {
     const std::int64_t N = std::max<std::int64_t>(registry_size, 1);
-    if (stats::bit_threshold(bits, stats::bonferroni_alpha(alpha, N)) <= bits) return {};
+    if (stats::family_bit_threshold(bits, alpha, N) <= bits) return {};
     // the largest registry still below the bar: floor(alpha 2^n), at least 0
     const double capacity = std::floor(std::ldexp(alpha, bits));
     return fmt::format(
@@ -76,7 +76,10 @@ public:
         codes_.insert(codes_.end(), f.words().begin(), f.words().end());
         labels_.push_back(std::move(label));
     }
-    const std::string& label(std::int64_t i) const { return labels_[std::size_t(i)]; }
+    const std::string& label(std::int64_t i) const {
+        SGF_CHECK(i >= 0 && i < size(), ArgumentError, "matcher: entry index {} out of range [0, {})", i, size());
+        return labels_[std::size_t(i)];
+    }
 
     /// Best and runner-up by matching bits (ties: lower index first).
     void best_two(const Fingerprint& q, std::int64_t& i1, int& m1, std::int64_t& i2, int& m2) const {
@@ -107,7 +110,9 @@ public:
         Attribution a;
         a.bits = bits_;
         a.registry_size = size();
-        a.threshold = stats::bit_threshold(bits_, stats::bonferroni_alpha(rule.alpha, size()));
+        SGF_CHECK(decoded.bits() == bits_, ArgumentError, "matcher: decoded fingerprint has {} bits, registry uses {}", decoded.bits(),
+                  bits_);  // also for an empty registry: a decoder of another length is a mistake, not "not fingerprinted"
+        a.threshold = stats::family_bit_threshold(bits_, rule.alpha, size());
         if (size() == 0) return a;
         best_two(decoded, a.best_index, a.best_matching, a.runner_up_index, a.runner_up_matching);
         a.best_label = label(a.best_index);

@@ -3,7 +3,10 @@
 // bits to any issued one. Concurrency: every issue/add runs in a BEGIN IMMEDIATE transaction (one
 // writer at a time across processes, WAL journal, busy timeout), and refreshes the in-memory copy
 // of the codes inside that transaction before checking distances, so concurrent issuers never
-// produce duplicates or too-close codes, and a killed process leaves no half-written row.
+// produce duplicates or too-close codes, and a killed process leaves no half-written row. Within a
+// process, one Registry may be shared by threads: every call holds the object's mutex, so calls take
+// turns (a write that waits for another process's lock holds up the other threads, and issue_all's
+// before_commit runs with the mutex held: it must not wait for another thread using this Registry).
 #pragma once
 
 #include <sgf/core/text.hpp>
@@ -19,6 +22,7 @@
 #include <ctime>
 #include <filesystem>
 #include <functional>
+#include <mutex>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -157,11 +161,15 @@ public:
     int bits() const { return bits_; }
     int min_distance() const { return min_distance_; }
     std::int64_t size() {
+        std::scoped_lock lock(mu_);
         refresh();
         return matcher_.size();
     }
-    /// The in-memory matcher over every issued fingerprint (refreshed from the file).
-    const Matcher& matcher() {
+    /// A snapshot of the in-memory matcher over every issued fingerprint (refreshed from the file):
+    /// a copy, so that it stays valid while other threads issue; attribute many codes with it
+    /// without a query per code.
+    Matcher matcher() {
+        std::scoped_lock lock(mu_);
         refresh();
         return matcher_;
     }
@@ -222,6 +230,9 @@ public:
     /// in a label (a tab or newline would break the `label<TAB>hex` lines of `sgf issue`; escape
     /// sequences would reach the terminal). Callers can check a whole batch before they create or
     /// open a registry.
+    /// Strict UTF-8 (sgf::is_valid_utf8, kept here for callers of the registry's API).
+    static bool is_valid_utf8(std::string_view s) noexcept { return sgf::is_valid_utf8(s); }
+
     static void check_entry(const std::string& label, const std::string& metadata, const std::string& where) {
         SGF_CHECK(!label.empty(), ArgumentError, "{}: labels must not be empty", where);
         SGF_CHECK(label.size() <= kMaxLabelBytes && label.find('\0') == std::string::npos, ArgumentError,
@@ -231,6 +242,10 @@ public:
             SGF_CHECK(static_cast<unsigned char>(ch) >= 0x20 && ch != 0x7f, ArgumentError,
                       "{}: label '{}' holds a control character (byte 0x{:02x}): labels are printable text", where,
                       printable(label), static_cast<unsigned char>(ch));
+        for (std::size_t i = 0; i + 1 < label.size(); ++i)  // C1 controls U+0080..U+009F: C2 80..C2 9F in UTF-8
+            SGF_CHECK(!(static_cast<unsigned char>(label[i]) == 0xc2 && static_cast<unsigned char>(label[i + 1]) < 0xa0), ArgumentError,
+                      "{}: label '{}' holds a C1 control character (U+{:04X}): labels are printable text", where, printable(label),
+                      static_cast<unsigned char>(label[i + 1]));
         SGF_CHECK(metadata.size() <= kMaxMetadataBytes && metadata.find('\0') == std::string::npos, ArgumentError,
                   "{}: metadata of '{}' must be at most {} bytes without NUL characters (got {} bytes)", where, label,
                   kMaxMetadataBytes, metadata.size());
@@ -242,9 +257,12 @@ public:
         return write_txn([&] {
             SGF_CHECK(f.bits() == bits_, ArgumentError, "{}: fingerprint has {} bits, the registry uses {}", path_, f.bits(), bits_);
             const std::int64_t near = too_close(f);
-            if (near >= 0)
-                SGF_THROW(ArgumentError, "{}: fingerprint {} is {} bits from '{}', below the minimum distance {}", path_, f.hex(),
-                          f.hamming(Fingerprint::parse(fingerprint_hex(near), bits_)), matcher_.label(near), min_distance_);
+            if (near >= 0) {
+                const int d = f.hamming(Fingerprint::parse(fingerprint_hex(near), bits_));
+                if (d == 0) SGF_THROW(ArgumentError, "{}: fingerprint {} is already issued, to '{}'", path_, f.hex(), printable(matcher_.label(near)));
+                SGF_THROW(ArgumentError, "{}: fingerprint {} is {} bits from '{}', below the minimum distance {}", path_, f.hex(), d,
+                          printable(matcher_.label(near)), min_distance_);
+            }
             return insert(label, f, metadata);
         });
     }
@@ -253,6 +271,7 @@ public:
     /// kMaxLabelBytes cannot be stored, so it finds nothing).
     std::optional<RegistryEntry> find(const std::string& label) {
         if (label.size() > kMaxLabelBytes || label.find('\0') != std::string::npos) return std::nullopt;
+        std::scoped_lock lock(mu_);
         sqlite3_stmt* s = prepare("SELECT id, label, fingerprint, issued_at, metadata FROM fingerprints WHERE label = ?");
         sqlite3_bind_text(s, 1, label.data(), int(label.size()), SQLITE_TRANSIENT);
         std::optional<RegistryEntry> out;
@@ -261,6 +280,7 @@ public:
         return out;
     }
     std::vector<RegistryEntry> all() {
+        std::scoped_lock lock(mu_);
         sqlite3_stmt* s = prepare("SELECT id, label, fingerprint, issued_at, metadata FROM fingerprints ORDER BY id");
         std::vector<RegistryEntry> out;
         while (step(s) == SQLITE_ROW) out.push_back(row(s));
@@ -269,6 +289,7 @@ public:
     }
 
     Attribution attribute(const Fingerprint& decoded, const AttributionRule& rule = {}) {
+        std::scoped_lock lock(mu_);
         refresh();
         return matcher_.attribute(decoded, rule);
     }
@@ -481,6 +502,16 @@ private:
 
     template <class F>
     std::invoke_result_t<F&> write_txn(F&& body) {
+        std::scoped_lock lock(mu_);
+        // issue/add/import from issue_all's before_commit (same thread, mutex held): SQLite has no
+        // nested transactions, and the outer one would commit or roll back both
+        SGF_CHECK(!in_txn_, ArgumentError, "{}: a registry write (issue, add, import) cannot run inside another one (e.g. from "
+                                           "issue_all's before_commit)", path_);
+        in_txn_ = true;
+        struct Clear {
+            bool& flag;
+            ~Clear() { flag = false; }
+        } clear{in_txn_};
         exec("BEGIN IMMEDIATE");
         try {
             refresh();
@@ -654,6 +685,8 @@ private:
     sqlite3* db_ = nullptr;
     int bits_ = 128, min_distance_ = 32;
     Matcher matcher_;
+    std::recursive_mutex mu_;  ///< every public call holds it: db_, the cached statements and matcher_ are shared state
+    bool in_txn_ = false;      ///< inside write_txn (a nested write is refused)
     std::vector<std::string> hex_;
     std::int64_t last_id_ = 0;
     std::vector<const char*> sqls_;

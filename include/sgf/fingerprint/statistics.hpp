@@ -7,6 +7,7 @@
 #include <sgf/core/error.hpp>
 
 #include <algorithm>
+#include <cstdint>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -37,10 +38,10 @@ inline double log10_p_value(int k, int n) { return log_p_value(k, n) / std::log(
 /// The smallest k with P[X >= k] <= alpha (n + 1 when even all n bits are not enough). The tail
 /// falls as k grows, so a binary search finds it with O(log n) p-values (O(n log n) work; a linear
 /// scan was O(n^2): about a second per call at 4096 bits, and it runs for every attributed image).
-inline int bit_threshold(int n, double alpha) {
-    SGF_CHECK(alpha > 0 && alpha < 1, ArgumentError, "bit threshold: alpha must be in (0, 1), got {}", alpha);
+/// threshold_for_log_level is the same search for a level given as its logarithm `la` (<= 0).
+inline int threshold_for_log_level(int n, double la) {
     SGF_CHECK(n >= 1 && n <= 1000000, ArgumentError, "bit threshold: n must be in 1..1e6, got {}", n);
-    const double la = std::log(alpha);
+    SGF_CHECK(la <= 0 && !std::isnan(la), ArgumentError, "bit threshold: log level must be <= 0, got {}", la);
     int lo = 0, hi = n + 1;  // invariant: p(lo - 1) > alpha (none for lo = 0), and hi = n + 1 or p(hi) <= alpha
     while (lo < hi) {
         const int mid = lo + (hi - lo) / 2;
@@ -49,12 +50,24 @@ inline int bit_threshold(int n, double alpha) {
     }
     return lo;
 }
+inline int bit_threshold(int n, double alpha) {
+    SGF_CHECK(alpha > 0 && alpha < 1, ArgumentError, "bit threshold: alpha must be in (0, 1), got {}", alpha);
+    return threshold_for_log_level(n, std::log(alpha));
+}
 
 /// Per-comparison level for a family-wise level alpha over N fingerprints: alpha / max(N, 1). An
 /// empty registry is tested like a one-entry one (as log_family_p_value and Matcher do).
 inline double bonferroni_alpha(double alpha, std::int64_t registry_size) {
     SGF_CHECK(registry_size >= 0, ArgumentError, "bonferroni: registry size must be >= 0, got {}", registry_size);
     return alpha / double(std::max<std::int64_t>(registry_size, 1));
+}
+/// k*(n, alpha / N) for a family-wise level alpha over N fingerprints (N = 0 counts as 1), with the
+/// level as ln alpha - ln N: alpha / N can be below the smallest double (1e-322 over 100 entries),
+/// where bit_threshold(n, bonferroni_alpha(...)) would be handed 0; here it is n + 1, as it should.
+inline int family_bit_threshold(int n, double alpha, std::int64_t registry_size) {
+    SGF_CHECK(alpha > 0 && alpha < 1, ArgumentError, "bit threshold: alpha must be in (0, 1), got {}", alpha);
+    SGF_CHECK(registry_size >= 0, ArgumentError, "bonferroni: registry size must be >= 0, got {}", registry_size);
+    return threshold_for_log_level(n, std::log(alpha) - std::log(double(std::max<std::int64_t>(registry_size, 1))));
 }
 /// Family-wise p-value min(1, N p), in log space.
 inline double log_family_p_value(int k, int n, std::int64_t registry_size) {

@@ -199,7 +199,13 @@ inline ImageDataset load_folder_images(const ImageFolder& folder, const std::vec
     ds.pixels.reserve(indices.size() * std::size_t(ds.sample_size()));
     for (std::int64_t i : indices) {
         SGF_CHECK(i >= 0 && i < folder.size(), ArgumentError, "{}: image index {} out of range [0, {})", folder.dir.string(), i, folder.size());
-        const Image im = prepare_for_model(load_image(folder.files[std::size_t(i)]), channels, resolution);
+        const auto& file = folder.files[std::size_t(i)];
+        const Image raw = load_image(file);
+        // as decode_files refuses it: a thumbnail enlarged > 4x per side would train or measure on blur
+        SGF_CHECK(raw.width >= min_image_side(resolution) && raw.height >= min_image_side(resolution), FormatError,
+                  "{}: image is {}x{}, too small for a {}-px model: images need at least {} px per side (remove it from {})",
+                  file.string(), raw.width, raw.height, resolution, min_image_side(resolution), folder.dir.string());
+        const Image im = prepare_for_model(raw, channels, resolution);
         for (int c = 0; c < im.channels; ++c)
             for (int y = 0; y < im.height; ++y)
                 for (int x = 0; x < im.width; ++x) ds.pixels.push_back(im.at(y, x, c));

@@ -399,6 +399,12 @@ inline Image resize(const Image& img, int width, int height) {
     return out;
 }
 
+/// The smallest side (in pixels, before cropping) of an image that sgf reads for a model of
+/// resolution R, to decode it or to train or measure on it: R/4, at least 2 (8 px for `small`, 32 for
+/// `paper128`). A smaller image would be enlarged more than 4x per side and hold under 1/16 of the
+/// pixels the model sees.
+inline int min_image_side(int resolution) { return std::max(2, resolution / 4); }
+
 /// What the decoder sees: channel conversion, centre crop to a square, antialiased resize.
 inline Image prepare_for_model(const Image& img, int channels, int resolution) {
     Image x = convert_channels(img, channels);

@@ -20,7 +20,12 @@ inline constexpr const char* kFormatVersion = "1";
 
 template <Backend B>
 void put_parameters(B& b, SafetensorsFile& f, const std::vector<Parameter<B>*>& ps, const std::string& prefix = "") {
-    for (auto* p : ps) f.put<float>(prefix + p->name, p->dims, to_host_vector<float>(b, p->value));
+    for (auto* p : ps) {
+        // put() replaces a tensor of the same name: a network given twice would silently lose another's
+        SGF_CHECK(!f.tensors().contains(prefix + p->name), ArgumentError, "model file: two parameters named '{}' (one network given twice?)",
+                  prefix + p->name);
+        f.put<float>(prefix + p->name, p->dims, to_host_vector<float>(b, p->value));
+    }
 }
 
 template <Backend B>
@@ -190,8 +195,14 @@ struct MetaModel {
 template <Backend B>
 void save_meta_model(B& b, const std::filesystem::path& path, MetaGenerator<B>& G, ResidualCritic<B>& F,
                      ResidualCritic<B>& D, const std::map<std::string, std::string>& extra = {}) {
+    G.check_not_empty("save_meta_model");
+    F.check_not_empty("save_meta_model");
+    D.check_not_empty("save_meta_model");
     SGF_CHECK(!G.baked(), ArgumentError, "save_meta_model: '{}' would hold a baked generator (save_baked_generator writes those)",
               path.string());
+    SGF_CHECK(F.name_prefix() == "F" && D.name_prefix() == "D", ArgumentError,
+              "save_meta_model: '{}': expected the decoder F and the discriminator D, got networks named '{}' and '{}'", path.string(),
+              F.name_prefix(), D.name_prefix());
     const nlohmann::json cfg = G.config();
     SGF_CHECK(nlohmann::json(F.config()) == cfg && nlohmann::json(D.config()) == cfg, ArgumentError,
               "save_meta_model: '{}': the decoder and discriminator must have the generator's config ({}), got F {} and D {}",
@@ -232,6 +243,7 @@ struct DecoderModel {
 /// could bake a generator for any registered code (docs/verification.md, "Threat model").
 template <Backend B>
 void save_decoder(B& b, const std::filesystem::path& path, ResidualCritic<B>& F, const std::map<std::string, std::string>& extra = {}) {
+    F.check_not_empty("save_decoder");
     SGF_CHECK(F.outputs() == F.config().decoder_outputs(), ArgumentError,
               "save_decoder: '{}': the network has {} outputs, a decoder of this config has {}", path.string(), F.outputs(),
               F.config().decoder_outputs());
@@ -260,6 +272,7 @@ DecoderModel<B> load_decoder(B& b, const std::filesystem::path& path, const Mode
 template <Backend B>
 void save_baked_generator(B& b, const std::filesystem::path& path, MetaGenerator<B>& Gu,
                           const std::map<std::string, std::string>& extra = {}) {
+    Gu.check_not_empty("save_baked_generator");
     SGF_CHECK(Gu.baked(), ArgumentError, "save_baked_generator: '{}' would hold a meta generator", path.string());
     SafetensorsFile f;
     set_header(f, "baked-generator", Gu.config());

@@ -65,10 +65,20 @@ public:
         return ps;
     }
 
+    /// No layers: default-constructed or moved from. forward and the model-file writers refuse it.
+    bool empty() const noexcept { return fromrgb_.name().empty(); }
+    /// "F" for the decoder, "D" for the discriminator: the first part of every tensor name.
+    std::string name_prefix() const { return fromrgb_.name().substr(0, fromrgb_.name().find('.')); }
+    void check_not_empty(const char* what) const {
+        SGF_CHECK(!empty(), ArgumentError, "{}: the network holds no layers (default-constructed or moved from)", what);
+    }
+
     Ctx forward(B& b, TensorView<T> image) const {
+        check_not_empty("decoder/discriminator");
         const Shape expect{image.shape().n, cfg_.image_channels, cfg_.resolution, cfg_.resolution};
-        SGF_CHECK(image.shape() == expect && expect.n > 0, ShapeError, "{}: expected images of shape {}, got {}",
-                  fromrgb_.name().substr(0, 1) == "F" ? "decoder" : "discriminator", expect.str(), image.shape().str());
+        const char* who = name_prefix() == "F" ? "decoder" : "discriminator";
+        SGF_CHECK(image.shape() == expect, ShapeError, "{}: expected images of shape {}, got {}", who, expect.str(), image.shape().str());
+        SGF_CHECK(expect.n > 0, ShapeError, "{}: an empty batch (0 images, shape {})", who, image.shape().str());
         Ctx ctx;
         ctx.fromrgb = fromrgb_.forward(b, image);
         TensorView<T> x = ctx.fromrgb.y.view();

@@ -98,6 +98,11 @@ public:
 
     const ModelConfig& config() const { return cfg_; }
     bool baked() const { return baked_; }
+    /// No layers: default-constructed or moved from. Every use (forward, instantiate, save) refuses it.
+    bool empty() const noexcept { return convs_.empty(); }
+    void check_not_empty(const char* what) const {
+        SGF_CHECK(!empty(), ArgumentError, "{}: the generator holds no layers (default-constructed or moved from)", what);
+    }
     FingerprintEmbedding<B>& embedding() { return embed_; }
     Dense<B>& input_layer() { return input_; }
     std::vector<ModConv<B>>& up_convs() { return ups_; }
@@ -123,6 +128,8 @@ public:
     /// RngKey{noise_seed, layer index, 0} (nullopt: no noise).
     Ctx forward(B& b, TensorView<T> z, TensorView<T> c, std::optional<std::uint64_t> noise_seed) const {
         const std::int64_t N = z.shape().n;
+        check_not_empty("generator");
+        SGF_CHECK(N > 0, ShapeError, "generator: an empty batch (z of shape {})", z.shape().str());
         SGF_CHECK(!baked_, ArgumentError, "generator: a baked (fingerprinted) generator takes no fingerprint; call forward_baked");
         SGF_CHECK(z.shape().sample_size() == cfg_.z_dim, ShapeError, "generator: expected z of shape [{}, {}], got {}", N,
                   cfg_.z_dim, z.shape().str());
@@ -136,6 +143,7 @@ public:
 
     /// Forward of a baked generator: the fingerprint is in the weights. Same noise keys as forward().
     Ctx forward_baked(B& b, TensorView<T> z, std::optional<std::uint64_t> noise_seed) const {
+        check_not_empty("generator");
         SGF_CHECK(baked_, ArgumentError, "generator: forward_baked needs a baked generator (see instantiate)");
         SGF_CHECK(z.shape().n > 0 && z.shape().sample_size() == cfg_.z_dim, ShapeError,
                   "generator: expected z of shape [N, {}], got {}", cfg_.z_dim, z.shape().str());
@@ -218,6 +226,7 @@ template <Backend B>
 MetaGenerator<B> instantiate(B& b, MetaGenerator<B>& G, TensorView<typename B::Scalar> c) {
     using T = typename B::Scalar;
     const ModelConfig& cfg = G.config();
+    G.check_not_empty("instantiate");
     SGF_CHECK(!G.baked(), ArgumentError, "instantiate: the generator is already baked");
     SGF_CHECK(c.shape().n == 1 && c.shape().sample_size() == cfg.fingerprint_bits, ShapeError,
               "instantiate: expected one fingerprint of shape [1, {}], got {}", cfg.fingerprint_bits, c.shape().str());

@@ -7,6 +7,7 @@
 #include <sgf/io/image.hpp>
 #include <sgf/nets.hpp>
 
+#include <cmath>
 #include <functional>
 #include <optional>
 
@@ -22,6 +23,7 @@ struct Decoded {
 template <Backend B>
 std::vector<Decoded> decode_batch(B& b, const ResidualCritic<B>& F, const Tensor<B>& images) {
     const ModelConfig& cfg = F.config();
+    if (images.shape() == Shape{0, cfg.image_channels, cfg.resolution, cfg.resolution}) return {};  // as decode_images({})
     auto ctx = F.forward(b, images);
     const auto out = to_host_vector<float>(b, ctx.output());
     const std::int64_t N = images.shape().n, S = cfg.decoder_outputs();
@@ -33,6 +35,9 @@ std::vector<Decoded> decode_batch(B& b, const ResidualCritic<B>& F, const Tensor
         auto& d = res[std::size_t(n)];
         d.z_hat.assign(out.begin() + n * S, out.begin() + n * S + cfg.z_dim);
         d.logits.assign(out.begin() + n * S + cfg.z_dim, out.begin() + (n + 1) * S);
+        // a NaN logit reads as bit 0: an image holding NaN would decode to the all-zero code
+        for (const float v : d.logits)
+            SGF_CHECK(std::isfinite(v), NumericError, "decode: image {} gives a non-finite logit (does it hold NaN or Inf values?)", n);
         d.fingerprint = Fingerprint::from_logits(d.logits);
     }
     return res;
@@ -42,7 +47,7 @@ std::vector<Decoded> decode_batch(B& b, const ResidualCritic<B>& F, const Tensor
 /// model of resolution R: R/4, at least 2 (8 px for `small`, 32 for `paper128`). A smaller image
 /// would have to be enlarged more than 4x per side, so it holds under 1/16 of the pixels the decoder
 /// reads; it is refused as unusable input instead of being reported as "not fingerprinted".
-inline int min_decode_side(int resolution) { return std::max(2, resolution / 4); }
+inline int min_decode_side(int resolution) { return io::min_image_side(resolution); }
 
 /// An image as the decoder reads it: converted to the model's channels, centre-cropped to a square
 /// and resized to R x R (io::prepare_for_model), as [1, C, R, R] floats in [-1, 1]. An image with a
@@ -104,8 +109,21 @@ std::vector<FileDecode> decode_files(B& b, const ResidualCritic<B>& F, const std
         if (pending.empty()) return;
         Tensor<B> t = from_host<B, float>(b, Shape{std::int64_t(pending.size()), cfg.image_channels, cfg.resolution, cfg.resolution},
                                           std::span<const float>(buf));
-        auto dec = decode_batch(b, F, t);
-        for (std::size_t i = 0; i < pending.size(); ++i) out[pending[i]].decoded = std::move(dec[i]);
+        try {
+            auto dec = decode_batch(b, F, t);
+            for (std::size_t i = 0; i < pending.size(); ++i) out[pending[i]].decoded = std::move(dec[i]);
+        } catch (const NumericError&) {  // non-finite logits: one file at a time, so that only its entry fails
+            const std::size_t S = buf.size() / pending.size();
+            for (std::size_t i = 0; i < pending.size(); ++i) {
+                const Tensor<B> one = from_host<B, float>(b, Shape{1, cfg.image_channels, cfg.resolution, cfg.resolution},
+                                                          std::span<const float>(buf.data() + i * S, S));
+                try {
+                    out[pending[i]].decoded = std::move(decode_batch(b, F, one)[0]);
+                } catch (const NumericError& e) {
+                    out[pending[i]].error = fmt::format("{}: {}", paths[pending[i]], e.what());
+                }
+            }
+        }
         pending.clear();
         buf.clear();
     };

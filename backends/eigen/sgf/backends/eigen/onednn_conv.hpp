@@ -42,6 +42,7 @@ public:
     }
 
     void forward(const ConvDesc& d, float alpha, const float* x, const float* w, float beta, float* y) {
+        const std::lock_guard op(op_mu_);  // the slots' buffers are this op's until it returns
         const std::int64_t xs = d.c_in * d.h * d.w, ys = d.c_out * d.out_h() * d.out_w();
         chunks(d, [&](Slot& s, std::int64_t n0) {
             if (!s.fwd) s.fwd = std::make_unique<dnnl::convolution_forward>(s.fwd_pd);
@@ -54,6 +55,7 @@ public:
     }
 
     void backward_data(const ConvDesc& d, float alpha, const float* dy, const float* w, float beta, float* dx) {
+        const std::lock_guard op(op_mu_);
         const std::int64_t xs = d.c_in * d.h * d.w, ys = d.c_out * d.out_h() * d.out_w();
         chunks(d, [&](Slot& s, std::int64_t n0) {
             if (!s.bwd_data) {
@@ -73,6 +75,7 @@ public:
     }
 
     void backward_filter(const ConvDesc& d, float alpha, const float* x, const float* dy, float beta, float* dw) {
+        const std::lock_guard op(op_mu_);  // held through the reduction below, which reads the slots after the job
         const std::int64_t xs = d.c_in * d.h * d.w, ys = d.c_out * d.out_h() * d.out_w();
         const std::int64_t nw = d.c_out * d.c_in * d.k * d.k;
         std::vector<Slot*> used(static_cast<std::size_t>(pool_.size()), nullptr);
@@ -247,6 +250,7 @@ private:
     dnnl::engine eng_;
     std::vector<dnnl::stream> streams_;  // one per pool slot
     std::mutex mu_;                      // guards cache_ (the Slot objects themselves are per thread)
+    std::mutex op_mu_;                   // one op at a time when threads share the backend (slots are reused by shape)
     std::map<Key, std::unique_ptr<Slot>> cache_;
 };
 
