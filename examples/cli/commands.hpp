@@ -44,33 +44,7 @@ struct Common {
     std::string backend = "cpu";
 };
 
-/// Text from a file (metadata, labels of a foreign registry, file names) for a terminal, so that it
-/// can neither forge a result line nor drive the terminal: C0 controls (TAB, newline, ESC), DEL, the
-/// C1 controls U+0080..U+009F and bytes that are not part of valid UTF-8 as \xNN, and a backslash as
-/// \\ (so a file really named `a\x09b` reads back as `a\\x09b`, not as a TAB). Other UTF-8 text passes.
-inline std::string terminal_safe(std::string_view s) {
-    std::string out;
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        const auto u = static_cast<unsigned char>(s[i]);
-        if (u == '\\') {
-            out += "\\\\";
-            continue;
-        }
-        if (u >= 0x20 && u < 0x7f) {
-            out += s[i];
-            continue;
-        }
-        const std::size_t len = u >= 0xf0 ? 4 : u >= 0xe0 ? 3 : u >= 0xc0 ? 2 : 1;  // of a UTF-8 sequence led by u
-        const bool c1 = u == 0xc2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) < 0xa0;
-        if (len > 1 && !c1 && i + len <= s.size() && sgf::is_valid_utf8(s.substr(i, len))) {
-            out += s.substr(i, len);
-            i += len - 1;
-        } else {
-            out += fmt::format("\\x{:02x}", u);  // a control, a C1 control's lead byte, or a stray byte
-        }
-    }
-    return out;
-}
+using sgf::terminal_safe;  // include/sgf/core/text.hpp: control characters as \xNN in every text output
 
 /// Writes a command's result on stdout: `j` with --json, else `text`. Bytes that are not UTF-8 (a
 /// file name from a Latin-1 file system, a label of a registry written by other software) are
@@ -113,7 +87,7 @@ private:
 
 /// A warning on stderr (stdout stays parseable; with --json the caller also puts it in the JSON).
 inline void warn(const std::string& what) {
-    if (!what.empty()) std::cerr << "sgf: warning: " << what << "\n";
+    if (!what.empty()) std::cerr << "sgf: warning: " << terminal_safe(what, false) << "\n";
 }
 
 inline std::vector<float> draw_normal(std::size_t n, std::uint64_t seed, std::uint64_t stream) {

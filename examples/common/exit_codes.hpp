@@ -3,6 +3,7 @@
 #pragma once
 
 #include <sgf/core/error.hpp>
+#include <sgf/core/text.hpp>
 
 #include <fmt/format.h>
 
@@ -25,11 +26,12 @@ enum Exit : int {
 };
 
 /// Runs `body` (which returns an exit code) and turns an sgf error it throws into its exit code,
-/// printing "error: <message>" on stderr. ShapeError is an ArgumentError (exit 2).
+/// printing "error: <message>" on stderr (control characters as \xNN). ShapeError is an ArgumentError (exit 2).
 template <class Body>
 int run_with_exit_codes(Body&& body) {
     auto fail = [](const std::exception& e, Exit code) {
-        fmt::print(stderr, "{}: {}\n", code == kInternal ? "internal error" : "error", e.what());
+        // a file name in the message cannot drive the terminal or split the line (backslashes kept)
+        fmt::print(stderr, "{}: {}\n", code == kInternal ? "internal error" : "error", sgf::terminal_safe(e.what(), false));
         return int(code);
     };
     try {

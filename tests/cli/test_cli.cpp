@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -1483,6 +1484,12 @@ TEST_F(Cli, FileNamesAndForeignLabelsCannotForgeResultLines) {
     for (const std::string shown : {"b\\\\x09c.png", "csi\\xc2\\x9b.png", "caf\xc3\xa9.png", "latin\\xe9.png"})
         EXPECT_NE(r2.out.find(shown), std::string::npos) << shown << "\n" << r2.out;
     EXPECT_EQ(r2.out.find("\xc2\x9b"), std::string::npos) << r2.out;
+    // the error line on stderr: a missing model named with an escape sequence and a newline
+    const Result r3 = sgf({"info", (dir / "red\x1b[31m\nerror: forged.safetensors").string()});
+    EXPECT_EQ(r3.rc, kIoError) << r3.err;
+    EXPECT_EQ(r3.err.find('\x1b'), std::string::npos) << r3.err;
+    EXPECT_NE(r3.err.find("red\\x1b[31m\\x0aerror: forged.safetensors"), std::string::npos) << r3.err;
+    EXPECT_EQ(std::count(r3.err.begin(), r3.err.end(), '\n'), 1) << r3.err;
     // the default verify line printed a foreign registry's labels raw (escape sequences, newlines)
     const fs::path reg7 = dir / "m7.db";
     fs::copy_file(registry, reg7);

@@ -498,8 +498,9 @@ TEST(DocTables, ModelFormatSmallPreset) {
         EXPECT_TRUE(ok) << name << " is not covered by docs/model-format.md";
         EXPECT_EQ(t.dtype, "F32");
     }
-    EXPECT_EQ(f.metadata.size(), 4u);  // format_version, kind, config, checksum
-    for (const char* k : {"sgf.format_version", "sgf.kind", "sgf.config", "sgf.checksum"}) EXPECT_TRUE(f.metadata.count(k)) << k;
+    EXPECT_EQ(f.metadata.size(), 5u);  // format_version, kind, config, checksum, config_checksum
+    for (const char* k : {"sgf.format_version", "sgf.kind", "sgf.config", "sgf.checksum", "sgf.config_checksum"})
+        EXPECT_TRUE(f.metadata.count(k)) << k;
 
     // The listing: in G's forward order, then F and D (files store them sorted by name).
     std::string t = "| tensor | shape | layout | run-time factor |\n|---|---|---|---|\n";
@@ -554,7 +555,7 @@ TEST(DocTables, ModelFormatSmallPreset) {
 
         expect_doc_table(doc, meta_copy, 0, t);
 
-        // "Meta model (103 tensors, 1989292 values; the file the test writes, ..., is 7966384 bytes; ..."
+        // "Meta model (103 tensors, 1989292 values; the file the test writes, ..., is 7966424 bytes; ..."
         if (const auto para = paragraph(doc, *s, "Meta model (")) {
             std::smatch m;
             const std::regex re(R"(^Meta model \((\d+) tensors, (\d+) values; the file the test writes[^;]*? is (\d+) bytes)");
@@ -571,7 +572,7 @@ TEST(DocTables, ModelFormatSmallPreset) {
             ADD_FAILURE() << doc.name << ": no paragraph \"Meta model (...\" under \"" << heading << "\"\n" << regenerate(counts_copy);
         }
 
-        // "Baked generator (31 tensors, 1119548 bytes), ...: `G.input.weight` [1024, 64], ..., `G.b32.torgb.bias` [1]."
+        // "Baked generator (31 tensors, 1119588 bytes), ...: `G.input.weight` [1024, 64], ..., `G.b32.torgb.bias` [1]."
         if (const auto para = paragraph(doc, *s, "Baked generator (")) {
             const std::string& text = para->lines[0];
             std::smatch m;

@@ -250,7 +250,39 @@ TEST(ModelFiles, TruncatedOrCorruptedModelIsRejected) {
     f.metadata["sgf.config"] = nlohmann::json(other).dump();
     const fs::path m = tmpdir() / "mismatch.safetensors";
     f.save(m);
-    EXPECT_THROW(io::load_meta_model<B>(b, m), FormatError);
+    // the config checksum catches the edit first ...
+    EXPECT_NE(sgf::test::message_of<FormatError>([&] { io::load_meta_model<B>(b, m); }).find("does not match its checksum"),
+              std::string::npos);
+    // ... and without it (a file of an older sgf or another writer) the tensor shapes do
+    f.metadata.erase("sgf.config_checksum");
+    f.save(m);
+    EXPECT_NE(sgf::test::message_of<FormatError>([&] { io::load_meta_model<B>(b, m); }).find("shape"), std::string::npos);
+}
+
+TEST(ModelFiles, AnEditedConfigIsCaughtByTheConfigChecksum) {
+    // sgf.checksum covers only the tensor data: an edited embed_lr_mult (same shapes) loaded without
+    // complaint and decoded nothing (the API review). sgf.config_checksum covers the config.
+    B b(1);
+    const ModelConfig cfg = ModelConfig::tiny();
+    MetaGenerator<B> G(b, cfg, 1);
+    auto F = make_decoder(b, cfg, 2);
+    auto D = make_discriminator(b, cfg, 3);
+    const fs::path p = tmpdir() / "cfgsum.safetensors";
+    io::save_meta_model(b, p, G, F, D);
+    io::SafetensorsFile f = io::SafetensorsFile::load(p);
+    ASSERT_TRUE(f.metadata.count("sgf.config_checksum"));
+    auto edited = nlohmann::json::parse(f.meta("sgf.config"));
+    edited["embed_lr_mult"] = 0.07;
+    f.metadata["sgf.config"] = edited.dump();
+    const fs::path e = tmpdir() / "cfgsum-edited.safetensors";
+    f.save(e);
+    const std::string m = sgf::test::message_of<FormatError>([&] { io::load_meta_model<B>(b, e); });
+    EXPECT_NE(m.find(e.string() + ": the model config does not match its checksum"), std::string::npos) << m;
+    EXPECT_THROW(io::load_decoder<B>(b, e), FormatError);
+    // a file without the key (sgf before session 25, the Python recipe of docs/model-format.md) loads
+    f.metadata.erase("sgf.config_checksum");
+    f.save(e);
+    EXPECT_NO_THROW(io::load_meta_model<B>(b, e));
 }
 
 TEST(ModelFiles, ResolutionAboveMaxResolutionIsRejectedNamingFileAndLimit) {
@@ -460,7 +492,7 @@ TEST(ModelFiles, SaversRefuseFilesTheirLoadersWouldRefuse) {
     EXPECT_NE(m.find("would hold a baked generator"), std::string::npos) << m;
     m = message([&] { io::save_meta_model(b, p, G, F8, D); });
     EXPECT_NE(m.find("must have the generator's config"), std::string::npos) << m;
-    for (const char* key : {"sgf.kind", "sgf.config", "sgf.format_version", "sgf.checksum"}) {
+    for (const char* key : {"sgf.kind", "sgf.config", "sgf.format_version", "sgf.checksum", "sgf.config_checksum"}) {
         m = message([&] { io::save_meta_model(b, p, G, F, D, {{key, "x"}}); });
         EXPECT_NE(m.find(fmt::format("metadata key '{}' is written by sgf itself", key)), std::string::npos) << m;
         EXPECT_THROW(io::save_baked_generator(b, p, Gu, {{key, "x"}}), ArgumentError);

@@ -1,5 +1,6 @@
 // Text checks shared by every file format and message: strict UTF-8 validation (JSON headers,
-// checkpoints and registries hold UTF-8 only) and the escaping of untrusted text for messages.
+// checkpoints and registries hold UTF-8 only) and the escaping of untrusted text for messages
+// (printable) and for a terminal (terminal_safe).
 #pragma once
 
 #include <fmt/format.h>
@@ -50,6 +51,35 @@ inline std::string printable(std::string_view s, std::size_t max_bytes = std::st
         else out += fmt::format("\\x{:02x}", u);
     }
     if (s.size() > max_bytes) out += "...";
+    return out;
+}
+
+/// Text from a file (metadata, labels of a foreign registry, file names) for a terminal, so that it
+/// can neither forge a result line nor drive the terminal: C0 controls (TAB, newline, ESC), DEL, the
+/// C1 controls U+0080..U+009F and bytes that are not part of valid UTF-8 as \xNN, and a backslash as
+/// \\ (so a file really named `a\x09b` reads back as `a\\x09b`, not as a TAB). Other UTF-8 text passes.
+/// escape_backslash = false keeps backslashes (error messages, whose names went through printable()).
+inline std::string terminal_safe(std::string_view s, bool escape_backslash = true) {
+    std::string out;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        const auto u = static_cast<unsigned char>(s[i]);
+        if (u == '\\' && escape_backslash) {
+            out += "\\\\";
+            continue;
+        }
+        if (u >= 0x20 && u < 0x7f) {
+            out += s[i];
+            continue;
+        }
+        const std::size_t len = u >= 0xf0 ? 4 : u >= 0xe0 ? 3 : u >= 0xc0 ? 2 : 1;  // of a UTF-8 sequence led by u
+        const bool c1 = u == 0xc2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) < 0xa0;
+        if (len > 1 && !c1 && i + len <= s.size() && is_valid_utf8(s.substr(i, len))) {
+            out += s.substr(i, len);
+            i += len - 1;
+        } else {
+            out += fmt::format("\\x{:02x}", u);  // a control, a C1 control's lead byte, or a stray byte
+        }
+    }
     return out;
 }
 

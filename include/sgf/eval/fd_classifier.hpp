@@ -318,6 +318,7 @@ public:
             SGF_THROW(FormatError, "{}: format version {} is not supported", path.string(), f.meta("sgf.format_version"));
         if (f.meta("sgf.kind") != kFdClassifierKind)
             SGF_THROW(FormatError, "{}: holds a '{}', expected {}", path.string(), f.meta("sgf.kind"), kFdClassifierKind);
+        io::check_config_checksum(f);
         ModelConfig cfg;
         int classes = 0;
         FdTrainInfo info;

@@ -70,6 +70,23 @@ inline void set_header(SafetensorsFile& f, const std::string& kind, const ModelC
     f.metadata["sgf.format_version"] = kFormatVersion;
     f.metadata["sgf.kind"] = kind;
     f.metadata["sgf.config"] = nlohmann::json(cfg).dump();
+    // sgf.checksum covers the tensor data only; this covers the config, which decides how every
+    // weight is used (an edited embed_lr_mult loads without complaint and decodes nothing)
+    const std::string& text = f.metadata["sgf.config"];
+    f.metadata["sgf.config_checksum"] = crc32_hex(reinterpret_cast<const std::uint8_t*>(text.data()), text.size());
+}
+
+/// FormatError when the file records a config checksum that its `sgf.config` does not have. A file
+/// without one (written by sgf before session 25, or by another tool) is accepted.
+inline void check_config_checksum(const SafetensorsFile& f) {
+    const auto it = f.metadata.find("sgf.config_checksum");
+    if (it == f.metadata.end()) return;
+    const std::string& text = f.meta("sgf.config");
+    const std::string actual = crc32_hex(reinterpret_cast<const std::uint8_t*>(text.data()), text.size());
+    if (it->second != actual)
+        SGF_THROW(FormatError, "{}: the model config does not match its checksum (sgf.config_checksum {}, the config has {}): the "
+                               "header was edited or is corrupt",
+                  f.source, printable(it->second, 40), actual);
 }
 
 /// Adds a caller's metadata to a file being saved; ArgumentError (naming the file) for the keys sgf
@@ -77,7 +94,8 @@ inline void set_header(SafetensorsFile& f, const std::string& kind, const ModelC
 /// `extra` replaced the real header and wrote a file its own loader refused.
 inline void add_extra_metadata(SafetensorsFile& f, const std::map<std::string, std::string>& extra, const std::filesystem::path& path) {
     for (const auto& [k, v] : extra) {
-        SGF_CHECK(k != "sgf.format_version" && k != "sgf.kind" && k != "sgf.config" && k != "sgf.checksum", ArgumentError,
+        SGF_CHECK(k != "sgf.format_version" && k != "sgf.kind" && k != "sgf.config" && k != "sgf.checksum" && k != "sgf.config_checksum",
+                  ArgumentError,
                   "{}: metadata key '{}' is written by sgf itself; it cannot be given as extra metadata", path.string(), k);
         f.metadata[k] = v;
     }
@@ -169,6 +187,7 @@ inline ModelConfig check_header(const SafetensorsFile& f, std::initializer_list<
     if (!ok) SGF_THROW(FormatError, "{}: holds a '{}', expected {}", f.source, kind, fmt::join(kinds, " or "));
     // parse() verified the checksum when present; an sgf model file must carry one
     (void)f.meta("sgf.checksum");
+    check_config_checksum(f);
     ModelConfig cfg;
     try {
         cfg = nlohmann::json::parse(f.meta("sgf.config")).get<ModelConfig>();
