@@ -41,6 +41,12 @@ inline bool is_valid_utf8(std::string_view s) noexcept {
     return true;
 }
 
+/// Whether a C1 control character (U+0080..U+009F, in UTF-8 the bytes C2 80..C2 9F) starts at s[i]:
+/// an 8-bit terminal reads it as a control sequence (U+009B is CSI).
+inline bool is_c1_control_at(std::string_view s, std::size_t i) noexcept {
+    return i + 1 < s.size() && static_cast<unsigned char>(s[i]) == 0xc2 && static_cast<unsigned char>(s[i + 1]) < 0xa0;
+}
+
 /// Text from a file or a command line, for an error message: bytes outside printable ASCII as \xNN
 /// (escape sequences never reach a terminal), at most `max_bytes` of it followed by "...".
 inline std::string printable(std::string_view s, std::size_t max_bytes = std::string_view::npos) {
@@ -72,8 +78,7 @@ inline std::string terminal_safe(std::string_view s, bool escape_backslash = tru
             continue;
         }
         const std::size_t len = u >= 0xf0 ? 4 : u >= 0xe0 ? 3 : u >= 0xc0 ? 2 : 1;  // of a UTF-8 sequence led by u
-        const bool c1 = u == 0xc2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) < 0xa0;
-        if (len > 1 && !c1 && i + len <= s.size() && is_valid_utf8(s.substr(i, len))) {
+        if (len > 1 && !is_c1_control_at(s, i) && i + len <= s.size() && is_valid_utf8(s.substr(i, len))) {
             out += s.substr(i, len);
             i += len - 1;
         } else {

@@ -223,6 +223,9 @@ public:
         });
     }
 
+    /// Strict UTF-8 (sgf::is_valid_utf8, kept here for callers of the registry's API).
+    static bool is_valid_utf8(std::string_view s) noexcept { return sgf::is_valid_utf8(s); }
+
     /// Throws ArgumentError (prefixed with `where`) unless `label` and `metadata` can be stored: a
     /// non-empty label of at most kMaxLabelBytes, metadata of at most kMaxMetadataBytes, no NUL
     /// characters (SQLite binds C strings: a NUL would silently cut the stored text short), both
@@ -230,22 +233,19 @@ public:
     /// in a label (a tab or newline would break the `label<TAB>hex` lines of `sgf issue`; escape
     /// sequences would reach the terminal). Callers can check a whole batch before they create or
     /// open a registry.
-    /// Strict UTF-8 (sgf::is_valid_utf8, kept here for callers of the registry's API).
-    static bool is_valid_utf8(std::string_view s) noexcept { return sgf::is_valid_utf8(s); }
-
     static void check_entry(const std::string& label, const std::string& metadata, const std::string& where) {
         SGF_CHECK(!label.empty(), ArgumentError, "{}: labels must not be empty", where);
         SGF_CHECK(label.size() <= kMaxLabelBytes && label.find('\0') == std::string::npos, ArgumentError,
                   "{}: a label must be at most {} bytes without NUL characters (got {} bytes)", where, kMaxLabelBytes, label.size());
         SGF_CHECK(is_valid_utf8(label), ArgumentError, "{}: label '{}' is not valid UTF-8", where, printable(label));
-        for (const char ch : label)
-            SGF_CHECK(static_cast<unsigned char>(ch) >= 0x20 && ch != 0x7f, ArgumentError,
-                      "{}: label '{}' holds a control character (byte 0x{:02x}): labels are printable text", where,
-                      printable(label), static_cast<unsigned char>(ch));
-        for (std::size_t i = 0; i + 1 < label.size(); ++i)  // C1 controls U+0080..U+009F: C2 80..C2 9F in UTF-8
-            SGF_CHECK(!(static_cast<unsigned char>(label[i]) == 0xc2 && static_cast<unsigned char>(label[i + 1]) < 0xa0), ArgumentError,
+        for (std::size_t i = 0; i < label.size(); ++i) {
+            const auto u = static_cast<unsigned char>(label[i]);
+            SGF_CHECK(u >= 0x20 && u != 0x7f, ArgumentError,
+                      "{}: label '{}' holds a control character (byte 0x{:02x}): labels are printable text", where, printable(label), u);
+            SGF_CHECK(!is_c1_control_at(label, i), ArgumentError,
                       "{}: label '{}' holds a C1 control character (U+{:04X}): labels are printable text", where, printable(label),
                       static_cast<unsigned char>(label[i + 1]));
+        }
         SGF_CHECK(metadata.size() <= kMaxMetadataBytes && metadata.find('\0') == std::string::npos, ArgumentError,
                   "{}: metadata of '{}' must be at most {} bytes without NUL characters (got {} bytes)", where, label,
                   kMaxMetadataBytes, metadata.size());

@@ -50,24 +50,30 @@ inline int threshold_for_log_level(int n, double la) {
     }
     return lo;
 }
-inline int bit_threshold(int n, double alpha) {
+namespace detail {
+/// ln alpha of a false-positive rate, which must lie in (0, 1).
+inline double log_alpha(double alpha) {
     SGF_CHECK(alpha > 0 && alpha < 1, ArgumentError, "bit threshold: alpha must be in (0, 1), got {}", alpha);
-    return threshold_for_log_level(n, std::log(alpha));
+    return std::log(alpha);
 }
+/// The number of tests a registry of N fingerprints makes: N, and 1 for an empty registry.
+inline double tests_of(std::int64_t registry_size) {
+    SGF_CHECK(registry_size >= 0, ArgumentError, "bonferroni: registry size must be >= 0, got {}", registry_size);
+    return double(std::max<std::int64_t>(registry_size, 1));
+}
+}  // namespace detail
+
+inline int bit_threshold(int n, double alpha) { return threshold_for_log_level(n, detail::log_alpha(alpha)); }
 
 /// Per-comparison level for a family-wise level alpha over N fingerprints: alpha / max(N, 1). An
 /// empty registry is tested like a one-entry one (as log_family_p_value and Matcher do).
-inline double bonferroni_alpha(double alpha, std::int64_t registry_size) {
-    SGF_CHECK(registry_size >= 0, ArgumentError, "bonferroni: registry size must be >= 0, got {}", registry_size);
-    return alpha / double(std::max<std::int64_t>(registry_size, 1));
-}
+inline double bonferroni_alpha(double alpha, std::int64_t registry_size) { return alpha / detail::tests_of(registry_size); }
 /// k*(n, alpha / N) for a family-wise level alpha over N fingerprints (N = 0 counts as 1), with the
 /// level as ln alpha - ln N: alpha / N can be below the smallest double (1e-322 over 100 entries),
 /// where bit_threshold(n, bonferroni_alpha(...)) would be handed 0; here it is n + 1, as it should.
 inline int family_bit_threshold(int n, double alpha, std::int64_t registry_size) {
-    SGF_CHECK(alpha > 0 && alpha < 1, ArgumentError, "bit threshold: alpha must be in (0, 1), got {}", alpha);
-    SGF_CHECK(registry_size >= 0, ArgumentError, "bonferroni: registry size must be >= 0, got {}", registry_size);
-    return threshold_for_log_level(n, std::log(alpha) - std::log(double(std::max<std::int64_t>(registry_size, 1))));
+    const double la = detail::log_alpha(alpha);  // alpha is checked before the registry size
+    return threshold_for_log_level(n, la - std::log(detail::tests_of(registry_size)));
 }
 /// Family-wise p-value min(1, N p), in log space.
 inline double log_family_p_value(int k, int n, std::int64_t registry_size) {
