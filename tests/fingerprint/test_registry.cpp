@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <optional>
 #include <fstream>
 #include <thread>
 #include <set>
@@ -185,6 +186,46 @@ TEST(Registry, IssueAllRollsBackWhenTheCallerCannotUseTheNewEntries) {
     EXPECT_FALSE(r.find("eve"));
     r.issue("dave");  // the object is usable afterwards
     EXPECT_EQ(other.size(), 3);
+}
+
+TEST(Registry, MovesWithItsConnectionAndTheMovedFromObjectSaysSo) {
+    const auto p = fresh("moved.db"), q = fresh("moved-other.db");
+    std::optional<Registry> held;
+    {
+        Registry r(p);
+        r.issue("alice");
+        held.emplace(std::move(r));
+        try {
+            r.issue("bob");
+            ADD_FAILURE() << "the moved-from registry issued";
+        } catch (const ArgumentError& e) {
+            EXPECT_NE(std::string(e.what()).find("moved from"), std::string::npos) << e.what();
+        }
+        EXPECT_THROW((void)r.size(), ArgumentError);
+        EXPECT_THROW((void)r.find("alice"), ArgumentError);
+    }  // the moved-from object's destructor closes nothing the new one uses
+    EXPECT_EQ(held->path(), p.string());
+    EXPECT_EQ(held->size(), 1);
+    held->issue("bob");
+    std::vector<Registry> many;
+    many.push_back(std::move(*held));
+    many.emplace_back(q);
+    many.reserve(16);  // the vector moves its elements
+    many[1].issue("carol");
+    EXPECT_EQ(many[0].size(), 2);
+    EXPECT_EQ(many[0].find("bob")->label, "bob");
+    EXPECT_EQ(many[1].size(), 1);
+    // assignment closes the old connection and takes the other's
+    many[0] = std::move(many[1]);
+    EXPECT_EQ(many[0].path(), q.string());
+    EXPECT_EQ(many[0].size(), 1);
+    EXPECT_THROW((void)many[1].all(), ArgumentError);
+    EXPECT_EQ(Registry(p).size(), 2);  // nothing lost on the way
+    // moving a registry from inside its own write is refused, and the write rolls back
+    EXPECT_THROW(many[0].issue_all({{"dave"}, "user", 0, ""}, [&](const std::vector<RegistryEntry>&) { Registry stolen(std::move(many[0])); }),
+                 ArgumentError);
+    EXPECT_EQ(many[0].size(), 1);
+    EXPECT_FALSE(many[0].find("dave"));
 }
 
 TEST(Registry, OneObjectSharedByThreadsWhileAnotherWriterIssues) {

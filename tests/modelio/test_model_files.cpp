@@ -39,9 +39,10 @@ io::ImageDataset random_dataset(const ModelConfig& cfg, int n) {
 TEST(ModelFiles, MetaModelRoundTripIsBitExact) {
     B b(1);
     const ModelConfig cfg = ModelConfig::tiny();
-    MetaGenerator<B> G(b, cfg, 1);
-    auto F = make_decoder(b, cfg, 2);
-    auto D = make_discriminator(b, cfg, 3);
+    // const networks: the writers and instantiate only read them
+    const MetaGenerator<B> G(b, cfg, 1);
+    const auto F = make_decoder(b, cfg, 2);
+    const auto D = make_discriminator(b, cfg, 3);
     const fs::path p = tmpdir() / "meta.safetensors";
     io::save_meta_model(b, p, G, F, D);
     auto m = io::load_meta_model<B>(b, p);
@@ -54,7 +55,7 @@ TEST(ModelFiles, MetaModelRoundTripIsBitExact) {
     EXPECT_EQ(to_host_vector(b, D.forward(b, gi.image()).output()), to_host_vector(b, m.D.forward(b, gi.image()).output()));
     // a baked generator file is not a meta model, and vice versa
     Tensor<B> c1(b, Shape{1, cfg.fingerprint_bits}, 1.0f);
-    auto Gu = instantiate(b, G, c1);
+    const auto Gu = instantiate(b, G, c1);
     const fs::path pu = tmpdir() / "user.safetensors";
     io::save_baked_generator(b, pu, Gu);
     EXPECT_THROW(io::load_meta_model<B>(b, pu), FormatError);
@@ -165,6 +166,15 @@ TEST(ModelFiles, DecodeFilesChecksItsBatchAndGivesTheSameResultForAnyBatch) {
     (void)decode_files(b, F, paths, 3, {}, [&](std::int64_t done, std::int64_t total) { calls.emplace_back(done, total); });
     EXPECT_EQ(calls, (std::vector<std::pair<std::int64_t, std::int64_t>>{{3, 3}}));
     const auto one = decode_files(b, F, paths, 1), all = decode_files(b, F, paths);
+    // any range of paths gives what the strings give
+    const std::vector<fs::path> fs_paths(paths.begin(), paths.end());
+    const auto as_paths = decode_files(b, F, fs_paths);
+    ASSERT_EQ(as_paths.size(), 3u);
+    for (std::size_t i = 0; i < 3; ++i) {
+        EXPECT_EQ(as_paths[i].path, paths[i]);
+        ASSERT_TRUE(as_paths[i].decoded) << as_paths[i].error;
+        EXPECT_EQ(as_paths[i].decoded->logits, all[i].decoded->logits);
+    }
     ASSERT_EQ(one.size(), 3u);
     ASSERT_EQ(all.size(), 3u);
     for (std::size_t i = 0; i < 3; ++i) {
@@ -283,6 +293,17 @@ TEST(ModelFiles, AnEditedConfigIsCaughtByTheConfigChecksum) {
     f.metadata.erase("sgf.config_checksum");
     f.save(e);
     EXPECT_NO_THROW(io::load_meta_model<B>(b, e));
+}
+
+TEST(ModelFiles, TheShippedModelsCarryTheirConfigChecksum) {
+    // written before sgf.config_checksum existed; the key was added later, tensors unchanged, so that
+    // the models every user loads get the same protection against an edited config
+    for (const char* name : {"fashion-small.safetensors", "fashion-small-immunised.safetensors"}) {
+        const fs::path p = fs::path(SGF_SOURCE_DIR) / "models" / name;
+        const auto f = io::SafetensorsFile::load(p);
+        ASSERT_TRUE(f.metadata.count("sgf.config_checksum")) << p;
+        EXPECT_NO_THROW(io::check_config_checksum(f)) << p;
+    }
 }
 
 TEST(ModelFiles, ResolutionAboveMaxResolutionIsRejectedNamingFileAndLimit) {

@@ -256,7 +256,22 @@ TEST(ImageAttackRegistry, NamesParsingAndErrors) {
     EXPECT_THROW(parse_image_attack("sharpen@1"), ArgumentError);
     // strengths are checked when parsed, not only when applied ("noise@nan" was accepted)
     for (const char* bad : {"noise@nan", "noise@inf", "jpeg@500", "noise@-0.1"}) EXPECT_THROW(parse_image_attack(bad), ArgumentError) << bad;
+    // and exactly as apply checks them: no fraction 0 for crop, whole numbers for JPEG and combined
     Images x(Shape{1, 1, 8, 8});
+    for (const char* bad : {"crop@0", "jpeg@50.5", "combined@2.5"}) {
+        EXPECT_THROW(parse_image_attack(bad), ArgumentError) << bad;
+        const auto at = std::string_view(bad).find('@');
+        EXPECT_THROW(apply(ImageAttack{std::string(bad, at), std::stod(bad + at + 1)}, x, 1), ArgumentError) << bad;
+    }
+    for (const char* good : {"crop@1e-3", "jpeg@50", "combined@2", "gamma@1e-6"}) EXPECT_NO_THROW(apply(parse_image_attack(good), x, 1)) << good;
+    // the combined attack refuses images JPEG cannot hold before doing any work, naming itself
+    try {
+        (void)combined(Images(Shape{1, 2, 8, 8}), 3, 1);
+        ADD_FAILURE() << "combined ran on 2 channels";
+    } catch (const ShapeError& e) {
+        EXPECT_NE(std::string(e.what()).find("attack combined: level 3 ends with JPEG"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(combined(Images(Shape{1, 2, 8, 8}), 0, 1).shape, (Shape{1, 2, 8, 8}));  // level 0: nothing to encode
     EXPECT_THROW(apply(ImageAttack{"noise", -0.1}, x, 1), ArgumentError);
     EXPECT_THROW(apply(ImageAttack{"nope", 1}, x, 1), ArgumentError);
     EXPECT_THROW(apply(ImageAttack{"blur", 1}, Images{}, 1), ShapeError);
@@ -525,6 +540,9 @@ TEST(ImageAttackDefinitions, BrightnessContrastAndGammaFollowTheirFormulas) {
     }
     EXPECT_FLOAT_EQ(gamma(x, 2.2).data[0], -1.0f);
     EXPECT_FLOAT_EQ(gamma(x, 0.5).data.back(), 1.0f);
+    // g = 1 is the identity, values outside [-1, 1] included (documented: no clamp at the identity)
+    EXPECT_EQ(gamma(x, 1.0).data, x.data);
+    EXPECT_FLOAT_EQ(gamma(x, 1.0 + 1e-9).data[0], -1.0f);
 }
 
 TEST(ImageAttackDefinitions, RotationMatchesInverseBilinearMappingWithEdgeReplication) {

@@ -156,6 +156,23 @@ public:
     ~Registry() { close(); }
     Registry(const Registry&) = delete;
     Registry& operator=(const Registry&) = delete;
+    /// Movable (into a std::optional, a container, a member): the connection moves with it, and every
+    /// call on the moved-from object is an ArgumentError. Moving from inside a write's before_commit
+    /// callback is refused.
+    Registry(Registry&& o) {
+        std::scoped_lock lock(o.mu_);
+        take(o);
+    }
+    Registry& operator=(Registry&& o) {
+        if (this != &o) {
+            std::scoped_lock lock(mu_, o.mu_);
+            SGF_CHECK(!in_txn_ && !o.in_txn_, ArgumentError, "registry {}: cannot be moved or assigned to inside its own write",
+                      in_txn_ ? path_ : o.path_);
+            close();
+            take(o);
+        }
+        return *this;
+    }
 
     const std::string& path() const { return path_; }
     int bits() const { return bits_; }
@@ -614,7 +631,25 @@ private:
         }
         return rc;
     }
+    void take(Registry& o) {
+        SGF_CHECK(!o.in_txn_, ArgumentError, "registry {}: cannot be moved inside its own write", o.path_);
+        path_ = std::move(o.path_);
+        db_ = std::exchange(o.db_, nullptr);
+        bits_ = o.bits_;
+        min_distance_ = o.min_distance_;
+        matcher_ = std::move(o.matcher_);
+        hex_ = std::move(o.hex_);
+        last_id_ = std::exchange(o.last_id_, 0);
+        sqls_ = std::move(o.sqls_);
+        cache_ = std::move(o.cache_);
+        o.sqls_.clear();
+        o.cache_.clear();
+    }
+    void check_open() const {
+        SGF_CHECK(db_ != nullptr, ArgumentError, "registry: this Registry object was moved from (use the one it was moved into)");
+    }
     sqlite3_stmt* prepare(const char* sql) {
+        check_open();
         for (std::size_t i = 0; i < sqls_.size(); ++i)
             if (sqls_[i] == sql) return cache_[i];
         sqlite3_stmt* s = nullptr;
@@ -625,6 +660,7 @@ private:
         return s;
     }
     void exec(const char* sql) {
+        check_open();
         char* err = nullptr;
         if (const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err); rc != SQLITE_OK) {
             const std::string msg = err ? err : sqlite3_errmsg(db_);

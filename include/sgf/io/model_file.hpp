@@ -18,8 +18,9 @@ namespace sgf::io {
 
 inline constexpr const char* kFormatVersion = "1";
 
-template <Backend B>
-void put_parameters(B& b, SafetensorsFile& f, const std::vector<Parameter<B>*>& ps, const std::string& prefix = "") {
+template <Backend B, class P>
+    requires std::same_as<std::remove_const_t<P>, Parameter<B>>  // writers take const networks
+void put_parameters(B& b, SafetensorsFile& f, const std::vector<P*>& ps, const std::string& prefix = "") {
     for (auto* p : ps) {
         // put() replaces a tensor of the same name: a network given twice would silently lose another's
         SGF_CHECK(!f.tensors().contains(prefix + p->name), ArgumentError, "model file: two parameters named '{}' (one network given twice?)",
@@ -212,8 +213,8 @@ struct MetaModel {
 };
 
 template <Backend B>
-void save_meta_model(B& b, const std::filesystem::path& path, MetaGenerator<B>& G, ResidualCritic<B>& F,
-                     ResidualCritic<B>& D, const std::map<std::string, std::string>& extra = {}) {
+void save_meta_model(B& b, const std::filesystem::path& path, const MetaGenerator<B>& G, const ResidualCritic<B>& F,
+                     const ResidualCritic<B>& D, const std::map<std::string, std::string>& extra = {}) {
     G.check_not_empty("save_meta_model");
     F.check_not_empty("save_meta_model");
     D.check_not_empty("save_meta_model");
@@ -261,7 +262,7 @@ struct DecoderModel {
 /// Writes F alone (kind "decoder"): hand this to a verifier instead of the meta model, whose E and G
 /// could bake a generator for any registered code (docs/verification.md, "Threat model").
 template <Backend B>
-void save_decoder(B& b, const std::filesystem::path& path, ResidualCritic<B>& F, const std::map<std::string, std::string>& extra = {}) {
+void save_decoder(B& b, const std::filesystem::path& path, const ResidualCritic<B>& F, const std::map<std::string, std::string>& extra = {}) {
     F.check_not_empty("save_decoder");
     SGF_CHECK(F.outputs() == F.config().decoder_outputs(), ArgumentError,
               "save_decoder: '{}': the network has {} outputs, a decoder of this config has {}", path.string(), F.outputs(),
@@ -289,7 +290,7 @@ DecoderModel<B> load_decoder(B& b, const std::filesystem::path& path, const Mode
 
 /// A baked per-user generator: only its own weights (never F, E, D or other users' fingerprints).
 template <Backend B>
-void save_baked_generator(B& b, const std::filesystem::path& path, MetaGenerator<B>& Gu,
+void save_baked_generator(B& b, const std::filesystem::path& path, const MetaGenerator<B>& Gu,
                           const std::map<std::string, std::string>& extra = {}) {
     Gu.check_not_empty("save_baked_generator");
     SGF_CHECK(Gu.baked(), ArgumentError, "save_baked_generator: '{}' would hold a meta generator", path.string());

@@ -47,6 +47,8 @@ public:
     T weight_scale() const { return T(cfg_.lr_mult / std::sqrt(double(cfg_.c_in * cfg_.k * cfg_.k))); }
     Parameter<B>& weight() { return weight_; }
     Parameter<B>& bias() { return bias_; }
+    const Parameter<B>& weight() const { return weight_; }
+    const Parameter<B>& bias() const { return bias_; }
     void visit(const ParamVisitor<B>& f) {
         f(weight_);
         if (cfg_.bias) f(bias_);

@@ -70,6 +70,10 @@ public:
     Parameter<B>& weight() { return weight_; }
     Parameter<B>& bias() { return bias_; }
     Parameter<B>& noise_strength() { return noise_strength_; }
+    const Dense<B>& affine() const { return affine_; }
+    const Parameter<B>& weight() const { return weight_; }
+    const Parameter<B>& bias() const { return bias_; }
+    const Parameter<B>& noise_strength() const { return noise_strength_; }
 
     void visit(const ParamVisitor<B>& f) {
         if (!cfg_.baked) affine_.visit(f);

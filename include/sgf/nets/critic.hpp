@@ -52,6 +52,11 @@ public:
     Conv2d<B>& conv4() { return conv4_; }
     Dense<B>& fc() { return fc_; }
     Dense<B>& out() { return out_; }
+    const Conv2d<B>& fromrgb() const { return fromrgb_; }
+    const std::vector<ResBlock<B>>& blocks() const { return blocks_; }
+    const Conv2d<B>& conv4() const { return conv4_; }
+    const Dense<B>& fc() const { return fc_; }
+    const Dense<B>& out() const { return out_; }
     void visit(const ParamVisitor<B>& f) {
         fromrgb_.visit(f);
         for (auto& blk : blocks_) blk.visit(f);
@@ -63,6 +68,11 @@ public:
         std::vector<Parameter<B>*> ps;
         visit([&](Parameter<B>& p) { ps.push_back(&p); });
         return ps;
+    }
+    /// Read-only, for writers and for anything holding a const network (visit changes nothing).
+    std::vector<const Parameter<B>*> parameters() const {
+        const auto ps = const_cast<ResidualCritic*>(this)->parameters();
+        return {ps.begin(), ps.end()};
     }
 
     /// No layers: default-constructed or moved from. forward and the model-file writers refuse it.

@@ -36,6 +36,7 @@ public:
         }
     }
     std::vector<Dense<B>>& layers() { return layers_; }  ///< G.embed.fc0, fc1, ... in order
+    const std::vector<Dense<B>>& layers() const { return layers_; }
     void visit(const ParamVisitor<B>& f) {
         for (auto& l : layers_) l.visit(f);
     }
@@ -108,6 +109,11 @@ public:
     std::vector<ModConv<B>>& up_convs() { return ups_; }
     std::vector<ModConv<B>>& convs() { return convs_; }
     std::vector<ModConv<B>>& torgbs() { return torgbs_; }
+    const FingerprintEmbedding<B>& embedding() const { return embed_; }
+    const Dense<B>& input_layer() const { return input_; }
+    const std::vector<ModConv<B>>& up_convs() const { return ups_; }
+    const std::vector<ModConv<B>>& convs() const { return convs_; }
+    const std::vector<ModConv<B>>& torgbs() const { return torgbs_; }
 
     void visit(const ParamVisitor<B>& f) {
         if (!baked_) embed_.visit(f);
@@ -122,6 +128,11 @@ public:
         std::vector<Parameter<B>*> ps;
         visit([&](Parameter<B>& p) { ps.push_back(&p); });
         return ps;
+    }
+    /// Read-only, for writers and for anything holding a const network (visit changes nothing).
+    std::vector<const Parameter<B>*> parameters() const {
+        const auto ps = const_cast<MetaGenerator*>(this)->parameters();
+        return {ps.begin(), ps.end()};
     }
 
     /// z: [N, z_dim]; c: [N, bits] of 0/1 floats. noise_seed: per-layer noise is drawn from
@@ -223,7 +234,7 @@ private:
 /// are copied. The result has no embedding, no affines and no fingerprint input, and reproduces
 /// G(z, c) for the same z and noise seed to float rounding.
 template <Backend B>
-MetaGenerator<B> instantiate(B& b, MetaGenerator<B>& G, TensorView<typename B::Scalar> c) {
+MetaGenerator<B> instantiate(B& b, const MetaGenerator<B>& G, TensorView<typename B::Scalar> c) {
     using T = typename B::Scalar;
     const ModelConfig& cfg = G.config();
     G.check_not_empty("instantiate");
@@ -233,10 +244,10 @@ MetaGenerator<B> instantiate(B& b, MetaGenerator<B>& G, TensorView<typename B::S
     MetaGenerator<B> out(b, cfg, kNoInit, true);
     auto embed = G.embedding().forward(b, c);
     const TensorView<T> w = embed.w().view();
-    auto copy = [&](Parameter<B>& from, Parameter<B>& to) { b.copy(from.value.data(), to.value.data(), from.value.size()); };
+    auto copy = [&](const Parameter<B>& from, Parameter<B>& to) { b.copy(from.value.data(), to.value.data(), from.value.size()); };
     copy(G.input_layer().weight(), out.input_layer().weight());
     copy(G.input_layer().bias(), out.input_layer().bias());
-    auto bake = [&](ModConv<B>& from, ModConv<B>& to) {
+    auto bake = [&](const ModConv<B>& from, ModConv<B>& to) {
         const auto wb = from.bake_weight(b, w);
         upload_into(b, std::span<const T>(wb), to.weight().value);
         copy(from.bias(), to.bias());
@@ -253,7 +264,7 @@ MetaGenerator<B> instantiate(B& b, MetaGenerator<B>& G, TensorView<typename B::S
 /// Bakes a fingerprint (e.g. a registry entry's) into a standalone generator: instantiate above with
 /// c = the fingerprint's bits as 0/1.
 template <Backend B>
-MetaGenerator<B> instantiate(B& b, MetaGenerator<B>& G, const Fingerprint& fp) {
+MetaGenerator<B> instantiate(B& b, const MetaGenerator<B>& G, const Fingerprint& fp) {
     SGF_CHECK(fp.bits() == G.config().fingerprint_bits, ArgumentError,
               "instantiate: a {}-bit fingerprint for a generator of {}-bit fingerprints", fp.bits(),
               G.config().fingerprint_bits);

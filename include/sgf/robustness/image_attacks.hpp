@@ -2,14 +2,25 @@
 //
 // Every attack maps a batch of float images [N, C, H, W] in the decoder's range [-1, 1] (the type
 // of io::to_tensor, io::ImageDataset::batch and the decode pipeline) to a batch of the same shape.
-// Each sample is attacked independently. The only random attack is Gaussian noise; it draws from
-// Philox with RngKey{seed, name_hash("attack.noise"), 0}, element i of the batch (NCHW order)
-// taking draw i, so a (batch, seed) pair always gives the same result on every machine.
+// Each sample is attacked independently. The random attacks are Gaussian noise and the combined
+// attack's noise step; they draw philox::normal(RngKey{seed, name_hash("attack.noise"), 0}, i) for
+// element i of the batch (NCHW order, one stream whatever the shape; Philox, name_hash and normal()
+// are specified in docs/architecture.md, "Random numbers"), so a (batch, seed) pair always gives the
+// same result on every machine. sgf eval seeds attack a at sweep index k with
+// eval::detail::mix(--seed, name_hash(a), k) (SplitMix64's finaliser, include/sgf/eval/evaluation.hpp).
 //
 // Clamping: the float-to-float attacks do not clamp (a generator's output is linear and may leave
 // [-1, 1]; clamping would break "strength 0 is the identity"). JPEG goes through 8 bits
 // (io::to_image: round(127.5 (x + 1)) clamped to 0..255) and gamma clamps to [-1, 1] first, because
-// a power needs a non-negative base.
+// a power needs a non-negative base (except at g = 1, which returns its input unchanged, as every
+// attack does at its identity strength).
+//
+// Arithmetic: every weighted sum (blur, resize, crop's resize, rotation's bilinear mix, contrast's
+// mean) and every pointwise formula (gamma, contrast) is computed in double from the float inputs and
+// cast to float once at the end; brightness and noise add in float. "round" is half away from zero
+// (std::lround): a crop side of 4.5 px keeps 5. blur_kernel rounds a fractional size the same way,
+// then makes it odd (k | 1). JPEG is stb_image_write's baseline encoder, which subsamples chroma
+// (4:2:0) at quality <= 90, decoded by stb_image: other encoders give other (similar) images.
 //
 // | name        | strength                                   | identity | natural range   |
 // |-------------|--------------------------------------------|----------|-----------------|
@@ -23,7 +34,8 @@
 // | resize      | factor f >= 1: side -> round(side / f) -> side | 1      | 1 .. 8          |
 // | brightness  | offset added on the [-1, 1] scale           | 0        | 0 .. 0.5        |
 // | contrast    | factor about the sample's mean              | 1        | 1 .. 0.2        |
-// | gamma       | exponent on (x + 1) / 2 (clamped to [0, 1]) | 1        | 1 .. 3          |
+// | gamma       | exponent on (x + 1) / 2 (clamped to [0, 1]; | 1        | 1 .. 3          |
+// |             | g = 1: the input unchanged, no clamp)       |          |                 |
 // | rotate      | degrees, counter-clockwise as displayed     | 0        | 0 .. 20         |
 // | combined    | level 0..10, see combined_params()          | 0        | 0 .. 10         |
 //
@@ -263,7 +275,8 @@ inline Images contrast(const Images& x, double factor) {
 }
 
 /// Gamma on intensities u = (x + 1) / 2 clamped to [0, 1]: u^g, mapped back to [-1, 1].
-/// g > 1 darkens the mid-tones, g < 1 brightens them.
+/// g > 1 darkens the mid-tones, g < 1 brightens them. g = 1 returns x unchanged, values outside
+/// [-1, 1] included (the identity strength is exact; any other g clamps them).
 inline Images gamma(const Images& x, double g) {
     detail::check_images(x, "gamma");
     SGF_CHECK(std::isfinite(g) && g > 0, ArgumentError, "attack gamma: exponent must be > 0, got {}", g);
@@ -358,6 +371,9 @@ inline CombinedParams combined_params(int level) {
 inline Images combined(const Images& x, int level, std::uint64_t seed) {
     detail::check_images(x, "combined");
     const CombinedParams p = combined_params(level);
+    // before any work: its last step is JPEG (levels >= 1)
+    SGF_CHECK(p.jpeg_quality == 0 || x.shape.c == 1 || x.shape.c == 3, ShapeError,
+              "attack combined: level {} ends with JPEG, which needs 1 or 3 channels, got shape {}", level, x.shape.str());
     Images y = center_crop(x, p.crop_fraction);
     if (p.blur_kernel_128 > 1)
         y = gaussian_blur(y, kernel_size_sigma(p.blur_kernel_128) * double(std::min(x.shape.h, x.shape.w)) / 128.0);
@@ -380,8 +396,10 @@ struct AttackInfo {
     std::string name;
     std::string parameter;           ///< what the strength means
     std::optional<double> identity;  ///< the no-op strength, if there is one
-    double min = 0, max = 0;         ///< accepted strengths (inclusive; crop excludes 0)
+    double min = 0, max = 0;         ///< accepted strengths (inclusive, except min when min_exclusive)
     std::vector<double> sweep;       ///< natural sweep, mild to strong (starts at the identity if any)
+    bool integer = false;            ///< only whole numbers (JPEG quality, combined level)
+    bool min_exclusive = false;      ///< min itself is refused (crop keeps a fraction > 0)
 };
 
 inline const std::vector<AttackInfo>& image_attacks() {
@@ -389,15 +407,15 @@ inline const std::vector<AttackInfo>& image_attacks() {
         {"noise", "std of additive Gaussian noise on the [-1, 1] scale", 0.0, 0, 1e6, {0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5}},
         {"blur", "Gaussian sigma in pixels (radius ceil(3 sigma))", 0.0, 0, kMaxBlurSigma, {0, 0.5, 1, 1.5, 2, 3, 4}},
         {"blur_kernel", "Gaussian kernel size in pixels (odd; sigma by OpenCV's rule)", 0.0, 0, 6001, {0, 3, 5, 9, 15, 25, 45}},
-        {"jpeg", "JPEG quality", std::nullopt, 1, 100, {100, 90, 75, 60, 50, 30, 20, 10}},
-        {"crop", "kept fraction of each side (centre crop, resized back)", 1.0, 0, 1, {1, 0.95, 0.9, 0.8, 0.7, 0.6, 0.5}},
+        {"jpeg", "JPEG quality", std::nullopt, 1, 100, {100, 90, 75, 60, 50, 30, 20, 10}, true},
+        {"crop", "kept fraction of each side (centre crop, resized back)", 1.0, 0, 1, {1, 0.95, 0.9, 0.8, 0.7, 0.6, 0.5}, false, true},
         {"resize", "downscale factor (resized back up)", 1.0, 1, 1e6, {1, 1.5, 2, 3, 4, 8}},
         {"brightness", "offset added on the [-1, 1] scale", 0.0, -1e6, 1e6, {0, 0.1, 0.2, 0.3, 0.5}},
         {"contrast", "contrast factor about the sample mean", 1.0, 0, 1e6, {1, 0.8, 0.6, 0.4, 0.2}},
         {"gamma", "gamma exponent on (x + 1) / 2", 1.0, 1e-6, 1e6, {1, 1.25, 1.5, 2, 3}},
         {"rotate", "rotation in degrees (counter-clockwise)", 0.0, -360, 360, {0, 1, 2, 5, 10, 20}},
         {"combined", "combined-attack level (crop, blur, noise, JPEG; see combined_params)", 0.0, 0, 10,
-         {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}},
+         {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, true},
     };
     return list;
 }
@@ -420,12 +438,21 @@ inline int integral_strength(const ImageAttack& a) {
 }
 }  // namespace detail
 
+/// ArgumentError unless `a` names a registered attack with a strength apply() accepts: finite, in
+/// the registered range, whole where the attack needs it. apply and parse_image_attack both check this.
+inline void check_attack(const ImageAttack& a) {
+    const AttackInfo& info = image_attack_info(a.name);
+    SGF_CHECK(std::isfinite(a.strength) && a.strength >= info.min && a.strength <= info.max &&
+                  !(info.min_exclusive && a.strength == info.min),
+              ArgumentError, "attack {}: strength {} outside {}{}, {}]", a.name, a.strength, info.min_exclusive ? "(" : "[", info.min,
+              info.max);
+    if (info.integer) (void)detail::integral_strength(a);
+}
+
 /// Applies one attack to a batch [N, C, H, W] in [-1, 1]; the result has the same shape. `seed`
 /// matters only for the random attacks (noise, combined).
 inline Images apply(const ImageAttack& a, const Images& x, std::uint64_t seed) {
-    const AttackInfo& info = image_attack_info(a.name);
-    SGF_CHECK(std::isfinite(a.strength) && a.strength >= info.min && a.strength <= info.max, ArgumentError,
-              "attack {}: strength {} outside [{}, {}]", a.name, a.strength, info.min, info.max);
+    check_attack(a);
     const std::string_view n = a.name;
     if (n == "noise") return gaussian_noise(x, a.strength, seed);
     if (n == "blur") return gaussian_blur(x, a.strength);
@@ -460,9 +487,7 @@ inline ImageAttack parse_image_attack(std::string_view s) {
         used = 0;
     }
     SGF_CHECK(used == num.size() && std::isfinite(a.strength), ArgumentError, "attack '{}': '{}' is not a finite number", s, num);
-    const auto& info = image_attack_info(a.name);
-    SGF_CHECK(a.strength >= info.min && a.strength <= info.max, ArgumentError, "attack '{}': strength {} is outside {}'s range {}..{}",
-              s, a.strength, a.name, info.min, info.max);
+    check_attack(a);  // what apply would refuse is refused here (crop@0, jpeg@50.5)
     return a;
 }
 

@@ -8,8 +8,12 @@
 #include <sgf/nets.hpp>
 
 #include <cmath>
+#include <filesystem>
 #include <functional>
 #include <optional>
+#include <ranges>
+#include <string>
+#include <vector>
 
 namespace sgf {
 
@@ -147,6 +151,16 @@ std::vector<FileDecode> decode_files(B& b, const ResidualCritic<B>& F, const std
     flush();
     if (progress) progress(std::int64_t(paths.size()), std::int64_t(paths.size()));
     return out;
+}
+
+/// The same for any range of paths (std::vector<std::filesystem::path>, a span of string_views, ...).
+template <Backend B, std::ranges::input_range Paths>
+    requires std::convertible_to<std::ranges::range_reference_t<Paths>, std::filesystem::path>
+std::vector<FileDecode> decode_files(B& b, const ResidualCritic<B>& F, const Paths& paths, std::int64_t batch = 64,
+                                     const io::ImageLimits& limits = {}, const DecodeProgress& progress = {}) {
+    std::vector<std::string> names;
+    for (auto&& p : paths) names.push_back(std::filesystem::path(p).string());
+    return decode_files(b, F, names, batch, limits, progress);
 }
 
 }  // namespace sgf
