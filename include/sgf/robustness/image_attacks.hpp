@@ -15,9 +15,11 @@
 // a power needs a non-negative base (except at g = 1, which returns its input unchanged, as every
 // attack does at its identity strength).
 //
-// Arithmetic: every weighted sum (blur, resize, crop's resize, rotation's bilinear mix, contrast's
-// mean) and every pointwise formula (gamma, contrast) is computed in double from the float inputs and
-// cast to float once at the end; brightness and noise add in float. "round" is half away from zero
+// Arithmetic: every attack computes in double from its float inputs and rounds each output value to
+// float once per step: blur keeps its intermediate (horizontal) pass in double, crop is an exact copy
+// followed by one resize, resize is two steps (down, then up, each rounded to float), and noise
+// (double(x) + s * normal, both terms in double), brightness, contrast and gamma round their double
+// result once. "round" is half away from zero
 // (std::lround): a crop side of 4.5 px keeps 5. blur_kernel rounds a fractional size the same way,
 // then makes it odd (k | 1). JPEG is stb_image_write's baseline encoder, which subsamples chroma
 // (4:2:0) at quality <= 90, decoded by stb_image: other encoders give other (similar) images.
