@@ -13,6 +13,7 @@
 #include <sgf/verify/decode.hpp>
 #include <sgf/verify/evaluate.hpp>
 
+#include "diagnostics.hpp"               // warn
 #include "eval_command.hpp"               // sgf eval
 #include "../common/exit_codes.hpp"       // exit codes (shared with sgf_train)
 #include "../train/training_options.hpp"  // sgf train (shared with sgf_train)
@@ -84,11 +85,6 @@ private:
     const char* what_;
     bool enabled_, open_ = false;
 };
-
-/// A warning on stderr (stdout stays parseable; with --json the caller also puts it in the JSON).
-inline void warn(const std::string& what) {
-    if (!what.empty()) std::cerr << "sgf: warning: " << terminal_safe(what, false) << "\n";
-}
 
 inline std::vector<float> draw_normal(std::size_t n, std::uint64_t seed, std::uint64_t stream) {
     std::vector<float> v(n);

@@ -8,6 +8,7 @@
 #include <sgf/verify/evaluate.hpp>
 
 #include "../common/cli_checks.hpp"
+#include "diagnostics.hpp"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -221,7 +222,7 @@ int run_eval(B& b, bool json_out, const EvalArgs& a) {
         warning = fmt::format("--alpha {} over {} users needs {} matching bits of {}: no image can be attributed in the largest "
                               "registries; use a larger --alpha or a smaller --users-max",
                               opt.rule.alpha, opt.users_max, k_most, bits);
-    if (!warning.empty()) std::cerr << "sgf: warning: " << warning << "\n";
+    warn(warning);  // before the measurements: those rows would read 0
 
     std::optional<sgf::io::MetaModel<B>> base_meta;
     std::optional<sgf::MetaGenerator<B>> base_baked;

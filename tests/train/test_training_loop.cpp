@@ -100,6 +100,24 @@ TEST(TrainingLoop, ANewRunRefusesAFolderThatHoldsARunAndLeavesItByteIdentical) {
     m = message_of<ArgumentError>([&] { run_training(b, mc, tc, tiny_run(out, data)); });
     EXPECT_NE(m.find((out / "log.csv").string()), std::string::npos) << m;
     EXPECT_EQ(snapshot(out), only_log);
+    // without the log, the run's sample grids: the new run would replace one and mix with the rest
+    fs::remove(out / "log.csv");
+    const auto only_grids = snapshot(out);
+    EXPECT_TRUE(is_sample_grid_name("samples-0001234.png"));
+    for (const char* not_grid : {"samples-12.png", "samples-00012345.png", "samples-000123a.png", "samples-0001234.jpg", "xsamples-0001234.png"})
+        EXPECT_FALSE(is_sample_grid_name(not_grid)) << not_grid;
+    ASSERT_FALSE(only_grids.empty());
+    const std::string first_grid = only_grids.begin()->first;  // the map is sorted by name
+    ASSERT_TRUE(is_sample_grid_name(first_grid)) << first_grid;
+    m = message_of<ArgumentError>([&] { run_training(b, mc, tc, tiny_run(out, data)); });
+    EXPECT_NE(m.find((out / first_grid).string()), std::string::npos) << m;
+    EXPECT_EQ(snapshot(out), only_grids);
+    // other files are not a run's: a folder of notes and differently named pictures is used
+    for (const auto& [name, bytes] : only_grids) fs::rename(out / name, out / ("my-" + name));
+    std::ofstream(out / "samples-12.png") << "not a grid";
+    EXPECT_EQ(run_training(b, mc, tc, tiny_run(out, data)), 0);
+    EXPECT_EQ(slurp(out / "samples-12.png"), "not a grid");
+    for (const auto& [name, bytes] : only_grids) EXPECT_EQ(slurp(out / ("my-" + name)), bytes) << name;
 
     // --resume continues the run in the folder: unchanged
     const fs::path run2 = root / "run2";
@@ -165,11 +183,49 @@ TEST(TrainingLoop, ResumeRefusesDataOtherThanTheCheckpointsAndNamesBoth) {
         EXPECT_NE(m.find("--data"), std::string::npos) << m;
         EXPECT_EQ(snapshot(out), before) << other;
     }
+    // the same folder with one image changed (same path, same count): refused by the pixel digest
+    const std::string digest = f.metadata.at("sgf.dataset_digest");
+    EXPECT_EQ(digest, training_data_digest(io::load_image_folder(data, 1, 16)));
+    const std::string img5 = slurp(data / "img005.png");
+    {
+        io::Image im = io::load_image(data / "img005.png");
+        im.at(3, 4, 0) = std::uint8_t(im.at(3, 4, 0) ^ 1);  // one pixel, one step of 255
+        io::save_png(data / "img005.png", im);
+    }
+    {
+        TrainLoopOptions o = tiny_run(out, data, 0.016);
+        o.resume = true;
+        const std::string m = message_of<ArgumentError>([&] { run_training(b, mc, tc, o); });
+        EXPECT_NE(m.find(ckpt.string()), std::string::npos) << m;
+        EXPECT_NE(m.find(fmt::format("{} (12 images, pixel digest {})", canonical, digest)), std::string::npos) << m;
+        EXPECT_NE(m.find("images there now differ"), std::string::npos) << m;
+        EXPECT_EQ(snapshot(out), before);
+    }
+    {
+        std::ofstream(data / "img005.png", std::ios::binary) << img5;
+    }
     // the same folder spelled differently is the same data
     TrainLoopOptions o = tiny_run(out, data / "." / "", 0.016);
     o.resume = true;
     EXPECT_EQ(run_training(b, mc, tc, o), 0);
     EXPECT_EQ(io::SafetensorsFile::load(ckpt).metadata.at("sgf.step"), "4");
+    EXPECT_EQ(io::SafetensorsFile::load(ckpt).metadata.at("sgf.dataset_digest"), digest);
+    EXPECT_EQ(io::SafetensorsFile::load(out / "model.safetensors").metadata.at("sgf.dataset_digest"), digest);
+    EXPECT_EQ(io::SafetensorsFile::load(out / "model.safetensors").metadata.at("sgf.trained_kimg"), "0.016");  // 4 steps of 4
+    EXPECT_EQ(exact_kimg(100000), "100.000");
+    EXPECT_EQ(exact_kimg(1234567), "1234.567");
+}
+
+// The digest is 64-bit FNV-1a over the pixels in order, as docs/model-format.md says.
+TEST(TrainingLoop, TheDataDigestIsFnv1aOverThePixelsInOrder) {
+    io::ImageDataset ds;
+    EXPECT_EQ(training_data_digest(ds), "cbf29ce484222325");  // FNV-1a 64 of no bytes: the offset basis
+    ds.pixels = {'a'};
+    EXPECT_EQ(training_data_digest(ds), "af63dc4c8601ec8c");  // FNV-1a 64 of "a" (published test vector)
+    ds.pixels = {'f', 'o', 'o', 'b', 'a', 'r'};
+    EXPECT_EQ(training_data_digest(ds), "85944171f73967e8");  // of "foobar"
+    std::swap(ds.pixels[0], ds.pixels[1]);
+    EXPECT_NE(training_data_digest(ds), "85944171f73967e8");  // order matters
 }
 
 // Checkpoints written before the data record resume as before; a data set too small for their data
@@ -187,6 +243,7 @@ TEST(TrainingLoop, ResumeOfACheckpointWithoutADataRecordNamesItWhenTheDataCannot
         auto f = io::SafetensorsFile::load(ckpt);
         ASSERT_EQ(f.metadata.erase("sgf.dataset"), 1u);
         ASSERT_EQ(f.metadata.erase("sgf.dataset_images"), 1u);
+        ASSERT_EQ(f.metadata.erase("sgf.dataset_digest"), 1u);
         ASSERT_EQ(f.metadata.at("sgf.sampler"), "0 8");
         f.save(ckpt);
     }
@@ -211,9 +268,35 @@ TEST(TrainingLoop, ResumeOfACheckpointWithoutADataRecordNamesItWhenTheDataCannot
         f.metadata.erase("sgf.dataset_images");
         f.save(ckpt);
     }
+    // a malformed digest is a malformed record
+    {
+        auto f = io::SafetensorsFile::load(ckpt);
+        f.metadata["sgf.dataset"] = fs::canonical(data).string();
+        f.metadata["sgf.dataset_images"] = "12";
+        f.metadata["sgf.dataset_digest"] = "not hex";
+        f.save(ckpt);
+    }
+    EXPECT_NE(message_of<FormatError>([&] { run_training(b, mc, tc, o); }).find("sgf.dataset_digest"), std::string::npos);
+    // a record without the digest (written before sgf recorded it) compares by name and count
+    {
+        auto f = io::SafetensorsFile::load(ckpt);
+        f.metadata.erase("sgf.dataset_digest");
+        f.save(ckpt);
+    }
+    const std::string same_count = image_folder(root / "same_count", 12, 5).string();
+    TrainLoopOptions other = o;
+    other.data = same_count;
+    EXPECT_NE(message_of<ArgumentError>([&] { run_training(b, mc, tc, other); }).find("(12 images), not on the given"), std::string::npos);
+    {
+        auto f = io::SafetensorsFile::load(ckpt);
+        f.metadata.erase("sgf.dataset");
+        f.metadata.erase("sgf.dataset_images");
+        f.save(ckpt);
+    }
     // the run's own data: resumes, and the next checkpoint carries the record
     EXPECT_EQ(run_training(b, mc, tc, o), 0);
     EXPECT_EQ(io::SafetensorsFile::load(ckpt).metadata.at("sgf.dataset_images"), "12");
+    EXPECT_EQ(io::SafetensorsFile::load(ckpt).metadata.at("sgf.dataset_digest").size(), 16u);
 }
 
 // On resume, the running bit accuracy restarted at 0.5 while the warning looked at the run's total

@@ -161,6 +161,7 @@ public:
     /// callback is refused.
     Registry(Registry&& o) {
         std::scoped_lock lock(o.mu_);
+        SGF_CHECK(!o.in_txn_, ArgumentError, "registry {}: cannot be moved inside its own write", o.path_);
         take(o);
     }
     Registry& operator=(Registry&& o) {
@@ -631,8 +632,7 @@ private:
         }
         return rc;
     }
-    void take(Registry& o) {
-        SGF_CHECK(!o.in_txn_, ArgumentError, "registry {}: cannot be moved inside its own write", o.path_);
+    void take(Registry& o) {  // the callers hold both locks and have checked in_txn_
         path_ = std::move(o.path_);
         db_ = std::exchange(o.db_, nullptr);
         bits_ = o.bits_;

@@ -80,6 +80,9 @@ inline void check_images(const Images& x, const char* what) {
               ShapeError, "attack {}: expected a non-empty [N, C, H, W] batch, got shape {}", what, x.shape.str());
 }
 
+/// JPEG (and so the jpeg attack and every combined level >= 1) holds gray or RGB samples only.
+inline bool jpeg_can_hold(std::int64_t channels) { return channels == 1 || channels == 3; }
+
 /// Reflect-101 index for any integer i (period 2 (n - 1)).
 inline std::int64_t reflect101(std::int64_t i, std::int64_t n) {
     if (n == 1) return 0;
@@ -202,7 +205,7 @@ inline Images gaussian_blur_kernel(const Images& x, double kernel_size) {
 inline Images jpeg(const Images& x, int quality) {
     detail::check_images(x, "jpeg");
     SGF_CHECK(quality >= 1 && quality <= 100, ArgumentError, "attack jpeg: quality must be 1..100, got {}", quality);
-    SGF_CHECK(x.shape.c == 1 || x.shape.c == 3, ShapeError, "attack jpeg: needs 1 or 3 channels, got shape {}", x.shape.str());
+    SGF_CHECK(detail::jpeg_can_hold(x.shape.c), ShapeError, "attack jpeg: needs 1 or 3 channels, got shape {}", x.shape.str());
     Images out(x.shape);
     const std::int64_t S = x.shape.sample_size();
     for (std::int64_t n = 0; n < x.shape.n; ++n) {
@@ -374,7 +377,7 @@ inline Images combined(const Images& x, int level, std::uint64_t seed) {
     detail::check_images(x, "combined");
     const CombinedParams p = combined_params(level);
     // before any work: its last step is JPEG (levels >= 1)
-    SGF_CHECK(p.jpeg_quality == 0 || x.shape.c == 1 || x.shape.c == 3, ShapeError,
+    SGF_CHECK(p.jpeg_quality == 0 || detail::jpeg_can_hold(x.shape.c), ShapeError,
               "attack combined: level {} ends with JPEG, which needs 1 or 3 channels, got shape {}", level, x.shape.str());
     Images y = center_crop(x, p.crop_fraction);
     if (p.blur_kernel_128 > 1)

@@ -6,6 +6,7 @@
 #include <sgf/io/model_file.hpp>
 #include <sgf/train/trainer.hpp>
 
+#include <algorithm>
 #include <optional>
 
 namespace sgf {
@@ -16,7 +17,18 @@ namespace sgf {
 struct TrainingData {
     std::string name;         ///< "fashion-mnist/train", or the image folder's absolute, canonical path
     std::int64_t images = 0;  ///< the number of images
+    std::string digest;       ///< training_data_digest of the images (metadata `sgf.dataset_digest`); empty: not recorded
 };
+
+/// The digest of a data set's images as the sampler sees them: 64-bit FNV-1a (offset basis
+/// 0xcbf29ce484222325, prime 0x100000001b3) over its u8 pixels in order (image, channel, row,
+/// column), as 16 lower-case hex digits. It tells a changed, replaced or reordered image apart
+/// where the folder's path and image count cannot.
+inline std::string training_data_digest(const io::ImageDataset& ds) {
+    std::uint64_t h = 0xcbf29ce484222325ull;
+    for (const std::uint8_t v : ds.pixels) h = (h ^ v) * 0x100000001b3ull;
+    return fmt::format("{:016x}", h);
+}
 
 template <Backend B>
 void save_checkpoint(B& b, const std::filesystem::path& path, Trainer<B>& tr, const io::Sampler& sampler,
@@ -49,26 +61,35 @@ void save_checkpoint(B& b, const std::filesystem::path& path, Trainer<B>& tr, co
                      const TrainingData& data, std::map<std::string, std::string> extra = {}) {
     extra["sgf.dataset"] = data.name;
     extra["sgf.dataset_images"] = std::to_string(data.images);
+    if (!data.digest.empty()) extra["sgf.dataset_digest"] = data.digest;
     save_checkpoint(b, path, tr, sampler, extra);
 }
 
 /// The training data recorded in checkpoint `f`; nullopt for checkpoints written before sgf recorded
-/// it (FormatError when the record is incomplete or malformed).
+/// it, an empty digest for those written before sgf recorded the digest (FormatError when the record
+/// is incomplete or malformed).
 inline std::optional<TrainingData> recorded_training_data(const io::SafetensorsFile& f) {
     const auto name = f.metadata.find("sgf.dataset");
     const auto images = f.metadata.find("sgf.dataset_images");
-    if (name == f.metadata.end() && images == f.metadata.end()) return std::nullopt;
+    const auto digest = f.metadata.find("sgf.dataset_digest");
+    const bool has_digest = digest != f.metadata.end();
+    if (name == f.metadata.end() && images == f.metadata.end() && !has_digest) return std::nullopt;
     long long n = -1;
     char tail = 0;
+    const auto is_digest = [](const std::string& d) {
+        return d.size() == 16 && std::all_of(d.begin(), d.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+    };
     if (name == f.metadata.end() || images == f.metadata.end() ||
-        std::sscanf(images->second.c_str(), "%lld%c", &n, &tail) != 1 || n < 0)
-        SGF_THROW(FormatError, "{}: malformed training-data record (sgf.dataset, sgf.dataset_images) in the metadata", f.source);
-    return TrainingData{name->second, n};
+        std::sscanf(images->second.c_str(), "%lld%c", &n, &tail) != 1 || n < 0 || (has_digest && !is_digest(digest->second)))
+        SGF_THROW(FormatError,
+                  "{}: malformed training-data record (sgf.dataset, sgf.dataset_images, sgf.dataset_digest) in the metadata", f.source);
+    return TrainingData{name->second, n, has_digest ? digest->second : std::string()};
 }
 
 /// ArgumentError (naming the checkpoint, its data and the given data) unless checkpoint `f` was
-/// written for `given`. A checkpoint without a record passes (load_checkpoint still refuses a data
-/// set too small for its data position).
+/// written for `given`: the same name and number of images, and the same digest when both have one.
+/// A checkpoint without a record passes (load_checkpoint still refuses a data set too small for its
+/// data position).
 inline void check_training_data(const io::SafetensorsFile& f, const TrainingData& given) {
     const auto rec = recorded_training_data(f);
     if (rec && (rec->name != given.name || rec->images != given.images))
@@ -76,6 +97,11 @@ inline void check_training_data(const io::SafetensorsFile& f, const TrainingData
                   "{}: this run was trained on {} ({} images), not on the given {} ({} images): resume with the same --data, "
                   "or start a new run in another --out",
                   f.source, rec->name, rec->images, given.name, given.images);
+    if (rec && !rec->digest.empty() && !given.digest.empty() && rec->digest != given.digest)
+        SGF_THROW(ArgumentError,
+                  "{}: this run was trained on {} ({} images, pixel digest {}), but the images there now differ (digest {}): an "
+                  "image was changed, replaced or renamed since; resume with the run's images, or start a new run in another --out",
+                  f.source, rec->name, rec->images, rec->digest, given.digest);
 }
 
 /// Reads the train config stored in a checkpoint (to build a Trainer before load_checkpoint).

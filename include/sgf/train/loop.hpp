@@ -18,6 +18,7 @@
 #include <fstream>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 #include <unistd.h>
 
@@ -113,11 +114,22 @@ inline io::ImageDataset load_training_data(const std::string& data, const ModelC
 inline constexpr std::string_view kTrainingLogHeader =
     "step,kimg,seconds,g_total,adversarial,consistency,latent,fingerprint,bit_accuracy,d_fake,d_real,r1\n";
 
+/// `images` / 1000 written exactly, with three decimals ("0.008", "100.000").
+inline std::string exact_kimg(std::int64_t images) { return fmt::format("{}.{:03d}", images / 1000, images % 1000); }
+
+/// Whether `name` is a sample grid's file name, samples-NNNNNNN.png (the step in 7 digits).
+inline bool is_sample_grid_name(std::string_view name) {
+    constexpr std::string_view head = "samples-", tail = ".png";
+    if (name.size() != head.size() + 7 + tail.size() || !name.starts_with(head) || !name.ends_with(tail)) return false;
+    return std::all_of(name.begin() + head.size(), name.end() - tail.size(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
 /// ArgumentError (naming the file) when folder `out` already holds a training run that a new run
 /// (neither --resume nor a fresh folder) would overwrite: its checkpoint.safetensors, its release
-/// file model.safetensors, or a log.csv with more than its header line. A log.csv holding at most
-/// the header (a run killed before its first checkpoint and its first logged step) records nothing
-/// and is started over.
+/// file model.safetensors, a log.csv with more than its header line, or a sample grid
+/// samples-NNNNNNN.png (the new run's grids would replace some and mix with the rest). A log.csv
+/// holding at most the header (a run killed before its first checkpoint and its first logged step)
+/// records nothing and is started over.
 inline void refuse_to_overwrite_a_run(const std::filesystem::path& out) {
     namespace fs = std::filesystem;
     const auto present = [](const fs::path& p) {
@@ -149,18 +161,24 @@ inline void refuse_to_overwrite_a_run(const std::filesystem::path& out) {
         head.resize(std::size_t(in.gcount()));
         if (kTrainingLogHeader.substr(0, head.size()) != head) refuse(log);  // a logged step, or not sgf's log
     }
+    std::error_code ec;
+    if (!fs::is_directory(out, ec)) return;
+    std::vector<std::string> grids;
+    for (fs::directory_iterator it(out, ec), end; !ec && it != end; it.increment(ec))
+        if (is_sample_grid_name(it->path().filename().string())) grids.push_back(it->path().filename().string());
+    if (!grids.empty()) refuse(out / *std::min_element(grids.begin(), grids.end()));
 }
 
 /// What run_training records in its checkpoints about `ds`, loaded from `data` (the --data
 /// argument): Fashion-MNIST by its name, a folder by its absolute canonical path (so `imgs`,
-/// `./imgs/` and `$PWD/imgs` are the same data), with the number of images.
+/// `./imgs/` and `$PWD/imgs` are the same data), with the number of images and their digest.
 inline TrainingData training_data_record(const std::string& data, const io::ImageDataset& ds) {
     namespace fs = std::filesystem;
-    if (data == "fashion-mnist") return {ds.name, ds.size()};
+    if (data == "fashion-mnist") return {ds.name, ds.size(), training_data_digest(ds)};
     std::error_code ec;
     fs::path p = fs::canonical(data, ec);
     if (ec) p = fs::absolute(fs::path(data)).lexically_normal();
-    return {p.string(), ds.size()};
+    return {p.string(), ds.size(), training_data_digest(ds)};
 }
 
 /// ArgumentError when `out` is `data` or inside it: the run's sample grids (PNG) would become training
@@ -349,8 +367,9 @@ int run_training(B& b, const ModelConfig& mc_in, const TrainConfig& tc_in, const
     const fs::path release = opt.out_dir / "model.safetensors";
     io::save_meta_model(b, release, tr.generator_ema(), tr.decoder(), tr.discriminator(),
                         {{"sgf.train_config", nlohmann::json(tc).dump()},
-                         {"sgf.trained_kimg", fmt::format("{:.1f}", double(tr.step_count()) * tc.batch / 1000.0)},
-                         {"sgf.dataset", ds.name}});
+                         {"sgf.trained_kimg", exact_kimg(tr.step_count() * tc.batch)},
+                         {"sgf.dataset", ds.name},
+                         {"sgf.dataset_digest", data.digest}});
     fmt::print("{}done: {} steps in {:.0f} s; release file {}\n", line_end, tr.step_count(),
                std::chrono::duration<double>(clock::now() - t0).count(), release.string());
     return 0;
