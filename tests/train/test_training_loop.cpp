@@ -104,7 +104,8 @@ TEST(TrainingLoop, ANewRunRefusesAFolderThatHoldsARunAndLeavesItByteIdentical) {
     fs::remove(out / "log.csv");
     const auto only_grids = snapshot(out);
     EXPECT_TRUE(is_sample_grid_name("samples-0001234.png"));
-    for (const char* not_grid : {"samples-12.png", "samples-00012345.png", "samples-000123a.png", "samples-0001234.jpg", "xsamples-0001234.png"})
+    EXPECT_TRUE(is_sample_grid_name("samples-12345678.png"));  // past step 9,999,999
+    for (const char* not_grid : {"samples-12.png", "samples-123456.png", "samples-000123a.png", "samples-0001234.jpg", "xsamples-0001234.png"})
         EXPECT_FALSE(is_sample_grid_name(not_grid)) << not_grid;
     ASSERT_FALSE(only_grids.empty());
     const std::string first_grid = only_grids.begin()->first;  // the map is sorted by name
@@ -185,7 +186,7 @@ TEST(TrainingLoop, ResumeRefusesDataOtherThanTheCheckpointsAndNamesBoth) {
     }
     // the same folder with one image changed (same path, same count): refused by the pixel digest
     const std::string digest = f.metadata.at("sgf.dataset_digest");
-    EXPECT_EQ(digest, training_data_digest(io::load_image_folder(data, 1, 16)));
+    EXPECT_EQ(digest, io::load_image_folder(data, 1, 16).source_digest);
     const std::string img5 = slurp(data / "img005.png");
     {
         io::Image im = io::load_image(data / "img005.png");
@@ -197,8 +198,8 @@ TEST(TrainingLoop, ResumeRefusesDataOtherThanTheCheckpointsAndNamesBoth) {
         o.resume = true;
         const std::string m = message_of<ArgumentError>([&] { run_training(b, mc, tc, o); });
         EXPECT_NE(m.find(ckpt.string()), std::string::npos) << m;
-        EXPECT_NE(m.find(fmt::format("{} (12 images, pixel digest {})", canonical, digest)), std::string::npos) << m;
-        EXPECT_NE(m.find("images there now differ"), std::string::npos) << m;
+        EXPECT_NE(m.find(fmt::format("{} (12 images, digest {})", canonical, digest)), std::string::npos) << m;
+        EXPECT_NE(m.find("files there now differ"), std::string::npos) << m;
         EXPECT_EQ(snapshot(out), before);
     }
     {
@@ -216,16 +217,38 @@ TEST(TrainingLoop, ResumeRefusesDataOtherThanTheCheckpointsAndNamesBoth) {
     EXPECT_EQ(exact_kimg(1234567), "1234.567");
 }
 
-// The digest is 64-bit FNV-1a over the pixels in order, as docs/model-format.md says.
-TEST(TrainingLoop, TheDataDigestIsFnv1aOverThePixelsInOrder) {
-    io::ImageDataset ds;
-    EXPECT_EQ(training_data_digest(ds), "cbf29ce484222325");  // FNV-1a 64 of no bytes: the offset basis
-    ds.pixels = {'a'};
-    EXPECT_EQ(training_data_digest(ds), "af63dc4c8601ec8c");  // FNV-1a 64 of "a" (published test vector)
-    ds.pixels = {'f', 'o', 'o', 'b', 'a', 'r'};
-    EXPECT_EQ(training_data_digest(ds), "85944171f73967e8");  // of "foobar"
-    std::swap(ds.pixels[0], ds.pixels[1]);
-    EXPECT_NE(training_data_digest(ds), "85944171f73967e8");  // order matters
+// The source digest is 64-bit FNV-1a, over a folder's files (path, 0 byte, size, bytes) in load order
+// and over Fashion-MNIST's pixels, as docs/model-format.md says.
+TEST(TrainingLoop, TheDataDigestIsFnv1aOverTheFolderFilesInOrder) {
+    const auto fnv = [](std::string_view bytes) {
+        io::Fnv1a64 h;
+        h.add(bytes.data(), bytes.size());
+        return h.hex();
+    };
+    EXPECT_EQ(fnv(""), "cbf29ce484222325");  // FNV-1a 64 of no bytes: the offset basis
+    EXPECT_EQ(fnv("a"), "af63dc4c8601ec8c");  // published test vectors
+    EXPECT_EQ(fnv("foobar"), "85944171f73967e8");
+
+    const fs::path root = fresh_dir("digest");
+    const fs::path data = image_folder(root / "data", 3);
+    std::string stream;  // the digested bytes, written out by hand
+    for (int i = 0; i < 3; ++i) {
+        const std::string name = fmt::format("img{:03d}.png", i), bytes = slurp(data / name);
+        stream += name;
+        stream += '\0';
+        for (int k = 0; k < 8; ++k) stream += char((std::uint64_t(bytes.size()) >> (8 * k)) & 0xff);
+        stream += bytes;
+    }
+    const std::string digest = io::load_image_folder(data, 1, 16).source_digest;
+    EXPECT_EQ(digest, fnv(stream));
+    // the same pixels in other bytes (a JPEG of them at quality 100 would not be; a PNG with a text
+    // chunk is) or under another name: other files, another digest
+    fs::rename(data / "img002.png", data / "img009.png");
+    EXPECT_NE(io::load_image_folder(data, 1, 16).source_digest, digest);
+    fs::rename(data / "img009.png", data / "img002.png");
+    EXPECT_EQ(io::load_image_folder(data, 1, 16).source_digest, digest);
+    std::ofstream(data / "img002.png", std::ios::binary | std::ios::app) << "trailing bytes";
+    EXPECT_NE(io::load_image_folder(data, 1, 16).source_digest, digest);
 }
 
 // Checkpoints written before the data record resume as before; a data set too small for their data
@@ -287,10 +310,23 @@ TEST(TrainingLoop, ResumeOfACheckpointWithoutADataRecordNamesItWhenTheDataCannot
     TrainLoopOptions other = o;
     other.data = same_count;
     EXPECT_NE(message_of<ArgumentError>([&] { run_training(b, mc, tc, other); }).find("(12 images), not on the given"), std::string::npos);
+    // without a digest, the same folder with a changed image resumes (name and count agree)
+    {
+        auto f = io::SafetensorsFile::load(ckpt);
+        f.metadata["sgf.dataset"] = fs::canonical(data).string();
+        f.metadata["sgf.dataset_images"] = "12";
+        f.save(ckpt);
+    }
+    std::ofstream(data / "img003.png", std::ios::binary | std::ios::app) << "trailing bytes";
+    TrainLoopOptions changed = o;
+    changed.total_kimg = 0.012;
+    EXPECT_EQ(run_training(b, mc, tc, changed), 0);
+    EXPECT_EQ(io::SafetensorsFile::load(ckpt).metadata.at("sgf.dataset_digest"), io::load_image_folder(data, 1, 16).source_digest);
     {
         auto f = io::SafetensorsFile::load(ckpt);
         f.metadata.erase("sgf.dataset");
         f.metadata.erase("sgf.dataset_images");
+        f.metadata.erase("sgf.dataset_digest");
         f.save(ckpt);
     }
     // the run's own data: resumes, and the next checkpoint carries the record

@@ -632,7 +632,7 @@ private:
         }
         return rc;
     }
-    void take(Registry& o) {  // the callers hold both locks and have checked in_txn_
+    void take(Registry& o) {  // the callers hold o's lock (assignment also this one's) and have checked in_txn_
         path_ = std::move(o.path_);
         db_ = std::exchange(o.db_, nullptr);
         bits_ = o.bits_;

@@ -27,6 +27,26 @@ inline std::filesystem::path fashion_mnist_dir() {
     return kFashionMnistDir;
 }
 
+/// 64-bit FNV-1a (offset basis 0xcbf29ce484222325, prime 0x100000001b3), continued from `h`.
+class Fnv1a64 {
+public:
+    void add(const void* data, std::size_t n) {
+        const auto* p = static_cast<const std::uint8_t*>(data);
+        for (std::size_t i = 0; i < n; ++i) h_ = (h_ ^ p[i]) * 0x100000001b3ull;
+    }
+    void add_u64_le(std::uint64_t v) {
+        for (int i = 0; i < 8; ++i) {
+            const auto byte = std::uint8_t(v >> (8 * i));
+            add(&byte, 1);
+        }
+    }
+    std::uint64_t value() const { return h_; }
+    std::string hex() const { return fmt::format("{:016x}", h_); }
+
+private:
+    std::uint64_t h_ = 0xcbf29ce484222325ull;
+};
+
 /// An in-memory image dataset: uint8 pixels [N, C, H, W] plus optional labels.
 struct ImageDataset {
     std::string name;
@@ -35,6 +55,12 @@ struct ImageDataset {
     std::vector<std::uint8_t> pixels;
     std::vector<int> labels;  ///< empty when unlabelled
     std::vector<std::string> class_names;  ///< name of each label value (image folders: the sub-folder names)
+    /// What the images were loaded from, as 16 hex digits of Fnv1a64 (empty for a data set not made
+    /// by sgf's loaders): Fashion-MNIST over its padded pixels in order (image, row, column); a folder
+    /// over its files in load order, each as its path below the folder ('/'-separated), a 0 byte, its
+    /// size in bytes (8 bytes, little-endian) and its bytes. So a folder's digest does not depend on
+    /// how this build decodes or resizes the files.
+    std::string source_digest;
 
     std::int64_t size() const { return count; }
     std::int64_t sample_size() const { return std::int64_t(channels) * height * width; }
@@ -123,6 +149,9 @@ inline ImageDataset load_fashion_mnist(const std::string& split, const std::file
         ds.labels[i] = lab[8 + i];
         if (ds.labels[i] > 9) SGF_THROW(FormatError, "{}: label {} of image {} is outside 0..9", lpath.string(), ds.labels[i], i);
     }
+    Fnv1a64 digest;
+    digest.add(ds.pixels.data(), ds.pixels.size());
+    ds.source_digest = digest.hex();
     return ds;
 }
 
@@ -197,10 +226,17 @@ inline ImageDataset load_folder_images(const ImageFolder& folder, const std::vec
     ds.height = ds.width = resolution;
     ds.class_names = folder.class_names;
     ds.pixels.reserve(indices.size() * std::size_t(ds.sample_size()));
+    Fnv1a64 digest;
     for (std::int64_t i : indices) {
         SGF_CHECK(i >= 0 && i < folder.size(), ArgumentError, "{}: image index {} out of range [0, {})", folder.dir.string(), i, folder.size());
         const auto& file = folder.files[std::size_t(i)];
-        const Image raw = load_image(file);
+        const auto bytes = read_file(file, 1ull << 31);  // as load_image
+        const std::string& rel = folder.relative[std::size_t(i)];
+        digest.add(rel.data(), rel.size());
+        digest.add("", 1);
+        digest.add_u64_le(bytes.size());
+        digest.add(bytes.data(), bytes.size());
+        const Image raw = decode_image(bytes.data(), bytes.size(), file.string());
         // as decode_files refuses it: a thumbnail enlarged > 4x per side would train or measure on blur
         SGF_CHECK(raw.width >= min_image_side(resolution) && raw.height >= min_image_side(resolution), FormatError,
                   "{}: image is {}x{}, too small for a {}-px model: images need at least {} px per side (remove it from {})",
@@ -211,6 +247,7 @@ inline ImageDataset load_folder_images(const ImageFolder& folder, const std::vec
                 for (int x = 0; x < im.width; ++x) ds.pixels.push_back(im.at(y, x, c));
         if (!folder.labels.empty()) ds.labels.push_back(folder.labels[std::size_t(i)]);
     }
+    ds.source_digest = digest.hex();
     return ds;
 }
 

@@ -12,23 +12,14 @@
 namespace sgf {
 
 /// The training data a run uses, recorded in its checkpoints (metadata `sgf.dataset`,
-/// `sgf.dataset_images`) so that --resume refuses other data: a smaller data set used to stop with a
-/// bare "sampler: invalid state", a larger or different one continued silently on other images.
+/// `sgf.dataset_images`, `sgf.dataset_digest`) so that --resume refuses other data: a smaller data set
+/// used to stop with a bare "sampler: invalid state", a larger or different one continued silently on
+/// other images.
 struct TrainingData {
     std::string name;         ///< "fashion-mnist/train", or the image folder's absolute, canonical path
     std::int64_t images = 0;  ///< the number of images
-    std::string digest;       ///< training_data_digest of the images (metadata `sgf.dataset_digest`); empty: not recorded
+    std::string digest;       ///< the data set's io::ImageDataset::source_digest; empty: not recorded
 };
-
-/// The digest of a data set's images as the sampler sees them: 64-bit FNV-1a (offset basis
-/// 0xcbf29ce484222325, prime 0x100000001b3) over its u8 pixels in order (image, channel, row,
-/// column), as 16 lower-case hex digits. It tells a changed, replaced or reordered image apart
-/// where the folder's path and image count cannot.
-inline std::string training_data_digest(const io::ImageDataset& ds) {
-    std::uint64_t h = 0xcbf29ce484222325ull;
-    for (const std::uint8_t v : ds.pixels) h = (h ^ v) * 0x100000001b3ull;
-    return fmt::format("{:016x}", h);
-}
 
 template <Backend B>
 void save_checkpoint(B& b, const std::filesystem::path& path, Trainer<B>& tr, const io::Sampler& sampler,
@@ -99,8 +90,8 @@ inline void check_training_data(const io::SafetensorsFile& f, const TrainingData
                   f.source, rec->name, rec->images, given.name, given.images);
     if (rec && !rec->digest.empty() && !given.digest.empty() && rec->digest != given.digest)
         SGF_THROW(ArgumentError,
-                  "{}: this run was trained on {} ({} images, pixel digest {}), but the images there now differ (digest {}): an "
-                  "image was changed, replaced or renamed since; resume with the run's images, or start a new run in another --out",
+                  "{}: this run was trained on {} ({} images, digest {}), but the files there now differ (digest {}): an image "
+                  "was changed, replaced or renamed since; resume with the run's images, or start a new run in another --out",
                   f.source, rec->name, rec->images, rec->digest, given.digest);
 }
 

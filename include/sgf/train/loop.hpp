@@ -117,10 +117,10 @@ inline constexpr std::string_view kTrainingLogHeader =
 /// `images` / 1000 written exactly, with three decimals ("0.008", "100.000").
 inline std::string exact_kimg(std::int64_t images) { return fmt::format("{}.{:03d}", images / 1000, images % 1000); }
 
-/// Whether `name` is a sample grid's file name, samples-NNNNNNN.png (the step in 7 digits).
+/// Whether `name` is a sample grid's file name, samples-NNNNNNN.png (the step in 7 or more digits).
 inline bool is_sample_grid_name(std::string_view name) {
     constexpr std::string_view head = "samples-", tail = ".png";
-    if (name.size() != head.size() + 7 + tail.size() || !name.starts_with(head) || !name.ends_with(tail)) return false;
+    if (name.size() < head.size() + 7 + tail.size() || !name.starts_with(head) || !name.ends_with(tail)) return false;
     return std::all_of(name.begin() + head.size(), name.end() - tail.size(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
@@ -162,23 +162,26 @@ inline void refuse_to_overwrite_a_run(const std::filesystem::path& out) {
         if (kTrainingLogHeader.substr(0, head.size()) != head) refuse(log);  // a logged step, or not sgf's log
     }
     std::error_code ec;
-    if (!fs::is_directory(out, ec)) return;
+    if (!fs::is_directory(out, ec)) return;  // not there yet, or not a folder (refused when it is made)
     std::vector<std::string> grids;
-    for (fs::directory_iterator it(out, ec), end; !ec && it != end; it.increment(ec))
+    fs::directory_iterator it(out, ec);
+    for (const fs::directory_iterator end; !ec && it != end; it.increment(ec))
         if (is_sample_grid_name(it->path().filename().string())) grids.push_back(it->path().filename().string());
+    if (ec)  // unreadable: do not guess what it holds
+        SGF_THROW(IoError, "{}: cannot list the --out folder to check that it holds no earlier run: {}", out.string(), ec.message());
     if (!grids.empty()) refuse(out / *std::min_element(grids.begin(), grids.end()));
 }
 
 /// What run_training records in its checkpoints about `ds`, loaded from `data` (the --data
 /// argument): Fashion-MNIST by its name, a folder by its absolute canonical path (so `imgs`,
-/// `./imgs/` and `$PWD/imgs` are the same data), with the number of images and their digest.
+/// `./imgs/` and `$PWD/imgs` are the same data), with the number of images and their source digest.
 inline TrainingData training_data_record(const std::string& data, const io::ImageDataset& ds) {
     namespace fs = std::filesystem;
-    if (data == "fashion-mnist") return {ds.name, ds.size(), training_data_digest(ds)};
+    if (data == "fashion-mnist") return {ds.name, ds.size(), ds.source_digest};
     std::error_code ec;
     fs::path p = fs::canonical(data, ec);
     if (ec) p = fs::absolute(fs::path(data)).lexically_normal();
-    return {p.string(), ds.size(), training_data_digest(ds)};
+    return {p.string(), ds.size(), ds.source_digest};
 }
 
 /// ArgumentError when `out` is `data` or inside it: the run's sample grids (PNG) would become training
