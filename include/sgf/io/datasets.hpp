@@ -57,9 +57,11 @@ struct ImageDataset {
     std::vector<std::string> class_names;  ///< name of each label value (image folders: the sub-folder names)
     /// What the images were loaded from, as 16 hex digits of Fnv1a64 (empty for a data set not made
     /// by sgf's loaders): Fashion-MNIST over its padded pixels in order (image, row, column); a folder
-    /// over its files in load order, each as its path below the folder ('/'-separated), a 0 byte, its
-    /// size in bytes (8 bytes, little-endian) and its bytes. So a folder's digest does not depend on
-    /// how this build decodes or resizes the files.
+    /// over the files loaded, in the order loaded (load_image_folder: every file in
+    /// list_image_files' order; load_folder_images: the files at `indices`, in that order), each as
+    /// its path below the folder ('/'-separated), a 0 byte, its size in bytes (8 bytes,
+    /// little-endian) and its bytes. So a folder's digest does not depend on how this build decodes
+    /// or resizes the files.
     std::string source_digest;
 
     std::int64_t size() const { return count; }

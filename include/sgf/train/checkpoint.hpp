@@ -90,9 +90,12 @@ inline void check_training_data(const io::SafetensorsFile& f, const TrainingData
                   f.source, rec->name, rec->images, given.name, given.images);
     if (rec && !rec->digest.empty() && !given.digest.empty() && rec->digest != given.digest)
         SGF_THROW(ArgumentError,
-                  "{}: this run was trained on {} ({} images, digest {}), but the files there now differ (digest {}): an image "
-                  "was changed, replaced or renamed since; resume with the run's images, or start a new run in another --out",
-                  f.source, rec->name, rec->images, rec->digest, given.digest);
+                  "{}: this run was trained on {} ({} images, digest {}), but the given data differ (digest {}): {}; resume with "
+                  "the run's data, or start a new run in another --out",
+                  f.source, rec->name, rec->images, rec->digest, given.digest,
+                  given.name.starts_with("fashion-mnist/")
+                      ? "another copy of Fashion-MNIST (SGF_FASHION_MNIST_DIR) or a changed one"
+                      : "an image file was changed (even re-saved with the same pixels), replaced or renamed since");
 }
 
 /// Reads the train config stored in a checkpoint (to build a Trainer before load_checkpoint).

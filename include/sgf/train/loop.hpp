@@ -368,11 +368,11 @@ int run_training(B& b, const ModelConfig& mc_in, const TrainConfig& tc_in, const
     }
     checkpoint();
     const fs::path release = opt.out_dir / "model.safetensors";
-    io::save_meta_model(b, release, tr.generator_ema(), tr.decoder(), tr.discriminator(),
-                        {{"sgf.train_config", nlohmann::json(tc).dump()},
-                         {"sgf.trained_kimg", exact_kimg(tr.step_count() * tc.batch)},
-                         {"sgf.dataset", ds.name},
-                         {"sgf.dataset_digest", data.digest}});
+    std::map<std::string, std::string> release_metadata{{"sgf.train_config", nlohmann::json(tc).dump()},
+                                                        {"sgf.trained_kimg", exact_kimg(tr.step_count() * tc.batch)},
+                                                        {"sgf.dataset", ds.name}};
+    if (!data.digest.empty()) release_metadata["sgf.dataset_digest"] = data.digest;
+    io::save_meta_model(b, release, tr.generator_ema(), tr.decoder(), tr.discriminator(), release_metadata);
     fmt::print("{}done: {} steps in {:.0f} s; release file {}\n", line_end, tr.step_count(),
                std::chrono::duration<double>(clock::now() - t0).count(), release.string());
     return 0;
