@@ -27,7 +27,7 @@ inline std::filesystem::path fashion_mnist_dir() {
     return kFashionMnistDir;
 }
 
-/// 64-bit FNV-1a (offset basis 0xcbf29ce484222325, prime 0x100000001b3), continued from `h`.
+/// 64-bit FNV-1a (offset basis 0xcbf29ce484222325, prime 0x100000001b3) over every byte added.
 class Fnv1a64 {
 public:
     void add(const void* data, std::size_t n) {
@@ -40,7 +40,6 @@ public:
             add(&byte, 1);
         }
     }
-    std::uint64_t value() const { return h_; }
     std::string hex() const { return fmt::format("{:016x}", h_); }
 
 private:
@@ -232,7 +231,7 @@ inline ImageDataset load_folder_images(const ImageFolder& folder, const std::vec
     for (std::int64_t i : indices) {
         SGF_CHECK(i >= 0 && i < folder.size(), ArgumentError, "{}: image index {} out of range [0, {})", folder.dir.string(), i, folder.size());
         const auto& file = folder.files[std::size_t(i)];
-        const auto bytes = read_file(file, 1ull << 31);  // as load_image
+        const auto bytes = read_image_file(file);  // read once: digested, then decoded (as load_image)
         const std::string& rel = folder.relative[std::size_t(i)];
         digest.add(rel.data(), rel.size());
         digest.add("", 1);

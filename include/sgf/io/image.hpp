@@ -244,8 +244,11 @@ inline Image decode_image(const std::uint8_t* data, std::size_t size, const std:
     return img;
 }
 
+/// An image file's bytes, undecoded (read_file refuses a file over 2 GiB, naming it).
+inline std::vector<std::uint8_t> read_image_file(const std::filesystem::path& path) { return read_file(path, 1ull << 31); }
+
 inline Image load_image(const std::filesystem::path& path, const ImageLimits& lim = {}) {
-    const auto bytes = read_file(path, 1ull << 31);
+    const auto bytes = read_image_file(path);
     return decode_image(bytes.data(), bytes.size(), path.string(), lim);
 }
 
