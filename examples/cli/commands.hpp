@@ -26,6 +26,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <thread>
 
 namespace sgf_cli {
@@ -94,11 +95,13 @@ inline std::vector<float> draw_normal(std::size_t n, std::uint64_t seed, std::ui
 
 template <class B>
 std::vector<sgf::io::Image> generate_images(B& b, sgf::MetaGenerator<B>& G, const sgf::Fingerprint* fp, int count,
-                                            std::uint64_t seed, int batch = 32) {
+                                            std::uint64_t seed, int first = 0, int batch = 32) {
     const auto& cfg = G.config();
     std::vector<sgf::io::Image> out;
-    for (int done = 0; done < count; done += batch) {
-        const int n = std::min(batch, count - done);
+    // images first .. first + count - 1 of the sequence; a batch's draws depend on its first index,
+    // so `first` must be a multiple of `batch` for a part to equal the same images made in one call
+    for (int done = first; done < first + count; done += batch) {
+        const int n = std::min(batch, first + count - done);
         auto zv = draw_normal(std::size_t(n) * cfg.z_dim, seed, 1000 + std::uint64_t(done));
         auto z = sgf::from_host<B, float>(b, sgf::Shape{n, cfg.z_dim}, std::span<const float>(zv));
         sgf::HostTensor<float> img;
@@ -253,37 +256,51 @@ int cmd_instantiate(B& b, const Common& c, const std::string& model, const std::
 template <class B>
 int cmd_generate(B& b, const Common& c, const std::string& model, const std::string& hex, int count, const std::string& out,
                  std::uint64_t seed, bool grid) {
-    const auto f = sgf::io::SafetensorsFile::load(model);
-    const std::string kind = f.meta("sgf.kind");
-    std::vector<sgf::io::Image> images;
-    if (kind == "baked-generator") {
-        if (!hex.empty())
-            SGF_THROW(ArgumentError, "generate: {} is a baked generator (its fingerprint is built in); drop --fingerprint", model);
-        auto G = sgf::io::load_baked_generator<B>(b, f);
-        images = generate_images(b, G, nullptr, count, seed);
-    } else {
-        auto m = sgf::io::load_meta_model<B>(b, f);
-        if (hex.empty()) SGF_THROW(ArgumentError, "generate: a meta model needs --fingerprint HEX");
-        const auto fp = resolve_fingerprint("", "", hex, m.config.fingerprint_bits);
-        images = generate_images(b, m.G, &fp, count, seed);
-    }
     std::vector<fs::path> targets;
-    for (std::size_t i = 0; i < images.size(); ++i) targets.push_back(fs::path(out) / fmt::format("{:05d}.png", i));
+    for (int i = 0; i < count; ++i) targets.push_back(fs::path(out) / fmt::format("{:05d}.png", i));
     if (grid) targets.push_back(fs::path(out) / "grid.png");
     std::error_code ec;
-    for (const auto& p : targets)  // never replace files already there (an earlier run's images)
+    for (const auto& p : targets)  // never replace files already there (an earlier run's images); before any work
         if (fs::exists(fs::symlink_status(p, ec)))
             SGF_THROW(ArgumentError, "generate --out {}: {} exists; generate writes into a new folder or one without its file names",
                       out, p.string());
+    const auto f = sgf::io::SafetensorsFile::load(model);
+    const std::string kind = f.meta("sgf.kind");
+    std::optional<sgf::io::MetaModel<B>> meta;
+    std::optional<sgf::MetaGenerator<B>> baked;
+    std::optional<sgf::Fingerprint> fp;
+    if (kind == "baked-generator") {
+        if (!hex.empty())
+            SGF_THROW(ArgumentError, "generate: {} is a baked generator (its fingerprint is built in); drop --fingerprint", model);
+        baked.emplace(sgf::io::load_baked_generator<B>(b, f));
+    } else {
+        meta.emplace(sgf::io::load_meta_model<B>(b, f));
+        if (hex.empty()) SGF_THROW(ArgumentError, "generate: a meta model needs --fingerprint HEX");
+        fp = resolve_fingerprint("", "", hex, meta->config.fingerprint_bits);
+    }
+    sgf::MetaGenerator<B>& G = baked ? *baked : meta->G;
+    const int grid_cols = std::min(count, 10), side = G.config().resolution;
+    if (grid && (std::int64_t(count + grid_cols - 1) / grid_cols) * (side + 2) + 2 > 65535)
+        SGF_THROW(ArgumentError, "generate --grid: {} images of {} px make a grid taller than 65535 px; --grid takes at most {} images",
+                  count, side, (65533 / (side + 2)) * grid_cols);
     fs::path out_abs = fs::absolute(out, ec).lexically_normal();
     if (!out_abs.has_filename()) out_abs = out_abs.parent_path();  // "a/b/" -> "a/b"
     fs::path first_new;  // the outermost folder this command creates (out or one of its parents), if any
     for (fs::path p = out_abs; !fs::exists(p, ec) && p != p.parent_path(); p = p.parent_path()) first_new = p;
     sgf::io::ensure_directory(out);  // only once the inputs are known to be good
     std::size_t written = 0;
+    std::vector<sgf::io::Image> kept;  // for the grid
     try {
-        for (std::size_t i = 0; i < images.size(); ++i, ++written) sgf::io::save_png(targets[i], images[i]);
-        if (grid) sgf::io::save_png(targets.back(), sgf::io::make_grid(images, std::min<int>(count, 10)));
+        constexpr int kPart = 1024;  // images made and written at a time (a multiple of generate_images' batch)
+        for (int first = 0; first < count; first += kPart) {
+            auto part = generate_images(b, G, fp ? &*fp : nullptr, std::min(kPart, count - first), seed, first);
+            for (auto& im : part) {
+                sgf::io::save_png(targets[written], im);
+                ++written;
+                if (grid) kept.push_back(std::move(im));
+            }
+        }
+        if (grid) sgf::io::save_png(targets.back(), sgf::io::make_grid(kept, grid_cols));
     } catch (const sgf::Error&) {  // all or nothing: remove what this command wrote
         for (std::size_t i = 0; i < written; ++i) fs::remove(targets[i], ec);
         if (!first_new.empty())  // the folders it made, innermost first, each only when empty
@@ -295,7 +312,7 @@ int cmd_generate(B& b, const Common& c, const std::string& model, const std::str
     }
     json files = json::array();
     for (const auto& p : targets) files.push_back(p.string());
-    emit(c, json{{"files", files}}, fmt::format("wrote {} images{} to {}\n", images.size(), grid ? " and grid.png" : "", out));
+    emit(c, json{{"files", files}}, fmt::format("wrote {} images{} to {}\n", count, grid ? " and grid.png" : "", out));
     return kOk;
 }
 
@@ -447,6 +464,12 @@ int cmd_demo(B& b, const Common& c, const std::string& model, int users, int per
              const std::string& real_dir) {
     using clock = std::chrono::steady_clock;
     auto since = [](clock::time_point t) { return std::chrono::duration<double>(clock::now() - t).count(); };
+    // the demo keeps one user's images, and all the verify results, in memory: sizes a demo is for
+    constexpr std::int64_t kMaxDemoImages = 1000000;
+    SGF_CHECK(users <= kMaxDemoImages && std::int64_t(users) * per_user <= kMaxDemoImages && n_open <= kMaxDemoImages, ArgumentError,
+              "demo: --users {} x --images {} = {} generated images and --open {}; the demo makes at most {} of each (use issue, "
+              "instantiate, generate and verify for more)",
+              users, per_user, std::int64_t(users) * per_user, n_open, kMaxDemoImages);
     json stages = json::object();
     auto t = clock::now();
     auto m = sgf::io::load_meta_model<B>(b, model);  // before anything is written or printed

@@ -15,6 +15,7 @@
 
 #include <unistd.h>
 
+#include <charconv>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -115,9 +116,12 @@ inline void check_classifier_writable(const std::filesystem::path& path) {
 template <class B>
 int run_bit_accuracy(B& b, bool json_out, const EvalArgs& a, std::int64_t images) {
     auto m = sgf::io::load_meta_model<B>(b, a.model);
+    bool progress_shown = false;
     auto progress = [&](std::int64_t done, std::int64_t total) {
-        if (!json_out && ::isatty(STDOUT_FILENO))  // a "\r" progress line only on a terminal, never into a log
+        if (!json_out && ::isatty(STDOUT_FILENO)) {  // a "\r" progress line only on a terminal, never into a log
             std::cout << fmt::format("\r  decoded {}/{} images", done, total) << std::flush;
+            progress_shown = true;
+        }
     };
     const auto r = sgf::measure_bit_accuracy(b, m.G, m.F, images, a.seed, 64, progress);
     int weak = 0;
@@ -134,8 +138,9 @@ int run_bit_accuracy(B& b, bool json_out, const EvalArgs& a, std::int64_t images
     if (json_out) {
         std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     } else {
+        if (progress_shown) std::cout << "\n";  // ends the progress line
         std::cout << fmt::format(
-            "\n{}: {} images from the EMA meta generator (random z, random {}-bit fingerprints, seed {})\n"
+            "{}: {} images from the EMA meta generator (random z, random {}-bit fingerprints, seed {})\n"
             "  bit accuracy, float output:      {:.4f} (worst image {:.3f})\n"
             "  bit accuracy, 8-bit PNG round trip: {:.4f} (worst image {:.3f}, worst bit position {:.3f})\n"
             "  bit accuracy, float output clamped to [-1, 1]: {:.4f} ({:.3f} of the pixel values lie outside)\n"
@@ -181,14 +186,36 @@ int run_eval(B& b, bool json_out, const EvalArgs& a) {
     else if (a.quick || !a.real_dir.empty()) opt.fd_classifier = fs::path(a.out) / "fd-classifier.safetensors";
     else opt.fd_classifier = fs::path(a.model).parent_path() / "fd-classifier.safetensors";
     if (opt.fidelity) check_classifier_writable(opt.fd_classifier);
+    if (opt.fidelity && fs::exists(opt.fd_classifier)) {  // loaded as it is: --fd-steps applies to a new one only
+        const auto f = sgf::io::SafetensorsFile::load(opt.fd_classifier);  // (one that is not a classifier: refused by evaluate)
+        const auto kind = f.metadata.find("sgf.kind"), fd_steps = f.metadata.find("sgf.fd.steps");
+        const std::string recorded = fd_steps == f.metadata.end() ? std::string() : fd_steps->second;
+        std::int64_t steps = 0;
+        const auto [end, ec] = std::from_chars(recorded.data(), recorded.data() + recorded.size(), steps);
+        if (kind != f.metadata.end() && kind->second == sgf::eval::kFdClassifierKind && !recorded.empty() && ec == std::errc() &&
+            end == recorded.data() + recorded.size() && steps < opt.fd_train.steps)
+            warn(fmt::format("{}: this FD classifier was trained for {} steps and is loaded as it is (--fd-steps {} applies to a new "
+                             "one); remove the file to train a new one",
+                             opt.fd_classifier.string(), steps, opt.fd_train.steps));
+    }
 
     auto say = [&](const std::string& s) {
         if (!json_out) std::cout << s << std::flush;
+    };
+    // printed once evaluate() has checked every input (its first progress report, or its result):
+    // an option or file it refuses must fail before anything is printed
+    bool header_said = false;
+    auto header = [&] {
+        if (header_said) return;
+        header_said = true;
+        say(fmt::format("sgf eval: {} images per measurement, registries up to {} users, seed {}; real images: {}\n", opt.images,
+                        opt.users_max, opt.seed, a.real_dir.empty() ? std::string("Fashion-MNIST test split") : a.real_dir));
     };
     std::string last_stage;
     const bool tty = ::isatty(STDOUT_FILENO);
     auto progress = [&](const std::string& stage, std::int64_t done, std::int64_t total) {
         if (json_out) return;
+        header();
         if (!tty) {  // into a log or a pipe: each stage once, on a line of its own (no "\r" updates)
             if (stage != last_stage) std::cout << fmt::format("  {}: {} steps\n", stage, total) << std::flush;
             last_stage = stage;
@@ -199,8 +226,6 @@ int run_eval(B& b, bool json_out, const EvalArgs& a) {
         std::cout << fmt::format("\r  {}: {}/{}", stage, done, total) << std::flush;
     };
 
-    say(fmt::format("sgf eval: {} images per measurement, registries up to {} users, seed {}; real images: {}\n", opt.images,
-                    opt.users_max, opt.seed, a.real_dir.empty() ? std::string("Fashion-MNIST test split") : a.real_dir));
     std::vector<sgf::io::MetaModel<B>> loaded;
     loaded.reserve(2);
     loaded.push_back(sgf::io::load_meta_model<B>(b, a.model));
@@ -239,6 +264,7 @@ int run_eval(B& b, bool json_out, const EvalArgs& a) {
     }
 
     const auto r = sgf::eval::evaluate(b, inputs, opt, baseline, progress);
+    header();
     if (!last_stage.empty() && tty) say("\n");
     const auto files = sgf::eval::write_report(r, a.out);
 

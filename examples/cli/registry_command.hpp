@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <fstream>
 #include <optional>
 #include <string>
 
@@ -106,8 +107,11 @@ inline void check_export_target(const std::string& out, const std::string& regis
             SGF_THROW(ArgumentError, "registry export --out {}: that is the registry ({}) itself; choose another output file", out,
                       registry + suffix);
     if (!fs::is_regular_file(out, ec)) SGF_THROW(ArgumentError, "registry export --out {}: exists and is not a regular file", out);
-    const auto bytes = sgf::io::read_file(out, 1 << 16);  // the start is enough to tell an export
-    const std::string head(bytes.begin(), bytes.end());
+    std::string head(std::size_t(1) << 16, '\0');  // the start is enough to tell an export (of any size)
+    std::ifstream in(out, std::ios::binary);
+    if (!in) SGF_THROW(IoError, "registry export --out {}: exists and cannot be read (to tell whether it is an earlier export)", out);
+    in.read(head.data(), std::streamsize(head.size()));
+    head.resize(std::size_t(in.gcount()));
     if (!looks_like_an_export(head))
         SGF_THROW(ArgumentError, "registry export --out {}: the file exists and is not an earlier export (CSV or JSON); refusing to "
                                  "replace it (remove it first, or choose another name)",

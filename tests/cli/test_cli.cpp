@@ -929,7 +929,7 @@ TEST_F(Cli, TruncatedOrCorruptModelFile) {
     EXPECT_EQ(sgf({"info", rn}).rc, kOk);  // info lists what the file holds; it does not check it against the config
     const fs::path png_as_model = dir / "image.safetensors";
     fs::copy_file(good_png, png_as_model);
-    check_all(png_as_model, "header length");
+    check_all(png_as_model, "an image (PNG), not a model file");  // it said: "... its first 8 bytes give a header length of ..."
     const std::string missing = (dir / "missing.safetensors").string();
     expect_failure({"decode", "--model", missing, img}, kIoError, missing, "cannot open");
     expect_failure({"info", missing}, kIoError, missing, "cannot open");
@@ -1446,6 +1446,20 @@ TEST_F(Cli, RegistryExportRefusesTextJsonCannotCarryAndReplacesOnlyEarlierExport
         EXPECT_EQ(sgf({"registry", "export", registry.string(), "--out", f.string()}).rc, kOk);
         EXPECT_EQ(sgf({"registry", "export", registry.string(), "--out", f.string()}).rc, kOk) << fmt_name;
     }
+    // an earlier export of any size (it read at most 64 KiB of it: exit 4, "file is ... bytes, above the limit")
+    {
+        const fs::path f = dir / "export.json";
+        std::ofstream(f, std::ios::app) << std::string(70000, ' ') << "\n";
+        r = sgf({"registry", "export", registry.string(), "--out", f.string()});
+        EXPECT_EQ(r.rc, kOk) << r.err;
+        const fs::path notes = dir / "long-notes.txt";
+        const std::string text(100000, 'x');
+        spit(notes, text);
+        r = sgf({"registry", "export", registry.string(), "--out", notes.string()});
+        EXPECT_EQ(r.rc, kUsage) << r.err;
+        EXPECT_NE(r.err.find("is not an earlier export"), std::string::npos) << r.err;
+        EXPECT_EQ(slurp(notes), text);
+    }
     spit(dir / "empty-export.json", "[]\n");
     EXPECT_EQ(sgf({"registry", "export", registry.string(), "--out", (dir / "empty-export.json").string()}).rc, kOk);
     EXPECT_NE(slurp(dir / "empty-export.json").find("alice"), std::string::npos);
@@ -1542,6 +1556,75 @@ TEST_F(Cli, GenerateRemovesEveryFolderItMadeWhenAWriteFails) {
     ASSERT_TRUE(WIFEXITED(status));
     EXPECT_EQ(WEXITSTATUS(status), kIoError);
     EXPECT_FALSE(fs::exists(dir / "n1")) << "generate left folders it made behind";
+}
+
+TEST_F(Cli, GenerateChecksItsFileNamesFirstAndWritesLargeCountsInParts) {
+    const fs::path baked = dir / "alice.safetensors";
+    ASSERT_EQ(sgf({"instantiate", "--model", model.string(), "--registry", registry.string(), "--label", "alice", "--out",
+                   baked.string()}).rc,
+              kOk);
+    // a name that exists is refused before the model is read (it was refused after every image was made)
+    fs::create_directories(dir / "taken");
+    spit(dir / "taken" / "01099.png", "mine");
+    Result r = sgf({"generate", "--model", (dir / "missing.safetensors").string(), "--count", "1100", "--out", (dir / "taken").string()});
+    EXPECT_EQ(r.rc, kUsage) << r.err;
+    EXPECT_NE(r.err.find("01099.png exists"), std::string::npos) << r.err;
+    EXPECT_EQ(slurp(dir / "taken" / "01099.png"), "mine");
+    // a grid taller than a PNG can be is refused before any image is made (make_grid refused it at the end)
+    r = sgf({"generate", "--model", baked.string(), "--count", "40000", "--grid", "--out", (dir / "tall").string()});  // 16 px
+    EXPECT_EQ(r.rc, kUsage) << r.err;
+    EXPECT_NE(r.err.find("--grid takes at most"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(dir / "tall"));
+    // 1,100 images are made and written 1,024 at a time; image 1,050 is the one docs/cli.md describes:
+    // z from Philox(seed, stream 1000 + 1024), the first index of its batch of 32, and that batch's noise seed
+    r = sgf({"generate", "--model", baked.string(), "--count", "1100", "--seed", "3", "--out", (dir / "many").string()});
+    ASSERT_EQ(r.rc, kOk) << r.err;
+    EXPECT_TRUE(fs::exists(dir / "many" / "01099.png"));
+    EXPECT_FALSE(fs::exists(dir / "many" / "01100.png"));
+    B b(1);
+    auto G = io::load_baked_generator<B>(b, baked);
+    const int first = 1024, n = 32, z_dim = G.config().z_dim;
+    std::vector<float> zv(std::size_t(n) * z_dim);
+    for (std::size_t i = 0; i < zv.size(); ++i) zv[i] = float(philox::normal(RngKey{3, 1000 + first, 0}, i));
+    const auto z = from_host<B, float>(b, Shape{n, z_dim}, std::span<const float>(zv));
+    const auto out = to_host<float>(b, G.forward_baked(b, z, std::uint64_t(3) ^ (0x9e37u + first)).image());
+    const io::Image want = io::to_image(out, 1050 - first), got = io::load_image(dir / "many" / "01050.png");
+    ASSERT_EQ(got.pixels.size(), want.pixels.size());
+    int worst = 0;
+    for (std::size_t i = 0; i < got.pixels.size(); ++i) worst = std::max(worst, std::abs(int(got.pixels[i]) - int(want.pixels[i])));
+    EXPECT_LE(worst, 1) << "image 1050 is not the documented one (its part's draws start elsewhere)";
+}
+
+TEST_F(Cli, CommonWrongFilesGivenAsAModelAreNamed) {
+    // a registry or a JPEG given as the model: named (a PNG: TruncatedOrCorruptModelFile); the first
+    // bytes of either read as a header length far above the limit, which is what the message said
+    Result r = sgf({"info", registry.string()});
+    EXPECT_EQ(r.rc, kFormatError) << r.err;
+    EXPECT_NE(r.err.find(registry.string() + ": an SQLite database (an sgf registry?), not a model file"), std::string::npos) << r.err;
+    const fs::path jpeg = dir / "photo.jpg";
+    spit(jpeg, std::string("\xFF\xD8\xFF\xE0\x00\x10JFIF\x00", 11) + std::string(200, '\x01'));
+    r = sgf({"decode", "--model", jpeg.string(), good_png.string()});
+    EXPECT_EQ(r.rc, kFormatError) << r.err;
+    EXPECT_NE(r.err.find("an image (JPEG), not a model file"), std::string::npos) << r.err;
+    // a file that is neither still gets the header-length message
+    const fs::path junk = dir / "junk.bin";
+    spit(junk, std::string(64, '\x7f'));
+    r = sgf({"info", junk.string()});
+    EXPECT_EQ(r.rc, kFormatError) << r.err;
+    EXPECT_NE(r.err.find("header length"), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, DemoRefusesSizesItCannotHoldBeforeLoadingAnything) {
+    // it sat issuing 2,000,000 fingerprints (or made 2e9 images in memory) with no output
+    for (const std::vector<std::string>& sizes : {std::vector<std::string>{"--users", "2000000", "--images", "1"},
+                                                  std::vector<std::string>{"--users", "1", "--images", "2000000000"}}) {
+        std::vector<std::string> args{"demo", "--model", (dir / "missing.safetensors").string()};
+        args.insert(args.end(), sizes.begin(), sizes.end());
+        const Result r = sgf(args);
+        EXPECT_EQ(r.rc, kUsage) << r.err;
+        EXPECT_NE(r.err.find("the demo makes at most 1000000"), std::string::npos) << r.err;
+        EXPECT_EQ(r.out, "");
+    }
 }
 
 TEST_F(Cli, TrainRefusesAnOutInsideItsDataAndADataPathACheckpointCannotRecord) {

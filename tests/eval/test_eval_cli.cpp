@@ -202,6 +202,10 @@ TEST_F(EvalCli, TextProgressAndBitAccuracyOnlyMode) {
     const json j = json::parse(r.out);
     EXPECT_EQ(j["images"], 20);
     EXPECT_FALSE(j.contains("report"));
+    // its text starts with the result (not with the empty line that ends a progress line on a terminal)
+    const auto plain = run(dir, {"eval", "--model", model.string(), "--images", "8"});
+    ASSERT_EQ(plain.rc, 0) << plain.err;
+    EXPECT_EQ(plain.out.rfind(model.string() + ": 8 images", 0), 0u) << plain.out;
     for (const char* key : {"bit_accuracy_float", "bit_accuracy_png", "bit_accuracy_clamped", "saturated_pixels"}) {
         ASSERT_TRUE(j.contains(key)) << key;
         EXPECT_GE(j[key].get<double>(), 0.0) << key;
@@ -285,7 +289,8 @@ TEST_F(EvalCli, InputsThatCannotMakeAReportAreRefusedBeforeTheMeasurements) {
         const auto r = run(dir, args);
         EXPECT_EQ(r.rc, rc) << extra[0] << "\n" << r.err;
         EXPECT_NE(r.err.find(message), std::string::npos) << extra[0] << ": " << r.err;
-        EXPECT_EQ(r.out.find("robustness"), std::string::npos) << "no sweep ran: " << r.out;
+        // nothing on stdout (docs/cli.md; the "sgf eval: N images per measurement" line came first)
+        EXPECT_EQ(r.out, "") << "no sweep ran, nothing printed: " << r.out;
         EXPECT_FALSE(fs::exists(out / "report.md"));
     };
     // an --fd-classifier of another kind: "holds a 'meta-model', expected fd-classifier" after all the sweeps
@@ -319,6 +324,29 @@ TEST_F(EvalCli, InputsThatCannotMakeAReportAreRefusedBeforeTheMeasurements) {
     const auto r = run(dir, {"eval", "--model", model.string(), "--images", "99999999999"});
     EXPECT_EQ(r.rc, 2) << r.err;
     EXPECT_NE(r.err.find("--images must be in 1..1000000"), std::string::npos) << r.err;
+}
+
+// An existing classifier file is loaded whatever its steps; a user who ran a quick check with few
+// steps got that classifier in every later report without a word (the helper audit of session 28).
+TEST_F(EvalCli, AnFdClassifierWithFewerStepsThanAskedIsLoadedAndSaysSo) {
+    const fs::path out = dir / "fd";
+    auto eval_with_steps = [&](const std::string& steps) {
+        return run(dir, {"eval", "--model", model.string(), "--quick", "--images", "8", "--users-max", "3", "--attacks", "noise",
+                         "--out", out.string(), "--fd-steps", steps});
+    };
+    auto r = eval_with_steps("2");
+    ASSERT_EQ(r.rc, 0) << r.err;
+    EXPECT_EQ(r.err.find("warning"), std::string::npos) << "trained now: " << r.err;
+    ASSERT_TRUE(fs::exists(out / "fd-classifier.safetensors"));
+    r = eval_with_steps("30");
+    ASSERT_EQ(r.rc, 0) << r.err;
+    EXPECT_NE(r.err.find("fd-classifier.safetensors: this FD classifier was trained for 2 steps and is loaded as it is (--fd-steps 30 "
+                         "applies to a new one)"),
+              std::string::npos)
+        << r.err;
+    r = eval_with_steps("2");
+    ASSERT_EQ(r.rc, 0) << r.err;
+    EXPECT_EQ(r.err.find("warning"), std::string::npos) << r.err;
 }
 
 TEST_F(EvalCli, ARerunReplacesTheWholeReportAndLeavesNoStagingFolder) {

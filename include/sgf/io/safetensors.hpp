@@ -217,6 +217,13 @@ private:
         std::uint64_t n = 0;
         std::memcpy(&n, prefix, 8);
         const std::uint64_t max_header = lim.max_header_bytes;
+        // files that are often given by mistake: say what they are (their first bytes read as a huge length)
+        if (n > max_header && std::memcmp(prefix, "SQLite f", 8) == 0)
+            fail_in(name, "an SQLite database (an sgf registry?), not a model file", fmt::make_format_args());
+        if (n > max_header && (std::memcmp(prefix, "\x89PNG", 4) == 0 || std::memcmp(prefix, "\xFF\xD8\xFF", 3) == 0)) {
+            const std::string_view format = prefix[0] == 0x89 ? "PNG" : "JPEG";
+            fail_in(name, "an image ({}), not a model file", fmt::make_format_args(format));
+        }
         if (n > max_header)
             fail_in(name,
                     "not a safetensors file, or a damaged one: its first 8 bytes give a header length of {}, over the limit "
