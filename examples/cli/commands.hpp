@@ -100,8 +100,9 @@ std::vector<sgf::io::Image> generate_images(B& b, sgf::MetaGenerator<B>& G, cons
     std::vector<sgf::io::Image> out;
     // images first .. first + count - 1 of the sequence; a batch's draws depend on its first index,
     // so `first` must be a multiple of `batch` for a part to equal the same images made in one call
-    for (int done = first; done < first + count; done += batch) {
-        const int n = std::min(batch, first + count - done);
+    const std::int64_t end = std::int64_t(first) + count;
+    for (std::int64_t done = first; done < end; done += batch) {
+        const int n = int(std::min<std::int64_t>(batch, end - done));
         auto zv = draw_normal(std::size_t(n) * cfg.z_dim, seed, 1000 + std::uint64_t(done));
         auto z = sgf::from_host<B, float>(b, sgf::Shape{n, cfg.z_dim}, std::span<const float>(zv));
         sgf::HostTensor<float> img;
@@ -256,14 +257,17 @@ int cmd_instantiate(B& b, const Common& c, const std::string& model, const std::
 template <class B>
 int cmd_generate(B& b, const Common& c, const std::string& model, const std::string& hex, int count, const std::string& out,
                  std::uint64_t seed, bool grid) {
-    std::vector<fs::path> targets;
-    for (int i = 0; i < count; ++i) targets.push_back(fs::path(out) / fmt::format("{:05d}.png", i));
-    if (grid) targets.push_back(fs::path(out) / "grid.png");
+    // DIR/00000.png ... and DIR/grid.png, named when needed (a list of up to 2^31 paths would itself fill memory)
+    auto image_path = [&](std::int64_t i) { return fs::path(out) / fmt::format("{:05d}.png", i); };
+    const fs::path grid_path = fs::path(out) / "grid.png";
     std::error_code ec;
-    for (const auto& p : targets)  // never replace files already there (an earlier run's images); before any work
+    auto taken = [&](const fs::path& p) {  // never replace files already there (an earlier run's images); before any work
         if (fs::exists(fs::symlink_status(p, ec)))
             SGF_THROW(ArgumentError, "generate --out {}: {} exists; generate writes into a new folder or one without its file names",
                       out, p.string());
+    };
+    for (std::int64_t i = 0; i < count; ++i) taken(image_path(i));
+    if (grid) taken(grid_path);
     const auto f = sgf::io::SafetensorsFile::load(model);
     const std::string kind = f.meta("sgf.kind");
     std::optional<sgf::io::MetaModel<B>> meta;
@@ -279,30 +283,37 @@ int cmd_generate(B& b, const Common& c, const std::string& model, const std::str
         fp = resolve_fingerprint("", "", hex, meta->config.fingerprint_bits);
     }
     sgf::MetaGenerator<B>& G = baked ? *baked : meta->G;
-    const int grid_cols = std::min(count, 10), side = G.config().resolution;
-    if (grid && (std::int64_t(count + grid_cols - 1) / grid_cols) * (side + 2) + 2 > 65535)
+    // the grid (make_grid, pad 2): up to 10 columns, fewer when 10 would be wider than a PNG can be
+    const std::int64_t cell = std::int64_t(G.config().resolution) + 2, max_cols = std::max<std::int64_t>(1, 65533 / cell);
+    const int grid_cols = int(std::min<std::int64_t>({count, 10, max_cols}));
+    if (grid && (std::int64_t(count) + grid_cols - 1) / grid_cols * cell + 2 > 65535)
         SGF_THROW(ArgumentError, "generate --grid: {} images of {} px make a grid taller than 65535 px; --grid takes at most {} images",
-                  count, side, (65533 / (side + 2)) * grid_cols);
+                  count, G.config().resolution, (65533 / cell) * grid_cols);
     fs::path out_abs = fs::absolute(out, ec).lexically_normal();
     if (!out_abs.has_filename()) out_abs = out_abs.parent_path();  // "a/b/" -> "a/b"
     fs::path first_new;  // the outermost folder this command creates (out or one of its parents), if any
     for (fs::path p = out_abs; !fs::exists(p, ec) && p != p.parent_path(); p = p.parent_path()) first_new = p;
     sgf::io::ensure_directory(out);  // only once the inputs are known to be good
-    std::size_t written = 0;
+    std::int64_t written = 0;
+    bool grid_written = false;
     std::vector<sgf::io::Image> kept;  // for the grid
     try {
         constexpr int kPart = 1024;  // images made and written at a time (a multiple of generate_images' batch)
-        for (int first = 0; first < count; first += kPart) {
-            auto part = generate_images(b, G, fp ? &*fp : nullptr, std::min(kPart, count - first), seed, first);
+        for (std::int64_t first = 0; first < count; first += kPart) {
+            auto part = generate_images(b, G, fp ? &*fp : nullptr, int(std::min<std::int64_t>(kPart, count - first)), seed, int(first));
             for (auto& im : part) {
-                sgf::io::save_png(targets[written], im);
+                sgf::io::save_png(image_path(written), im);
                 ++written;
                 if (grid) kept.push_back(std::move(im));
             }
         }
-        if (grid) sgf::io::save_png(targets.back(), sgf::io::make_grid(kept, grid_cols));
-    } catch (const sgf::Error&) {  // all or nothing: remove what this command wrote
-        for (std::size_t i = 0; i < written; ++i) fs::remove(targets[i], ec);
+        if (grid) {
+            sgf::io::save_png(grid_path, sgf::io::make_grid(kept, grid_cols));
+            grid_written = true;
+        }
+    } catch (...) {  // all or nothing, whatever stopped it: remove what this command wrote
+        for (std::int64_t i = 0; i < written; ++i) fs::remove(image_path(i), ec);
+        if (grid_written) fs::remove(grid_path, ec);
         if (!first_new.empty())  // the folders it made, innermost first, each only when empty
             for (fs::path p = out_abs;; p = p.parent_path()) {
                 fs::remove(p, ec);
@@ -311,7 +322,10 @@ int cmd_generate(B& b, const Common& c, const std::string& model, const std::str
         throw;
     }
     json files = json::array();
-    for (const auto& p : targets) files.push_back(p.string());
+    if (c.json) {
+        for (std::int64_t i = 0; i < count; ++i) files.push_back(image_path(i).string());
+        if (grid) files.push_back(grid_path.string());
+    }
     emit(c, json{{"files", files}}, fmt::format("wrote {} images{} to {}\n", count, grid ? " and grid.png" : "", out));
     return kOk;
 }

@@ -15,7 +15,6 @@
 
 #include <unistd.h>
 
-#include <charconv>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -186,19 +185,6 @@ int run_eval(B& b, bool json_out, const EvalArgs& a) {
     else if (a.quick || !a.real_dir.empty()) opt.fd_classifier = fs::path(a.out) / "fd-classifier.safetensors";
     else opt.fd_classifier = fs::path(a.model).parent_path() / "fd-classifier.safetensors";
     if (opt.fidelity) check_classifier_writable(opt.fd_classifier);
-    if (opt.fidelity && fs::exists(opt.fd_classifier)) {  // loaded as it is: --fd-steps applies to a new one only
-        const auto f = sgf::io::SafetensorsFile::load(opt.fd_classifier);  // (one that is not a classifier: refused by evaluate)
-        const auto kind = f.metadata.find("sgf.kind"), fd_steps = f.metadata.find("sgf.fd.steps");
-        const std::string recorded = fd_steps == f.metadata.end() ? std::string() : fd_steps->second;
-        std::int64_t steps = 0;
-        const auto [end, ec] = std::from_chars(recorded.data(), recorded.data() + recorded.size(), steps);
-        if (kind != f.metadata.end() && kind->second == sgf::eval::kFdClassifierKind && !recorded.empty() && ec == std::errc() &&
-            end == recorded.data() + recorded.size() && steps < opt.fd_train.steps)
-            warn(fmt::format("{}: this FD classifier was trained for {} steps and is loaded as it is (--fd-steps {} applies to a new "
-                             "one); remove the file to train a new one",
-                             opt.fd_classifier.string(), steps, opt.fd_train.steps));
-    }
-
     auto say = [&](const std::string& s) {
         if (!json_out) std::cout << s << std::flush;
     };
@@ -266,6 +252,11 @@ int run_eval(B& b, bool json_out, const EvalArgs& a) {
     const auto r = sgf::eval::evaluate(b, inputs, opt, baseline, progress);
     header();
     if (!last_stage.empty() && tty) say("\n");
+    // an existing classifier file is loaded as it is: --fd-steps applies only to one trained now
+    if (r.fidelity.computed && !r.fidelity.classifier_trained_now && r.fidelity.classifier.steps < opt.fd_train.steps)
+        warn(fmt::format("{}: this FD classifier was trained for {} steps and is loaded as it is (--fd-steps {} applies to a new "
+                         "one); remove the file to train a new one",
+                         r.fidelity.classifier_path, r.fidelity.classifier.steps, opt.fd_train.steps));
     const auto files = sgf::eval::write_report(r, a.out);
 
     const auto& m0 = r.models[0];

@@ -1583,16 +1583,31 @@ TEST_F(Cli, GenerateChecksItsFileNamesFirstAndWritesLargeCountsInParts) {
     EXPECT_FALSE(fs::exists(dir / "many" / "01100.png"));
     B b(1);
     auto G = io::load_baked_generator<B>(b, baked);
-    const int first = 1024, n = 32, z_dim = G.config().z_dim;
-    std::vector<float> zv(std::size_t(n) * z_dim);
-    for (std::size_t i = 0; i < zv.size(); ++i) zv[i] = float(philox::normal(RngKey{3, 1000 + first, 0}, i));
-    const auto z = from_host<B, float>(b, Shape{n, z_dim}, std::span<const float>(zv));
-    const auto out = to_host<float>(b, G.forward_baked(b, z, std::uint64_t(3) ^ (0x9e37u + first)).image());
-    const io::Image want = io::to_image(out, 1050 - first), got = io::load_image(dir / "many" / "01050.png");
-    ASSERT_EQ(got.pixels.size(), want.pixels.size());
-    int worst = 0;
-    for (std::size_t i = 0; i < got.pixels.size(); ++i) worst = std::max(worst, std::abs(int(got.pixels[i]) - int(want.pixels[i])));
-    EXPECT_LE(worst, 1) << "image 1050 is not the documented one (its part's draws start elsewhere)";
+    // image `index`, made as docs/cli.md says: its batch of 32 (the last one shorter) from its first index
+    auto documented = [&](int index) {
+        const int first = index / 32 * 32, n = std::min(32, 1100 - first), z_dim = G.config().z_dim;
+        std::vector<float> zv(std::size_t(n) * z_dim);
+        for (std::size_t i = 0; i < zv.size(); ++i) zv[i] = float(philox::normal(RngKey{3, std::uint64_t(1000 + first), 0}, i));
+        const auto z = from_host<B, float>(b, Shape{n, z_dim}, std::span<const float>(zv));
+        return io::to_image(to_host<float>(b, G.forward_baked(b, z, std::uint64_t(3) ^ (0x9e37u + first)).image()), index - first);
+    };
+    for (int index : {40, 1050, 1099}) {  // in the first part; the second part's first batch; its last, short batch
+        const io::Image want = documented(index), got = io::load_image(dir / "many" / fmt::format("{:05d}.png", index));
+        ASSERT_EQ(got.pixels.size(), want.pixels.size());
+        int worst = 0;
+        for (std::size_t i = 0; i < got.pixels.size(); ++i) worst = std::max(worst, std::abs(int(got.pixels[i]) - int(want.pixels[i])));
+        EXPECT_LE(worst, 1) << "image " << index << " is not the documented one";
+    }
+    // all or nothing across parts: every image is written, then the grid cannot be (a file-size limit
+    // of 2 blocks: each 16-px PNG fits, the grid of 1,100 does not); every file and folder it made goes
+    const fs::path nested = dir / "p1" / "p2";
+    const std::string cmd = fmt::format("trap '' XFSZ; ulimit -f 2; {} --threads 1 generate --model {} --count 1100 --grid --out {} 2>/dev/null",
+                                        test::shell_quote(SGF_CLI_PATH), test::shell_quote(baked.string()),
+                                        test::shell_quote(nested.string()));
+    const int status = std::system(cmd.c_str());
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), kIoError);
+    EXPECT_FALSE(fs::exists(dir / "p1")) << "generate left files or folders it made behind";
 }
 
 TEST_F(Cli, CommonWrongFilesGivenAsAModelAreNamed) {
@@ -1617,7 +1632,8 @@ TEST_F(Cli, CommonWrongFilesGivenAsAModelAreNamed) {
 TEST_F(Cli, DemoRefusesSizesItCannotHoldBeforeLoadingAnything) {
     // it sat issuing 2,000,000 fingerprints (or made 2e9 images in memory) with no output
     for (const std::vector<std::string>& sizes : {std::vector<std::string>{"--users", "2000000", "--images", "1"},
-                                                  std::vector<std::string>{"--users", "1", "--images", "2000000000"}}) {
+                                                  std::vector<std::string>{"--users", "1", "--images", "2000000000"},
+                                                  std::vector<std::string>{"--users", "1", "--open", "2000000"}}) {
         std::vector<std::string> args{"demo", "--model", (dir / "missing.safetensors").string()};
         args.insert(args.end(), sizes.begin(), sizes.end());
         const Result r = sgf(args);

@@ -347,6 +347,11 @@ TEST_F(EvalCli, AnFdClassifierWithFewerStepsThanAskedIsLoadedAndSaysSo) {
     r = eval_with_steps("2");
     ASSERT_EQ(r.rc, 0) << r.err;
     EXPECT_EQ(r.err.find("warning"), std::string::npos) << r.err;
+    // no fidelity, no classifier, no warning
+    r = run(dir, {"eval", "--model", model.string(), "--quick", "--images", "8", "--users-max", "3", "--attacks", "noise", "--out",
+                  out.string(), "--fd-steps", "30", "--no-fidelity"});
+    ASSERT_EQ(r.rc, 0) << r.err;
+    EXPECT_EQ(r.err.find("warning"), std::string::npos) << r.err;
 }
 
 TEST_F(EvalCli, ARerunReplacesTheWholeReportAndLeavesNoStagingFolder) {
