@@ -142,6 +142,15 @@ protected:
         return r;
     }
 
+    /// Exit code of `sgf generate` run by a shell with a file-size limit of `blocks` 512-byte blocks
+    /// (SIGXFSZ ignored, so a write past it fails with EFBIG); -1 when it did not exit normally.
+    int generate_under_file_size_limit(int blocks, const std::vector<std::string>& args) const {
+        std::string cmd = fmt::format("trap '' XFSZ; ulimit -f {}; {} --threads 1 generate", blocks, test::shell_quote(SGF_CLI_PATH));
+        for (const auto& a : args) cmd += " " + test::shell_quote(a);
+        const int status = std::system((cmd + " 2>/dev/null").c_str());
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    }
+
     std::string decode_hex(const fs::path& image) {
         const Result r = sgf({"--json", "decode", "--model", model.string(), image.string()});
         EXPECT_EQ(r.rc, kOk) << r.err;
@@ -1549,12 +1558,7 @@ TEST_F(Cli, GenerateRemovesEveryFolderItMadeWhenAWriteFails) {
     // a file-size limit of 0 bytes (SIGXFSZ ignored, so the write fails with EFBIG): the first PNG
     // cannot be written, after generate has made n1/n2/n3
     const fs::path out = dir / "n1" / "n2" / "n3";
-    const std::string cmd = fmt::format("trap '' XFSZ; ulimit -f 0; {} --threads 1 generate --model {} --count 3 --grid --out {} 2>/dev/null",
-                                        test::shell_quote(SGF_CLI_PATH), test::shell_quote(baked.string()),
-                                        test::shell_quote(out.string()));
-    const int status = std::system(cmd.c_str());
-    ASSERT_TRUE(WIFEXITED(status));
-    EXPECT_EQ(WEXITSTATUS(status), kIoError);
+    EXPECT_EQ(generate_under_file_size_limit(0, {"--model", baked.string(), "--count", "3", "--grid", "--out", out.string()}), kIoError);
     EXPECT_FALSE(fs::exists(dir / "n1")) << "generate left folders it made behind";
 }
 
@@ -1601,12 +1605,8 @@ TEST_F(Cli, GenerateChecksItsFileNamesFirstAndWritesLargeCountsInParts) {
     // all or nothing across parts: every image is written, then the grid cannot be (a file-size limit
     // of 2 blocks: each 16-px PNG fits, the grid of 1,100 does not); every file and folder it made goes
     const fs::path nested = dir / "p1" / "p2";
-    const std::string cmd = fmt::format("trap '' XFSZ; ulimit -f 2; {} --threads 1 generate --model {} --count 1100 --grid --out {} 2>/dev/null",
-                                        test::shell_quote(SGF_CLI_PATH), test::shell_quote(baked.string()),
-                                        test::shell_quote(nested.string()));
-    const int status = std::system(cmd.c_str());
-    ASSERT_TRUE(WIFEXITED(status));
-    EXPECT_EQ(WEXITSTATUS(status), kIoError);
+    EXPECT_EQ(generate_under_file_size_limit(2, {"--model", baked.string(), "--count", "1100", "--grid", "--out", nested.string()}),
+              kIoError);
     EXPECT_FALSE(fs::exists(dir / "p1")) << "generate left files or folders it made behind";
 }
 
