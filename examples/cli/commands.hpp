@@ -205,7 +205,7 @@ inline void check_replaceable_output(const std::string& out, const std::vector<s
     for (const auto& in : inputs)
         if (!in.empty() && fs::exists(in, ec) && fs::equivalent(out, in, ec))
             SGF_THROW(ArgumentError, "--out {} is also an input of this command ({}); choose another output file", out, in);
-    if (fs::is_directory(out, ec)) SGF_THROW(IoError, "--out {}: is a folder; give a file name", out);
+    if (fs::is_directory(out, ec)) SGF_THROW(ArgumentError, "--out {}: is a folder; give a file name", out);
     if (!fs::is_regular_file(out, ec))  // a FIFO or device: never read it (it could block) nor replace it
         SGF_THROW(ArgumentError, "--out {}: exists and is not a regular file; refusing to replace it", out);
     std::string kind;
@@ -278,6 +278,9 @@ int cmd_generate(B& b, const Common& c, const std::string& model, const std::str
             SGF_THROW(ArgumentError, "generate: {} is a baked generator (its fingerprint is built in); drop --fingerprint", model);
         baked.emplace(sgf::io::load_baked_generator<B>(b, f));
     } else {
+        if (kind != "meta-model")  // load_meta_model would name the meta model only
+            SGF_THROW(FormatError, "{}: holds a '{}', expected a meta-model (with --fingerprint) or a baked-generator "
+                                        "(sgf instantiate makes one)", model, kind);
         meta.emplace(sgf::io::load_meta_model<B>(b, f));
         if (hex.empty()) SGF_THROW(ArgumentError, "generate: a meta model needs --fingerprint HEX");
         fp = resolve_fingerprint("", "", hex, meta->config.fingerprint_bits);
@@ -326,7 +329,7 @@ int cmd_generate(B& b, const Common& c, const std::string& model, const std::str
         for (std::int64_t i = 0; i < count; ++i) files.push_back(image_path(i).string());
         if (grid) files.push_back(grid_path.string());
     }
-    emit(c, json{{"files", files}}, fmt::format("wrote {} images{} to {}\n", count, grid ? " and grid.png" : "", out));
+    emit(c, json{{"files", files}}, fmt::format("wrote {}{} to {}\n", sgf::count_of(count, "image"), grid ? " and grid.png" : "", out));
     return kOk;
 }
 
@@ -409,7 +412,8 @@ int cmd_verify(B& b, const Common& c, const std::string& model, const std::strin
     }
     int rc = worst;
     if (rc == kOk) rc = n_inc ? kInconclusive : (n_none ? kNotFingerprinted : kOk);
-    text += fmt::format("{} images: {} attributed, {} not fingerprinted, {} inconclusive, {} unreadable\n", res.size(), n_attr, n_none,
+    text += fmt::format("{}: {} attributed, {} not fingerprinted, {} inconclusive, {} unreadable\n",
+                        sgf::count_of(std::int64_t(res.size()), "image"), n_attr, n_none,
                         n_inc, n_err);
     json out{{"results", arr}, {"attributed", n_attr}, {"not_fingerprinted", n_none}, {"inconclusive", n_inc}, {"errors", n_err},
              {"exit_code", rc}};
@@ -465,7 +469,7 @@ int cmd_verify_claim(B& b, const Common& c, const std::string& model, const std:
     }
     int rc = worst;
     if (rc == kOk && n_no) rc = kNotFingerprinted;
-    text += fmt::format("{} images: {} match {}, {} do not, {} unreadable\n", res.size(), n_match, terminal_safe(entry->label), n_no, n_err);
+    text += fmt::format("{}: {} match {}, {} do not, {} unreadable\n", sgf::count_of(std::int64_t(res.size()), "image"), n_match, terminal_safe(entry->label), n_no, n_err);
     json out{{"results", arr}, {"label", entry->label}, {"matches", n_match}, {"no_match", n_no}, {"errors", n_err}, {"exit_code", rc}};
     if (!capacity.empty()) out["warning"] = capacity;
     emit(c, out, text);
@@ -538,12 +542,13 @@ int cmd_demo(B& b, const Common& c, const std::string& model, int users, int per
     std::vector<sgf::RegistryEntry> issued;
     for (int u = 0; u < users; ++u) issued.push_back(reg.issue(fmt::format("user{:03d}", u), R"({"demo":true})"));
     stages["issue"] = since(t);
-    say(fmt::format("  issued {} fingerprints (min distance {}) in {:.2f} s\n", users, reg.min_distance(), since(t)));
+    say(fmt::format("  issued {} (min distance {}) in {:.2f} s\n", sgf::count_of(users, "fingerprint"), reg.min_distance(), since(t)));
 
     t = clock::now();
     double bake_s = 0;
     std::vector<std::string> gen_files;
     std::vector<std::string> gen_truth;
+    const bool progress_line = ::isatty(STDOUT_FILENO);  // a "\r" line for a terminal; into a file or pipe only the summary
     for (int u = 0; u < users; ++u) {
         const auto bits = issued[u].fingerprint.to_floats();
         auto ct = sgf::from_host<B, float>(b, sgf::Shape{1, cfg.fingerprint_bits}, std::span<const float>(bits));
@@ -558,11 +563,11 @@ int cmd_demo(B& b, const Common& c, const std::string& model, int users, int per
             gen_files.push_back(p.string());
             gen_truth.push_back(issued[u].label);
         }
-        say(fmt::format("\r  baked and sampled {}/{} users", u + 1, users));
+        if (progress_line) say(fmt::format("\r  baked and sampled {}/{} users", u + 1, users));
     }
     stages["instantiate_and_generate"] = since(t);
-    say(fmt::format("\n  {} baked generators ({:.1f} ms each), {} PNG images in {:.2f} s\n", users, 1e3 * bake_s / users,
-                    gen_files.size(), since(t)));
+    say(fmt::format("{}  {} ({:.1f} ms each), {} in {:.2f} s\n", progress_line ? "\n" : "", sgf::count_of(users, "baked generator"),
+                    1e3 * bake_s / users, sgf::count_of(std::int64_t(gen_files.size()), "PNG image"), since(t)));
 
     t = clock::now();
     if (real_ds) {
@@ -624,6 +629,7 @@ int cmd_demo(B& b, const Common& c, const std::string& model, int users, int per
     const double n_gen = double(gen_files.size());
     bit_acc /= std::max(1.0, n_gen);
     // over the real images actually decoded (unreadable ones are counted under "unreadable")
+    // (no real image decoded, e.g. --real 0: no rate, JSON null, rather than a measured 0)
     const double fpr_real = real_decoded == 0 ? 0 : double(real_detected) / double(real_decoded);
     const int k_star = sgf::stats::family_bit_threshold(cfg.fingerprint_bits, rule.alpha, users);
     json j{{"users", users},
@@ -635,13 +641,13 @@ int cmd_demo(B& b, const Common& c, const std::string& model, int users, int per
            {"false_attributions_open_world", open_attr},
            {"detected_real", real_detected},
            {"detected_open_world", open_detected},
-           {"empirical_fpr_real", fpr_real},
+           {"empirical_fpr_real", real_decoded == 0 ? json(nullptr) : json(fpr_real)},
            {"theoretical_family_fpr", rule.alpha},
            {"threshold_bits", k_star},
            {"unreadable", errors},
            {"real_images_source", real_dir.empty() ? std::string("fashion-mnist/test") : real_dir},
            {"seconds", stages},
-           {"folder", dir.string()}};
+           {"folder", keep.empty() ? json(nullptr) : json(dir.string())}};  // the temporary folder is gone by then
     if (!capacity.empty()) j["warning"] = capacity;
     if (!c.json) {
         std::cout << fmt::format(
@@ -650,11 +656,12 @@ int cmd_demo(B& b, const Common& c, const std::string& model, int users, int per
             "  | attribution accuracy ({} users) | {:.4f} ({} of {}) |\n"
             "  | false attributions, {} real {} | {} |\n"
             "  | false attributions, {} open-world images (unregistered fingerprints) | {} |\n"
-            "  | empirical false-positive rate on real images | {:.4f} ({} of {} pass k* = {} bits) |\n"
+            "  | empirical false-positive rate on real images | {} ({} of {} pass k* = {} bits) |\n"
             "  | theoretical family-wise false-positive rate | {:g} |\n"
             "  | time: issue / bake+generate / decode / attribute | {} / {} / {} / {} |\n",
             gen_files.size(), bit_acc, users, correct / std::max(1.0, n_gen), correct, gen_files.size(), real_files.size(),
-            real_dir.empty() ? std::string("Fashion-MNIST test images") : "images of " + real_dir, real_attr, open_files.size(), open_attr, fpr_real, real_detected, real_decoded, k_star, rule.alpha,
+            real_dir.empty() ? std::string("Fashion-MNIST test images") : "images of " + real_dir, real_attr, open_files.size(), open_attr,
+            real_decoded == 0 ? std::string("none measured") : fmt::format("{:.4f}", fpr_real), real_detected, real_decoded, k_star, rule.alpha,
             seconds(stages["issue"].get<double>()), seconds(stages["instantiate_and_generate"].get<double>()), seconds(decode_s),
             seconds(attribute_s));
     } else {

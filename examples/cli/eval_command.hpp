@@ -203,7 +203,7 @@ int run_eval(B& b, bool json_out, const EvalArgs& a) {
         if (json_out) return;
         header();
         if (!tty) {  // into a log or a pipe: each stage once, on a line of its own (no "\r" updates)
-            if (stage != last_stage) std::cout << fmt::format("  {}: {} steps\n", stage, total) << std::flush;
+            if (stage != last_stage) std::cout << fmt::format("  {}: {}\n", stage, sgf::count_of(total, "step")) << std::flush;
             last_stage = stage;
             return;
         }

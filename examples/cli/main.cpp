@@ -263,7 +263,26 @@ int main(int argc, char** argv) {
                        app.help());
             return kUsage;
         }
-        return app.exit(e) == 0 ? kOk : kUsage;
+        if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e) == 0 ? kOk : kUsage;  // --help
+        // the subcommand the error belongs to (`sgf registry export`), so the message says where to look
+        std::string where = "sgf";
+        const CLI::App* cur = &app;
+        while (!cur->get_subcommands().empty()) {
+            cur = cur->get_subcommands().front();
+            where += " " + cur->get_name();
+        }
+        if (cur->get_require_subcommand_min() > 0 && cur->get_subcommands().empty() &&
+            dynamic_cast<const CLI::RequiredError*>(&e)) {  // `sgf registry` or `sgf registry frobnicate`
+            const auto rest = app.remaining(true);  // the unknown word, wherever CLI11 left it
+            if (!rest.empty())
+                fmt::print(stderr, "error: {}: unknown subcommand '{}'\n\n", where, rest.front());
+            else
+                fmt::print(stderr, "error: {}: name one of its subcommands\n\n", where);
+            fmt::print(stderr, "{}", cur->help());
+            return kUsage;
+        }
+        fmt::print(stderr, "error: {}: {}\nRun `{} --help` for its options.\n", where, e.what(), where);
+        return kUsage;
     }
     const int rc = run_with_exit_codes([&]() -> int {
         if (c.backend != "cpu" && c.backend != "cuda")

@@ -28,17 +28,17 @@ inline void add_registry_options(CLI::App& app, RegistryArgs& a) {
     app.require_subcommand(1);
     app.fallthrough();  // --json after the action still reaches the top level
     a.list = app.add_subcommand("list", "every issued fingerprint: label, fingerprint, time of issue");
-    a.list->add_option("registry", a.registry, "registry file")->required();
+    a.list->add_option("registry,--registry", a.registry, "registry file (SQLite)")->required();
     a.lookup = app.add_subcommand("lookup", "one label's fingerprint, time of issue and metadata");
-    a.lookup->add_option("registry", a.registry, "registry file")->required();
+    a.lookup->add_option("registry,--registry", a.registry, "registry file (SQLite)")->required();
     a.lookup->add_option("label", a.label, "the label")->required();
     a.exp = app.add_subcommand("export", "the whole registry as CSV or JSON (stdout, or --out FILE written atomically)");
-    a.exp->add_option("registry", a.registry, "registry file")->required();
+    a.exp->add_option("registry,--registry", a.registry, "registry file (SQLite)")->required();
     a.exp->add_option("--out", a.out, "write into this file (replaced atomically) instead of stdout");
     a.exp->add_option("--format", a.format, "csv or json (default: from --out's extension, else json)")
         ->check(CLI::IsMember({"csv", "json"}));
     a.imp = app.add_subcommand("import", "add the rows of a CSV or JSON export (all or none); creates the registry when missing");
-    a.imp->add_option("registry", a.registry, "registry file")->required();
+    a.imp->add_option("registry,--registry", a.registry, "registry file (SQLite)")->required();
     a.imp->add_option("file", a.file, "CSV (label,fingerprint[,issued_at[,metadata]]) or JSON array of entries")->required();
     a.imp->add_option("--format", a.format, "csv or json (default: from the file's extension, else its first character)")
         ->check(CLI::IsMember({"csv", "json"}));
@@ -106,6 +106,7 @@ inline void check_export_target(const std::string& out, const std::string& regis
         if (fs::exists(registry + suffix, ec) && fs::equivalent(out, registry + suffix, ec))
             SGF_THROW(ArgumentError, "registry export --out {}: that is the registry ({}) itself; choose another output file", out,
                       registry + suffix);
+    if (fs::is_directory(out, ec)) SGF_THROW(ArgumentError, "registry export --out {}: is a folder; give a file name", out);
     if (!fs::is_regular_file(out, ec)) SGF_THROW(ArgumentError, "registry export --out {}: exists and is not a regular file", out);
     std::string head(std::size_t(1) << 16, '\0');  // the start is enough to tell an export (of any size)
     std::ifstream in(out, std::ios::binary);
@@ -157,7 +158,7 @@ inline int run_registry(const Common& c, const RegistryArgs& a) {
         detail::check_export_target(a.out, a.registry);
         sgf::io::write_file_atomic(a.out, body);
         emit(c, json{{"registry", a.registry}, {"out", a.out}, {"format", fmt_name}, {"entries", reg.size()}},
-             fmt::format("exported {} fingerprints from {} to {} ({})\n", reg.size(), a.registry, a.out, fmt_name));
+             fmt::format("exported {} from {} to {} ({})\n", sgf::count_of(reg.size(), "fingerprint"), a.registry, a.out, fmt_name));
         return kOk;
     }
     // import: read and check the input before a registry is created
@@ -188,7 +189,7 @@ inline int run_registry(const Common& c, const RegistryArgs& a) {
     }
     const std::int64_t size = reg->size();
     emit(c, json{{"registry", a.registry}, {"file", a.file}, {"format", fmt_name}, {"imported", added}, {"registry_size", size}},
-         fmt::format("imported {} fingerprints from {} into {} (now {})\n", added, a.file, a.registry, size));
+         fmt::format("imported {} from {} into {} (now {})\n", sgf::count_of(added, "fingerprint"), a.file, a.registry, size));
     return kOk;
 }
 

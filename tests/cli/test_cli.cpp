@@ -174,6 +174,26 @@ TEST_F(Cli, UsageErrorsAndHelp) {
         EXPECT_NE(u.err.find("unknown subcommand 'frobnicate'"), std::string::npos) << u.err;
     }
     EXPECT_EQ(sgf({"verify", "--model", model.string()}).rc, kUsage);  // --registry and images are required
+    {  // a parse error says "error:" and names the subcommand whose help to read (CLI11 alone said neither)
+        const auto v = sgf({"verify", "--model", model.string()});
+        EXPECT_EQ(v.err.rfind("error: sgf verify: --registry is required\n", 0), 0u) << v.err;
+        EXPECT_NE(v.err.find("Run `sgf verify --help` for its options."), std::string::npos) << v.err;
+        const auto i = sgf({"info", model.string(), "--no-such-option"});
+        EXPECT_EQ(i.rc, kUsage);
+        EXPECT_EQ(i.err.rfind("error: sgf info: ", 0), 0u) << i.err;
+        EXPECT_NE(i.err.find("--no-such-option"), std::string::npos) << i.err;
+        // a subcommand of subcommands without one, or with an unknown one: its own list (CLI11 said
+        // "A subcommand is required" for both)
+        for (const char* word : {"", "frobnicate"}) {
+            std::vector<std::string> args{"registry"};
+            if (*word) args.push_back(word);
+            const auto r = sgf(args);
+            EXPECT_EQ(r.rc, kUsage);
+            EXPECT_EQ(r.err.rfind(*word ? "error: sgf registry: unknown subcommand 'frobnicate'" : "error: sgf registry: name one of its subcommands", 0), 0u) << r.err;
+            for (const char* sub : {"list", "lookup", "export", "import"})
+                EXPECT_NE(r.err.find(fmt::format("\n  {} ", sub)), std::string::npos) << sub << " missing from:\n" << r.err;
+        }
+    }
     EXPECT_EQ(sgf({"info", "--no-such-option", model.string()}).rc, kUsage);
     const Result h = sgf({"--help"});
     EXPECT_EQ(h.rc, kOk);
@@ -447,7 +467,7 @@ TEST_F(Cli, VerifyOutcomeOnlyTellsNoBitsAndFilesFromReadsAList) {
     EXPECT_EQ(j["attributed"], 1);
     r = sgf({"verify", "--outcome-only", "--model", model.string(), "--registry", reg_path.string(), img});
     EXPECT_EQ(r.rc, kOk) << r.err;
-    EXPECT_EQ(r.out, img + "\tattributed\ttarget\n1 images: 1 attributed, 0 not fingerprinted, 0 inconclusive, 0 unreadable\n");
+    EXPECT_EQ(r.out, img + "\tattributed\ttarget\n1 image: 1 attributed, 0 not fingerprinted, 0 inconclusive, 0 unreadable\n");
     EXPECT_EQ(r.out.find(fp.hex()), std::string::npos);
     // not ours: no label, and nothing that says how close the nearest code was
     const fs::path far = dir / "far.db";
@@ -579,7 +599,8 @@ TEST_F(Cli, ExportDecoderGivesAVerifierTheDecoderAlone) {
     // it cannot make images or bake a generator, and is not exported again
     r = sgf({"generate", "--model", dec.string(), "--fingerprint", std::string(32, '0'), "--out", (dir / "imgs").string()});
     EXPECT_EQ(r.rc, kFormatError) << r.err;
-    EXPECT_NE(r.err.find("expected meta-model"), std::string::npos) << r.err;
+    // (both kinds generate takes are named, not the meta model alone)
+    EXPECT_NE(r.err.find("holds a 'decoder', expected a meta-model (with --fingerprint) or a baked-generator"), std::string::npos) << r.err;
     r = sgf({"instantiate", "--model", dec.string(), "--fingerprint", std::string(32, '0'), "--out", (dir / "u.safetensors").string()});
     EXPECT_EQ(r.rc, kFormatError) << r.err;
     r = sgf({"export-decoder", "--model", dec.string(), "--out", (dir / "again.safetensors").string()});
@@ -603,6 +624,7 @@ TEST_F(Cli, ExportDecoderGivesAVerifierTheDecoderAlone) {
 TEST_F(Cli, RegistryListLookupExportImport) {
     Result r = sgf({"registry", "list", registry.string()});
     EXPECT_EQ(r.rc, kOk) << r.err;
+    const std::string r0_list = r.out;
     Registry reg(registry);
     const auto all = reg.all();
     ASSERT_EQ(all.size(), 2u);
@@ -616,6 +638,11 @@ TEST_F(Cli, RegistryListLookupExportImport) {
     EXPECT_EQ(j["entries"][0]["metadata"], R"({"who":"a"})");
 
     r = sgf({"registry", "lookup", registry.string(), "alice"});
+    EXPECT_EQ(r.rc, kOk) << r.err;
+    EXPECT_EQ(r.out, "alice\t" + all[0].fingerprint.hex() + "\t" + all[0].issued_at + "\t{\"who\":\"a\"}\n");
+    // FILE also as --registry FILE, as for issue and verify
+    EXPECT_EQ(sgf({"registry", "list", "--registry", registry.string()}).out, r0_list);
+    r = sgf({"registry", "lookup", "--registry", registry.string(), "alice"});
     EXPECT_EQ(r.rc, kOk) << r.err;
     EXPECT_EQ(r.out, "alice\t" + all[0].fingerprint.hex() + "\t" + all[0].issued_at + "\t{\"who\":\"a\"}\n");
     r = sgf({"registry", "lookup", registry.string(), "carol"});
@@ -651,7 +678,7 @@ TEST_F(Cli, RegistryListLookupExportImport) {
     // all or nothing: importing the same rows again fails on the first (already issued) and adds none
     r = sgf({"registry", "import", (dir / "from-csv.db").string(), csv.string()});
     EXPECT_EQ(r.rc, kFormatError);
-    EXPECT_NE(r.err.find("backup.csv: line 2"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("backup.csv: line 2: 'alice' is already in the registry with this fingerprint"), std::string::npos) << r.err;
     EXPECT_EQ(Registry(dir / "from-csv.db").size(), 2);
     // a malformed input into a new registry: nothing is left behind
     spit(dir / "bad.csv", "label,fingerprint\ncarol,xyz\n");
@@ -842,6 +869,20 @@ TEST_F(Cli, RegistryThatIsNotSqlite) {
     expect_failure({"verify", "--model", model.string(), "--registry", empty.string(), img}, kFormatError, empty.string(),
                    "not an sgf registry");
     EXPECT_EQ(fs::file_size(empty), 0u);
+    // A damaged registry (an SQLite header, then garbage) is named as such, without SQL, and left as it is.
+    const fs::path damaged = dir / "damaged.db";
+    spit(damaged, std::string("SQLite format 3\0", 16) + std::string(300, 'x'));
+    const std::string damaged_before = slurp(damaged);
+    for (const std::vector<std::string>& args : {std::vector<std::string>{"registry", "list", damaged.string()},
+                                                  std::vector<std::string>{"issue", "--registry", damaged.string(), "--label", "x"}}) {
+        const Result r = expect_failure(args, kFormatError, damaged.string(), "the registry file is damaged");
+        EXPECT_EQ(r.err.find("SELECT"), std::string::npos) << r.err;
+    }
+    EXPECT_TRUE(unchanged(damaged, damaged_before));
+    // A registry to create in a folder that does not exist: the folder is named.
+    expect_failure({"issue", "--registry", (dir / "no-folder" / "r.db").string(), "--label", "x"}, kIoError,
+                   (dir / "no-folder").string(), "does not exist");
+    EXPECT_FALSE(fs::exists(dir / "no-folder"));
     // A missing registry.
     const std::string missing = (dir / "missing.db").string();
     expect_failure({"verify", "--model", model.string(), "--registry", missing, img}, kIoError, missing, "registry not found");
@@ -1196,6 +1237,15 @@ TEST_F(Cli, InstantiateNeverReplacesItsInputsOrOtherFiles) {
     const Result f = bake(fifo);
     EXPECT_EQ(f.rc, kUsage) << f.err;
     EXPECT_NE(f.err.find("not a regular file"), std::string::npos) << f.err;
+    // a folder as --out: a usage error (exit 2) for every command writing one file, not an I/O error
+    fs::create_directory(dir / "a-folder");
+    expect_failure({"instantiate", "--model", model.string(), "--registry", registry.string(), "--label", "alice", "--out",
+                    (dir / "a-folder").string()},
+                   kUsage, "a-folder", "is a folder; give a file name");
+    expect_failure({"export-decoder", "--model", model.string(), "--out", (dir / "a-folder").string()}, kUsage, "a-folder",
+                   "is a folder; give a file name");
+    expect_failure({"registry", "export", registry.string(), "--out", (dir / "a-folder").string()}, kUsage, "a-folder",
+                   "is a folder; give a file name");
     // --fingerprint and --registry/--label are alternatives
     const Result both = sgf({"instantiate", "--model", model.string(), "--fingerprint", std::string(32, 'a'), "--registry",
                              registry.string(), "--label", "alice", "--out", (dir / "mix.safetensors").string()});
@@ -1799,10 +1849,21 @@ TEST_F(Cli, DemoOnTheCpuReportsEveryStageAndCleansUp) {
     r = sgf({"demo", "--model", model.string(), "--users", "2", "--images", "1", "--real", "2", "--open", "1"});
     ASSERT_EQ(r.rc, kOk) << r.err;
     EXPECT_NE(r.out.find("| attribution accuracy (2 users) |"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find('\r'), std::string::npos) << "a progress line into a pipe: " << r.out;
+    EXPECT_NE(r.out.find("  2 baked generators ("), std::string::npos) << r.out;
     const auto at = r.out.find("working folder ");
     ASSERT_NE(at, std::string::npos) << r.out;
     const std::string tmp = r.out.substr(at + 15, r.out.find('\n', at) - at - 15);
     EXPECT_FALSE(fs::exists(tmp)) << tmp;
+    // the JSON names no folder that is gone, and no rate measured on no image (--real 0)
+    r = sgf({"--json", "demo", "--model", model.string(), "--users", "2", "--images", "1", "--real", "0", "--open", "1"});
+    ASSERT_EQ(r.rc, kOk) << r.err;
+    j = r.parsed();
+    EXPECT_TRUE(j["folder"].is_null()) << j.dump();
+    EXPECT_TRUE(j["empirical_fpr_real"].is_null()) << j.dump();
+    r = sgf({"demo", "--model", model.string(), "--users", "2", "--images", "1", "--real", "0", "--open", "0"});
+    ASSERT_EQ(r.rc, kOk) << r.err;
+    EXPECT_NE(r.out.find("| empirical false-positive rate on real images | none measured (0 of 0 pass"), std::string::npos) << r.out;
 }
 
 TEST_F(Cli, DemoRealDirDecodesTheFolderInPlace) {

@@ -292,6 +292,45 @@ TEST(Registry, NonRegistryFilesAreRefusedAndLeftUntouched) {
     EXPECT_THROW(Registry(fresh("missing.db"), RegistryOptions{128, -1, false, false, 1000}), IoError);
 }
 
+// Found by a first-time-user audit of the CLI (session 28): SQLite's own words were all a user got
+// for a registry in a missing folder ("unable to open database file") and for a damaged one (the
+// text of the failing SQL query), and importing a registry's own export said "closer than 32 bits".
+TEST(Registry, MissingFoldersDamagedFilesAndOwnExportsAreNamedAsSuch) {
+    const auto dir = fresh("nofolder");
+    try {
+        Registry r(dir / "r.db");
+        FAIL();
+    } catch (const IoError& e) {
+        EXPECT_NE(std::string(e.what()).find("the folder " + dir.string() + " does not exist"), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(fs::exists(dir));
+    const auto damaged = fresh("damaged.db");
+    { std::ofstream(damaged, std::ios::binary) << std::string("SQLite format 3\0", 16) << std::string(200, 'x'); }
+    const std::string before = slurp(damaged);
+    try {
+        Registry r(damaged);
+        FAIL();
+    } catch (const FormatError& e) {
+        const std::string m = e.what();
+        EXPECT_NE(m.find("damaged.db: the registry file is damaged"), std::string::npos) << m;
+        EXPECT_EQ(m.find("SELECT"), std::string::npos) << "the message shows SQL: " << m;
+    }
+    EXPECT_EQ(slurp(damaged), before);
+    Registry r(fresh("own.db"));
+    r.issue("alice");
+    const std::string csv = r.export_csv(), json = r.export_json();
+    for (const auto& [text, csv_format] : {std::pair{csv, true}, std::pair{json, false}}) {
+        try {
+            csv_format ? r.import_csv(text, "own.csv") : r.import_json(text, "own.json");
+            ADD_FAILURE() << "imported its own export again";
+        } catch (const FormatError& e) {
+            EXPECT_NE(std::string(e.what()).find("'alice' is already in the registry with this fingerprint"), std::string::npos)
+                << e.what();
+        }
+    }
+    EXPECT_EQ(r.size(), 1);
+}
+
 TEST(Registry, CsvAndJsonRoundTripAllOrNothing) {
     const auto p = fresh("export.db");
     Registry r(p);
@@ -332,7 +371,9 @@ TEST(Registry, CsvAndJsonRoundTripAllOrNothing) {
         {"label,fingerprint\nfirst," + a + "\nsecond," + b + "\nfirst," + Fingerprint::from_seed(128, 13).hex() + "\n",
          "rows.csv: line 4: "},                            // a label repeated inside the import
         {"label,fingerprint\nfirst," + a + "\nsecond," + near_a.hex() + "\n",
-         "rows.csv: line 3 ('second') is closer than 32 bits to 'first'"},
+         "rows.csv: line 3: the fingerprint of 'second' is 5 bits from 'first', below the minimum distance 32"},
+        {"label,fingerprint\nfirst," + a + "\nsecond," + a + "\n",  // the same fingerprint under another label
+         "rows.csv: line 3: the fingerprint of 'second' is already issued, to 'first'"},
     };
     for (const auto& [text, message] : refused) {
         try {

@@ -1,6 +1,6 @@
 // Text checks shared by every file format and message: strict UTF-8 validation (JSON headers,
 // checkpoints and registries hold UTF-8 only) and the escaping of untrusted text for messages
-// (printable) and for a terminal (terminal_safe).
+// (printable) and for a terminal (terminal_safe); counts with their nouns (count_of).
 #pragma once
 
 #include <fmt/format.h>
@@ -86,6 +86,11 @@ inline std::string terminal_safe(std::string_view s, bool escape_backslash = tru
         }
     }
     return out;
+}
+
+/// "1 image", "3 images": a count with its noun in messages (nouns whose plural adds an "s").
+inline std::string count_of(long long n, std::string_view noun) {
+    return fmt::format("{} {}{}", n, noun, n == 1 ? "" : "s");
 }
 
 }  // namespace sgf

@@ -82,6 +82,12 @@ public:
         if (empty && (!opt.create || opt.read_only))
             SGF_THROW(FormatError, "{}: an empty file (0 bytes), not an sgf registry", path_);
         if (!exists || empty) check_new_min_distance(opt);  // about to create it (checked again in open_schema)
+        if (!exists) {  // SQLite would say only "unable to open database file"
+            const fs::path folder = path.parent_path();
+            if (!folder.empty() && !fs::is_directory(folder, ec))
+                SGF_THROW(IoError, "{}: cannot create the registry: the folder {} does not exist{}", path_, folder.string(),
+                          fs::exists(folder, ec) ? " (a file is in the way)" : "");
+        }
         if (exists) check_sqlite_header(path);
         const int flags = opt.read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
         if (sqlite3_open_v2(path_.c_str(), &db_, flags | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
@@ -484,9 +490,18 @@ private:
         return write_txn([&] {
             for (const auto& [e, where] : rows) {
                 const std::int64_t near = too_close(e.fingerprint);
-                if (near >= 0)
-                    SGF_THROW(FormatError, "{} ('{}') is closer than {} bits to '{}'; nothing was imported", where,
-                              printable(e.label), min_distance_, printable(matcher_.label(near)));
+                if (near >= 0) {
+                    const int d = e.fingerprint.hamming(Fingerprint::parse(fingerprint_hex(near), bits_));
+                    const std::string other = matcher_.label(near);
+                    if (d == 0 && other == e.label)  // e.g. an export of this registry imported into it again
+                        SGF_THROW(FormatError, "{}: '{}' is already in the registry with this fingerprint; nothing was imported",
+                                  where, printable(e.label));
+                    if (d == 0)
+                        SGF_THROW(FormatError, "{}: the fingerprint of '{}' is already issued, to '{}'; nothing was imported",
+                                  where, printable(e.label), printable(other));
+                    SGF_THROW(FormatError, "{}: the fingerprint of '{}' is {} bits from '{}', below the minimum distance {}; "
+                              "nothing was imported", where, printable(e.label), d, printable(other), min_distance_);
+                }
                 try {
                     insert(e.label, e.fingerprint, e.metadata, e.issued_at);
                 } catch (const ArgumentError& err) {
@@ -619,6 +634,11 @@ private:
             case SQLITE_READONLY: case SQLITE_CANTOPEN: case SQLITE_IOERR: case SQLITE_PERM: case SQLITE_BUSY:
             case SQLITE_LOCKED: case SQLITE_FULL: case SQLITE_NOMEM: case SQLITE_AUTH:
                 SGF_THROW(IoError, "{}: {}: {}{}", path_, what, msg, hint);
+            case SQLITE_CORRUPT: case SQLITE_NOTADB:  // it began like SQLite (check_sqlite_header), its pages do not
+                SGF_THROW(FormatError,
+                          "{}: the registry file is damaged (SQLite: {}); restore it from a backup or re-create it from an "
+                          "export (sgf registry import)",
+                          path_, msg);
             default: SGF_THROW(FormatError, "{}: {}: {}", path_, what, msg);
         }
     }
@@ -654,7 +674,7 @@ private:
             if (sqls_[i] == sql) return cache_[i];
         sqlite3_stmt* s = nullptr;
         if (const int rc = sqlite3_prepare_v2(db_, sql, -1, &s, nullptr); rc != SQLITE_OK)
-            fail(sqlite3_extended_errcode(db_), fmt::format("cannot prepare query ({})", sql), sqlite3_errmsg(db_));
+            fail(sqlite3_extended_errcode(db_), "cannot prepare a query", sqlite3_errmsg(db_));
         sqls_.push_back(sql);
         cache_.push_back(s);
         return s;

@@ -205,8 +205,8 @@ inline Image decode_image(const std::uint8_t* data, std::size_t size, const std:
     if (size == 0) SGF_THROW(FormatError, "{}: an empty file (0 bytes), not a readable image", name);
     const bool jpeg = detail::is_jpeg(data, size), png = !jpeg && detail::is_png(data, size);
     if (!jpeg && !png && !lim.allow_other_formats)
-        SGF_THROW(FormatError, "{}: not a readable image (sgf reads PNG and JPEG; other formats are off, see "
-                               "ImageLimits::allow_other_formats)", name);
+        SGF_THROW(FormatError, "{}: not a readable image (neither PNG nor JPEG, the formats sgf reads: convert it to PNG)",
+                  name);  // a program may allow stb's others: ImageLimits::allow_other_formats
     if (jpeg) detail::check_jpeg_tables(data, size, name);
     if (png && size >= 24 && std::memcmp(data + 12, "IHDR", 4) == 0) {
         // the sizes a PNG header declares, checked before stb sees them: stb refuses sides above 2^24

@@ -373,7 +373,7 @@ int run_training(B& b, const ModelConfig& mc_in, const TrainConfig& tc_in, const
                                                         {"sgf.dataset", ds.name}};
     if (!data.digest.empty()) release_metadata["sgf.dataset_digest"] = data.digest;
     io::save_meta_model(b, release, tr.generator_ema(), tr.decoder(), tr.discriminator(), release_metadata);
-    fmt::print("{}done: {} steps in {:.0f} s; release file {}\n", line_end, tr.step_count(),
+    fmt::print("{}done: {} in {:.0f} s; release file {}\n", line_end, count_of(tr.step_count(), "step"),
                std::chrono::duration<double>(clock::now() - t0).count(), release.string());
     return 0;
 }
