@@ -251,6 +251,11 @@ int main(int argc, char** argv) {
     sgf_cli::add_eval_options(*eval, req.eval);
 
     remember_command_line(argc, argv);
+    // what a parse error says about the first word CLI11 could not place (none: no subcommand given)
+    auto unknown_word = [](const std::vector<std::string>& rest) -> std::string {
+        if (rest.empty()) return "name one of its subcommands";
+        return fmt::format("unknown {} '{}'", rest.front().rfind('-', 0) == 0 ? "option" : "subcommand", rest.front());
+    };
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -258,7 +263,7 @@ int main(int argc, char** argv) {
             // no subcommand (`sgf`, `sgf --json`, `sgf frobnicate`): the list of subcommands rather than
             // CLI11's one line, which does not name an unknown word
             const auto rest = app.remaining();
-            if (!rest.empty()) fmt::print(stderr, "unknown subcommand '{}'\n\n", rest.front());
+            fmt::print(stderr, "error: sgf: {}\n\n", unknown_word(rest));
             fmt::print(stderr, "{}\nName a subcommand, e.g. `sgf demo` (the end-to-end demo) or `sgf <subcommand> --help`.\n",
                        app.help());
             return kUsage;
@@ -273,15 +278,14 @@ int main(int argc, char** argv) {
         }
         if (cur->get_require_subcommand_min() > 0 && cur->get_subcommands().empty() &&
             dynamic_cast<const CLI::RequiredError*>(&e)) {  // `sgf registry` or `sgf registry frobnicate`
-            const auto rest = app.remaining(true);  // the unknown word, wherever CLI11 left it
-            if (!rest.empty())
-                fmt::print(stderr, "error: {}: unknown subcommand '{}'\n\n", where, rest.front());
-            else
-                fmt::print(stderr, "error: {}: name one of its subcommands\n\n", where);
-            fmt::print(stderr, "{}", cur->help());
+            fmt::print(stderr, "error: {}: {}\n\n", where, unknown_word(app.remaining(true)));  // wherever CLI11 left it
+            fmt::print(stderr, "{}", cur->help(where.substr(0, where.rfind(' '))));
             return kUsage;
         }
-        fmt::print(stderr, "error: {}: {}\nRun `{} --help` for its options.\n", where, e.what(), where);
+        // the global options are in `sgf --help`, not in the subcommand's
+        const std::string what = e.what();
+        const bool global = what.rfind("--threads", 0) == 0 || what.rfind("--backend", 0) == 0 || what.rfind("--json", 0) == 0;
+        fmt::print(stderr, "error: {}: {}\nRun `{} --help` for its options.\n", where, what, global ? "sgf" : where);
         return kUsage;
     }
     const int rc = run_with_exit_codes([&]() -> int {

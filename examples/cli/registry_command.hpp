@@ -20,6 +20,7 @@ namespace sgf_cli {
 
 struct RegistryArgs {
     std::string registry, label, file, out, format;
+    std::string registry_option;  ///< --registry FILE: then the positionals are LABEL (lookup) or INPUT (import) alone
     int bits = 0, min_distance = -1;
     CLI::App *list = nullptr, *lookup = nullptr, *exp = nullptr, *imp = nullptr;
 };
@@ -27,24 +28,56 @@ struct RegistryArgs {
 inline void add_registry_options(CLI::App& app, RegistryArgs& a) {
     app.require_subcommand(1);
     app.fallthrough();  // --json after the action still reaches the top level
+    // FILE is the first positional or --registry FILE (as for issue and verify), in any order: the
+    // positionals are read into the slots in order and shifted by resolve_registry_args
+    const char* file_help = "registry file (SQLite), or give it as --registry FILE";
     a.list = app.add_subcommand("list", "every issued fingerprint: label, fingerprint, time of issue");
-    a.list->add_option("registry,--registry", a.registry, "registry file (SQLite)")->required();
+    a.list->add_option("registry", a.registry, file_help);
     a.lookup = app.add_subcommand("lookup", "one label's fingerprint, time of issue and metadata");
-    a.lookup->add_option("registry,--registry", a.registry, "registry file (SQLite)")->required();
-    a.lookup->add_option("label", a.label, "the label")->required();
+    a.lookup->add_option("registry", a.registry, file_help);
+    a.lookup->add_option("label", a.label, "the label");
     a.exp = app.add_subcommand("export", "the whole registry as CSV or JSON (stdout, or --out FILE written atomically)");
-    a.exp->add_option("registry,--registry", a.registry, "registry file (SQLite)")->required();
+    a.exp->add_option("registry", a.registry, file_help);
     a.exp->add_option("--out", a.out, "write into this file (replaced atomically) instead of stdout");
     a.exp->add_option("--format", a.format, "csv or json (default: from --out's extension, else json)")
         ->check(CLI::IsMember({"csv", "json"}));
     a.imp = app.add_subcommand("import", "add the rows of a CSV or JSON export (all or none); creates the registry when missing");
-    a.imp->add_option("registry,--registry", a.registry, "registry file (SQLite)")->required();
-    a.imp->add_option("file", a.file, "CSV (label,fingerprint[,issued_at[,metadata]]) or JSON array of entries")->required();
+    a.imp->add_option("registry", a.registry, file_help);
+    a.imp->add_option("input", a.file, "CSV (label,fingerprint[,issued_at[,metadata]]) or JSON array of entries");
     a.imp->add_option("--format", a.format, "csv or json (default: from the file's extension, else its first character)")
         ->check(CLI::IsMember({"csv", "json"}));
     a.imp->add_option("--bits", a.bits, "fingerprint length of a new registry (default 128)")->check(CLI::Range(1, 65536));
     a.imp->add_option("--min-distance", a.min_distance, "minimum Hamming distance of a new registry (default bits/4)")
         ->check(CLI::Range(0, 65536));
+    for (CLI::App* sub : {a.list, a.lookup, a.exp, a.imp})
+        sub->add_option("--registry", a.registry_option, "registry file (instead of the first positional)");
+}
+
+/// The registry file from the first positional or from --registry, and the second argument of lookup
+/// (LABEL) and import (INPUT) from whichever positional slot holds it; a missing or doubled one is a
+/// usage error naming the subcommand's synopsis.
+inline RegistryArgs resolve_registry_args(RegistryArgs a) {
+    const bool lookup = bool(*a.lookup), import = bool(*a.imp);
+    const char* name = *a.list ? "list" : lookup ? "lookup" : *a.exp ? "export" : "import";
+    const std::string second_name = lookup ? "LABEL" : "INPUT";
+    std::string& second = lookup ? a.label : a.file;
+    const std::string rest = lookup || import ? " " + second_name : "";
+    const std::string synopsis = fmt::format("sgf registry {} FILE{} (or --registry FILE{})", name, rest, rest);
+    auto usage = [&](const std::string& problem) { SGF_THROW(ArgumentError, "registry {}: {}; usage: {}", name, problem, synopsis); };
+    const CLI::App* sub = *a.list ? a.list : lookup ? a.lookup : *a.exp ? a.exp : a.imp;
+    if (sub->count("--registry") > 0) {
+        if (a.registry_option.empty()) usage("--registry names no file");
+        if (lookup || import) {
+            if (!second.empty()) usage("the registry file is given twice (--registry and a positional)");
+            second = a.registry;  // what the parser put in FILE's slot is LABEL / INPUT
+        } else if (!a.registry.empty()) {
+            usage("the registry file is given twice (--registry and a positional)");
+        }
+        a.registry = a.registry_option;
+    }
+    if (a.registry.empty()) usage("no registry file given");
+    if ((lookup || import) && second.empty()) usage(fmt::format("no {} given", second_name));
+    return a;
 }
 
 namespace detail {
@@ -121,8 +154,9 @@ inline void check_export_target(const std::string& out, const std::string& regis
 
 }  // namespace detail
 
-inline int run_registry(const Common& c, const RegistryArgs& a) {
+inline int run_registry(const Common& c, const RegistryArgs& given) {
     namespace fs = std::filesystem;
+    const RegistryArgs a = resolve_registry_args(given);
     using nlohmann::json;
     if (*a.list) {
         auto reg = detail::open_existing(a.registry);

@@ -178,6 +178,10 @@ TEST_F(Cli, UsageErrorsAndHelp) {
         const auto v = sgf({"verify", "--model", model.string()});
         EXPECT_EQ(v.err.rfind("error: sgf verify: --registry is required\n", 0), 0u) << v.err;
         EXPECT_NE(v.err.find("Run `sgf verify --help` for its options."), std::string::npos) << v.err;
+        const auto g = sgf({"--no-such-option"});  // an option, not a subcommand
+        EXPECT_EQ(g.err.rfind("error: sgf: unknown option '--no-such-option'", 0), 0u) << g.err;
+        const auto t = sgf({"--threads", "0", "info", model.string()});  // a global option: its help is sgf's own
+        EXPECT_NE(t.err.find("Run `sgf --help` for its options."), std::string::npos) << t.err;
         const auto i = sgf({"info", model.string(), "--no-such-option"});
         EXPECT_EQ(i.rc, kUsage);
         EXPECT_EQ(i.err.rfind("error: sgf info: ", 0), 0u) << i.err;
@@ -642,9 +646,17 @@ TEST_F(Cli, RegistryListLookupExportImport) {
     EXPECT_EQ(r.out, "alice\t" + all[0].fingerprint.hex() + "\t" + all[0].issued_at + "\t{\"who\":\"a\"}\n");
     // FILE also as --registry FILE, as for issue and verify
     EXPECT_EQ(sgf({"registry", "list", "--registry", registry.string()}).out, r0_list);
-    r = sgf({"registry", "lookup", "--registry", registry.string(), "alice"});
-    EXPECT_EQ(r.rc, kOk) << r.err;
-    EXPECT_EQ(r.out, "alice\t" + all[0].fingerprint.hex() + "\t" + all[0].issued_at + "\t{\"who\":\"a\"}\n");
+    const std::string alice_line = "alice\t" + all[0].fingerprint.hex() + "\t" + all[0].issued_at + "\t{\"who\":\"a\"}\n";
+    for (const auto& args : {std::vector<std::string>{"registry", "lookup", "--registry", registry.string(), "alice"},
+                             std::vector<std::string>{"registry", "lookup", "alice", "--registry", registry.string()}}) {
+        r = sgf(args);
+        EXPECT_EQ(r.rc, kOk) << r.err;
+        EXPECT_EQ(r.out, alice_line);
+    }
+    expect_failure({"registry", "lookup", registry.string(), "alice", "--registry", registry.string()}, kUsage, "registry lookup",
+                   "given twice");
+    expect_failure({"registry", "lookup", "--registry", registry.string()}, kUsage, "registry lookup", "no LABEL given");
+    expect_failure({"registry", "list"}, kUsage, "registry list", "no registry file given");
     r = sgf({"registry", "lookup", registry.string(), "carol"});
     EXPECT_EQ(r.rc, kUsage);
     EXPECT_NE(r.err.find("'carol'"), std::string::npos) << r.err;
@@ -881,7 +893,7 @@ TEST_F(Cli, RegistryThatIsNotSqlite) {
     EXPECT_TRUE(unchanged(damaged, damaged_before));
     // A registry to create in a folder that does not exist: the folder is named.
     expect_failure({"issue", "--registry", (dir / "no-folder" / "r.db").string(), "--label", "x"}, kIoError,
-                   (dir / "no-folder").string(), "does not exist");
+                   "the folder " + (dir / "no-folder").string() + " does not exist", "");
     EXPECT_FALSE(fs::exists(dir / "no-folder"));
     // A missing registry.
     const std::string missing = (dir / "missing.db").string();

@@ -304,6 +304,20 @@ TEST(Registry, MissingFoldersDamagedFilesAndOwnExportsAreNamedAsSuch) {
         EXPECT_NE(std::string(e.what()).find("the folder " + dir.string() + " does not exist"), std::string::npos) << e.what();
     }
     EXPECT_FALSE(fs::exists(dir));
+    const auto plain = fresh("plain-file");
+    { std::ofstream(plain) << "x"; }
+    EXPECT_THROW(
+        try { Registry r(plain / "r.db"); } catch (const IoError& e) {
+            EXPECT_NE(std::string(e.what()).find(plain.string() + " is not a folder"), std::string::npos) << e.what();
+            throw;
+        },
+        IoError);
+    EXPECT_THROW(
+        try { Registry r(fs::path(dir.string() + "/")); } catch (const IoError& e) {
+            EXPECT_NE(std::string(e.what()).find("names a folder"), std::string::npos) << e.what();
+            throw;
+        },
+        IoError);
     const auto damaged = fresh("damaged.db");
     { std::ofstream(damaged, std::ios::binary) << std::string("SQLite format 3\0", 16) << std::string(200, 'x'); }
     const std::string before = slurp(damaged);
@@ -327,6 +341,17 @@ TEST(Registry, MissingFoldersDamagedFilesAndOwnExportsAreNamedAsSuch) {
             EXPECT_NE(std::string(e.what()).find("'alice' is already in the registry with this fingerprint"), std::string::npos)
                 << e.what();
         }
+    }
+    EXPECT_EQ(r.size(), 1);
+    // the label is there with a fingerprint 1 bit away: said so, not "1 bits from 'alice'"
+    Fingerprint moved = r.all()[0].fingerprint;
+    moved.set_bit(0, !moved.bit(0));
+    try {
+        r.import_csv("label,fingerprint\nalice," + moved.hex() + "\n", "moved.csv");
+        ADD_FAILURE() << "imported a second fingerprint for 'alice'";
+    } catch (const FormatError& e) {
+        EXPECT_NE(std::string(e.what()).find("moved.csv: line 2: 'alice' is already in the registry, with a fingerprint 1 bit from this one"),
+                  std::string::npos) << e.what();
     }
     EXPECT_EQ(r.size(), 1);
 }
@@ -371,9 +396,11 @@ TEST(Registry, CsvAndJsonRoundTripAllOrNothing) {
         {"label,fingerprint\nfirst," + a + "\nsecond," + b + "\nfirst," + Fingerprint::from_seed(128, 13).hex() + "\n",
          "rows.csv: line 4: "},                            // a label repeated inside the import
         {"label,fingerprint\nfirst," + a + "\nsecond," + near_a.hex() + "\n",
-         "rows.csv: line 3: the fingerprint of 'second' is 5 bits from 'first', below the minimum distance 32"},
+         "rows.csv: line 3: the fingerprint of 'second' is 5 bits from that of 'first' on line 2, below the minimum distance 32"},
         {"label,fingerprint\nfirst," + a + "\nsecond," + a + "\n",  // the same fingerprint under another label
-         "rows.csv: line 3: the fingerprint of 'second' is already issued, to 'first'"},
+         "rows.csv: line 3: the fingerprint of 'second' is the same as that of 'first' on line 2"},
+        {"label,fingerprint\nfirst," + a + "\nfirst," + a + "\n",  // a row given twice: nothing is "in the registry" yet
+         "rows.csv: line 3: 'first' is given twice (also on line 2)"},
     };
     for (const auto& [text, message] : refused) {
         try {

@@ -83,10 +83,17 @@ public:
             SGF_THROW(FormatError, "{}: an empty file (0 bytes), not an sgf registry", path_);
         if (!exists || empty) check_new_min_distance(opt);  // about to create it (checked again in open_schema)
         if (!exists) {  // SQLite would say only "unable to open database file"
+            if (!path.empty() && !path.has_filename())
+                SGF_THROW(IoError, "{}: names a folder (it ends in '/'), not a registry file", path_);
             const fs::path folder = path.parent_path();
-            if (!folder.empty() && !fs::is_directory(folder, ec))
-                SGF_THROW(IoError, "{}: cannot create the registry: the folder {} does not exist{}", path_, folder.string(),
-                          fs::exists(folder, ec) ? " (a file is in the way)" : "");
+            std::error_code sec;
+            const fs::file_status st = folder.empty() ? fs::file_status(fs::file_type::directory) : fs::status(folder, sec);
+            if (st.type() == fs::file_type::not_found)
+                SGF_THROW(IoError, "{}: cannot create the registry: the folder {} does not exist", path_, folder.string());
+            if (sec)  // a folder that exists but cannot be reached (no permission, a symbolic-link loop)
+                SGF_THROW(IoError, "{}: cannot create the registry: the folder {}: {}", path_, folder.string(), sec.message());
+            if (st.type() != fs::file_type::directory)
+                SGF_THROW(IoError, "{}: cannot create the registry: {} is not a folder", path_, folder.string());
         }
         if (exists) check_sqlite_header(path);
         const int flags = opt.read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
@@ -284,7 +291,7 @@ public:
             if (near >= 0) {
                 const int d = f.hamming(Fingerprint::parse(fingerprint_hex(near), bits_));
                 if (d == 0) SGF_THROW(ArgumentError, "{}: fingerprint {} is already issued, to '{}'", path_, f.hex(), printable(matcher_.label(near)));
-                SGF_THROW(ArgumentError, "{}: fingerprint {} is {} bits from '{}', below the minimum distance {}", path_, f.hex(), d,
+                SGF_THROW(ArgumentError, "{}: fingerprint {} is {} from '{}', below the minimum distance {}", path_, f.hex(), count_of(d, "bit"),
                           printable(matcher_.label(near)), min_distance_);
             }
             return insert(label, f, metadata);
@@ -488,19 +495,35 @@ private:
 
     std::int64_t import_rows(const std::vector<ImportRow>& rows) {
         return write_txn([&] {
+            // entries from first_new on were inserted by this import (the matcher appends in order)
+            const std::int64_t first_new = matcher_.size();
             for (const auto& [e, where] : rows) {
                 const std::int64_t near = too_close(e.fingerprint);
                 if (near >= 0) {
                     const int d = e.fingerprint.hamming(Fingerprint::parse(fingerprint_hex(near), bits_));
-                    const std::string other = matcher_.label(near);
-                    if (d == 0 && other == e.label)  // e.g. an export of this registry imported into it again
+                    const std::string label = printable(e.label), other = printable(matcher_.label(near));
+                    if (near >= first_new) {  // two rows of this input: name the earlier one ("line 2", "entry 1")
+                        const std::string& w = rows[std::size_t(near - first_new)].where;
+                        const std::string earlier = w.substr(w.rfind(": ") == std::string::npos ? 0 : w.rfind(": ") + 2);
+                        if (other == label)
+                            SGF_THROW(FormatError, "{}: '{}' is given twice (also on {}); nothing was imported", where, label, earlier);
+                        if (d == 0)
+                            SGF_THROW(FormatError, "{}: the fingerprint of '{}' is the same as that of '{}' on {}; nothing was imported",
+                                      where, label, other, earlier);
+                        SGF_THROW(FormatError, "{}: the fingerprint of '{}' is {} from that of '{}' on {}, below the minimum "
+                                  "distance {}; nothing was imported", where, label, count_of(d, "bit"), other, earlier, min_distance_);
+                    }
+                    if (other == label && d == 0)  // e.g. an export of this registry imported into it again
                         SGF_THROW(FormatError, "{}: '{}' is already in the registry with this fingerprint; nothing was imported",
-                                  where, printable(e.label));
+                                  where, label);
+                    if (other == label)
+                        SGF_THROW(FormatError, "{}: '{}' is already in the registry, with a fingerprint {} from this one; nothing "
+                                  "was imported", where, label, count_of(d, "bit"));
                     if (d == 0)
                         SGF_THROW(FormatError, "{}: the fingerprint of '{}' is already issued, to '{}'; nothing was imported",
-                                  where, printable(e.label), printable(other));
-                    SGF_THROW(FormatError, "{}: the fingerprint of '{}' is {} bits from '{}', below the minimum distance {}; "
-                              "nothing was imported", where, printable(e.label), d, printable(other), min_distance_);
+                                  where, label, other);
+                    SGF_THROW(FormatError, "{}: the fingerprint of '{}' is {} from that of '{}', below the minimum distance {}; "
+                              "nothing was imported", where, label, count_of(d, "bit"), other, min_distance_);
                 }
                 try {
                     insert(e.label, e.fingerprint, e.metadata, e.issued_at);
