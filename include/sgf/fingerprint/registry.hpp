@@ -501,11 +501,12 @@ private:
                 const std::int64_t near = too_close(e.fingerprint);
                 if (near >= 0) {
                     const int d = e.fingerprint.hamming(Fingerprint::parse(fingerprint_hex(near), bits_));
+                    const bool same_label = matcher_.label(near) == e.label;  // the stored bytes, not their printable form
                     const std::string label = printable(e.label), other = printable(matcher_.label(near));
                     if (near >= first_new) {  // two rows of this input: name the earlier one ("line 2", "entry 1")
                         const std::string& w = rows[std::size_t(near - first_new)].where;
                         const std::string earlier = w.substr(w.rfind(": ") == std::string::npos ? 0 : w.rfind(": ") + 2);
-                        if (other == label)
+                        if (same_label)
                             SGF_THROW(FormatError, "{}: '{}' is given twice (also on {}); nothing was imported", where, label, earlier);
                         if (d == 0)
                             SGF_THROW(FormatError, "{}: the fingerprint of '{}' is the same as that of '{}' on {}; nothing was imported",
@@ -513,10 +514,10 @@ private:
                         SGF_THROW(FormatError, "{}: the fingerprint of '{}' is {} from that of '{}' on {}, below the minimum "
                                   "distance {}; nothing was imported", where, label, count_of(d, "bit"), other, earlier, min_distance_);
                     }
-                    if (other == label && d == 0)  // e.g. an export of this registry imported into it again
+                    if (same_label && d == 0)  // e.g. an export of this registry imported into it again
                         SGF_THROW(FormatError, "{}: '{}' is already in the registry with this fingerprint; nothing was imported",
                                   where, label);
-                    if (other == label)
+                    if (same_label)
                         SGF_THROW(FormatError, "{}: '{}' is already in the registry, with a fingerprint {} from this one; nothing "
                                   "was imported", where, label, count_of(d, "bit"));
                     if (d == 0)
