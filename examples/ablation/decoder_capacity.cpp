@@ -25,8 +25,15 @@ using B = EigenCpu;
 static Tensor<B> generated(B& b, const MetaGenerator<B>& G, const GeneratorBatch<B>& gb) {
     Tensor<B> img = G.forward(b, gb.z, gb.c1, gb.noise1).image().clone(b);
     round_to_8_bits(b, img, 0, 1);
-    b.clamp(img.size(), img.data(), 1.0f * -1, 1.0f, img.data(), nullptr);
+    b.clamp(img.size(), img.data(), -1.0f, 1.0f, img.data(), nullptr);
     return img;
+}
+
+// the held-out set: 8 batches of 128 from streams no training step uses
+static std::vector<GeneratorBatch<B>> held_out_batches(B& b, const ModelConfig& cfg) {
+    std::vector<GeneratorBatch<B>> held;
+    for (int i = 0; i < 8; ++i) held.push_back(draw_generator_batch(b, cfg, 128, 777, 1'000'000'000ull + i));
+    return held;
 }
 
 static int run(int argc, char** argv) {
@@ -66,11 +73,8 @@ static int run(int argc, char** argv) {
                 b.fill(strengths[i]->value.data(), 1, v);
             }
             double acc = 0;
-            for (int i = 0; i < 8; ++i) {
-                auto gb = draw_generator_batch(b, m.config, 128, 777, 1'000'000'000ull + i);
-                Tensor<B> img = generated(b, m.G, gb);
-                acc += bit_accuracy(b, m.F.forward(b, img).output(), m.config.z_dim, gb.c1);
-            }
+            for (const auto& gb : held_out_batches(b, m.config))
+                acc += bit_accuracy(b, m.F.forward(b, generated(b, m.G, gb)).output(), m.config.z_dim, gb.c1);
             std::printf("noise x %.2f: bit accuracy %.4f (1,024 images, 8-bit, clamped)\n", k, acc / 8);
             std::fflush(stdout);
         }
@@ -84,13 +88,9 @@ static int run(int argc, char** argv) {
     w.adversarial = w.consistency = 0;
     w.latent = 0.125;
     w.fingerprint = 20;
-    // held-out set: 8 batches of 128 from streams no training step uses
-    std::vector<GeneratorBatch<B>> held;
-    std::vector<Tensor<B>> held_img;
-    for (int i = 0; i < 8; ++i) {
-        held.push_back(draw_generator_batch(b, m.config, 128, 777, 1'000'000'000ull + i));
-        held_img.push_back(generated(b, m.G, held.back()));
-    }
+    const std::vector<GeneratorBatch<B>> held = held_out_batches(b, m.config);
+    std::vector<Tensor<B>> held_img;  // made once: G is frozen
+    for (const auto& gb : held) held_img.push_back(generated(b, m.G, gb));
     auto held_accuracy = [&] {
         double acc = 0;
         for (int i = 0; i < 8; ++i) {
