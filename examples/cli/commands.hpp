@@ -654,14 +654,16 @@ int cmd_demo(B& b, const Common& c, const std::string& model, int users, int per
             "\n  | measure | value |\n  |---|---|\n"
             "  | bit accuracy ({}) | {:.4f} |\n"
             "  | attribution accuracy ({}) | {:.4f} ({} of {}) |\n"
-            "  | false attributions, {} real {} | {} |\n"
-            "  | false attributions, {} open-world images (unregistered fingerprints) | {} |\n"
+            "  | false attributions, {} | {} |\n"
+            "  | false attributions, {} (unregistered fingerprints) | {} |\n"
             "  | empirical false-positive rate on real images | {} ({} of {} pass k* = {} bits) |\n"
             "  | theoretical family-wise false-positive rate | {:g} |\n"
             "  | time: issue / bake+generate / decode / attribute | {} / {} / {} / {} |\n",
             sgf::count_of(std::int64_t(gen_files.size()), "generated image"), bit_acc, sgf::count_of(users, "user"),
-            correct / std::max(1.0, n_gen), correct, gen_files.size(), real_files.size(),
-            real_dir.empty() ? std::string("Fashion-MNIST test images") : "images of " + real_dir, real_attr, open_files.size(), open_attr,
+            correct / std::max(1.0, n_gen), correct, gen_files.size(),
+            real_dir.empty() ? sgf::count_of(std::int64_t(real_files.size()), "real Fashion-MNIST test image")
+                             : sgf::count_of(std::int64_t(real_files.size()), "real image") + " from " + real_dir,
+            real_attr, sgf::count_of(std::int64_t(open_files.size()), "open-world image"), open_attr,
             real_decoded == 0 ? std::string("none measured") : fmt::format("{:.4f}", fpr_real), real_detected, real_decoded, k_star, rule.alpha,
             seconds(stages["issue"].get<double>()), seconds(stages["instantiate_and_generate"].get<double>()), seconds(decode_s),
             seconds(attribute_s));

@@ -9,6 +9,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <csignal>
 #include <limits>
 #include <map>
@@ -281,6 +282,30 @@ int main(int argc, char** argv) {
             fmt::print(stderr, "error: {}: {}\n\n", where, unknown_word(app.remaining(true)));  // wherever CLI11 left it
             fmt::print(stderr, "{}", cur->help(where.substr(0, where.rfind(' '))));
             return kUsage;
+        }
+        if (dynamic_cast<const CLI::ExtrasError*>(&e)) {  // CLI11: "The following argument was not expected: b"
+            // CLI11 2.1 hands a subcommand's extras back to its parent, in no dependable order: name the
+            // one that comes first on the command line
+            auto extra = cur->remaining();
+            if (extra.empty()) extra = app.remaining(true);
+            for (int k = argc - 1; k >= 1; --k)
+                if (auto it = std::find(extra.begin(), extra.end(), std::string(argv[k])); it != extra.end())
+                    std::rotate(extra.begin(), it, it + 1);
+            if (!extra.empty()) {
+                std::vector<std::string> positionals;
+                for (const CLI::Option* o : cur->get_options())
+                    if (o->get_positional()) positionals.push_back(o->get_name(true));
+                const std::string more = extra.size() > 1 ? fmt::format(" (and {} more)", extra.size() - 1) : "";
+                if (extra.front().rfind('-', 0) == 0 && extra.front().size() > 1)
+                    fmt::print(stderr, "error: {}: unknown option '{}'{}\n", where, extra.front(), more);
+                else
+                    fmt::print(stderr, "error: {}: unexpected argument '{}'{}: it takes {}\n", where, extra.front(), more,
+                               positionals.empty() ? std::string("no arguments besides its options")
+                                                   : fmt::format("{} besides its options: {}", sgf::count_of(std::int64_t(positionals.size()), "argument"),
+                                                                 fmt::join(positionals, ", ")));
+                fmt::print(stderr, "Run `{} --help` for its options.\n", where);
+                return kUsage;
+            }
         }
         // the global options are in `sgf --help`, not in the subcommand's
         const std::string what = e.what();

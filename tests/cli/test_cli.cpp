@@ -185,7 +185,20 @@ TEST_F(Cli, UsageErrorsAndHelp) {
         const auto i = sgf({"info", model.string(), "--no-such-option"});
         EXPECT_EQ(i.rc, kUsage);
         EXPECT_EQ(i.err.rfind("error: sgf info: ", 0), 0u) << i.err;
-        EXPECT_NE(i.err.find("--no-such-option"), std::string::npos) << i.err;
+        EXPECT_EQ(i.err.rfind("error: sgf info: unknown option '--no-such-option'\n", 0), 0u) << i.err;
+        // a word too many: named, with what the subcommand takes (CLI11: "The following argument was not expected")
+        const auto x = sgf({"info", model.string(), "extra", "more"});
+        EXPECT_EQ(x.rc, kUsage);
+        EXPECT_EQ(x.err.rfind("error: sgf info: unexpected argument 'extra' (and 1 more): it takes 1 argument besides its "
+                              "options: file\n", 0), 0u) << x.err;
+        const auto d = sgf({"demo", "extra"});
+        EXPECT_EQ(d.err.rfind("error: sgf demo: unexpected argument 'extra': it takes no arguments besides its options\n", 0), 0u)
+            << d.err;
+        const auto l = sgf({"registry", "lookup", registry.string(), "alice", "bob"});
+        EXPECT_EQ(l.rc, kUsage);
+        EXPECT_EQ(l.err.rfind("error: sgf registry lookup: unexpected argument 'bob': it takes 2 arguments besides its options: "
+                              "registry, label\n", 0), 0u) << l.err;
+        EXPECT_NE(l.err.find("Run `sgf registry lookup --help` for its options."), std::string::npos) << l.err;
         // a subcommand of subcommands without one, or with an unknown one: its own list (CLI11 said
         // "A subcommand is required" for both)
         for (const char* word : {"", "frobnicate"}) {
@@ -1863,6 +1876,8 @@ TEST_F(Cli, DemoOnTheCpuReportsEveryStageAndCleansUp) {
     EXPECT_NE(r.out.find("| attribution accuracy (2 users) |"), std::string::npos) << r.out;
     EXPECT_EQ(r.out.find('\r'), std::string::npos) << "a progress line into a pipe: " << r.out;
     EXPECT_NE(r.out.find("  2 baked generators ("), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("| false attributions, 2 real Fashion-MNIST test images |"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("| false attributions, 1 open-world image (unregistered fingerprints) |"), std::string::npos) << r.out;
     const auto at = r.out.find("working folder ");
     ASSERT_NE(at, std::string::npos) << r.out;
     const std::string tmp = r.out.substr(at + 15, r.out.find('\n', at) - at - 15);
@@ -1894,7 +1909,7 @@ TEST_F(Cli, DemoRealDirDecodesTheFolderInPlace) {
     r = sgf({"demo", "--model", model.string(), "--users", "2", "--images", "1", "--real", "5", "--open", "0", "--real-dir",
              real.string()});
     ASSERT_EQ(r.rc, kOk) << r.err;
-    EXPECT_NE(r.out.find("| false attributions, 4 real images of " + real.string() + " |"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("| false attributions, 4 real images from " + real.string() + " |"), std::string::npos) << r.out;
     // a folder that is missing or holds no image: refused before anything is written
     const fs::path kept = dir / "kept";
     for (const fs::path& bad : {dir / "absent", dir / "users-empty"}) {

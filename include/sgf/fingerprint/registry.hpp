@@ -82,25 +82,15 @@ public:
         if (empty && (!opt.create || opt.read_only))
             SGF_THROW(FormatError, "{}: an empty file (0 bytes), not an sgf registry", path_);
         if (!exists || empty) check_new_min_distance(opt);  // about to create it (checked again in open_schema)
-        if (!exists) {  // SQLite would say only "unable to open database file"
-            if (!path.empty() && !path.has_filename())
-                SGF_THROW(IoError, "{}: names a folder (it ends in '/'), not a registry file", path_);
-            const fs::path folder = path.parent_path();
-            std::error_code sec;
-            const fs::file_status st = folder.empty() ? fs::file_status(fs::file_type::directory) : fs::status(folder, sec);
-            if (st.type() == fs::file_type::not_found)
-                SGF_THROW(IoError, "{}: cannot create the registry: the folder {} does not exist", path_, folder.string());
-            if (sec)  // a folder that exists but cannot be reached (no permission, a symbolic-link loop)
-                SGF_THROW(IoError, "{}: cannot create the registry: the folder {}: {}", path_, folder.string(), sec.message());
-            if (st.type() != fs::file_type::directory)
-                SGF_THROW(IoError, "{}: cannot create the registry: {} is not a folder", path_, folder.string());
-        }
+        if (!exists && !path.empty() && !path.has_filename())
+            SGF_THROW(IoError, "{}: names a folder (it ends in '/'), not a registry file", path_);
         if (exists) check_sqlite_header(path);
         const int flags = opt.read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
         if (sqlite3_open_v2(path_.c_str(), &db_, flags | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
             const std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
             sqlite3_close(db_);
             db_ = nullptr;
+            if (!exists) diagnose_missing_folder(path);  // SQLite says only "unable to open database file"
             SGF_THROW(IoError, "{}: cannot open registry: {}", path_, msg);
         }
         try {
@@ -112,6 +102,22 @@ public:
     }
 
 private:
+    /// Why a registry cannot be created at `path`: its folder is missing, cannot be reached, or is a
+    /// file. Returns when the folder looks fine (the caller then reports SQLite's own message).
+    void diagnose_missing_folder(const std::filesystem::path& path) const {
+        namespace fs = std::filesystem;
+        const fs::path folder = path.parent_path();
+        if (folder.empty()) return;  // the working folder
+        std::error_code ec;
+        const fs::file_status st = fs::status(folder, ec);
+        if (st.type() == fs::file_type::not_found)
+            SGF_THROW(IoError, "{}: cannot create the registry: the folder {} does not exist", path_, folder.string());
+        if (ec)  // a folder that exists but cannot be reached (no permission, a symbolic-link loop)
+            SGF_THROW(IoError, "{}: cannot create the registry: the folder {}: {}", path_, folder.string(), ec.message());
+        if (st.type() != fs::file_type::directory)
+            SGF_THROW(IoError, "{}: cannot create the registry: {} is not a folder", path_, folder.string());
+    }
+
     void open_schema(const RegistryOptions& opt, bool exists) {
         sqlite3_busy_timeout(db_, opt.busy_timeout_ms);
         // Refuse a foreign database before changing anything in it (the WAL switch rewrites its header).
@@ -289,10 +295,9 @@ public:
             SGF_CHECK(f.bits() == bits_, ArgumentError, "{}: fingerprint has {} bits, the registry uses {}", path_, f.bits(), bits_);
             const std::int64_t near = too_close(f);
             if (near >= 0) {
-                const int d = f.hamming(Fingerprint::parse(fingerprint_hex(near), bits_));
-                if (d == 0) SGF_THROW(ArgumentError, "{}: fingerprint {} is already issued, to '{}'", path_, f.hex(), printable(matcher_.label(near)));
-                SGF_THROW(ArgumentError, "{}: fingerprint {} is {} from '{}', below the minimum distance {}", path_, f.hex(), count_of(d, "bit"),
-                          printable(matcher_.label(near)), min_distance_);
+                SGF_THROW(ArgumentError, "{}: {}", path_,
+                          conflict_text(fmt::format("fingerprint {}", f.hex()), distance_to(f, near), printable(matcher_.label(near)),
+                                        fmt::format("'{}'", printable(matcher_.label(near)))));
             }
             return insert(label, f, metadata);
         });
@@ -301,8 +306,9 @@ public:
     /// The entry labelled exactly `label` (every byte: a label with a NUL or longer than
     /// kMaxLabelBytes cannot be stored, so it finds nothing).
     std::optional<RegistryEntry> find(const std::string& label) {
-        if (label.size() > kMaxLabelBytes || label.find('\0') != std::string::npos) return std::nullopt;
         std::scoped_lock lock(mu_);
+        check_open();  // a moved-from object is an error for every label, also one that cannot be stored
+        if (label.size() > kMaxLabelBytes || label.find('\0') != std::string::npos) return std::nullopt;
         sqlite3_stmt* s = prepare("SELECT id, label, fingerprint, issued_at, metadata FROM fingerprints WHERE label = ?");
         sqlite3_bind_text(s, 1, label.data(), int(label.size()), SQLITE_TRANSIENT);
         std::optional<RegistryEntry> out;
@@ -375,7 +381,7 @@ public:
                 return o[key].get<std::string>();
             };
             rows.push_back(make_row(o["label"].get<std::string>(), o["fingerprint"].get<std::string>(), optional_text("issued_at"),
-                                    optional_text("metadata"), fmt::format("{}: entry {}", source, i + 1)));
+                                    optional_text("metadata"), source, fmt::format("entry {}", i + 1)));
         }
         return import_rows(rows);
     }
@@ -408,7 +414,7 @@ public:
             f.resize(4);
             if (rows.size() == kMaxImportRows)
                 SGF_THROW(FormatError, "{}: line {}: more than {} rows in one import", source, record_line, kMaxImportRows);
-            rows.push_back(make_row(f[0], f[1], f[2], f[3], fmt::format("{}: line {}", source, record_line)));
+            rows.push_back(make_row(f[0], f[1], f[2], f[3], source, fmt::format("line {}", record_line)));
         }
         if (columns == 0) SGF_THROW(FormatError, "{}: empty: expected the header label,fingerprint[,issued_at[,metadata]]", source);
         return import_rows(rows);
@@ -476,12 +482,15 @@ private:
 
     struct ImportRow {
         RegistryEntry entry;
-        std::string where;  ///< "<source>: line 5" / "<source>: entry 3", for messages
+        std::string source;    ///< the input's name
+        std::string position;  ///< "line 5" (CSV) / "entry 3" (JSON)
+        std::string where() const { return source + ": " + position; }  ///< how messages name the row
     };
     ImportRow make_row(const std::string& label, const std::string& hex, const std::string& issued, const std::string& meta,
-                       const std::string& where) {
+                       const std::string& source, std::string position) {
+        ImportRow r{{}, source, std::move(position)};
+        const std::string where = r.where();
         if (label.empty()) SGF_THROW(FormatError, "{}: empty label", where);
-        ImportRow r{{}, where};
         try {
             r.entry.fingerprint = Fingerprint::parse(hex, bits_);
         } catch (const ArgumentError& err) {
@@ -497,43 +506,53 @@ private:
         return write_txn([&] {
             // entries from first_new on were inserted by this import (the matcher appends in order)
             const std::int64_t first_new = matcher_.size();
-            for (const auto& [e, where] : rows) {
+            for (const ImportRow& r : rows) {
+                const RegistryEntry& e = r.entry;
                 const std::int64_t near = too_close(e.fingerprint);
                 if (near >= 0) {
-                    const int d = e.fingerprint.hamming(Fingerprint::parse(fingerprint_hex(near), bits_));
+                    const int d = distance_to(e.fingerprint, near);
                     const bool same_label = matcher_.label(near) == e.label;  // the stored bytes, not their printable form
                     const std::string label = printable(e.label), other = printable(matcher_.label(near));
+                    const std::string subject = fmt::format("the fingerprint of '{}'", label);
                     if (near >= first_new) {  // two rows of this input: name the earlier one ("line 2", "entry 1")
-                        const std::string& w = rows[std::size_t(near - first_new)].where;
-                        const std::string earlier = w.substr(w.rfind(": ") == std::string::npos ? 0 : w.rfind(": ") + 2);
+                        const std::string& earlier = rows[std::size_t(near - first_new)].position;
                         if (same_label)
-                            SGF_THROW(FormatError, "{}: '{}' is given twice (also on {}); nothing was imported", where, label, earlier);
+                            SGF_THROW(FormatError, "{}: '{}' is given twice (also on {}); nothing was imported", r.where(), label, earlier);
                         if (d == 0)
-                            SGF_THROW(FormatError, "{}: the fingerprint of '{}' is the same as that of '{}' on {}; nothing was imported",
-                                      where, label, other, earlier);
-                        SGF_THROW(FormatError, "{}: the fingerprint of '{}' is {} from that of '{}' on {}, below the minimum "
-                                  "distance {}; nothing was imported", where, label, count_of(d, "bit"), other, earlier, min_distance_);
+                            SGF_THROW(FormatError, "{}: {} is the same as that of '{}' on {}; nothing was imported", r.where(), subject,
+                                      other, earlier);
+                        SGF_THROW(FormatError, "{}: {}; nothing was imported", r.where(),
+                                  conflict_text(subject, d, other, fmt::format("that of '{}' on {}", other, earlier)));
                     }
                     if (same_label && d == 0)  // e.g. an export of this registry imported into it again
                         SGF_THROW(FormatError, "{}: '{}' is already in the registry with this fingerprint; nothing was imported",
-                                  where, label);
+                                  r.where(), label);
                     if (same_label)
                         SGF_THROW(FormatError, "{}: '{}' is already in the registry, with a fingerprint {} from this one; nothing "
-                                  "was imported", where, label, count_of(d, "bit"));
-                    if (d == 0)
-                        SGF_THROW(FormatError, "{}: the fingerprint of '{}' is already issued, to '{}'; nothing was imported",
-                                  where, label, other);
-                    SGF_THROW(FormatError, "{}: the fingerprint of '{}' is {} from that of '{}', below the minimum distance {}; "
-                              "nothing was imported", where, label, count_of(d, "bit"), other, min_distance_);
+                                  "was imported", r.where(), label, count_of(d, "bit"));
+                    SGF_THROW(FormatError, "{}: {}; nothing was imported", r.where(),
+                              conflict_text(subject, d, other, fmt::format("that of '{}'", other)));
                 }
                 try {
                     insert(e.label, e.fingerprint, e.metadata, e.issued_at);
                 } catch (const ArgumentError& err) {
-                    SGF_THROW(FormatError, "{}: {}; nothing was imported", where, err.what());
+                    SGF_THROW(FormatError, "{}: {}; nothing was imported", r.where(), err.what());
                 }
             }
             return static_cast<std::int64_t>(rows.size());
         });
+    }
+
+    /// Hamming distance from f to the issued code at matcher index `idx`.
+    int distance_to(const Fingerprint& f, std::int64_t idx) const {
+        return f.hamming(Fingerprint::parse(fingerprint_hex(idx), bits_));
+    }
+    /// Why `subject` (a fingerprint being added) cannot be stored, `d` bits from an issued code:
+    /// "<subject> is already issued, to '<holder>'" (d = 0) or "<subject> is N bits from <other>,
+    /// below the minimum distance M". Shared by add() and the imports.
+    std::string conflict_text(const std::string& subject, int d, const std::string& holder, const std::string& other) const {
+        if (d == 0) return fmt::format("{} is already issued, to '{}'", subject, holder);
+        return fmt::format("{} is {} from {}, below the minimum distance {}", subject, count_of(d, "bit"), other, min_distance_);
     }
 
     /// Inside a write transaction: draws until a code is at least min_distance from every issued one.
