@@ -132,23 +132,6 @@ inline json attribution_json(const sgf::Attribution& a) {
 inline std::string seconds(double s) { return fmt::format("{:.2f} s", s); }
 
 // ------------------------------------------------------------------------------------------ instantiate
-inline void check_registry_bits(const sgf::Registry& reg, int model_bits) {
-    if (reg.bits() != model_bits)
-        SGF_THROW(ArgumentError, "{}: the registry holds {}-bit fingerprints, but the model uses {}-bit fingerprints", reg.path(),
-                  reg.bits(), model_bits);
-}
-
-/// Options to open a registry that must already exist, read-only: looking a label up, verifying,
-/// listing and exporting never write to it. `bits` is only the default for the matcher (a registry's
-/// stored length wins; check_registry_bits compares it with the model's).
-inline sgf::RegistryOptions existing_read_only(int bits = 128) {
-    sgf::RegistryOptions ro;
-    ro.create = false;
-    ro.read_only = true;
-    ro.bits = bits;
-    return ro;
-}
-
 /// issue and registry import create a registry when missing: --bits (0: not given) and --min-distance
 /// (-1: not given) must then be the values of an existing one.
 inline void check_requested_registry(const sgf::Registry& reg, const std::string& path, int bits, int min_distance) {
@@ -188,8 +171,8 @@ inline sgf::Fingerprint resolve_fingerprint(const std::string& registry, const s
         }
     }
     if (label.empty() || registry.empty()) SGF_THROW(ArgumentError, "give --fingerprint HEX, or --label with --registry");
-    sgf::Registry reg(registry, existing_read_only(bits));
-    check_registry_bits(reg, bits);
+    sgf::Registry reg(registry, sgf::RegistryOptions::existing_read_only(bits));
+    reg.require_bits(bits);
     const auto e = reg.find(label);
     if (!e) SGF_THROW(ArgumentError, "{}: no entry labelled '{}'", registry, label);
     return e->fingerprint;
@@ -371,8 +354,8 @@ int cmd_verify(B& b, const Common& c, const std::string& model, const std::strin
                double alpha, int min_margin, bool outcome_only = false) {
     if (!(alpha > 0 && alpha < 1)) SGF_THROW(ArgumentError, "--alpha must be in (0, 1), got {}", alpha);
     auto m = sgf::io::load_decoder<B>(b, model);  // a meta model or a decoder file
-    sgf::Registry reg(registry, existing_read_only(m.config.fingerprint_bits));
-    check_registry_bits(reg, m.config.fingerprint_bits);
+    sgf::Registry reg(registry, sgf::RegistryOptions::existing_read_only(m.config.fingerprint_bits));
+    reg.require_bits(m.config.fingerprint_bits);
     const sgf::AttributionRule rule{alpha, min_margin};
     std::string capacity = sgf::attribution_capacity_problem(reg.bits(), alpha, reg.size());
     if (!capacity.empty()) capacity += ". Use a larger --alpha, or a model (and registry) with more bits";
@@ -432,8 +415,8 @@ int cmd_verify_claim(B& b, const Common& c, const std::string& model, const std:
                      const std::vector<std::string>& images, double alpha, bool outcome_only) {
     if (!(alpha > 0 && alpha < 1)) SGF_THROW(ArgumentError, "--alpha must be in (0, 1), got {}", alpha);
     auto m = sgf::io::load_decoder<B>(b, model);
-    sgf::Registry reg(registry, existing_read_only(m.config.fingerprint_bits));
-    check_registry_bits(reg, m.config.fingerprint_bits);
+    sgf::Registry reg(registry, sgf::RegistryOptions::existing_read_only(m.config.fingerprint_bits));
+    reg.require_bits(m.config.fingerprint_bits);
     const auto entry = reg.find(label);
     if (!entry) SGF_THROW(ArgumentError, "{}: no fingerprint is issued under the label '{}'", registry, terminal_safe(label));
     const int bits = reg.bits(), k = sgf::stats::bit_threshold(bits, alpha);

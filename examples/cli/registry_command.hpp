@@ -86,7 +86,7 @@ inline nlohmann::json entry_json(const sgf::RegistryEntry& e) {
     return {{"label", e.label}, {"fingerprint", e.fingerprint.hex()}, {"issued_at", e.issued_at}, {"metadata", e.metadata}};
 }
 
-inline sgf::Registry open_existing(const std::string& path) { return sgf::Registry(path, existing_read_only()); }
+inline sgf::Registry open_existing(const std::string& path) { return sgf::Registry(path, sgf::RegistryOptions::existing_read_only()); }
 
 /// "csv" or "json": --format, else the extension of `path`, else `fallback`.
 inline std::string format_of(const std::string& format, const std::string& path, const std::string& fallback) {

@@ -49,8 +49,7 @@ std::vector<sgf::Attribution> verify(B& cpu, const sgf::ResidualCritic<B>& F, sg
     // decode_files reads PNG or JPEG of any size, gray or RGB, and fits it to the model (channels,
     // centre crop, resize). A file it cannot read is reported in its result, not thrown.
     for (const sgf::FileDecode& d : sgf::decode_files(cpu, F, files)) {
-        if (d.io_error) throw sgf::IoError(d.error);
-        if (!d.decoded) throw sgf::FormatError(d.error);
+        d.throw_if_failed();  // IoError (missing, unreadable) or FormatError (not an image, too small), naming the file
         const sgf::Attribution a = registry.attribute(d.decoded->fingerprint, rule);
         fmt::print("  {:<13} {:<17} best {:<5} {:>3}/{} bits (k* {}), runner-up {:>3}, family p = 1e{:.1f}\n",
                    fs::path(d.path).filename().string(), sgf::outcome_name(a.outcome), a.best_label, a.best_matching,
@@ -77,9 +76,7 @@ int tour(const fs::path& model_path, const fs::path& out) {
     sgf::RegistryOptions options;
     options.bits = cfg.fingerprint_bits;  // used when the file is created; an existing file keeps its own
     sgf::Registry registry(out / "registry.db", options);
-    if (registry.bits() != cfg.fingerprint_bits)
-        throw sgf::ArgumentError(fmt::format("{}: holds {}-bit fingerprints, the model uses {}", registry.path(),
-                                             registry.bits(), cfg.fingerprint_bits));
+    registry.require_bits(cfg.fingerprint_bits);  // ArgumentError naming the file when it holds another length
     std::vector<sgf::RegistryEntry> users;
     for (const char* label : {"alice", "bob", "carol"}) {
         std::optional<sgf::RegistryEntry> entry = registry.find(label);  // issued by an earlier run?

@@ -86,6 +86,20 @@ TEST(ThreadPool, CallsFromSeveralThreadsTakeTurnsAndNestedCallsAreRefused) {
     EXPECT_EQ(after.load(), 8);
 }
 
+TEST(EigenBackend, AThreadCountBelowOneIsRefused) {  // it was one thread, silently (0 meaning "every core" got one)
+    for (int t : {0, -1, 5000}) {
+        try {
+            EigenCpu b(t);
+            ADD_FAILURE() << t;
+        } catch (const ArgumentError& e) {
+            EXPECT_NE(std::string(e.what()).find(fmt::format("threads must be in 1..4096 (std::thread::hardware_concurrency() for one "
+                                                             "per core), got {}", t)),
+                      std::string::npos) << e.what();
+        }
+    }
+    EXPECT_NO_THROW(EigenCpu(2));
+}
+
 TEST(EigenBackend, OneBackendSharedByThreadsGivesEachTheSerialResult) {
     EigenCpu cpu(2);
     const ModelConfig cfg = ModelConfig::tiny();

@@ -59,6 +59,48 @@ TEST(Registry, IssueLookupAndMinimumDistance) {
     EXPECT_EQ(again.attribute(b.fingerprint).best_label, "bob");
 }
 
+// What a verifier opens: a registry that must exist. A mistyped path was a new, empty registry that
+// attributed nothing ("not fingerprinted"); the length check names the file.
+TEST(Registry, AVerifierOpensAnExistingRegistryAndChecksItsLength) {
+    const auto p = fresh("verifier.db"), typo = fresh("verifer.db");
+    {
+        Registry r(p);
+        r.issue("alice", "", 1);
+    }
+    try {
+        Registry r(typo, RegistryOptions::existing_read_only());
+        ADD_FAILURE() << "a missing registry opened";
+    } catch (const IoError& e) {
+        EXPECT_NE(std::string(e.what()).find(typo.string() + ": registry not found"), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(fs::exists(typo)) << "nothing is created";
+    Registry r(p, RegistryOptions::existing_read_only(64));  // the file's own length wins over the option
+    EXPECT_EQ(r.bits(), 128);
+    EXPECT_NO_THROW(r.require_bits(128));
+    try {
+        r.require_bits(64);
+        ADD_FAILURE();
+    } catch (const ArgumentError& e) {
+        EXPECT_NE(std::string(e.what()).find(p.string() + ": the registry holds 128-bit fingerprints, but the model uses 64-bit"),
+                  std::string::npos) << e.what();
+    }
+    EXPECT_EQ(r.attribute(r.find("alice")->fingerprint).best_label, "alice");
+    try {  // a decoder of another length: named with the file, not "matcher: ..."
+        r.attribute(Fingerprint::from_seed(64, 3));
+        ADD_FAILURE();
+    } catch (const ArgumentError& e) {
+        EXPECT_NE(std::string(e.what()).find(p.string() + ": the decoded fingerprint has 64 bits, the registry holds 128-bit"),
+                  std::string::npos) << e.what();
+    }
+    try {  // the rule's alpha is named as such ("bit threshold: alpha" did not say where it came from)
+        r.attribute(r.find("alice")->fingerprint, AttributionRule{2.0, 8});
+        ADD_FAILURE();
+    } catch (const ArgumentError& e) {
+        EXPECT_NE(std::string(e.what()).find("AttributionRule::alpha"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(r.issue("bob"), IoError) << "read-only";
+}
+
 TEST(Registry, LabelsArePrintableUtf8AndMetadataIsUtf8) {
     // valid: ASCII, 2-, 3- and 4-byte sequences at their limits
     for (const std::string ok : {"alice", "caf\xc3\xa9", "\xe2\x82\xac", "\xef\xbf\xbd", "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf",
@@ -203,6 +245,7 @@ TEST(Registry, MovesWithItsConnectionAndTheMovedFromObjectSaysSo) {
         }
         EXPECT_THROW((void)r.size(), ArgumentError);
         EXPECT_THROW((void)r.find("alice"), ArgumentError);
+        EXPECT_THROW((void)r.find(std::string(Registry::kMaxLabelBytes + 1, 'x')), ArgumentError) << "not 'no such label'";
     }  // the moved-from object's destructor closes nothing the new one uses
     EXPECT_EQ(held->path(), p.string());
     EXPECT_EQ(held->size(), 1);

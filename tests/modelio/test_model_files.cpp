@@ -213,10 +213,10 @@ TEST(ModelFiles, DecodeImagesInMemoryGivesWhatDecodeFilesGives) {
     }
     EXPECT_TRUE(decode_images(b, F, {}).empty());
     EXPECT_THROW(decode_images(b, F, images, 0), ArgumentError);
-    try {  // too small to decode: named by its index
+    try {  // too small to decode: named by its index; the caller's image, so an ArgumentError (as for sizes below)
         decode_images(b, F, {images[1], io::Image{2, 2, 1, std::vector<std::uint8_t>(4)}});
         FAIL();
-    } catch (const FormatError& e) {
+    } catch (const ArgumentError& e) {
         EXPECT_NE(std::string(e.what()).find("image 1: image is 2x2, too small"), std::string::npos) << e.what();
     }
     // sizes that do not agree: an ArgumentError, not a read past the pixels
@@ -227,6 +227,46 @@ TEST(ModelFiles, DecodeImagesInMemoryGivesWhatDecodeFilesGives) {
     } catch (const ArgumentError& e) {
         EXPECT_NE(std::string(e.what()).find("image 1: a 16x16 image with 1 channel(s) needs 256 bytes"), std::string::npos) << e.what();
     }
+}
+
+// decode_files over a range takes ranges of paths, but not one path: a std::filesystem::path is a range
+// of its components, and decoding "/", "tmp", "x.png" one by one (relative to the working folder) was
+// what it did with one
+template <class P>
+concept DecodesAsRange = requires(B& b, const ResidualCritic<B>& F, const P& p) { decode_files(b, F, p); };
+static_assert(!DecodesAsRange<fs::path>);
+static_assert(DecodesAsRange<std::vector<fs::path>>);
+static_assert(DecodesAsRange<std::vector<std::string_view>>);
+
+TEST(ModelFiles, DecodeFileDecodesOneFileOrThrowsWhatWentWrong) {
+    B b(1);
+    const ModelConfig cfg = ModelConfig::tiny();
+    auto F = make_decoder(b, cfg, 2);
+    io::Image im{cfg.resolution, cfg.resolution, 1, {}};
+    for (int k = 0; k < cfg.resolution * cfg.resolution; ++k) im.pixels.push_back(std::uint8_t((k * 7) % 251));
+    const fs::path good = tmpdir() / "decode-one.png", text = tmpdir() / "decode-one.txt", tiny = tmpdir() / "decode-tiny.png";
+    io::save_png(good, im);
+    io::write_file_atomic(text, std::string_view("not an image"));
+    io::save_png(tiny, io::Image{1, 1, 1, {0}});
+    const Decoded one = decode_file(b, F, good);
+    const auto batch = decode_files(b, F, std::vector<fs::path>{good});
+    ASSERT_TRUE(batch[0].decoded) << batch[0].error;
+    EXPECT_EQ(one.fingerprint, batch[0].decoded->fingerprint);
+    EXPECT_NO_THROW(batch[0].throw_if_failed());
+    auto expect_error = [&](const fs::path& p, auto kind) {
+        using E = decltype(kind);
+        try {
+            decode_file(b, F, p);
+            ADD_FAILURE() << p << " decoded";
+        } catch (const E& e) {
+            EXPECT_NE(std::string(e.what()).find(p.string()), std::string::npos) << e.what();
+        }
+        const auto r = decode_files(b, F, std::vector<fs::path>{p});
+        EXPECT_THROW(r[0].throw_if_failed(), E) << p;
+    };
+    expect_error(tmpdir() / "no-such-image.png", IoError(""));
+    expect_error(text, FormatError(""));
+    expect_error(tiny, FormatError(""));  // a file too small to decode: its content, not the caller's call
 }
 
 TEST(ModelFiles, TruncatedOrCorruptedModelIsRejected) {

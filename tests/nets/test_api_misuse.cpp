@@ -139,7 +139,7 @@ TEST(ApiMisuse, EmptyBatchesNaNPixelsAndForeignCodes) {
     expect_error<ArgumentError>([&] { (void)m.label(99); }, "entry index 99 out of range [0, 1)");
     expect_error<ArgumentError>([&] { (void)m.label(-1); }, "out of range");
     Matcher empty(64);
-    expect_error<ArgumentError>([&] { (void)empty.attribute(Fingerprint(128)); }, "decoded fingerprint has 128 bits, registry uses 64");
+    expect_error<ArgumentError>([&] { (void)empty.attribute(Fingerprint(128)); }, "the decoded fingerprint has 128 bits, the registry holds 64-bit fingerprints");
 }
 
 }  // namespace

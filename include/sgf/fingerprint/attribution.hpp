@@ -110,8 +110,11 @@ public:
         Attribution a;
         a.bits = bits_;
         a.registry_size = size();
-        SGF_CHECK(decoded.bits() == bits_, ArgumentError, "matcher: decoded fingerprint has {} bits, registry uses {}", decoded.bits(),
-                  bits_);  // also for an empty registry: a decoder of another length is a mistake, not "not fingerprinted"
+        SGF_CHECK(decoded.bits() == bits_, ArgumentError,
+                  "attribute: the decoded fingerprint has {} bits, the registry holds {}-bit fingerprints (a decoder of another "
+                  "model?)", decoded.bits(), bits_);  // also for an empty registry: a mistake, not "not fingerprinted"
+        SGF_CHECK(rule.alpha > 0 && rule.alpha < 1, ArgumentError,
+                  "attribute: AttributionRule::alpha (the family-wise false-positive rate) must be in (0, 1), got {}", rule.alpha);
         a.threshold = stats::family_bit_threshold(bits_, rule.alpha, size());
         if (size() == 0) return a;
         best_two(decoded, a.best_index, a.best_matching, a.runner_up_index, a.runner_up_matching);

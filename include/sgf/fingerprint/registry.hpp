@@ -46,6 +46,17 @@ struct RegistryOptions {
     bool create = true;     ///< create the file when missing
     bool read_only = false;
     int busy_timeout_ms = 60000;
+
+    /// For a registry that must already exist, opened read-only (verifying, looking up, exporting): a
+    /// mistyped path is then an IoError ("registry not found"), not a new, empty registry that
+    /// attributes nothing. `bits` only sizes the matcher until the file's own length is read.
+    static RegistryOptions existing_read_only(int bits = 128) {
+        RegistryOptions o;
+        o.bits = bits;
+        o.create = false;
+        o.read_only = true;
+        return o;
+    }
 };
 
 class Registry {
@@ -196,6 +207,12 @@ public:
 
     const std::string& path() const { return path_; }
     int bits() const { return bits_; }
+    /// ArgumentError naming the file unless the registry holds `model_bits`-bit fingerprints: a file
+    /// keeps the length it was created with, whatever RegistryOptions::bits says when it is opened.
+    void require_bits(int model_bits) const {
+        SGF_CHECK(bits_ == model_bits, ArgumentError, "{}: the registry holds {}-bit fingerprints, but the model uses {}-bit fingerprints",
+                  path_, bits_, model_bits);
+    }
     int min_distance() const { return min_distance_; }
     std::int64_t size() {
         std::scoped_lock lock(mu_);
@@ -328,6 +345,9 @@ public:
     Attribution attribute(const Fingerprint& decoded, const AttributionRule& rule = {}) {
         std::scoped_lock lock(mu_);
         refresh();
+        SGF_CHECK(decoded.bits() == bits_, ArgumentError,
+                  "{}: the decoded fingerprint has {} bits, the registry holds {}-bit fingerprints (a decoder of another model?)", path_,
+                  decoded.bits(), bits_);
         return matcher_.attribute(decoded, rule);
     }
 

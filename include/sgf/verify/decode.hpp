@@ -8,6 +8,7 @@
 #include <sgf/nets.hpp>
 
 #include <cmath>
+#include <concepts>
 #include <filesystem>
 #include <functional>
 #include <optional>
@@ -66,7 +67,8 @@ inline HostTensor<float> image_for_decoder(const io::Image& raw, const ModelConf
 }
 
 /// Decodes in-memory images of any size, gray or RGB, prepared as decode_files prepares files
-/// (image_for_decoder). A bad image (too small, sizes that do not agree) throws, naming its index.
+/// (image_for_decoder). A bad image (too small, sizes that do not agree) is the caller's mistake: an
+/// ArgumentError naming its index.
 template <Backend B>
 std::vector<Decoded> decode_images(B& b, const ResidualCritic<B>& F, const std::vector<io::Image>& images,
                                    std::int64_t batch = 64) {
@@ -79,7 +81,13 @@ std::vector<Decoded> decode_images(B& b, const ResidualCritic<B>& F, const std::
         const std::size_t n = std::min(images.size() - first, std::size_t(batch));
         buf.clear();
         for (std::size_t i = first; i < first + n; ++i) {
-            const auto t = image_for_decoder(images[i], cfg, fmt::format("image {}", i));
+            const std::string name = fmt::format("image {}", i);
+            io::detail::check_image(images[i], name);
+            const int min_side = min_decode_side(cfg.resolution);
+            SGF_CHECK(images[i].width >= min_side && images[i].height >= min_side, ArgumentError,
+                      "{}: image is {}x{}, too small to decode: a {}-px model needs at least {} px per side", name, images[i].width,
+                      images[i].height, cfg.resolution, min_side);
+            const auto t = image_for_decoder(images[i], cfg, name);
             buf.insert(buf.end(), t.data.begin(), t.data.end());
         }
         const Tensor<B> t = from_host<B, float>(b, Shape{std::int64_t(n), cfg.image_channels, cfg.resolution, cfg.resolution},
@@ -95,6 +103,14 @@ struct FileDecode {
     std::optional<Decoded> decoded;
     std::string error;       ///< set when decoded is empty
     bool io_error = false;   ///< missing/unreadable (true) vs malformed content (false)
+
+    /// Nothing when the file was decoded; otherwise its error as the exception it was: IoError
+    /// (missing, unreadable) or FormatError (not an image, too small, ...), naming the file.
+    void throw_if_failed() const {
+        if (decoded) return;
+        if (io_error) throw IoError(error);
+        throw FormatError(error);
+    }
 };
 
 /// Called with (files handled, files in all) after every decoded batch and once at the end.
@@ -154,13 +170,25 @@ std::vector<FileDecode> decode_files(B& b, const ResidualCritic<B>& F, const std
 }
 
 /// The same for any range of paths (std::vector<std::filesystem::path>, a span of string_views, ...).
+/// Not for one path: a std::filesystem::path is itself a range of paths (its components), so one file
+/// goes to decode_file, or into a vector.
 template <Backend B, std::ranges::input_range Paths>
-    requires std::convertible_to<std::ranges::range_reference_t<Paths>, std::filesystem::path>
+    requires std::convertible_to<std::ranges::range_reference_t<Paths>, std::filesystem::path> &&
+             (!std::same_as<std::remove_cvref_t<Paths>, std::filesystem::path>)
 std::vector<FileDecode> decode_files(B& b, const ResidualCritic<B>& F, const Paths& paths, std::int64_t batch = 64,
                                      const io::ImageLimits& limits = {}, const DecodeProgress& progress = {}) {
     std::vector<std::string> names;
     for (auto&& p : paths) names.push_back(std::filesystem::path(p).string());
     return decode_files(b, F, names, batch, limits, progress);
+}
+
+/// One image file decoded, or the exception that says why it could not be (IoError: missing or
+/// unreadable; FormatError: not a PNG/JPEG, too small, ...), naming the file.
+template <Backend B>
+Decoded decode_file(B& b, const ResidualCritic<B>& F, const std::filesystem::path& path, const io::ImageLimits& limits = {}) {
+    std::vector<FileDecode> r = decode_files(b, F, std::vector<std::string>{path.string()}, 1, limits);
+    r[0].throw_if_failed();
+    return std::move(*r[0].decoded);
 }
 
 }  // namespace sgf

@@ -114,11 +114,12 @@ public:
     using MapV = Eigen::Map<Vec>;
     using CMapV = Eigen::Map<const Vec>;
 
-    /// threads: the pool's size (the calling thread included). conv: CpuConv::best runs float32
+    /// threads: the pool's size (the calling thread included; 1 by default, at least 1: pass
+    /// std::thread::hardware_concurrency() for one per core). conv: CpuConv::best runs float32
     /// convolutions on oneDNN when sgf was built with it and SGF_ONEDNN is not "0" in the
     /// environment; CpuConv::im2col always uses im2col + Eigen GEMM.
     explicit Backend(int threads = 1, CpuConv conv = CpuConv::best)
-        : pool_(threads), mem_(std::make_shared<MemoryPool<T>>()) {
+        : pool_(checked_threads(threads)), mem_(std::make_shared<MemoryPool<T>>()) {
 #if defined(SGF_HAVE_ONEDNN) && SGF_HAVE_ONEDNN
         if constexpr (std::is_same_v<T, float>) {
             const char* env = std::getenv("SGF_ONEDNN");
@@ -580,6 +581,14 @@ public:
         }
     }
     void ema(std::int64_t n, T* e, const T* src, T beta) { MapV(e, n) = beta * MapV(e, n) + (T(1) - beta) * CMapV(src, n); }
+
+private:
+    /// 0 or a negative count was silently one thread (a caller meaning "every core" got one).
+    static int checked_threads(int threads) {
+        SGF_CHECK(threads >= 1 && threads <= 4096, ArgumentError,
+                  "EigenCpu: threads must be in 1..4096 (std::thread::hardware_concurrency() for one per core), got {}", threads);
+        return threads;
+    }
 
 private:
     static double sigmoid(double t) { return t >= 0 ? 1.0 / (1.0 + std::exp(-t)) : std::exp(t) / (1.0 + std::exp(t)); }
