@@ -51,6 +51,23 @@ TEST(ApiMisuse, AMovedFromTensorIsEmptyAndOpsRefuseIt) {
     EXPECT_FALSE(assigned.empty());
 }
 
+// z and fingerprints are matrices to the caller: a wrong one is printed as one ("got [2, 63, 1, 1]" read
+// as if the caller had built a 4-D tensor)
+TEST(ApiMisuse, WrongZAndFingerprintShapesArePrintedAsTheCallerWroteThem) {
+    B b(1);
+    const ModelConfig cfg = ModelConfig::tiny();
+    MetaGenerator<B> G(b, cfg, 1);
+    const auto baked = instantiate(b, G, Fingerprint::from_seed(cfg.fingerprint_bits, 1));
+    Tensor<B> z_bad(b, Shape{2, cfg.z_dim - 1}, 0.0f), z(b, Shape{2, cfg.z_dim}, 0.0f);
+    Tensor<B> c_bad(b, Shape{2, cfg.fingerprint_bits + 1}, 1.0f);
+    expect_error<ShapeError>([&] { (void)baked.forward_baked(b, z_bad, std::nullopt); },
+                             fmt::format("expected z of shape [N, {}], got [2, {}]", cfg.z_dim, cfg.z_dim - 1));
+    expect_error<ShapeError>([&] { (void)G.forward(b, z, c_bad, std::nullopt); },
+                             fmt::format("got [2, {}]", cfg.fingerprint_bits + 1));
+    Tensor<B> img(b, Shape{2, 1, 3, 3}, 0.0f);  // not a matrix: all four dimensions
+    expect_error<ShapeError>([&] { (void)baked.forward_baked(b, img, std::nullopt); }, "got [2, 1, 3, 3]");
+}
+
 TEST(ApiMisuse, NetworksWithoutLayersAreRefusedByEveryUse) {
     B b(1);
     const ModelConfig cfg = ModelConfig::tiny();

@@ -28,6 +28,9 @@ struct Shape {
     friend constexpr bool operator==(const Shape&, const Shape&) = default;
 
     std::string str() const { return fmt::format("[{}, {}, {}, {}]", n, c, h, w); }
+    /// As a caller wrote a matrix ([N, F] for z or fingerprints): the two dimensions when the sample is
+    /// 1x1 (how a dense activation is stored), all four otherwise.
+    std::string matrix_str() const { return h == 1 && w == 1 ? fmt::format("[{}, {}]", n, c) : str(); }
 };
 
 /// Throws ShapeError naming `who` when `actual` differs from `expected`.

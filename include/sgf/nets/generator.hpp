@@ -140,12 +140,12 @@ public:
     Ctx forward(B& b, TensorView<T> z, TensorView<T> c, std::optional<std::uint64_t> noise_seed) const {
         const std::int64_t N = z.shape().n;
         check_not_empty("generator");
-        SGF_CHECK(N > 0, ShapeError, "generator: an empty batch (z of shape {})", z.shape().str());
+        SGF_CHECK(N > 0, ShapeError, "generator: an empty batch (z of shape {})", z.shape().matrix_str());
         SGF_CHECK(!baked_, ArgumentError, "generator: a baked (fingerprinted) generator takes no fingerprint; call forward_baked");
         SGF_CHECK(z.shape().sample_size() == cfg_.z_dim, ShapeError, "generator: expected z of shape [{}, {}], got {}", N,
-                  cfg_.z_dim, z.shape().str());
+                  cfg_.z_dim, z.shape().matrix_str());
         SGF_CHECK(c.shape().n == N && c.shape().sample_size() == cfg_.fingerprint_bits, ShapeError,
-                  "generator: expected fingerprints of shape [{}, {}], got {}", N, cfg_.fingerprint_bits, c.shape().str());
+                  "generator: expected fingerprints of shape [{}, {}], got {}", N, cfg_.fingerprint_bits, c.shape().matrix_str());
         Ctx ctx;
         ctx.embed = embed_.forward(b, c);
         const TensorView<T> w = ctx.embed.w().view();
@@ -157,7 +157,7 @@ public:
         check_not_empty("generator");
         SGF_CHECK(baked_, ArgumentError, "generator: forward_baked needs a baked generator (see instantiate)");
         SGF_CHECK(z.shape().n > 0 && z.shape().sample_size() == cfg_.z_dim, ShapeError,
-                  "generator: expected z of shape [N, {}], got {}", cfg_.z_dim, z.shape().str());
+                  "generator: expected z of shape [N, {}], got {}", cfg_.z_dim, z.shape().matrix_str());
         return synthesize(b, Ctx{}, z, TensorView<T>{}, noise_seed);
     }
 
@@ -240,7 +240,7 @@ MetaGenerator<B> instantiate(B& b, const MetaGenerator<B>& G, TensorView<typenam
     G.check_not_empty("instantiate");
     SGF_CHECK(!G.baked(), ArgumentError, "instantiate: the generator is already baked");
     SGF_CHECK(c.shape().n == 1 && c.shape().sample_size() == cfg.fingerprint_bits, ShapeError,
-              "instantiate: expected one fingerprint of shape [1, {}], got {}", cfg.fingerprint_bits, c.shape().str());
+              "instantiate: expected one fingerprint of shape [1, {}], got {}", cfg.fingerprint_bits, c.shape().matrix_str());
     MetaGenerator<B> out(b, cfg, kNoInit, true);
     auto embed = G.embedding().forward(b, c);
     const TensorView<T> w = embed.w().view();
