@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <csignal>
 #include <limits>
 #include <map>
@@ -33,7 +34,7 @@ std::string default_model() {
         fs::path prefix = exe.parent_path();
         const fs::path bindir(SGF_INSTALL_BINDIR);  // "bin", or deeper: one level up per component
         for (auto it = bindir.begin(); it != bindir.end(); ++it) prefix = prefix.parent_path();
-        const fs::path installed = prefix / SGF_INSTALL_DATADIR / "sgf" / "fashion-small.safetensors";
+        const fs::path installed = prefix / SGF_MODEL_INSTALL_DIR / "fashion-small.safetensors";
         if (fs::is_regular_file(installed, ec)) return installed.string();
     }
     return SGF_DEFAULT_MODEL;
@@ -284,25 +285,34 @@ int main(int argc, char** argv) {
             return kUsage;
         }
         if (dynamic_cast<const CLI::ExtrasError*>(&e)) {  // CLI11: "The following argument was not expected: b"
-            // CLI11 2.1 hands a subcommand's extras back to its parent, in no dependable order: name the
-            // one that comes first on the command line
-            auto extra = cur->remaining();
-            if (extra.empty()) extra = app.remaining(true);
-            for (int k = argc - 1; k >= 1; --k)
-                if (auto it = std::find(extra.begin(), extra.end(), std::string(argv[k])); it != extra.end())
-                    std::rotate(extra.begin(), it, it + 1);
+            // CLI11 2.1 hands a subcommand's extras back to its parent (the subcommand keeps only a "--"
+            // marker), in no dependable order: name the one that comes first on the command line, i.e.
+            // the first word w of argv whose occurrences from there on are all extras
+            std::vector<std::string> extra;
+            for (auto& w : app.remaining(true))
+                if (w != "--") extra.push_back(w);
+            for (int k = 1; k < argc; ++k) {
+                const std::string w = argv[k];
+                const auto in_extra = std::count(extra.begin(), extra.end(), w);
+                if (in_extra > 0 && std::count(argv + k, argv + argc, w) <= in_extra) {
+                    std::rotate(extra.begin(), std::find(extra.begin(), extra.end(), w), std::find(extra.begin(), extra.end(), w) + 1);
+                    break;
+                }
+            }
             if (!extra.empty()) {
                 std::vector<std::string> positionals;
                 for (const CLI::Option* o : cur->get_options())
                     if (o->get_positional()) positionals.push_back(o->get_name(true));
                 const std::string more = extra.size() > 1 ? fmt::format(" (and {} more)", extra.size() - 1) : "";
-                if (extra.front().rfind('-', 0) == 0 && extra.front().size() > 1)
+                const std::string& w = extra.front();
+                if (w.size() > 1 && w[0] == '-' && !(std::isdigit(static_cast<unsigned char>(w[1])) || w[1] == '.'))  // not "-5"
                     fmt::print(stderr, "error: {}: unknown option '{}'{}\n", where, extra.front(), more);
                 else
-                    fmt::print(stderr, "error: {}: unexpected argument '{}'{}: it takes {}\n", where, extra.front(), more,
+                    fmt::print(stderr, "error: {}: unexpected argument '{}'{}: it takes {}{}\n", where, extra.front(), more,
                                positionals.empty() ? std::string("no arguments besides its options")
                                                    : fmt::format("{} besides its options: {}", sgf::count_of(std::int64_t(positionals.size()), "argument"),
-                                                                 fmt::join(positionals, ", ")));
+                                                                 fmt::join(positionals, ", ")),
+                               where.rfind("sgf registry ", 0) == 0 && positionals.size() > 1 ? " (one fewer with --registry)" : "");
                 fmt::print(stderr, "Run `{} --help` for its options.\n", where);
                 return kUsage;
             }

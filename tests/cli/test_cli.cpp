@@ -191,13 +191,22 @@ TEST_F(Cli, UsageErrorsAndHelp) {
         EXPECT_EQ(x.rc, kUsage);
         EXPECT_EQ(x.err.rfind("error: sgf info: unexpected argument 'extra' (and 1 more): it takes 1 argument besides its "
                               "options: file\n", 0), 0u) << x.err;
+        // the first extra word on the line, also when it repeats an earlier argument; "--" is not one
+        const auto x2 = sgf({"info", model.string(), "x", model.string()});
+        EXPECT_EQ(x2.err.rfind("error: sgf info: unexpected argument 'x' (and 1 more)", 0), 0u) << x2.err;
+        const auto x3 = sgf({"info", "--", model.string(), "extra"});
+        EXPECT_EQ(x3.rc, kUsage);
+        EXPECT_EQ(x3.err.rfind("error: sgf info: unexpected argument 'extra': ", 0), 0u) << x3.err;
+        const auto n = sgf({"demo", "-5"});  // a negative number is an argument, not an option
+        EXPECT_EQ(n.err.rfind("error: sgf demo: unexpected argument '-5'", 0), 0u) << n.err;
         const auto d = sgf({"demo", "extra"});
+        EXPECT_EQ(d.rc, kUsage);
         EXPECT_EQ(d.err.rfind("error: sgf demo: unexpected argument 'extra': it takes no arguments besides its options\n", 0), 0u)
             << d.err;
         const auto l = sgf({"registry", "lookup", registry.string(), "alice", "bob"});
         EXPECT_EQ(l.rc, kUsage);
         EXPECT_EQ(l.err.rfind("error: sgf registry lookup: unexpected argument 'bob': it takes 2 arguments besides its options: "
-                              "registry, label\n", 0), 0u) << l.err;
+                              "registry, label (one fewer with --registry)\n", 0), 0u) << l.err;
         EXPECT_NE(l.err.find("Run `sgf registry lookup --help` for its options."), std::string::npos) << l.err;
         // a subcommand of subcommands without one, or with an unknown one: its own list (CLI11 said
         // "A subcommand is required" for both)

@@ -7,10 +7,12 @@
 
 #include <fmt/format.h>
 
+#if __has_include(<source_location>)
 #include <source_location>
+#endif
 #include <stdexcept>
 #if !defined(__cpp_lib_source_location) && !defined(SGF_SOURCE_LOCATION_SHIM)
-#error "sgf needs C++20's std::source_location: GCC 11 or newer, or Clang 15 or newer, with -std=c++20 (docs/library.md, 'Requirements')"
+#error "sgf needs C++20's std::source_location: GCC 11 or newer, or Clang 15 or newer with libstdc++ (16 or newer with libc++), with -std=c++20 (docs/library.md, 'Requirements')"
 #endif
 #include <string>
 #include <string_view>

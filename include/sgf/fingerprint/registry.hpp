@@ -85,6 +85,8 @@ public:
         SGF_CHECK(opt.busy_timeout_ms >= 0, ArgumentError, "{}: busy_timeout_ms must be >= 0, got {}", path_, opt.busy_timeout_ms);
         std::error_code ec;
         const bool exists = fs::exists(path, ec);
+        if (ec)  // a folder on the way that cannot be searched: not "registry not found"
+            SGF_THROW(IoError, "{}: cannot reach the registry: {}", path_, ec.message());
         if (exists && fs::is_directory(path, ec)) SGF_THROW(IoError, "{}: is a folder, not a registry file", path_);
         if (exists && !fs::is_regular_file(path, ec))  // a FIFO would block the header check forever
             SGF_THROW(IoError, "{}: not a regular file, so not a registry", path_);

@@ -56,7 +56,8 @@ inline int min_decode_side(int resolution) { return io::min_image_side(resolutio
 
 /// An image as the decoder reads it: converted to the model's channels, centre-cropped to a square
 /// and resized to R x R (io::prepare_for_model), as [1, C, R, R] floats in [-1, 1]. An image with a
-/// side under min_decode_side(R) is a FormatError that names it (`name`: its file, or "image 3").
+/// side under min_decode_side(R) is a FormatError that names it (`name`: its file; decode_images
+/// refuses such an in-memory image first, as an ArgumentError).
 inline HostTensor<float> image_for_decoder(const io::Image& raw, const ModelConfig& cfg, const std::string& name) {
     io::detail::check_image(raw, name);  // sizes that do not agree, named
     const int min_side = min_decode_side(cfg.resolution);
@@ -103,12 +104,15 @@ struct FileDecode {
     std::optional<Decoded> decoded;
     std::string error;       ///< set when decoded is empty
     bool io_error = false;   ///< missing/unreadable (true) vs malformed content (false)
+    bool numeric_error = false;  ///< the decoder gave non-finite logits (NaN/Inf in the image or the decoder)
 
     /// Nothing when the file was decoded; otherwise its error as the exception it was: IoError
-    /// (missing, unreadable) or FormatError (not an image, too small, ...), naming the file.
+    /// (missing, unreadable), NumericError (non-finite logits) or FormatError (not an image, too
+    /// small, ...), naming the file.
     void throw_if_failed() const {
         if (decoded) return;
         if (io_error) throw IoError(error);
+        if (numeric_error) throw NumericError(error);
         throw FormatError(error);
     }
 };
@@ -141,6 +145,7 @@ std::vector<FileDecode> decode_files(B& b, const ResidualCritic<B>& F, const std
                     out[pending[i]].decoded = std::move(decode_batch(b, F, one)[0]);
                 } catch (const NumericError& e) {
                     out[pending[i]].error = fmt::format("{}: {}", paths[pending[i]], e.what());
+                    out[pending[i]].numeric_error = true;
                 }
             }
         }

@@ -114,8 +114,8 @@ public:
     using MapV = Eigen::Map<Vec>;
     using CMapV = Eigen::Map<const Vec>;
 
-    /// threads: the pool's size (the calling thread included; 1 by default, at least 1: pass
-    /// std::thread::hardware_concurrency() for one per core). conv: CpuConv::best runs float32
+    /// threads: the pool's size (the calling thread included; 1 by default, 1..4096: pass
+    /// std::max(1u, std::thread::hardware_concurrency()) for one per core). conv: CpuConv::best runs float32
     /// convolutions on oneDNN when sgf was built with it and SGF_ONEDNN is not "0" in the
     /// environment; CpuConv::im2col always uses im2col + Eigen GEMM.
     explicit Backend(int threads = 1, CpuConv conv = CpuConv::best)
@@ -586,7 +586,8 @@ private:
     /// 0 or a negative count was silently one thread (a caller meaning "every core" got one).
     static int checked_threads(int threads) {
         SGF_CHECK(threads >= 1 && threads <= 4096, ArgumentError,
-                  "EigenCpu: threads must be in 1..4096 (std::thread::hardware_concurrency() for one per core), got {}", threads);
+                  "EigenCpu: threads must be in 1..4096 (std::max(1u, std::thread::hardware_concurrency()) for one per core), got {}",
+                  threads);
         return threads;
     }
 
