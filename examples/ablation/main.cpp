@@ -8,7 +8,9 @@
 // SGF_ABL_W_DIM (E's width and output size, max(64, BITS)), SGF_ABL_BATCH (16), SGF_ABL_SEED (1), SGF_ABL_R1 (R1 gamma, 0.1), SGF_ABL_EMBED_LR (E's lr multiplier,
 // 0.01), SGF_ABL_CH_BASE / SGF_ABL_CH_MAX (channel schedule, 256 / 32), SGF_ABL_F_BETA1,
 // SGF_ABL_F_LR, SGF_ABL_G_BETA1 (decoder / generator Adam), SGF_ABL_INPUT_BIAS_STD (G.input bias
-// drawn from N(0, std^2) instead of 0).
+// drawn from N(0, std^2) instead of 0), SGF_ABL_EMBED_BALANCED (1: E's first-layer columns, one per bit,
+// scaled to their mean norm at the start), SGF_ABL_EVAL (K > 0: after the last step, the held-out
+// per-bit accuracy of the live G and F on K batches of 64 fresh z and fingerprints).
 #include <sgf/sgf.hpp>
 #include <sgf/nets.hpp>
 #include <sgf/io.hpp>
@@ -16,6 +18,10 @@
 #include <sgf/backends/eigen.hpp>
 #include <cstdio>
 #include <cstdlib>
+#include <sgf/verify/decode.hpp>
+#include <algorithm>
+#include <cmath>
+#include <vector>
 using namespace sgf;
 using B = EigenCpu;
 static int run(int argc, char** argv) {
@@ -49,6 +55,21 @@ static int run(int argc, char** argv) {
         tr.opt_decoder() = Adam<B>(b, tr.decoder().parameters(), pf);
         tr.opt_generator() = Adam<B>(b, tr.generator().parameters(), pg);
     }
+    if (const char* e = std::getenv("SGF_ABL_EMBED_BALANCED"); e && atoi(e)) {
+        // E's first layer with every bit's column scaled to the columns' mean norm: each bit enters w
+        // with the same strength (docs/training-log.md, session 30: per-bit accuracy follows it)
+        auto& wt = tr.generator().embedding().layers().front().weight().value;
+        HostTensor<float> h = to_host<float>(b, wt);
+        const std::int64_t out = h.shape.n, in = h.shape.c;
+        std::vector<double> norm(std::size_t(in), 0.0);
+        for (std::int64_t o = 0; o < out; ++o)
+            for (std::int64_t i = 0; i < in; ++i) norm[std::size_t(i)] += double(h.data[std::size_t(o * in + i)]) * h.data[std::size_t(o * in + i)];
+        double mean = 0;
+        for (auto& v : norm) mean += (v = std::sqrt(v)) / double(in);
+        for (std::int64_t o = 0; o < out; ++o)
+            for (std::int64_t i = 0; i < in; ++i) h.data[std::size_t(o * in + i)] *= float(mean / norm[std::size_t(i)]);
+        upload_into(b, std::span<const float>(h.data), wt);
+    }
     if (const char* e = std::getenv("SGF_ABL_INPUT_BIAS_STD")) {  // G.input bias ~ N(0, std^2): a learned-constant start
         auto& bias = tr.generator().input_layer().bias().value;
         b.normal(RngKey{7, 7, 0}, bias.size(), bias.data());
@@ -66,6 +87,28 @@ static int run(int argc, char** argv) {
         auto st = tr.step(from_host(b, r));
         acc = 0.98 * acc + 0.02 * st.g.bit_accuracy;
         if (s % 500 == 0) { std::printf("bits %d el %d lr %g ramp %g wfp %g adv %g | step %d acc %.3f lat %.3f cons %.3f\n", bits, el, lr, ramp, wfp, wadv, s, acc, st.g.latent, st.g.consistency); std::fflush(stdout); }
+    }
+    if (const char* e = std::getenv("SGF_ABL_EVAL"); e && atoi(e) > 0) {
+        // held-out per-bit accuracy of the live G and F: atoi(e) batches of 64 fresh z and fingerprints
+        std::vector<double> per_bit(std::size_t(bits), 0.0);
+        std::int64_t images = 0;
+        for (int k = 0; k < atoi(e); ++k) {
+            const std::int64_t N = 64;
+            Tensor<B> z(b, Shape{N, mc.z_dim});
+            b.normal(RngKey{999, std::uint64_t(k), 0}, z.size(), z.data());
+            HostTensor<float> ch(Shape{N, bits});
+            for (std::int64_t i = 0; i < ch.size(); ++i) ch.data[std::size_t(i)] = philox::uniform(RngKey{998, std::uint64_t(k), 0}, std::uint64_t(i)) < 0.5 ? 1.0f : 0.0f;
+            const Tensor<B> c = from_host(b, ch);
+            const auto ctx = tr.generator().forward(b, z, c, std::uint64_t(5000 + k));
+            const auto dec = decode_batch(b, tr.decoder(), ctx.image());
+            for (std::int64_t n = 0; n < N; ++n)
+                for (int i = 0; i < bits; ++i) per_bit[std::size_t(i)] += (dec[std::size_t(n)].fingerprint.bit(i) == (ch.data[std::size_t(n * bits + i)] > 0.5f));
+            images += N;
+        }
+        double mean = 0, lo = 1, sq = 0;
+        for (auto& v : per_bit) { v /= double(images); mean += v / bits; lo = std::min(lo, v); sq += v * v / bits; }
+        std::printf("held-out (%lld images): bit accuracy %.4f, worst bit %.4f, spread (std over bits) %.4f\n", (long long)images, mean, lo,
+                    std::sqrt(std::max(0.0, sq - mean * mean)));
     }
     return 0;
 }

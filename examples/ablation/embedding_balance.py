@@ -1,0 +1,114 @@
+"""How strongly each fingerprint bit enters the generator through the embedding E, and how well each
+bit is read (docs/training-log.md, session 30). Uses the numpy reader of examples/numpy_reference.
+
+  python3 embedding_balance.py analyse MODEL EVAL_JSON
+      per-bit sensitivity of w = E(c) (mean relative change of w when one bit flips, 40 random codes),
+      the norm of each bit's column in E's first layer, and their correlation with the per-bit accuracy
+      of `sgf --json eval --model MODEL` (its per_bit_accuracy_png, saved as EVAL_JSON)
+  python3 embedding_balance.py equalise SRC DST [median|max] [POWER]
+      a copy of meta model SRC whose E.fc0 column k is scaled by g_k = (target / S_k)^POWER about the
+      bits' mean (c - 1/2), so that every bit moves w by about the same relative amount
+  python3 embedding_balance.py embed-lr SRC DST MULT
+      a copy of SRC with E's learning-rate multiplier MULT, its stored weights rescaled so that E
+      computes the same function (W = V mult / sqrt(in), b mult)
+"""
+import json
+import os
+import struct
+import sys
+import zlib
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "numpy_reference"))
+import sgf_numpy as ref  # noqa: E402
+
+
+def sensitivity(t, cfg, trials=40, seed=0):
+    """S_k: mean over random codes of ||E(c with bit k flipped) - E(c)|| / ||E(c)||."""
+    nb = cfg["fingerprint_bits"]
+    rng = np.random.default_rng(seed)
+    s = np.zeros(nb)
+    for _ in range(trials):
+        c = rng.integers(0, 2, nb).astype(np.float32)
+        w0 = ref.embed(t, cfg, c)
+        for k in range(nb):
+            c2 = c.copy()
+            c2[k] = 1 - c2[k]
+            s[k] += np.linalg.norm(ref.embed(t, cfg, c2) - w0) / np.linalg.norm(w0)
+    return s / trials
+
+
+def rewrite(src, dst, changes, config=None):
+    """Copies safetensors file src to dst with the tensors in `changes` replaced (and the config, when
+    given), recomputing sgf's checksums."""
+    raw = open(src, "rb").read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    meta = header.pop("__metadata__")
+    data = bytearray(raw[8 + n:])
+    for name, arr in changes.items():
+        b, end = header[name]["data_offsets"]
+        data[b:end] = np.asarray(arr, "<f4").tobytes()
+    if config is not None:
+        meta["sgf.config"] = json.dumps(config, separators=(",", ":"), sort_keys=True)
+        meta["sgf.config_checksum"] = "crc32:%08x" % zlib.crc32(meta["sgf.config"].encode())
+    meta["sgf.checksum"] = "crc32:%08x" % zlib.crc32(bytes(data))
+    h = json.dumps({"__metadata__": meta, **header}, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    open(dst, "wb").write(struct.pack("<Q", len(h)) + h + bytes(data))
+
+
+def load(path):
+    meta, t = ref.load_safetensors(path)
+    return json.loads(meta["sgf.config"]), t
+
+
+def analyse(model, eval_json):
+    cfg, t = load(model)
+    acc = np.array(json.load(open(eval_json))["per_bit_accuracy_png"])
+    s = sensitivity(t, cfg)
+    col = np.linalg.norm(t["G.embed.fc0.weight"], axis=0)
+    rank = lambda v: np.argsort(np.argsort(v))
+    print(f"per-bit accuracy (PNG): mean {acc.mean():.4f}, {acc.min():.3f} .. {acc.max():.3f}")
+    print(f"S_k (relative change of w per flipped bit): {s.min():.4f} .. {s.max():.4f} (median {np.median(s):.4f})")
+    print(f"E.fc0 column norms: {col.min():.1f} .. {col.max():.1f} (median {np.median(col):.1f})")
+    for name, v in (("S_k", s), ("column norm", col)):
+        print(f"correlation of per-bit accuracy with {name}: Pearson {np.corrcoef(acc, v)[0, 1]:.3f}, "
+              f"Spearman {np.corrcoef(rank(acc), rank(v))[0, 1]:.3f}")
+
+
+def equalise(src, dst, target="median", power=1.0):
+    cfg, t = load(src)
+    s = sensitivity(t, cfg, trials=30)
+    g = ((s.max() if target == "max" else np.median(s)) / s) ** power
+    m = cfg["embed_lr_mult"]
+    v, b = t["G.embed.fc0.weight"], t["G.embed.fc0.bias"]
+    w_eff = v * m / np.sqrt(v.shape[1])
+    # column k scaled about the bit's mean value 1/2: pre = W (c - 1/2) g + (b m + W/2 summed over bits)
+    b_new = b + (0.5 * (w_eff * (1 - g)[None, :]).sum(axis=1)) / m
+    rewrite(src, dst, {"G.embed.fc0.weight": v * g[None, :], "G.embed.fc0.bias": b_new})
+    cfg2, t2 = load(dst)
+    s2 = sensitivity(t2, cfg2, trials=30)
+    print(f"{dst}: g {g.min():.2f} .. {g.max():.2f}; S_k {s.min():.4f} .. {s.max():.4f} -> {s2.min():.4f} .. {s2.max():.4f}")
+
+
+def embed_lr(src, dst, mult):
+    cfg, t = load(src)
+    scale = np.float32(cfg["embed_lr_mult"] / mult)
+    changes = {k: v * scale for k, v in t.items() if k.startswith("G.embed.")}
+    cfg["embed_lr_mult"] = mult
+    rewrite(src, dst, changes, cfg)
+    print(f"{dst}: embed_lr_mult {mult}")
+
+
+if __name__ == "__main__":
+    a = sys.argv[1:]
+    if len(a) == 3 and a[0] == "analyse":
+        analyse(a[1], a[2])
+    elif len(a) >= 3 and a[0] == "equalise":
+        equalise(a[1], a[2], a[3] if len(a) > 3 else "median", float(a[4]) if len(a) > 4 else 1.0)
+    elif len(a) == 4 and a[0] == "embed-lr":
+        embed_lr(a[1], a[2], float(a[3]))
+    else:
+        sys.exit(__doc__)
