@@ -295,7 +295,8 @@ int main(int argc, char** argv) {
                 const std::string w = argv[k];
                 const auto in_extra = std::count(extra.begin(), extra.end(), w);
                 if (in_extra > 0 && std::count(argv + k, argv + argc, w) <= in_extra) {
-                    std::rotate(extra.begin(), std::find(extra.begin(), extra.end(), w), std::find(extra.begin(), extra.end(), w) + 1);
+                    const auto it = std::find(extra.begin(), extra.end(), w);
+                    std::rotate(extra.begin(), it, it + 1);
                     break;
                 }
             }

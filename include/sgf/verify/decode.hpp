@@ -56,14 +56,18 @@ inline int min_decode_side(int resolution) { return io::min_image_side(resolutio
 
 /// An image as the decoder reads it: converted to the model's channels, centre-cropped to a square
 /// and resized to R x R (io::prepare_for_model), as [1, C, R, R] floats in [-1, 1]. An image with a
-/// side under min_decode_side(R) is a FormatError that names it (`name`: its file; decode_images
-/// refuses such an in-memory image first, as an ArgumentError).
-inline HostTensor<float> image_for_decoder(const io::Image& raw, const ModelConfig& cfg, const std::string& name) {
+/// side under min_decode_side(R) is an error that names it (`name`: its file, or "image 3"): a
+/// FormatError of the file, or for an image the caller built in memory (`in_memory`) an ArgumentError.
+inline HostTensor<float> image_for_decoder(const io::Image& raw, const ModelConfig& cfg, const std::string& name,
+                                           bool in_memory = false) {
     io::detail::check_image(raw, name);  // sizes that do not agree, named
     const int min_side = min_decode_side(cfg.resolution);
-    if (raw.width < min_side || raw.height < min_side)
-        SGF_THROW(FormatError, "{}: image is {}x{}, too small to decode: a {}-px model needs at least {} px per side", name,
-                  raw.width, raw.height, cfg.resolution, min_side);
+    if (raw.width < min_side || raw.height < min_side) {
+        const std::string what = fmt::format("{}: image is {}x{}, too small to decode: a {}-px model needs at least {} px per side",
+                                             name, raw.width, raw.height, cfg.resolution, min_side);
+        if (in_memory) throw ArgumentError(what);
+        throw FormatError(what);
+    }
     return io::to_tensor(io::prepare_for_model(raw, cfg.image_channels, cfg.resolution));
 }
 
@@ -82,13 +86,7 @@ std::vector<Decoded> decode_images(B& b, const ResidualCritic<B>& F, const std::
         const std::size_t n = std::min(images.size() - first, std::size_t(batch));
         buf.clear();
         for (std::size_t i = first; i < first + n; ++i) {
-            const std::string name = fmt::format("image {}", i);
-            io::detail::check_image(images[i], name);
-            const int min_side = min_decode_side(cfg.resolution);
-            SGF_CHECK(images[i].width >= min_side && images[i].height >= min_side, ArgumentError,
-                      "{}: image is {}x{}, too small to decode: a {}-px model needs at least {} px per side", name, images[i].width,
-                      images[i].height, cfg.resolution, min_side);
-            const auto t = image_for_decoder(images[i], cfg, name);
+            const auto t = image_for_decoder(images[i], cfg, fmt::format("image {}", i), /*in_memory=*/true);
             buf.insert(buf.end(), t.data.begin(), t.data.end());
         }
         const Tensor<B> t = from_host<B, float>(b, Shape{std::int64_t(n), cfg.image_channels, cfg.resolution, cfg.resolution},

@@ -591,7 +591,6 @@ private:
         return threads;
     }
 
-private:
     static double sigmoid(double t) { return t >= 0 ? 1.0 / (1.0 + std::exp(-t)) : std::exp(t) / (1.0 + std::exp(t)); }
     static bool is_pointwise(const ConvDesc& d) { return d.k == 1 && d.stride == 1 && d.pad == 0; }
 #if defined(SGF_HAVE_ONEDNN) && SGF_HAVE_ONEDNN
