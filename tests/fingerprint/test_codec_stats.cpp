@@ -259,5 +259,31 @@ TEST(Attribution, Outcomes) {
     EXPECT_EQ(Matcher(128).attribute(q).outcome, Outcome::not_fingerprinted);
 }
 
+TEST(Attribution, MisuseIsNamedByTheCaller) {
+    // one check each for the decoded length and the rule's alpha; the caller names itself in them
+    Matcher m(128);
+    m.add(Fingerprint::from_seed(128, 1), "a");
+    const auto message = [](auto&& f) {
+        try {
+            f();
+        } catch (const ArgumentError& e) {
+            return std::string(e.what());
+        }
+        return std::string("no error");
+    };
+    const std::string length = message([&] { (void)m.attribute(Fingerprint::from_seed(64, 2)); });
+    EXPECT_NE(length.find("attribute: the decoded fingerprint has 64 bits, the registry holds 128-bit"), std::string::npos) << length;
+    const std::string named = message([&] { (void)m.attribute(Fingerprint::from_seed(64, 2), {}, "reg.sqlite"); });
+    EXPECT_NE(named.find("reg.sqlite: the decoded fingerprint has 64 bits"), std::string::npos) << named;
+    for (double alpha : {0.0, 1.0, -1e-6, std::nan("")}) {
+        const std::string rule = message([&] { (void)m.attribute(Fingerprint::from_seed(128, 1), AttributionRule{alpha, 8}); });
+        EXPECT_NE(rule.find("attribute: AttributionRule::alpha (the family-wise false-positive rate) must be in (0, 1)"),
+                  std::string::npos) << rule;
+    }
+    // the statistics function alone keeps its own name for it
+    const std::string plain = message([] { (void)stats::family_bit_threshold(128, 2.0, 10); });
+    EXPECT_NE(plain.find("bit threshold: alpha must be in (0, 1), got 2"), std::string::npos) << plain;
+}
+
 }  // namespace
 }  // namespace sgf

@@ -12,6 +12,7 @@
 
 #include <cmath>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace sgf {
@@ -106,16 +107,16 @@ public:
         m2 = i2 >= 0 ? bits_ - d2 : 0;
     }
 
-    Attribution attribute(const Fingerprint& decoded, const AttributionRule& rule = {}) const {
+    /// `who` starts the error messages: "attribute" here, the registry's file name from Registry.
+    Attribution attribute(const Fingerprint& decoded, const AttributionRule& rule = {}, std::string_view who = "attribute") const {
         Attribution a;
         a.bits = bits_;
         a.registry_size = size();
         SGF_CHECK(decoded.bits() == bits_, ArgumentError,
-                  "attribute: the decoded fingerprint has {} bits, the registry holds {}-bit fingerprints (a decoder of another "
-                  "model?)", decoded.bits(), bits_);  // also for an empty registry: a mistake, not "not fingerprinted"
-        SGF_CHECK(rule.alpha > 0 && rule.alpha < 1, ArgumentError,
-                  "attribute: AttributionRule::alpha (the family-wise false-positive rate) must be in (0, 1), got {}", rule.alpha);
-        a.threshold = stats::family_bit_threshold(bits_, rule.alpha, size());
+                  "{}: the decoded fingerprint has {} bits, the registry holds {}-bit fingerprints (a decoder of another model?)", who,
+                  decoded.bits(), bits_);  // also for an empty registry: a mistake, not "not fingerprinted"
+        a.threshold = stats::family_bit_threshold(bits_, rule.alpha, size(),
+                                                  "attribute: AttributionRule::alpha (the family-wise false-positive rate)");
         if (size() == 0) return a;
         best_two(decoded, a.best_index, a.best_matching, a.runner_up_index, a.runner_up_matching);
         a.best_label = label(a.best_index);

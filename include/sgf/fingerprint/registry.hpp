@@ -347,10 +347,7 @@ public:
     Attribution attribute(const Fingerprint& decoded, const AttributionRule& rule = {}) {
         std::scoped_lock lock(mu_);
         refresh();
-        SGF_CHECK(decoded.bits() == bits_, ArgumentError,
-                  "{}: the decoded fingerprint has {} bits, the registry holds {}-bit fingerprints (a decoder of another model?)", path_,
-                  decoded.bits(), bits_);
-        return matcher_.attribute(decoded, rule);
+        return matcher_.attribute(decoded, rule, path_);  // its messages name the file
     }
 
     // ---- import / export: CSV columns label,fingerprint,issued_at,metadata; JSON an array of objects

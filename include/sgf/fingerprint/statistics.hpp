@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cmath>
 #include <limits>
+#include <string_view>
 #include <vector>
 
 namespace sgf::stats {
@@ -51,9 +52,9 @@ inline int threshold_for_log_level(int n, double la) {
     return lo;
 }
 namespace detail {
-/// ln alpha of a false-positive rate, which must lie in (0, 1).
-inline double log_alpha(double alpha) {
-    SGF_CHECK(alpha > 0 && alpha < 1, ArgumentError, "bit threshold: alpha must be in (0, 1), got {}", alpha);
+/// ln alpha of a false-positive rate, which must lie in (0, 1); `what` names it in the error.
+inline double log_alpha(double alpha, std::string_view what = "bit threshold: alpha") {
+    SGF_CHECK(alpha > 0 && alpha < 1, ArgumentError, "{} must be in (0, 1), got {}", what, alpha);
     return std::log(alpha);
 }
 /// The number of tests a registry of N fingerprints makes: N, and 1 for an empty registry.
@@ -71,8 +72,10 @@ inline double bonferroni_alpha(double alpha, std::int64_t registry_size) { retur
 /// k*(n, alpha / N) for a family-wise level alpha over N fingerprints (N = 0 counts as 1), with the
 /// level as ln alpha - ln N: alpha / N can be below the smallest double (1e-322 over 100 entries),
 /// where bit_threshold(n, bonferroni_alpha(...)) would be handed 0; here it is n + 1, as it should.
-inline int family_bit_threshold(int n, double alpha, std::int64_t registry_size) {
-    const double la = detail::log_alpha(alpha);  // alpha is checked before the registry size
+/// `what_alpha` names alpha in its error (a caller's own name for it, e.g. AttributionRule::alpha).
+inline int family_bit_threshold(int n, double alpha, std::int64_t registry_size,
+                                std::string_view what_alpha = "bit threshold: alpha") {
+    const double la = detail::log_alpha(alpha, what_alpha);  // alpha is checked before the registry size
     return threshold_for_log_level(n, la - std::log(detail::tests_of(registry_size)));
 }
 /// Family-wise p-value min(1, N p), in log space.
