@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <cstdlib>
 
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -99,6 +100,46 @@ TEST(Registry, AVerifierOpensAnExistingRegistryAndChecksItsLength) {
         EXPECT_NE(std::string(e.what()).find("AttributionRule::alpha"), std::string::npos) << e.what();
     }
     EXPECT_THROW(r.issue("bob"), IoError) << "read-only";
+}
+
+TEST(Registry, AVerifierReadsARegistryOnReadOnlyStorage) {
+    // a registry shipped in a read-only mount or image layer: SQLite cannot create the -shm file it
+    // reads a WAL database through, so sgf opens it immutable (it said "unable to open database file")
+    const fs::path dir = test::own_tmpdir(SGF_TEST_TMPDIR, "registry") / "read-only-folder ?#%";  // URI characters too
+    const bool root = ::geteuid() == 0;
+    if (root) (void)std::system(("chattr -i '" + dir.string() + "' 2>/dev/null").c_str());  // an earlier run that crashed
+    fs::create_directories(dir);
+    const fs::path p = dir / "shipped.db";
+    for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(p.string() + suffix);
+    {
+        Registry r(p);
+        r.issue("alice", "{\"k\": 1}", 1);
+        r.issue("bob", "", 2);
+    }
+    ASSERT_FALSE(fs::exists(p.string() + "-wal")) << "the last writer removes its -wal file";
+    // make the folder unwritable: permissions for a user; root ignores them, so the immutable attribute
+    const std::string q = "'" + dir.string() + "'";
+    if (root) (void)std::system(("chattr +i " + q + " 2>/dev/null").c_str());
+    else fs::permissions(dir, fs::perms::owner_write | fs::perms::group_write | fs::perms::others_write, fs::perm_options::remove);
+    struct Restore {
+        fs::path dir;
+        bool root;
+        ~Restore() {
+            if (root) (void)std::system(("chattr -i '" + dir.string() + "' 2>/dev/null").c_str());
+            else fs::permissions(dir, fs::perms::owner_write, fs::perm_options::add);
+        }
+    } restore{dir, root};
+    if (::access(dir.c_str(), W_OK) == 0)
+        GTEST_SKIP() << "cannot make " << dir << " unwritable here (root without chattr +i on this file system)";
+    {
+        Registry r(p, RegistryOptions::existing_read_only());
+        EXPECT_EQ(r.size(), 2);
+        EXPECT_EQ(r.attribute(r.find("bob")->fingerprint).best_label, "bob");
+        EXPECT_EQ(r.find("alice")->metadata, "{\"k\": 1}");
+        EXPECT_EQ(r.all().size(), 2u);
+    }
+    EXPECT_FALSE(fs::exists(p.string() + "-shm"));
+    EXPECT_THROW({ Registry w(p); }, IoError) << "issuing needs a writable folder";
 }
 
 TEST(Registry, LabelsArePrintableUtf8AndMetadataIsUtf8) {

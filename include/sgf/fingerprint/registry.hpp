@@ -16,6 +16,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
@@ -29,6 +30,8 @@
 #include <thread>
 #include <type_traits>
 #include <utility>
+
+#include <unistd.h>  // access(): is the registry's folder writable
 
 namespace sgf {
 
@@ -98,8 +101,13 @@ public:
         if (!exists && !path.empty() && !path.has_filename())
             SGF_THROW(IoError, "{}: names a folder (it ends in '/'), not a registry file", path_);
         if (exists) check_sqlite_header(path);
-        const int flags = opt.read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-        if (sqlite3_open_v2(path_.c_str(), &db_, flags | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
+        int flags = opt.read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+        std::string target = path_;
+        if (opt.read_only && on_read_only_storage(path)) {
+            target = immutable_uri(path);
+            flags |= SQLITE_OPEN_URI;
+        }
+        if (sqlite3_open_v2(target.c_str(), &db_, flags | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
             const std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
             sqlite3_close(db_);
             db_ = nullptr;
@@ -115,6 +123,33 @@ public:
     }
 
 private:
+    /// A registry on read-only storage (a read-only mount, a container image's layer, a folder without
+    /// write permission): SQLite reads a WAL database through a -shm file beside it, cannot create one
+    /// there, and fails with "unable to open database file". Nothing can write to the registry while
+    /// nobody can create its -wal file, so it is then opened as immutable (no locks, no -shm), unless a
+    /// -wal file with pages in it lies beside the registry: an immutable open would not read those
+    /// rows, and SQLite is left to read them (it can when the -shm file is there too).
+    static bool on_read_only_storage(const std::filesystem::path& path) {
+        namespace fs = std::filesystem;
+        const fs::path folder = path.has_parent_path() ? path.parent_path() : fs::path(".");
+        if (::access(folder.c_str(), W_OK) == 0) return false;
+        std::error_code ec;
+        fs::path wal = path;
+        wal += "-wal";
+        const auto wal_size = fs::file_size(wal, ec);
+        return ec || wal_size == 0;  // no -wal file (the last writer checkpointed and removed it), or an empty one
+    }
+    /// `path` as an SQLite URI opened read-only and immutable: file:// + the absolute path, with every
+    /// byte but [A-Za-z0-9/._~-] percent-encoded ('?', '#' and '%' would end or escape the path).
+    static std::string immutable_uri(const std::filesystem::path& path) {
+        std::string uri = "file://";
+        for (const unsigned char c : std::filesystem::absolute(path).string()) {
+            if (std::isalnum(c) || c == '/' || c == '.' || c == '_' || c == '~' || c == '-') uri += char(c);
+            else uri += fmt::format("%{:02X}", c);
+        }
+        return uri + "?mode=ro&immutable=1";
+    }
+
     /// Why a registry cannot be created at `path`: its folder is missing, cannot be reached, or is a
     /// file. Returns when the folder looks fine (the caller then reports SQLite's own message).
     void diagnose_missing_folder(const std::filesystem::path& path) const {
@@ -688,8 +723,8 @@ private:
         const int primary = rc & 0xff;
         std::string hint;
         if (primary == SQLITE_READONLY || primary == SQLITE_CANTOPEN)
-            hint = " (a registry is read through SQLite's write-ahead log: its folder must be writable, for the -wal and -shm "
-                   "files beside it)";
+            hint = " (a registry is written, and read while a non-empty -wal file lies beside it, through SQLite's write-ahead "
+                   "log: its folder must be writable, for the -wal and -shm files beside it)";
         else if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED)
             hint = " (another process holds the registry locked)";
         switch (primary) {
