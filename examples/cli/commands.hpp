@@ -349,6 +349,22 @@ int cmd_decode(B& b, const Common& c, const std::string& model, const std::vecto
     return rc;
 }
 
+/// What a verify decision rests on, for a record that can be defended later: the rule, the registry
+/// as it was read (path, size, bits, the bit threshold at that size) and the decoder file by its
+/// SHA-256, with sgf's version.
+inline json decision_record(const std::string& model, sgf::Registry& reg, const sgf::AttributionRule& rule) {
+    const std::int64_t n = reg.size();
+    return json{{"alpha", rule.alpha},
+                {"min_margin", rule.min_margin},
+                {"threshold_bits", sgf::stats::family_bit_threshold(reg.bits(), rule.alpha, n)},
+                {"registry", reg.path()},
+                {"registry_size", n},
+                {"bits", reg.bits()},
+                {"decoder", model},
+                {"decoder_sha256", sgf::sha256_of_file(model)},
+                {"sgf_version", sgf::kVersion}};
+}
+
 template <class B>
 int cmd_verify(B& b, const Common& c, const std::string& model, const std::string& registry, const std::vector<std::string>& images,
                double alpha, int min_margin, bool outcome_only = false) {
@@ -400,7 +416,10 @@ int cmd_verify(B& b, const Common& c, const std::string& model, const std::strin
                         n_inc, n_err);
     json out{{"results", arr}, {"attributed", n_attr}, {"not_fingerprinted", n_none}, {"inconclusive", n_inc}, {"errors", n_err},
              {"exit_code", rc}};
-    if (!capacity.empty() && !outcome_only) out["warning"] = capacity;  // (it names the registry's size)
+    if (!outcome_only) {
+        if (!capacity.empty()) out["warning"] = capacity;  // (it names the registry's size)
+        out["decision"] = decision_record(model, reg, rule);
+    }
     emit(c, out, text);
     return rc;
 }

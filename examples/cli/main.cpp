@@ -143,6 +143,7 @@ int main(int argc, char** argv) {
     app.fallthrough();  // --json, --threads, --backend also work after the subcommand
     Request req;
     Common& c = req.c;
+    app.set_version_flag("--version", fmt::format("sgf {}", sgf::kVersion), "print the version and exit");
     app.add_flag("--json", c.json, "machine-readable output");
     app.add_option("--threads", c.threads, "CPU threads")->check(CLI::Range(1, 1024))->capture_default_str();
     app.add_option("--backend", c.backend, "cpu or cuda")->capture_default_str();

@@ -2,7 +2,9 @@
 // layers, networks, model files and images, fingerprints and the registry, decoding. Include a
 // backend as well: <sgf/backends/eigen.hpp> (CPU) or <sgf/backends/cuda.cuh> (GPU).
 #pragma once
+#include <sgf/core/version.hpp>
 #include <sgf/core/error.hpp>
+#include <sgf/core/sha256.hpp>
 #include <sgf/core/text.hpp>
 #include <sgf/core/shape.hpp>
 #include <sgf/core/descriptors.hpp>

@@ -173,6 +173,12 @@ TEST_F(Cli, UsageErrorsAndHelp) {
         EXPECT_EQ(u.rc, kUsage);
         EXPECT_NE(u.err.find("unknown subcommand 'frobnicate'"), std::string::npos) << u.err;
     }
+    {  // --version, also before a subcommand's options would be required
+        const auto v = sgf({"--version"});
+        EXPECT_EQ(v.rc, kOk) << v.err;
+        EXPECT_EQ(v.out, fmt::format("sgf {}\n", kVersion));
+        EXPECT_EQ(std::string(kVersion), fmt::format("{}.{}.{}", SGF_VERSION_MAJOR, SGF_VERSION_MINOR, SGF_VERSION_PATCH));
+    }
     EXPECT_EQ(sgf({"verify", "--model", model.string()}).rc, kUsage);  // --registry and images are required
     {  // a parse error says "error:" and names the subcommand whose help to read (CLI11 alone said neither)
         const auto v = sgf({"verify", "--model", model.string()});
@@ -392,6 +398,11 @@ TEST_F(Cli, RoundTripIssueInstantiateGenerateVerify) {
     }
     EXPECT_EQ(j["attributed"].get<int>() + j["not_fingerprinted"].get<int>() + j["inconclusive"].get<int>(), 3);
     EXPECT_EQ(j["errors"], 0);
+    // what the decisions rest on: the rule, the registry as read, the decoder file by its SHA-256
+    EXPECT_EQ(j["decision"], (json{{"alpha", 1e-6}, {"min_margin", 8}, {"threshold_bits", stats::bit_threshold(128, 1e-6 / 5)},
+                                   {"registry", registry.string()}, {"registry_size", 5}, {"bits", 128}, {"decoder", model.string()},
+                                   {"decoder_sha256", sha256_of_file(model)}, {"sgf_version", kVersion}}))
+        << j["decision"].dump();
     EXPECT_TRUE(unchanged(registry, before)) << "verify must not write to the registry";
     // the text form
     args.erase(args.begin());
@@ -489,6 +500,7 @@ TEST_F(Cli, VerifyOutcomeOnlyTellsNoBitsAndFilesFromReadsAList) {
     json j = r.parsed();
     ASSERT_EQ(j["results"].size(), 2u);
     EXPECT_EQ(j["results"][0], (json{{"image", img}, {"outcome", "attributed"}, {"label", "target"}})) << "nothing but outcome and label";
+    EXPECT_FALSE(j.contains("decision")) << "no registry size or threshold for a public answer";
     EXPECT_EQ(j["results"][1]["outcome"], "error");
     EXPECT_EQ(j["attributed"], 1);
     r = sgf({"verify", "--outcome-only", "--model", model.string(), "--registry", reg_path.string(), img});
@@ -621,7 +633,12 @@ TEST_F(Cli, ExportDecoderGivesAVerifierTheDecoderAlone) {
     const Result v_meta = sgf({"--json", "verify", "--model", model.string(), "--registry", registry.string(), good_png.string()});
     const Result v_dec = sgf({"--json", "verify", "--model", dec.string(), "--registry", registry.string(), good_png.string()});
     EXPECT_EQ(v_dec.rc, v_meta.rc);
-    EXPECT_EQ(v_dec.out, v_meta.out);
+    json jd = v_dec.parsed(), jm = v_meta.parsed();  // the same results; the record names each file by its digest
+    EXPECT_EQ(jd["decision"]["decoder_sha256"], sha256_of_file(dec));
+    EXPECT_NE(jd["decision"]["decoder_sha256"], jm["decision"]["decoder_sha256"]);
+    jd.erase("decision");
+    jm.erase("decision");
+    EXPECT_EQ(jd, jm);
     // it cannot make images or bake a generator, and is not exported again
     r = sgf({"generate", "--model", dec.string(), "--fingerprint", std::string(32, '0'), "--out", (dir / "imgs").string()});
     EXPECT_EQ(r.rc, kFormatError) << r.err;
