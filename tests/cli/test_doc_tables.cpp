@@ -24,6 +24,7 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <regex>
 #include <sstream>
@@ -344,6 +345,51 @@ TEST(DocTables, VerificationProseFigures) {
     }
     EXPECT_TRUE(attribution_capacity_problem(20, 1e-6, 1).empty());
     EXPECT_FALSE(attribution_capacity_problem(20, 1e-6, 2).empty());
+}
+
+// docs/verification.md, "What the fingerprint survives": the shipped models' rows of
+// docs/eval-default/robustness.csv (bit accuracy and detection rate), quoted with 3 decimals. The
+// first two cells (attack and strength as in the CSV, and their meaning) are the doc's own.
+TEST(DocTables, VerificationShippedModelRobustness) {
+    std::ifstream csv(fs::path(SGF_SOURCE_DIR) / "docs/eval-default/robustness.csv");
+    ASSERT_TRUE(csv) << "docs/eval-default/robustness.csv";
+    std::map<std::string, std::pair<double, double>> measured;  // "model attack strength" -> (bit accuracy, detection rate)
+    std::string line;
+    std::getline(csv, line);
+    ASSERT_EQ(line.rfind("model,kind,attack,strength,identity,images,bit_accuracy,worst_image_accuracy,detection_rate,", 0), 0u) << line;
+    while (std::getline(csv, line)) {
+        std::vector<std::string> f;
+        std::istringstream fields(line);
+        for (std::string x; f.size() < 9 && std::getline(fields, x, ',');) f.push_back(x);
+        ASSERT_EQ(f.size(), 9u) << line;
+        measured[f[0] + " " + f[2] + " " + f[3]] = {std::stod(f[6]), std::stod(f[8])};
+    }
+    const DocCopy c{"docs/verification.md", "### What the fingerprint survives and what it does not",
+                    "the table of the shipped models' robustness", "VerificationShippedModelRobustness", "shipped-model robustness", ""};
+    const Doc doc = read_doc(c.doc);
+    const auto s = section_of(doc, c);
+    if (!s) return;
+    const auto tables = tables_in(doc, *s);
+    ASSERT_EQ(tables.size(), 1u) << c.doc << ": one table in \"" << c.heading << "\"";
+    const Block& have = tables[0];
+    ASSERT_GE(have.lines.size(), 3u);
+    std::vector<std::string> want{have.lines[0], have.lines[1]};
+    const std::regex row(R"(^\| `([a-z_]+)` ([0-9.]+) \| ([^|]+) \|.*$)");
+    for (std::size_t i = 2; i < have.lines.size(); ++i) {
+        std::smatch m;
+        ASSERT_TRUE(std::regex_match(have.lines[i], m, row)) << c.doc << " line " << have.line + i << ": " << have.lines[i];
+        std::string cells = fmt::format("| `{}` {} | {} |", m[1].str(), m[2].str(), m[3].str());
+        for (const char* model : {"original", "immunised"}) {
+            const auto it = measured.find(fmt::format("{} {} {}", model, m[1].str(), m[2].str()));
+            ASSERT_NE(it, measured.end()) << "no " << model << " row for " << m[1] << " " << m[2] << " in robustness.csv";
+            cells += fmt::format(" {:.3f} | {:.3f} |", it->second.first, it->second.second);
+        }
+        want.push_back(cells);
+    }
+    std::cout << "----- BEGIN " << c.block << "\n";
+    for (const auto& l : want) std::cout << l << "\n";
+    std::cout << "----- END\n";
+    expect_same_lines(c, have, want);
 }
 
 // docs/architecture.md, "Random numbers": the generator written again from that text alone, checked
