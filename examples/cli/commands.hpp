@@ -219,11 +219,27 @@ int cmd_export_decoder(B& b, const Common& c, const std::string& model, const st
     return kOk;
 }
 
+// ------------------------------------------------------------------------------------------ export-generator
+/// Writes the meta model's E and G alone: the service that bakes each user's copy needs nothing else,
+/// and without F it cannot read (or help strip) the fingerprints it bakes (docs/verification.md).
+template <class B>
+int cmd_export_generator(B& b, const Common& c, const std::string& model, const std::string& out) {
+    check_replaceable_output(out, {model}, "meta-generator");
+    const auto f = sgf::io::SafetensorsFile::load(model);
+    auto m = sgf::io::load_meta_generator<B>(b, f);
+    if (f.meta("sgf.kind") != "meta-model")
+        SGF_THROW(FormatError, "export-generator: {} holds a 'meta-generator' already; give the meta model", model);
+    sgf::io::save_meta_generator(b, out, m.G, {{"sgf.meta_model_checksum", f.meta("sgf.checksum")}});
+    emit(c, json{{"out", out}, {"model", model}, {"bits", m.config.fingerprint_bits}},
+         fmt::format("wrote {} (the meta generator of {}: instantiate and generate read it; it cannot decode)\n", out, model));
+    return kOk;
+}
+
 template <class B>
 int cmd_instantiate(B& b, const Common& c, const std::string& model, const std::string& registry, const std::string& label,
                     const std::string& hex, const std::string& out) {
     check_replaceable_output(out, {model, registry});
-    auto m = sgf::io::load_meta_model<B>(b, model);
+    auto m = sgf::io::load_meta_generator<B>(b, model);  // a meta model or a meta-generator file
     const auto fp = resolve_fingerprint(registry, label, hex, m.config.fingerprint_bits);
     const auto bits = fp.to_floats();
     const auto t0 = std::chrono::steady_clock::now();
@@ -253,7 +269,7 @@ int cmd_generate(B& b, const Common& c, const std::string& model, const std::str
     if (grid) taken(grid_path);
     const auto f = sgf::io::SafetensorsFile::load(model);
     const std::string kind = f.meta("sgf.kind");
-    std::optional<sgf::io::MetaModel<B>> meta;
+    std::optional<sgf::io::GeneratorModel<B>> meta;
     std::optional<sgf::MetaGenerator<B>> baked;
     std::optional<sgf::Fingerprint> fp;
     if (kind == "baked-generator") {
@@ -261,10 +277,10 @@ int cmd_generate(B& b, const Common& c, const std::string& model, const std::str
             SGF_THROW(ArgumentError, "generate: {} is a baked generator (its fingerprint is built in); drop --fingerprint", model);
         baked.emplace(sgf::io::load_baked_generator<B>(b, f));
     } else {
-        if (kind != "meta-model")  // load_meta_model would name the meta model only
-            SGF_THROW(FormatError, "{}: holds a '{}', expected a meta-model (with --fingerprint) or a baked-generator "
-                                        "(sgf instantiate makes one)", model, kind);
-        meta.emplace(sgf::io::load_meta_model<B>(b, f));
+        if (kind != "meta-model" && kind != "meta-generator")  // load_meta_generator would not name baked generators
+            SGF_THROW(FormatError, "{}: holds a '{}', expected a meta-model or meta-generator (with --fingerprint) or a "
+                                        "baked-generator (sgf instantiate makes one)", model, kind);
+        meta.emplace(sgf::io::load_meta_generator<B>(b, f));
         if (hex.empty()) SGF_THROW(ArgumentError, "generate: a meta model needs --fingerprint HEX");
         fp = resolve_fingerprint("", "", hex, meta->config.fingerprint_bits);
     }

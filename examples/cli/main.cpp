@@ -177,7 +177,7 @@ int main(int argc, char** argv) {
     auto* inst = app.add_subcommand("instantiate", "bake a fingerprint into a standalone generator file");
     req.model = default_model();
     std::string &model = req.model, &hex = req.hex, &label = req.label, &out_file = req.out_file;
-    inst->add_option("--model", model, "meta-model file")->capture_default_str();
+    inst->add_option("--model", model, "meta-model or meta-generator file (sgf export-generator)")->capture_default_str();
     auto* inst_registry = inst->add_option("--registry", registry, "registry to look --label up in");
     auto* inst_label = inst->add_option("--label", label, "registry label");
     inst->add_option("--fingerprint", hex, "fingerprint as hex (instead of --registry and --label)")
@@ -191,7 +191,7 @@ int main(int argc, char** argv) {
     std::uint64_t& seed = req.seed;
     bool& grid = req.grid;
     std::string& out_folder = req.out_folder;
-    gen->add_option("--model", model, "baked-generator or meta-model file")->capture_default_str();
+    gen->add_option("--model", model, "baked-generator, meta-model or meta-generator file")->capture_default_str();
     gen->add_option("--fingerprint", hex, "fingerprint (meta models)");
     gen->add_option("--count", n_images, "images")->check(CLI::Range(1, std::numeric_limits<int>::max()))->capture_default_str();
     gen->add_option("--seed", seed, "latent seed")->transform(sgf_examples::seed_check())->capture_default_str();
@@ -228,6 +228,11 @@ int main(int argc, char** argv) {
     auto* exp_dec = app.add_subcommand("export-decoder", "write the decoder alone: all a verifier needs (decode, verify)");
     exp_dec->add_option("--model", model, "meta-model file")->capture_default_str();
     exp_dec->add_option("--out", out_file, "output file (a new file, or a decoder file to replace)")->required();
+
+    // export-generator
+    auto* exp_gen = app.add_subcommand("export-generator", "write the meta generator alone: all a baking service needs (instantiate, generate)");
+    exp_gen->add_option("--model", model, "meta-model file")->capture_default_str();
+    exp_gen->add_option("--out", out_file, "output file (a new file, or a meta-generator file to replace)")->required();
 
     // info
     auto* info = app.add_subcommand("info", "what a model file holds");
@@ -334,6 +339,10 @@ int main(int argc, char** argv) {
         if (*exp_dec) {  // copies weights: the CPU backend, whatever --backend says
             sgf::EigenCpu cpu(1);
             return cmd_export_decoder(cpu, c, model, out_file);
+        }
+        if (*exp_gen) {  // copies weights: the CPU backend, whatever --backend says
+            sgf::EigenCpu cpu(1);
+            return cmd_export_generator(cpu, c, model, out_file);
         }
         using C = Request::Command;
         req.command = *train ? C::train : *inst ? C::instantiate : *gen ? C::generate : *dec ? C::decode

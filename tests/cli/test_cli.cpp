@@ -643,7 +643,8 @@ TEST_F(Cli, ExportDecoderGivesAVerifierTheDecoderAlone) {
     r = sgf({"generate", "--model", dec.string(), "--fingerprint", std::string(32, '0'), "--out", (dir / "imgs").string()});
     EXPECT_EQ(r.rc, kFormatError) << r.err;
     // (both kinds generate takes are named, not the meta model alone)
-    EXPECT_NE(r.err.find("holds a 'decoder', expected a meta-model (with --fingerprint) or a baked-generator"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("holds a 'decoder', expected a meta-model or meta-generator (with --fingerprint) or a baked-generator"),
+              std::string::npos) << r.err;
     r = sgf({"instantiate", "--model", dec.string(), "--fingerprint", std::string(32, '0'), "--out", (dir / "u.safetensors").string()});
     EXPECT_EQ(r.rc, kFormatError) << r.err;
     r = sgf({"export-decoder", "--model", dec.string(), "--out", (dir / "again.safetensors").string()});
@@ -662,6 +663,57 @@ TEST_F(Cli, ExportDecoderGivesAVerifierTheDecoderAlone) {
     EXPECT_NE(r.err.find("is not a decoder file"), std::string::npos) << r.err;
     EXPECT_TRUE(unchanged(model, meta_before));
     EXPECT_TRUE(unchanged(dir / "other-meta.safetensors", meta_before));
+}
+
+TEST_F(Cli, ExportGeneratorGivesABakingServiceNoDecoder) {
+    const fs::path gen = dir / "generator.safetensors";
+    Result r = sgf({"--json", "export-generator", "--model", model.string(), "--out", gen.string()});
+    ASSERT_EQ(r.rc, kOk) << r.err;
+    EXPECT_EQ(r.parsed()["bits"], 128);
+    const auto file = io::SafetensorsFile::load(gen), meta = io::SafetensorsFile::load(model);
+    EXPECT_EQ(file.metadata.at("sgf.kind"), "meta-generator");
+    EXPECT_EQ(file.metadata.at("sgf.meta_model_checksum"), meta.metadata.at("sgf.checksum"));
+    std::size_t g_tensors = 0;
+    for (const auto& [name, t] : meta.tensors()) g_tensors += name.rfind("G.", 0) == 0;
+    EXPECT_EQ(file.size(), g_tensors) << "E and G (named G.*), nothing of F or D";
+    for (const auto& [name, t] : file.tensors()) {
+        EXPECT_EQ(name.rfind("G.", 0), 0u) << name;
+        EXPECT_TRUE(t.bytes == meta.tensors().at(name).bytes) << name;
+    }
+    // instantiate and generate read it exactly as they read the meta model
+    const std::string hex = "0123456789abcdef0123456789abcdef";
+    const fs::path from_meta = dir / "u-meta.safetensors", from_gen = dir / "u-gen.safetensors";
+    ASSERT_EQ(sgf({"instantiate", "--model", model.string(), "--fingerprint", hex, "--out", from_meta.string()}).rc, kOk);
+    r = sgf({"instantiate", "--model", gen.string(), "--fingerprint", hex, "--out", from_gen.string()});
+    ASSERT_EQ(r.rc, kOk) << r.err;
+    {
+        const auto a = io::SafetensorsFile::load(from_meta), b = io::SafetensorsFile::load(from_gen);
+        ASSERT_EQ(a.size(), b.size());
+        for (const auto& [name, t] : a.tensors()) EXPECT_TRUE(t.bytes == b.tensors().at(name).bytes) << name;
+    }
+    for (const auto& m : {model, gen}) {
+        r = sgf({"--json", "generate", "--model", m.string(), "--fingerprint", hex, "--count", "2", "--seed", "3", "--out",
+                 (dir / ("imgs-" + m.stem().string())).string()});
+        ASSERT_EQ(r.rc, kOk) << r.err;
+    }
+    EXPECT_EQ(slurp(dir / "imgs-generator" / "00001.png"), slurp(dir / ("imgs-" + model.stem().string()) / "00001.png"));
+    // it cannot decode, verify or be exported again
+    r = sgf({"decode", "--model", gen.string(), good_png.string()});
+    EXPECT_EQ(r.rc, kFormatError) << r.err;
+    EXPECT_NE(r.err.find("holds a 'meta-generator', expected meta-model or decoder"), std::string::npos) << r.err;
+    EXPECT_EQ(sgf({"verify", "--model", gen.string(), "--registry", registry.string(), good_png.string()}).rc, kFormatError);
+    r = sgf({"export-generator", "--model", gen.string(), "--out", (dir / "again.safetensors").string()});
+    EXPECT_EQ(r.rc, kFormatError) << r.err;
+    EXPECT_NE(r.err.find("holds a 'meta-generator' already"), std::string::npos) << r.err;
+    r = sgf({"export-decoder", "--model", gen.string(), "--out", (dir / "dec.safetensors").string()});
+    EXPECT_EQ(r.rc, kFormatError) << r.err;
+    EXPECT_FALSE(fs::exists(dir / "again.safetensors"));
+    // --out: a meta-generator file is replaced; any other file is not
+    EXPECT_EQ(sgf({"export-generator", "--model", model.string(), "--out", gen.string()}).rc, kOk);
+    r = sgf({"export-generator", "--model", model.string(), "--out", from_gen.string()});
+    EXPECT_EQ(r.rc, kUsage);
+    EXPECT_NE(r.err.find("is not a meta-generator file"), std::string::npos) << r.err;
+    EXPECT_EQ(sgf({"--json", "info", gen.string()}).parsed()["kind"], "meta-generator");
 }
 
 TEST_F(Cli, RegistryListLookupExportImport) {

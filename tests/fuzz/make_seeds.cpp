@@ -65,6 +65,8 @@ void model_seeds(const fs::path& tmp) {
     put("model_file", "valid-micro-baked.safetensors", slurp(tmp / "baked.safetensors"));
     sgf::io::save_decoder(b, tmp / "decoder.safetensors", F);
     put("model_file", "valid-micro-decoder.safetensors", slurp(tmp / "decoder.safetensors"));
+    sgf::io::save_meta_generator(b, tmp / "generator.safetensors", G);
+    put("model_file", "valid-micro-generator.safetensors", slurp(tmp / "generator.safetensors"));
 
     const auto tiny = sgf::ModelConfig::tiny();
     sgf::MetaGenerator<B> Gt(b, tiny, 4);

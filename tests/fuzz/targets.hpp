@@ -153,7 +153,7 @@ inline int model_file(const std::uint8_t* data, std::size_t size) {
     sgf_error_or_ok([&] { io::get_parameters(b, f, tn.D.parameters()); });
     // the file's own architecture, through the public loaders (they take a path)
     ModelConfig cfg;
-    if (!sgf_error_or_ok([&] { cfg = io::check_header(f, {"meta-model", "baked-generator", "checkpoint", "decoder"}); })) return 0;
+    if (!sgf_error_or_ok([&] { cfg = io::check_header(f, {"meta-model", "baked-generator", "checkpoint", "decoder", "meta-generator"}); })) return 0;
     const fs::path p = scratch_dir() / "model.safetensors";
     write_bytes(p, data, size);
     const std::string kind = f.meta("sgf.kind");
@@ -169,6 +169,12 @@ inline int model_file(const std::uint8_t* data, std::size_t size) {
             if (cfg.resolution <= 64) one_forward(G);
         });
     }
+    if (kind == "meta-model" || kind == "meta-generator")  // what instantiate and generate load
+        sgf_error_or_ok([&] {
+            auto m = io::load_meta_generator<FuzzBackend>(b, p);
+            SGF_FUZZ_ASSERT(nlohmann::json(m.config) == nlohmann::json(cfg), "config changed on load");
+            if (kind == "meta-generator" && cfg.resolution <= 64) one_forward(m.G);
+        });
     if (kind == "meta-model" || kind == "decoder")  // what decode and verify load
         sgf_error_or_ok([&] {
             auto d = io::load_decoder<FuzzBackend>(b, p);

@@ -117,6 +117,58 @@ TEST(ModelFiles, DecoderFileHoldsFAloneAndDecodesAsTheMetaModel) {
     EXPECT_THROW(io::load_decoder<B>(b, cut), FormatError);
 }
 
+TEST(ModelFiles, MetaGeneratorFileHoldsGAloneAndBakesAsTheMetaModel) {
+    B b(1);
+    const ModelConfig cfg = ModelConfig::tiny();
+    MetaGenerator<B> G(b, cfg, 1);
+    auto F = make_decoder(b, cfg, 2);
+    auto D = make_discriminator(b, cfg, 3);
+    const fs::path meta = tmpdir() / "gen-meta.safetensors", gen = tmpdir() / "gen.safetensors";
+    io::save_meta_model(b, meta, G, F, D);
+    io::save_meta_generator(b, gen, G, {{"sgf.note", "kept"}});
+    const auto file = io::SafetensorsFile::load(gen);
+    EXPECT_EQ(file.metadata.at("sgf.kind"), "meta-generator");
+    EXPECT_EQ(file.metadata.at("sgf.note"), "kept");
+    EXPECT_EQ(file.size(), G.parameters().size());
+    bool has_embedding = false;
+    for (const auto& [name, t] : file.tensors()) {
+        EXPECT_EQ(name.rfind("G.", 0), 0u) << "a meta-generator file holds G only: " << name;
+        has_embedding = has_embedding || name.find("embed") != std::string::npos;
+    }
+    EXPECT_TRUE(has_embedding) << "E travels with G: baking needs it";
+    // the same images and the same baked copy from the file, from the meta model read as one, and from G
+    auto gb = draw_generator_batch(b, cfg, 2, 1, 0);
+    const auto want = to_host_vector(b, G.forward(b, gb.z, gb.c1, 3).image());
+    auto from_gen = io::load_meta_generator<B>(b, gen);
+    auto from_meta = io::load_meta_generator<B>(b, meta);
+    EXPECT_EQ(nlohmann::json(from_gen.config), nlohmann::json(cfg));
+    EXPECT_EQ(to_host_vector(b, from_gen.G.forward(b, gb.z, gb.c1, 3).image()), want);
+    EXPECT_EQ(to_host_vector(b, from_meta.G.forward(b, gb.z, gb.c1, 3).image()), want);
+    Tensor<B> c1(b, Shape{1, cfg.fingerprint_bits}, 1.0f);
+    auto Gu = instantiate(b, G, c1), Gu2 = instantiate(b, from_gen.G, c1);
+    EXPECT_EQ(to_host_vector(b, Gu.forward_baked(b, gb.z, 5).image()), to_host_vector(b, Gu2.forward_baked(b, gb.z, 5).image()));
+    // it is neither a meta model, a decoder nor a baked generator; baked generators are not saved as one
+    EXPECT_THROW(io::load_meta_model<B>(b, gen), FormatError);
+    EXPECT_THROW(io::load_baked_generator<B>(b, gen), FormatError);
+    const std::string m = sgf::test::message_of<FormatError>([&] { io::load_decoder<B>(b, gen); });
+    EXPECT_NE(m.find("holds a 'meta-generator', expected meta-model or decoder"), std::string::npos) << m;
+    EXPECT_THROW(io::save_meta_generator(b, tmpdir() / "baked-as-meta.safetensors", Gu), ArgumentError);
+    // a decoder file is no meta generator; a truncated meta-generator file is refused
+    io::save_decoder(b, tmpdir() / "gen-dec.safetensors", F);
+    EXPECT_THROW(io::load_meta_generator<B>(b, tmpdir() / "gen-dec.safetensors"), FormatError);
+    std::string bytes;
+    {
+        std::ifstream in(gen, std::ios::binary);
+        bytes.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    const fs::path cut = tmpdir() / "gen-cut.safetensors";
+    {
+        std::ofstream out(cut, std::ios::binary);
+        out.write(bytes.data(), std::streamsize(bytes.size() - 100));
+    }
+    EXPECT_THROW(io::load_meta_generator<B>(b, cut), FormatError);
+}
+
 TEST(ModelFiles, ConfigJsonIntegersOutsideIntAndOversizedConfigsAreRefused) {
     nlohmann::json j = ModelConfig::tiny();
     EXPECT_NO_THROW(j.get<ModelConfig>());

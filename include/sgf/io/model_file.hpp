@@ -3,6 +3,7 @@
 //   kind "baked-generator": one per-user generator, fingerprint folded in; no E, no F, no D
 //   kind "checkpoint":      live G, EMA G, F, D, the three Adam states, step and data position
 //   kind "decoder":         F alone: what a verifier needs, without the power to bake (E, G) or train (D)
+//   kind "meta-generator":  E and G (EMA weights) alone: what a baking service needs, without F or D
 // Tensor names are the parameter names (G.b8.conv0.weight, F.b16.skip.weight, ...); a checkpoint
 // prefixes the EMA copy with "ema." and optimiser moments with "opt.<net>.m." / "opt.<net>.v.".
 #pragma once
@@ -159,6 +160,7 @@ inline double min_weight_count(const ModelConfig& cfg, std::string_view kind) {
     if (kind == "fd-classifier") return critic(2, false);  // a critic with at least 2 class outputs
     if (kind == "checkpoint") return 4 * G + 3 * (F + D);  // G, EMA G, F, D and Adam's two moments of each
     if (kind == "decoder") return F;
+    if (kind == "meta-generator") return G;
     return G + F + D;
 }
 
@@ -286,6 +288,43 @@ DecoderModel<B> load_decoder(B& b, const SafetensorsFile& f, const ModelFileLimi
 template <Backend B>
 DecoderModel<B> load_decoder(B& b, const std::filesystem::path& path, const ModelFileLimits& lim = {}) {
     return load_decoder(b, SafetensorsFile::load(path), lim);
+}
+
+/// The meta generator (E and G) of a meta model with its config: baking and generating need nothing else.
+template <Backend B>
+struct GeneratorModel {
+    ModelConfig config;
+    MetaGenerator<B> G;
+};
+
+/// Writes E and G alone (kind "meta-generator"): hand this to the service that bakes each user's copy
+/// instead of the meta model, whose decoder F would let it read or strip fingerprints and whose D
+/// could train on (docs/verification.md, "Threat model").
+template <Backend B>
+void save_meta_generator(B& b, const std::filesystem::path& path, const MetaGenerator<B>& G,
+                         const std::map<std::string, std::string>& extra = {}) {
+    G.check_not_empty("save_meta_generator");
+    SGF_CHECK(!G.baked(), ArgumentError, "save_meta_generator: '{}' would hold a baked generator (save_baked_generator writes those)",
+              path.string());
+    SafetensorsFile f;
+    set_header(f, "meta-generator", G.config());
+    add_extra_metadata(f, extra, path);
+    put_parameters(b, f, G.parameters());
+    check_finite_before_saving(f, path);
+    f.save(path);
+}
+
+/// E and G from a "meta-generator" file or a "meta-model" file (whose F and D are not loaded).
+template <Backend B>
+GeneratorModel<B> load_meta_generator(B& b, const SafetensorsFile& f, const ModelFileLimits& lim = {}) {
+    const ModelConfig cfg = check_header(f, {"meta-model", "meta-generator"}, lim);
+    GeneratorModel<B> m{cfg, MetaGenerator<B>(b, cfg, kNoInit)};
+    get_parameters(b, f, m.G.parameters());
+    return m;
+}
+template <Backend B>
+GeneratorModel<B> load_meta_generator(B& b, const std::filesystem::path& path, const ModelFileLimits& lim = {}) {
+    return load_meta_generator(b, SafetensorsFile::load(path), lim);
 }
 
 /// A baked per-user generator: only its own weights (never F, E, D or other users' fingerprints).
