@@ -14,9 +14,18 @@
 //                Queries: a random fingerprint (not_fingerprinted) and a registered entry with
 //                --flip bits flipped (decoding errors; attributed). Median of --query-runs.
 //
+//   decode       sgf::decode_batch(F, images): the decoder's forward pass and the bits and logits
+//                read from it, what `sgf decode` / `sgf verify` run per batch once the image files
+//                are read and resized (PNG reading not timed), per image, for each preset, thread
+//                count (--decode-threads) and batch size (--decode-batches). Random weights and
+//                random images in [-1, 1]: the cost does not depend on the values. Median of
+//                --decode-runs after one warm-up. A line "CONFIG preset {json}" gives the PyTorch
+//                peer (torch_decode.py) the same architecture.
+//
 //   sgf_bench_deployment [--presets small,paper128] [--bake-runs 7] [--entries 1000000]
 //                        [--query-runs 21] [--flip 12] [--registry-dir /tmp] [--no-sqlite]
-//                        [--sqlite-budget-s 120]
+//                        [--sqlite-budget-s 120] [--decode-threads 1,2] [--decode-batches 1,16]
+//                        [--decode-runs 3] [--only-bake | --only-attribution | --only-decode]
 //
 // The SQLite registry is filled with plain INSERTs into the registry's own schema inside one
 // transaction (Registry::add checks the minimum distance against every issued code, O(N) per row,
@@ -28,6 +37,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -229,13 +239,59 @@ void bench_attribution(std::int64_t entries, int runs, int flip, bool with_sqlit
     cleanup();
 }
 
+/// The decoder's cost per image (see the header): F of `preset` on `batch` random images.
+void bench_decode(const std::string& preset, const std::vector<int>& threads, const std::vector<int>& batches, int runs) {
+    const sgf::ModelConfig mc = sgf::ModelConfig::preset_named(preset);
+    fmt::print("CONFIG {} {}\n", preset, nlohmann::json(mc).dump());
+    std::mt19937 rng(11);
+    std::uniform_real_distribution<float> pixel(-1.0f, 1.0f);
+    for (const int t : threads) {
+        B cpu(t);
+        const auto F = sgf::make_decoder(cpu, mc, 1);
+        for (const int n : batches) {
+            const sgf::Shape shape{n, mc.image_channels, mc.resolution, mc.resolution};
+            std::vector<float> host(std::size_t(shape.size()));
+            for (float& v : host) v = pixel(rng);
+            const auto images = sgf::from_host<B, float>(cpu, shape, std::span<const float>(host));
+            (void)sgf::decode_batch(cpu, F, images);  // warm-up: allocations, thread pool
+            const auto ms = time_runs(runs, [&] {
+                const auto d = sgf::decode_batch(cpu, F, images);
+                if (d.size() != std::size_t(n)) std::abort();
+            });
+            fmt::print("decode {:9s} {} thread{}, batch {:3d}: {:8.3f} ms per image ({:.1f} images/s; median of {} runs)\n", preset, t,
+                       t == 1 ? " " : "s", n, median(ms) / n, 1000.0 * n / median(ms), runs);
+            fmt::print("RESULT decode {} {} {} {:.4f}\n", preset, t, n, median(ms) / n);
+        }
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     std::vector<std::string> presets{"small", "paper128"};
     int bake_runs = 7, query_runs = 21, flip = 12;
     std::int64_t entries = 1000000;
-    bool sqlite = true, bake = true, attribution = true;
+    bool sqlite = true, bake = true, attribution = true, decode = true;
+    std::vector<int> decode_threads{1, 2}, decode_batches{1, 16};
+    int decode_runs = 3;
+    auto int_list = [](const std::string& text, int lo, int hi) {
+        std::vector<int> out;
+        std::stringstream ss(text);
+        for (std::string v; std::getline(ss, v, ',');) {
+            int x = 0;
+            const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
+            if (ec != std::errc() || end != v.data() + v.size() || x < lo || x > hi) {
+                fmt::print(stderr, "error: '{}' in '{}' is not an integer in {}..{}\n", v, text, lo, hi);
+                std::exit(2);
+            }
+            out.push_back(x);
+        }
+        if (out.empty()) {
+            fmt::print(stderr, "error: an empty list\n");
+            std::exit(2);
+        }
+        return out;
+    };
     std::string dir = std::filesystem::temp_directory_path().string();
     double budget_s = 120;
     for (int i = 1; i < argc; ++i) {
@@ -252,12 +308,17 @@ int main(int argc, char** argv) {
         else if (a == "--registry-dir") dir = next();
         else if (a == "--no-sqlite") sqlite = false;
         else if (a == "--sqlite-budget-s") budget_s = sgf_bench::double_value(i, argc, argv, 0.001, 1e6);
-        else if (a == "--only-bake") attribution = false;
-        else if (a == "--only-attribution") bake = false;
+        else if (a == "--only-bake") attribution = decode = false;
+        else if (a == "--only-attribution") bake = decode = false;
+        else if (a == "--only-decode") bake = attribution = false;
+        else if (a == "--decode-threads") decode_threads = int_list(next(), 1, 1024);
+        else if (a == "--decode-batches") decode_batches = int_list(next(), 1, 4096);
+        else if (a == "--decode-runs") decode_runs = int(sgf_bench::int_value(i, argc, argv, 1, 1000000));
         else {
             fmt::print(stderr,
                        "usage: {} [--presets small,paper128] [--bake-runs N] [--entries N] [--query-runs N] [--flip K] "
-                       "[--registry-dir DIR] [--no-sqlite] [--sqlite-budget-s S] [--only-bake | --only-attribution]\n",
+                       "[--registry-dir DIR] [--no-sqlite] [--sqlite-budget-s S] [--decode-threads 1,2] [--decode-batches 1,16] "
+                       "[--decode-runs N] [--only-bake | --only-attribution | --only-decode]\n",
                        argv[0]);
             return 2;
         }
@@ -266,6 +327,8 @@ int main(int argc, char** argv) {
         if (bake)
             for (const auto& p : presets) bench_bake(p, bake_runs);
         if (attribution) bench_attribution(entries, query_runs, flip, sqlite, dir, budget_s);
+        if (decode)
+            for (const auto& p : presets) bench_decode(p, decode_threads, decode_batches, decode_runs);
     } catch (const sgf::Error& e) {
         fmt::print(stderr, "error: {}\n", e.what());
         return 1;

@@ -203,35 +203,35 @@ inline void check_replaceable_output(const std::string& out, const std::vector<s
                   out, replaceable_kind == "baked-generator" ? "baked generator" : replaceable_kind + " file");
 }
 
-// ------------------------------------------------------------------------------------------ export-decoder
-/// Writes the meta model's decoder F alone: a verifier needs nothing else, and without E and G it
-/// cannot bake a generator for a registered code (docs/verification.md, "Threat model").
+// ------------------------------------------------------------------------------------------ export-decoder, export-generator
+/// Writes one part of a meta model in a file of its own: `kind` "decoder" (F alone: a verifier needs
+/// nothing else, and without E and G it cannot bake a generator for a registered code) or
+/// "meta-generator" (E and G alone: what the service that bakes users' copies needs, without F or D).
+/// docs/verification.md, "Threat model".
 template <class B>
-int cmd_export_decoder(B& b, const Common& c, const std::string& model, const std::string& out) {
-    check_replaceable_output(out, {model}, "decoder");
+int cmd_export_part(B& b, const Common& c, const std::string& model, const std::string& out, const std::string& kind) {
+    const bool decoder = kind == "decoder";
+    const std::string command = decoder ? "export-decoder" : "export-generator";
+    check_replaceable_output(out, {model}, kind);
     const auto f = sgf::io::SafetensorsFile::load(model);
-    auto m = sgf::io::load_decoder<B>(b, f);
-    if (f.meta("sgf.kind") != "meta-model")
-        SGF_THROW(FormatError, "export-decoder: {} holds a 'decoder' already; give the meta model", model);
-    sgf::io::save_decoder(b, out, m.F, {{"sgf.meta_model_checksum", f.meta("sgf.checksum")}});
-    emit(c, json{{"out", out}, {"model", model}, {"bits", m.config.fingerprint_bits}},
-         fmt::format("wrote {} (the decoder of {}: decode and verify read it; it cannot make images)\n", out, model));
-    return kOk;
-}
-
-// ------------------------------------------------------------------------------------------ export-generator
-/// Writes the meta model's E and G alone: the service that bakes each user's copy needs nothing else,
-/// and without F it cannot read (or help strip) the fingerprints it bakes (docs/verification.md).
-template <class B>
-int cmd_export_generator(B& b, const Common& c, const std::string& model, const std::string& out) {
-    check_replaceable_output(out, {model}, "meta-generator");
-    const auto f = sgf::io::SafetensorsFile::load(model);
-    auto m = sgf::io::load_meta_generator<B>(b, f);
-    if (f.meta("sgf.kind") != "meta-model")
-        SGF_THROW(FormatError, "export-generator: {} holds a 'meta-generator' already; give the meta model", model);
-    sgf::io::save_meta_generator(b, out, m.G, {{"sgf.meta_model_checksum", f.meta("sgf.checksum")}});
-    emit(c, json{{"out", out}, {"model", model}, {"bits", m.config.fingerprint_bits}},
-         fmt::format("wrote {} (the meta generator of {}: instantiate and generate read it; it cannot decode)\n", out, model));
+    const std::string held = f.meta("sgf.kind");
+    if (held == kind) SGF_THROW(FormatError, "{}: {} holds a '{}' already; give the meta model", command, model, kind);
+    if (held != "meta-model") SGF_THROW(FormatError, "{}: holds a '{}', expected a meta-model", model, held);
+    const std::map<std::string, std::string> extra{{"sgf.meta_model_checksum", f.meta("sgf.checksum")}};
+    int bits = 0;
+    if (decoder) {
+        const auto m = sgf::io::load_decoder<B>(b, f);
+        sgf::io::save_decoder(b, out, m.F, extra);
+        bits = m.config.fingerprint_bits;
+    } else {
+        const auto m = sgf::io::load_meta_generator<B>(b, f);
+        sgf::io::save_meta_generator(b, out, m.G, extra);
+        bits = m.config.fingerprint_bits;
+    }
+    emit(c, json{{"out", out}, {"model", model}, {"bits", bits}},
+         decoder ? fmt::format("wrote {} (the decoder of {}: decode and verify read it; it cannot make images)\n", out, model)
+                 : fmt::format("wrote {} (the meta generator of {}: instantiate and generate read it; it holds no decoder)\n",
+                               out, model));
     return kOk;
 }
 
@@ -366,18 +366,18 @@ int cmd_decode(B& b, const Common& c, const std::string& model, const std::vecto
 }
 
 /// What a verify decision rests on, for a record that can be defended later: the rule, the registry
-/// as it was read (path, size, bits, the bit threshold at that size) and the decoder file by its
-/// SHA-256, with sgf's version.
-inline json decision_record(const std::string& model, sgf::Registry& reg, const sgf::AttributionRule& rule) {
-    const std::int64_t n = reg.size();
+/// snapshot every image was attributed against (path, size, bits, the bit threshold at that size) and
+/// the decoder by the SHA-256 of the bytes that were loaded, with sgf's version.
+inline json decision_record(const std::string& model, const std::string& decoder_sha256, const std::string& registry,
+                            const sgf::Matcher& snapshot, const sgf::AttributionRule& rule) {
     return json{{"alpha", rule.alpha},
                 {"min_margin", rule.min_margin},
-                {"threshold_bits", sgf::stats::family_bit_threshold(reg.bits(), rule.alpha, n)},
-                {"registry", reg.path()},
-                {"registry_size", n},
-                {"bits", reg.bits()},
+                {"threshold_bits", sgf::stats::family_bit_threshold(snapshot.bits(), rule.alpha, snapshot.size())},
+                {"registry", registry},
+                {"registry_size", snapshot.size()},
+                {"bits", snapshot.bits()},
                 {"decoder", model},
-                {"decoder_sha256", sgf::sha256_of_file(model)},
+                {"decoder_sha256", decoder_sha256},
                 {"sgf_version", sgf::kVersion}};
 }
 
@@ -385,11 +385,13 @@ template <class B>
 int cmd_verify(B& b, const Common& c, const std::string& model, const std::string& registry, const std::vector<std::string>& images,
                double alpha, int min_margin, bool outcome_only = false) {
     if (!(alpha > 0 && alpha < 1)) SGF_THROW(ArgumentError, "--alpha must be in (0, 1), got {}", alpha);
-    auto m = sgf::io::load_decoder<B>(b, model);  // a meta model or a decoder file
+    const auto model_bytes = sgf::io::read_file(model, sgf::io::SafetensorsLimits{}.max_file_bytes);  // loaded and hashed once
+    auto m = sgf::io::load_decoder<B>(b, sgf::io::SafetensorsFile::parse(model_bytes.data(), model_bytes.size(), model));
     sgf::Registry reg(registry, sgf::RegistryOptions::existing_read_only(m.config.fingerprint_bits));
     reg.require_bits(m.config.fingerprint_bits);
+    const sgf::Matcher snapshot = reg.matcher();  // every image against the same entries, as the record says
     const sgf::AttributionRule rule{alpha, min_margin};
-    std::string capacity = sgf::attribution_capacity_problem(reg.bits(), alpha, reg.size());
+    std::string capacity = sgf::attribution_capacity_problem(snapshot.bits(), alpha, snapshot.size());
     if (!capacity.empty()) capacity += ". Use a larger --alpha, or a model (and registry) with more bits";
     warn(capacity.empty() ? capacity : fmt::format("{}: {}", registry, capacity));  // before decoding: every outcome below would be "not fingerprinted"
     FileProgress progress(c, "decoding", images.size());
@@ -403,7 +405,7 @@ int cmd_verify(B& b, const Common& c, const std::string& model, const std::strin
             add_unreadable(d, arr, text, worst);
             continue;
         }
-        const auto a = reg.attribute(d.decoded->fingerprint, rule);
+        const auto a = snapshot.attribute(d.decoded->fingerprint, rule, registry);
         if (a.outcome == sgf::Outcome::attributed) ++n_attr;
         else if (a.outcome == sgf::Outcome::not_fingerprinted) ++n_none;
         else ++n_inc;
@@ -434,7 +436,11 @@ int cmd_verify(B& b, const Common& c, const std::string& model, const std::strin
              {"exit_code", rc}};
     if (!outcome_only) {
         if (!capacity.empty()) out["warning"] = capacity;  // (it names the registry's size)
-        out["decision"] = decision_record(model, reg, rule);
+        if (c.json) {
+            sgf::Sha256 h;
+            h.add(model_bytes.data(), model_bytes.size());
+            out["decision"] = decision_record(model, h.hex(), registry, snapshot, rule);
+        }
     }
     emit(c, out, text);
     return rc;

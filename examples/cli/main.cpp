@@ -224,15 +224,16 @@ int main(int argc, char** argv) {
     ver->add_option("images", images, "image files (a folder: every PNG/JPEG under it)");
     ver->add_option("--files-from", req.files_from, "also the image files named in this file, one per line (- reads standard input)");
 
-    // export-decoder
-    auto* exp_dec = app.add_subcommand("export-decoder", "write the decoder alone: all a verifier needs (decode, verify)");
-    exp_dec->add_option("--model", model, "meta-model file")->capture_default_str();
-    exp_dec->add_option("--out", out_file, "output file (a new file, or a decoder file to replace)")->required();
-
-    // export-generator
-    auto* exp_gen = app.add_subcommand("export-generator", "write the meta generator alone: all a baking service needs (instantiate, generate)");
-    exp_gen->add_option("--model", model, "meta-model file")->capture_default_str();
-    exp_gen->add_option("--out", out_file, "output file (a new file, or a meta-generator file to replace)")->required();
+    // export-decoder, export-generator: one part of the meta model
+    auto add_export = [&](const char* name, const char* what, const char* kind) {
+        auto* sub = app.add_subcommand(name, what);
+        sub->add_option("--model", model, "meta-model file")->capture_default_str();
+        sub->add_option("--out", out_file, fmt::format("output file (a new file, or a {} file to replace)", kind))->required();
+        return sub;
+    };
+    auto* exp_dec = add_export("export-decoder", "write the decoder alone: all a verifier needs (decode, verify)", "decoder");
+    auto* exp_gen = add_export("export-generator", "write the meta generator alone: all a baking service needs (instantiate, generate)",
+                               "meta-generator");
 
     // info
     auto* info = app.add_subcommand("info", "what a model file holds");
@@ -336,13 +337,9 @@ int main(int argc, char** argv) {
         if (*issue) return cmd_issue(c, registry, labels, metadata, count, prefix, min_distance, bits);
         if (*info) return cmd_info(c, info_file);
         if (*registry_cmd) return run_registry(c, registry_args);
-        if (*exp_dec) {  // copies weights: the CPU backend, whatever --backend says
+        if (*exp_dec || *exp_gen) {  // copies weights: the CPU backend, whatever --backend says
             sgf::EigenCpu cpu(1);
-            return cmd_export_decoder(cpu, c, model, out_file);
-        }
-        if (*exp_gen) {  // copies weights: the CPU backend, whatever --backend says
-            sgf::EigenCpu cpu(1);
-            return cmd_export_generator(cpu, c, model, out_file);
+            return cmd_export_part(cpu, c, model, out_file, *exp_dec ? "decoder" : "meta-generator");
         }
         using C = Request::Command;
         req.command = *train ? C::train : *inst ? C::instantiate : *gen ? C::generate : *dec ? C::decode

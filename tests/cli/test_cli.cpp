@@ -173,11 +173,14 @@ TEST_F(Cli, UsageErrorsAndHelp) {
         EXPECT_EQ(u.rc, kUsage);
         EXPECT_NE(u.err.find("unknown subcommand 'frobnicate'"), std::string::npos) << u.err;
     }
-    {  // --version, also before a subcommand's options would be required
-        const auto v = sgf({"--version"});
-        EXPECT_EQ(v.rc, kOk) << v.err;
-        EXPECT_EQ(v.out, fmt::format("sgf {}\n", kVersion));
-        EXPECT_EQ(std::string(kVersion), fmt::format("{}.{}.{}", SGF_VERSION_MAJOR, SGF_VERSION_MINOR, SGF_VERSION_PATCH));
+    {  // --version: the version CMake gave the package files (read from version.hpp), also after a
+       // subcommand whose required options are missing
+        for (const auto& args : {std::vector<std::string>{"--version"}, std::vector<std::string>{"verify", "--version"}}) {
+            const auto v = sgf(args);
+            EXPECT_EQ(v.rc, kOk) << v.err;
+            EXPECT_EQ(v.out, fmt::format("sgf {}\n", SGF_PROJECT_VERSION));
+        }
+        EXPECT_STREQ(kVersion, SGF_PROJECT_VERSION);
     }
     EXPECT_EQ(sgf({"verify", "--model", model.string()}).rc, kUsage);  // --registry and images are required
     {  // a parse error says "error:" and names the subcommand whose help to read (CLI11 alone said neither)

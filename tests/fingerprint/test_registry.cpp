@@ -103,11 +103,13 @@ TEST(Registry, AVerifierOpensAnExistingRegistryAndChecksItsLength) {
 }
 
 TEST(Registry, AVerifierReadsARegistryOnReadOnlyStorage) {
-    // a registry shipped in a read-only mount or image layer: SQLite cannot create the -shm file it
-    // reads a WAL database through, so sgf opens it immutable (it said "unable to open database file")
-    const fs::path dir = test::own_tmpdir(SGF_TEST_TMPDIR, "registry") / "read-only-folder ?#%";  // URI characters too
-    const bool root = ::geteuid() == 0;
-    if (root) (void)std::system(("chattr -i '" + dir.string() + "' 2>/dev/null").c_str());  // an earlier run that crashed
+    // a registry shipped on read-only storage: SQLite cannot create the -shm file it reads a WAL
+    // database through, so sgf opens it immutable (it said "unable to open database file"). Made
+    // here with the immutable attribute (chattr +i, root only); a read-only mount takes the same path.
+    const fs::path base = test::own_tmpdir(SGF_TEST_TMPDIR, "registry");
+    const fs::path dir = base / "read-only-folder ?#%";  // URI characters too
+    const std::string q = "'" + dir.string() + "'";
+    (void)std::system(("chattr -i " + q + " 2>/dev/null").c_str());  // an earlier run that crashed
     fs::create_directories(dir);
     const fs::path p = dir / "shipped.db";
     for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(p.string() + suffix);
@@ -117,23 +119,19 @@ TEST(Registry, AVerifierReadsARegistryOnReadOnlyStorage) {
         r.issue("bob", "", 2);
     }
     ASSERT_FALSE(fs::exists(p.string() + "-wal")) << "the last writer removes its -wal file";
-    // make the folder unwritable: permissions for a user; root ignores them, so the immutable attribute
-    const std::string q = "'" + dir.string() + "'";
-    if (root) (void)std::system(("chattr +i " + q + " 2>/dev/null").c_str());
-    else fs::permissions(dir, fs::perms::owner_write | fs::perms::group_write | fs::perms::others_write, fs::perm_options::remove);
+    const fs::path link = base / "link-to-shipped.db";  // a link from writable storage: SQLite opens the target
+    fs::remove(link);
+    fs::create_symlink(p, link);
+    const int chattr = std::system(("chattr +i " + q + " 2>/dev/null").c_str());
     struct Restore {
-        fs::path dir;
-        bool root;
-        ~Restore() {
-            if (root) (void)std::system(("chattr -i '" + dir.string() + "' 2>/dev/null").c_str());
-            else fs::permissions(dir, fs::perms::owner_write, fs::perm_options::add);
-        }
-    } restore{dir, root};
-    if (::access(dir.c_str(), W_OK) == 0)
-        GTEST_SKIP() << "cannot make " << dir << " unwritable here (root without chattr +i on this file system)";
-    {
-        Registry r(p, RegistryOptions::existing_read_only());
-        EXPECT_EQ(r.size(), 2);
+        std::string q;
+        ~Restore() { (void)std::system(("chattr -i " + q + " 2>/dev/null").c_str()); }
+    } restore{q};
+    if (chattr != 0 || ::access(dir.c_str(), W_OK) == 0)
+        GTEST_SKIP() << "cannot make " << dir << " immutable here (chattr +i needs root and a file system that has the attribute)";
+    for (const fs::path& opened : {p, link}) {
+        Registry r(opened, RegistryOptions::existing_read_only());
+        EXPECT_EQ(r.size(), 2) << opened;
         EXPECT_EQ(r.attribute(r.find("bob")->fingerprint).best_label, "bob");
         EXPECT_EQ(r.find("alice")->metadata, "{\"k\": 1}");
         EXPECT_EQ(r.all().size(), 2u);

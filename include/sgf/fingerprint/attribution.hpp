@@ -85,6 +85,12 @@ public:
     /// Best and runner-up by matching bits (ties: lower index first).
     void best_two(const Fingerprint& q, std::int64_t& i1, int& m1, std::int64_t& i2, int& m2) const {
         SGF_CHECK(q.bits() == bits_, ArgumentError, "matcher: decoded fingerprint has {} bits, registry uses {}", q.bits(), bits_);
+        scan(q, i1, m1, i2, m2);
+    }
+
+private:
+    /// best_two without the length check (attribute checks it once, with its caller's name).
+    void scan(const Fingerprint& q, std::int64_t& i1, int& m1, std::int64_t& i2, int& m2) const {
         i1 = i2 = -1;
         int d1 = bits_ + 1, d2 = bits_ + 1;
         const std::uint64_t* qw = q.words().data();
@@ -107,6 +113,7 @@ public:
         m2 = i2 >= 0 ? bits_ - d2 : 0;
     }
 
+public:
     /// `who` starts the error messages: "attribute" here, the registry's file name from Registry.
     Attribution attribute(const Fingerprint& decoded, const AttributionRule& rule = {}, std::string_view who = "attribute") const {
         Attribution a;
@@ -118,7 +125,7 @@ public:
         a.threshold = stats::family_bit_threshold(bits_, rule.alpha, size(),
                                                   "attribute: AttributionRule::alpha (the family-wise false-positive rate)");
         if (size() == 0) return a;
-        best_two(decoded, a.best_index, a.best_matching, a.runner_up_index, a.runner_up_matching);
+        scan(decoded, a.best_index, a.best_matching, a.runner_up_index, a.runner_up_matching);
         a.best_label = label(a.best_index);
         if (a.runner_up_index >= 0) a.runner_up_label = label(a.runner_up_index);
         a.margin = a.best_matching - a.runner_up_matching;

@@ -31,7 +31,11 @@
 #include <type_traits>
 #include <utility>
 
-#include <unistd.h>  // access(): is the registry's folder writable
+#include <fcntl.h>
+#include <linux/fs.h>      // FS_IOC_GETFLAGS, FS_IMMUTABLE_FL: an immutable folder
+#include <sys/ioctl.h>
+#include <sys/statvfs.h>   // ST_RDONLY: a read-only mount
+#include <unistd.h>
 
 namespace sgf {
 
@@ -103,9 +107,13 @@ public:
         if (exists) check_sqlite_header(path);
         int flags = opt.read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
         std::string target = path_;
-        if (opt.read_only && on_read_only_storage(path)) {
-            target = immutable_uri(path);
-            flags |= SQLITE_OPEN_URI;
+        if (opt.read_only) {
+            std::error_code real_ec;
+            const fs::path real = fs::canonical(path, real_ec);
+            if (!real_ec && on_read_only_storage(real)) {
+                target = immutable_uri(real);
+                flags |= SQLITE_OPEN_URI;
+            }
         }
         if (sqlite3_open_v2(target.c_str(), &db_, flags | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
             const std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
@@ -123,27 +131,40 @@ public:
     }
 
 private:
-    /// A registry on read-only storage (a read-only mount, a container image's layer, a folder without
-    /// write permission): SQLite reads a WAL database through a -shm file beside it, cannot create one
+    /// A registry on read-only storage (a read-only mount, or a folder with the immutable attribute,
+    /// `chattr +i`): SQLite reads a WAL database through a -shm file beside it, cannot create one
     /// there, and fails with "unable to open database file". Nothing can write to the registry while
     /// nobody can create its -wal file, so it is then opened as immutable (no locks, no -shm), unless a
     /// -wal file with pages in it lies beside the registry: an immutable open would not read those
-    /// rows, and SQLite is left to read them (it can when the -shm file is there too).
-    static bool on_read_only_storage(const std::filesystem::path& path) {
+    /// rows, and SQLite is left to read them (it can when the -shm file is there too). A folder that
+    /// only this user cannot write to does not count: its owner may still issue, and an immutable
+    /// reader would miss those rows or read torn pages. `real` is the file SQLite opens (symbolic
+    /// links resolved: the -wal and -shm files lie beside the target).
+    static bool on_read_only_storage(const std::filesystem::path& real) {
         namespace fs = std::filesystem;
-        const fs::path folder = path.has_parent_path() ? path.parent_path() : fs::path(".");
-        if (::access(folder.c_str(), W_OK) == 0) return false;
+        const fs::path folder = real.parent_path();
+        struct statvfs vfs {};
+        bool read_only = ::statvfs(folder.c_str(), &vfs) == 0 && (vfs.f_flag & ST_RDONLY) != 0;
+        if (!read_only) {  // the immutable attribute: not even root can create files there
+            const int fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            int attributes = 0;
+            if (fd >= 0) {
+                read_only = ::ioctl(fd, FS_IOC_GETFLAGS, &attributes) == 0 && (attributes & FS_IMMUTABLE_FL) != 0;
+                ::close(fd);
+            }
+        }
+        if (!read_only) return false;
         std::error_code ec;
-        fs::path wal = path;
+        fs::path wal = real;
         wal += "-wal";
         const auto wal_size = fs::file_size(wal, ec);
         return ec || wal_size == 0;  // no -wal file (the last writer checkpointed and removed it), or an empty one
     }
-    /// `path` as an SQLite URI opened read-only and immutable: file:// + the absolute path, with every
-    /// byte but [A-Za-z0-9/._~-] percent-encoded ('?', '#' and '%' would end or escape the path).
-    static std::string immutable_uri(const std::filesystem::path& path) {
+    /// `real` (an absolute path) as an SQLite URI opened read-only and immutable: file:// + the path,
+    /// with every byte but [A-Za-z0-9/._~-] percent-encoded ('?', '#' and '%' would end or escape it).
+    static std::string immutable_uri(const std::filesystem::path& real) {
         std::string uri = "file://";
-        for (const unsigned char c : std::filesystem::absolute(path).string()) {
+        for (const unsigned char c : real.string()) {
             if (std::isalnum(c) || c == '/' || c == '.' || c == '_' || c == '~' || c == '-') uri += char(c);
             else uri += fmt::format("%{:02X}", c);
         }
@@ -723,8 +744,9 @@ private:
         const int primary = rc & 0xff;
         std::string hint;
         if (primary == SQLITE_READONLY || primary == SQLITE_CANTOPEN)
-            hint = " (a registry is written, and read while a non-empty -wal file lies beside it, through SQLite's write-ahead "
-                   "log: its folder must be writable, for the -wal and -shm files beside it)";
+            hint = " (SQLite reads and writes a registry through its write-ahead log: its folder must be writable by this user, "
+                   "for the -wal and -shm files beside it, unless it lies on read-only storage, a read-only mount or an "
+                   "immutable folder, with no pending -wal file)";
         else if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED)
             hint = " (another process holds the registry locked)";
         switch (primary) {

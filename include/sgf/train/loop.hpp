@@ -91,14 +91,14 @@ private:
 };
 
 /// The stuck-bits warning: chance is 0.5, and a 128-bit run can take a few hundred kimg to leave it
-/// (the default models' CPU run read 0.525 at 96 kimg and 0.557 at 279, then climbed), so the text
-/// says so and names the flags of that recipe that this run does not use.
+/// (the default models' CPU run, runs/small-s10 in docs/training-log.md, read 0.525 at 96 kimg and
+/// 0.557 at 279, then climbed), so the text says so and names the flags of that run's recipe that
+/// this run does not use.
 inline std::string stuck_bits_warning(double average, double kimg, const TrainConfig& tc) {
     std::vector<std::string> flags;
     if (tc.weights.latent != 0.125) flags.push_back("--w-latent 0.125");
     if (tc.weights.fingerprint != 20) flags.push_back("--w-fingerprint 20");
     if (tc.consistency_rampup_kimg != 30) flags.push_back("--consistency-rampup 30");
-    if (!tc.clamp_decoder_input) flags.push_back("--clamp-decoder-input");
     std::string text = fmt::format(
         "warning: bit accuracy is still {:.3f} after {:.0f} kimg (chance: 0.5). The default models' recipe read 0.525 at 96 kimg "
         "and 0.557 at 279 kimg before it climbed (docs/training-log.md), so this may be early",
