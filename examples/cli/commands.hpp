@@ -365,28 +365,35 @@ int cmd_decode(B& b, const Common& c, const std::string& model, const std::vecto
     return rc;
 }
 
-/// What a verify decision rests on, for a record that can be defended later: the rule, the registry
-/// snapshot every image was attributed against (path, size, bits, the bit threshold at that size) and
-/// the decoder by the SHA-256 of the bytes that were loaded, with sgf's version.
-inline json decision_record(const std::string& model, const std::string& decoder_sha256, const std::string& registry,
-                            const sgf::Matcher& snapshot, const sgf::AttributionRule& rule) {
-    return json{{"alpha", rule.alpha},
-                {"min_margin", rule.min_margin},
-                {"threshold_bits", sgf::stats::family_bit_threshold(snapshot.bits(), rule.alpha, snapshot.size())},
-                {"registry", registry},
-                {"registry_size", snapshot.size()},
-                {"bits", snapshot.bits()},
-                {"decoder", model},
-                {"decoder_sha256", decoder_sha256},
-                {"sgf_version", sgf::kVersion}};
+/// The decoder of a verify run, with the SHA-256 of the bytes it was loaded from (one read: the digest
+/// names exactly what decoded the images, even if the file is replaced meanwhile).
+template <class B>
+struct HashedDecoder {
+    sgf::io::DecoderModel<B> model;
+    std::string sha256;
+};
+template <class B>
+HashedDecoder<B> load_hashed_decoder(B& b, const std::string& path) {
+    const auto bytes = sgf::io::read_file(path, sgf::io::SafetensorsLimits{}.max_file_bytes);
+    sgf::Sha256 h;
+    h.add(bytes.data(), bytes.size());
+    return {sgf::io::load_decoder<B>(b, sgf::io::SafetensorsFile::parse(bytes.data(), bytes.size(), path)), h.hex()};
+}
+
+/// What a verify decision rests on, for a record that can be defended later: the rule (`rule`: alpha,
+/// the bit threshold, and min_margin or the claimed label), the registry (path, bits, and the size of
+/// the snapshot every image was attributed against), the decoder file by the SHA-256 of the bytes that
+/// were loaded, and sgf's version.
+inline json decision_record(json rule, const std::string& registry, int bits, const std::string& model, const std::string& sha256) {
+    rule.update({{"registry", registry}, {"bits", bits}, {"decoder", model}, {"decoder_sha256", sha256}, {"sgf_version", sgf::kVersion}});
+    return rule;
 }
 
 template <class B>
 int cmd_verify(B& b, const Common& c, const std::string& model, const std::string& registry, const std::vector<std::string>& images,
                double alpha, int min_margin, bool outcome_only = false) {
     if (!(alpha > 0 && alpha < 1)) SGF_THROW(ArgumentError, "--alpha must be in (0, 1), got {}", alpha);
-    const auto model_bytes = sgf::io::read_file(model, sgf::io::SafetensorsLimits{}.max_file_bytes);  // loaded and hashed once
-    auto m = sgf::io::load_decoder<B>(b, sgf::io::SafetensorsFile::parse(model_bytes.data(), model_bytes.size(), model));
+    auto [m, decoder_sha256] = load_hashed_decoder(b, model);  // a meta model or a decoder file
     sgf::Registry reg(registry, sgf::RegistryOptions::existing_read_only(m.config.fingerprint_bits));
     reg.require_bits(m.config.fingerprint_bits);
     const sgf::Matcher snapshot = reg.matcher();  // every image against the same entries, as the record says
@@ -436,11 +443,13 @@ int cmd_verify(B& b, const Common& c, const std::string& model, const std::strin
              {"exit_code", rc}};
     if (!outcome_only) {
         if (!capacity.empty()) out["warning"] = capacity;  // (it names the registry's size)
-        if (c.json) {
-            sgf::Sha256 h;
-            h.add(model_bytes.data(), model_bytes.size());
-            out["decision"] = decision_record(model, h.hex(), registry, snapshot, rule);
-        }
+        if (c.json)
+            out["decision"] = decision_record(
+                {{"alpha", alpha},
+                 {"min_margin", min_margin},
+                 {"threshold_bits", sgf::stats::family_bit_threshold(snapshot.bits(), alpha, snapshot.size())},
+                 {"registry_size", snapshot.size()}},
+                registry, snapshot.bits(), model, decoder_sha256);
     }
     emit(c, out, text);
     return rc;
@@ -455,7 +464,7 @@ template <class B>
 int cmd_verify_claim(B& b, const Common& c, const std::string& model, const std::string& registry, const std::string& label,
                      const std::vector<std::string>& images, double alpha, bool outcome_only) {
     if (!(alpha > 0 && alpha < 1)) SGF_THROW(ArgumentError, "--alpha must be in (0, 1), got {}", alpha);
-    auto m = sgf::io::load_decoder<B>(b, model);
+    auto [m, decoder_sha256] = load_hashed_decoder(b, model);
     sgf::Registry reg(registry, sgf::RegistryOptions::existing_read_only(m.config.fingerprint_bits));
     reg.require_bits(m.config.fingerprint_bits);
     const auto entry = reg.find(label);
@@ -496,6 +505,9 @@ int cmd_verify_claim(B& b, const Common& c, const std::string& model, const std:
     text += fmt::format("{}: {} match {}, {} do not, {} unreadable\n", sgf::count_of(std::int64_t(res.size()), "image"), n_match, terminal_safe(entry->label), n_no, n_err);
     json out{{"results", arr}, {"label", entry->label}, {"matches", n_match}, {"no_match", n_no}, {"errors", n_err}, {"exit_code", rc}};
     if (!capacity.empty()) out["warning"] = capacity;
+    if (c.json && !outcome_only)
+        out["decision"] = decision_record({{"alpha", alpha}, {"threshold_bits", k}, {"claim", entry->label}}, registry, bits, model,
+                                          decoder_sha256);
     emit(c, out, text);
     return rc;
 }

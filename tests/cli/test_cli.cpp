@@ -603,6 +603,11 @@ TEST_F(Cli, VerifyLabelTestsOneClaimWithoutBonferroni) {
     EXPECT_EQ(j["matching_bits"], 94);
     EXPECT_EQ(j["threshold_bits"], k1);
     EXPECT_NEAR(j["log10_p_value"].get<double>(), stats::log10_p_value(94, 128), 1e-9);
+    // the record of what the claim was tested with: the claim, the level, the decoder by its digest
+    EXPECT_EQ(r.parsed()["decision"],
+              (json{{"alpha", 1e-6}, {"threshold_bits", k1}, {"claim", "near"}, {"registry", reg_path.string()}, {"bits", 128},
+                    {"decoder", model.string()}, {"decoder_sha256", sha256_of_file(model)}, {"sgf_version", kVersion}}))
+        << r.out;
     r = sgf({"--json", "verify", "--model", model.string(), "--registry", reg_path.string(), img});
     EXPECT_EQ(r.rc, kNotFingerprinted) << "Bonferroni over 42 entries: 94 bits are not enough";
     // the claim against a code the image does not carry: no_match, the not-fingerprinted exit code
@@ -611,6 +616,7 @@ TEST_F(Cli, VerifyLabelTestsOneClaimWithoutBonferroni) {
     EXPECT_EQ(r.out.rfind(img + "\tno_match\tfar\t0/128 bits (threshold " + std::to_string(k1) + ")", 0), 0u) << r.out;
     r = sgf({"--json", "verify", "--outcome-only", "--model", model.string(), "--registry", reg_path.string(), "--label", "near", img});
     EXPECT_EQ(r.parsed()["results"][0], (json{{"image", img}, {"label", "near"}, {"outcome", "matches"}}));
+    EXPECT_FALSE(r.parsed().contains("decision"));
     // an unknown label, or --min-margin (which has no meaning for one comparison): exit 2
     r = sgf({"verify", "--model", model.string(), "--registry", reg_path.string(), "--label", "carol", img});
     EXPECT_EQ(r.rc, kUsage);
