@@ -274,23 +274,23 @@ int main(int argc, char** argv) {
     bool sqlite = true, bake = true, attribution = true, decode = true;
     std::vector<int> decode_threads{1, 2}, decode_batches{1, 16};
     int decode_runs = 3;
-    auto int_list = [](const std::string& text, int lo, int hi) {
+    // "1,2": comma-separated integers in lo..hi, no empty field (also not a trailing one); exit 2 naming the option
+    auto int_list = [](const char* option, const std::string& text, int lo, int hi) {
         std::vector<int> out;
-        std::stringstream ss(text);
-        for (std::string v; std::getline(ss, v, ',');) {
+        std::size_t start = 0;
+        for (;;) {
+            const std::size_t comma = std::min(text.find(',', start), text.size());
+            const std::string v = text.substr(start, comma - start);
             int x = 0;
             const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
-            if (ec != std::errc() || end != v.data() + v.size() || x < lo || x > hi) {
-                fmt::print(stderr, "error: '{}' in '{}' is not an integer in {}..{}\n", v, text, lo, hi);
+            if (v.empty() || ec != std::errc() || end != v.data() + v.size() || x < lo || x > hi) {
+                fmt::print(stderr, "error: {}: '{}' in '{}' is not an integer in {}..{}\n", option, v, text, lo, hi);
                 std::exit(2);
             }
             out.push_back(x);
+            if (comma == text.size()) return out;
+            start = comma + 1;
         }
-        if (out.empty()) {
-            fmt::print(stderr, "error: an empty list\n");
-            std::exit(2);
-        }
-        return out;
     };
     std::string dir = std::filesystem::temp_directory_path().string();
     double budget_s = 120;
@@ -311,8 +311,8 @@ int main(int argc, char** argv) {
         else if (a == "--only-bake") attribution = decode = false;
         else if (a == "--only-attribution") bake = decode = false;
         else if (a == "--only-decode") bake = attribution = false;
-        else if (a == "--decode-threads") decode_threads = int_list(next(), 1, 1024);
-        else if (a == "--decode-batches") decode_batches = int_list(next(), 1, 4096);
+        else if (a == "--decode-threads") decode_threads = int_list("--decode-threads", next(), 1, 1024);
+        else if (a == "--decode-batches") decode_batches = int_list("--decode-batches", next(), 1, 4096);
         else if (a == "--decode-runs") decode_runs = int(sgf_bench::int_value(i, argc, argv, 1, 1000000));
         else {
             fmt::print(stderr,

@@ -40,7 +40,17 @@ pause() {
   if [[ -n "$PAUSED_PIDS" ]]; then kill -STOP $PAUSED_PIDS 2>/dev/null || true; fi
 }
 
-"$ROOT/scripts/install-deps.sh"
+for a in "$@"; do  # the decode rows are set for sgf and PyTorch alike, by SGF_BENCH_DECODE
+  case "$a" in --decode-threads|--decode-batches|--decode-runs)
+    echo "run.sh: set the decode rows with SGF_BENCH_DECODE=\"THREADS BATCHES RUNS\" (e.g. \"1,2 1,16 3\"), not $a" >&2; exit 2;;
+  esac
+done
+# the build's packages, and python3-torch for the decode rows' PyTorch peer when nothing here imports torch
+if ! "${SGF_BENCH_PYTHON:-/usr/bin/python3}" -c "import torch" >/dev/null 2>&1; then
+  "$ROOT/scripts/install-deps.sh" --bench || echo "(python3-torch could not be installed: the PyTorch column stays empty)"
+else
+  "$ROOT/scripts/install-deps.sh"
+fi
 echo "== building sgf_bench_deployment in $BUILD"
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DSGF_BUILD_BENCHMARKS=ON -DSGF_BUILD_TESTS=OFF \
   -DSGF_BUILD_EXAMPLES=OFF >/dev/null

@@ -216,7 +216,7 @@ int cmd_export_part(B& b, const Common& c, const std::string& model, const std::
     const auto f = sgf::io::SafetensorsFile::load(model);
     const std::string held = f.meta("sgf.kind");
     if (held == kind) SGF_THROW(FormatError, "{}: {} holds a '{}' already; give the meta model", command, model, kind);
-    if (held != "meta-model") SGF_THROW(FormatError, "{}: holds a '{}', expected a meta-model", model, held);
+    if (held != "meta-model") SGF_THROW(FormatError, "{}: {} holds a '{}', expected a meta-model", command, model, held);
     const std::map<std::string, std::string> extra{{"sgf.meta_model_checksum", f.meta("sgf.checksum")}};
     int bits = 0;
     if (decoder) {
@@ -365,8 +365,8 @@ int cmd_decode(B& b, const Common& c, const std::string& model, const std::vecto
     return rc;
 }
 
-/// The decoder of a verify run, with the SHA-256 of the bytes it was loaded from (one read: the digest
-/// names exactly what decoded the images, even if the file is replaced meanwhile).
+/// The decoder of a verify run, with the SHA-256 of the bytes it was loaded from (hashed as they are
+/// read: the digest names exactly what decoded the images, even if the file is replaced meanwhile).
 template <class B>
 struct HashedDecoder {
     sgf::io::DecoderModel<B> model;
@@ -374,10 +374,9 @@ struct HashedDecoder {
 };
 template <class B>
 HashedDecoder<B> load_hashed_decoder(B& b, const std::string& path) {
-    const auto bytes = sgf::io::read_file(path, sgf::io::SafetensorsLimits{}.max_file_bytes);
     sgf::Sha256 h;
-    h.add(bytes.data(), bytes.size());
-    return {sgf::io::load_decoder<B>(b, sgf::io::SafetensorsFile::parse(bytes.data(), bytes.size(), path)), h.hex()};
+    const auto file = sgf::io::SafetensorsFile::load(path, {}, &h);
+    return {sgf::io::load_decoder<B>(b, file), h.hex()};
 }
 
 /// What a verify decision rests on, for a record that can be defended later: the rule (`rule`: alpha,

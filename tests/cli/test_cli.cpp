@@ -716,6 +716,8 @@ TEST_F(Cli, ExportGeneratorGivesABakingServiceNoDecoder) {
     EXPECT_NE(r.err.find("holds a 'meta-generator' already"), std::string::npos) << r.err;
     r = sgf({"export-decoder", "--model", gen.string(), "--out", (dir / "dec.safetensors").string()});
     EXPECT_EQ(r.rc, kFormatError) << r.err;
+    EXPECT_NE(r.err.find("export-decoder: " + gen.string() + " holds a 'meta-generator', expected a meta-model"), std::string::npos)
+        << r.err;
     EXPECT_FALSE(fs::exists(dir / "again.safetensors"));
     // --out: a meta-generator file is replaced; any other file is not
     EXPECT_EQ(sgf({"export-generator", "--model", model.string(), "--out", gen.string()}).rc, kOk);

@@ -140,6 +140,43 @@ TEST(Registry, AVerifierReadsARegistryOnReadOnlyStorage) {
     EXPECT_THROW({ Registry w(p); }, IoError) << "issuing needs a writable folder";
 }
 
+TEST(Registry, AFolderOnlyThisUserCannotWriteToIsNotReadAsImmutable) {
+    // its owner may still issue: an immutable reader would miss those rows, so SQLite's own open is
+    // kept and fails with the hint (a child process run as "nobody" reads root's 0755 folder)
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root, to run a child process as another user";
+    const fs::path dir = test::own_tmpdir(SGF_TEST_TMPDIR, "registry") / "owner-only";
+    fs::create_directories(dir);
+    const fs::path p = dir / "reg.db";
+    for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(p.string() + suffix);
+    {
+        Registry r(p);
+        r.issue("alice", "", 1);
+    }
+    fs::permissions(dir, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec | fs::perms::others_read |
+                             fs::perms::others_exec);
+    fs::permissions(p, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::others_read);
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(20);
+        if (::access(p.c_str(), R_OK) != 0) ::_exit(21);  // a folder on the way that "nobody" cannot search
+        try {
+            Registry r(p, RegistryOptions::existing_read_only());
+            ::_exit(10);  // opened: it took the immutable path
+        } catch (const IoError& e) {
+            ::_exit(std::string(e.what()).find("must be writable by this user") != std::string::npos ? 0 : 11);
+        } catch (...) {
+            ::_exit(12);
+        }
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status));
+    if (WEXITSTATUS(status) == 20 || WEXITSTATUS(status) == 21)
+        GTEST_SKIP() << "cannot run as nobody here, or nobody cannot reach " << dir;
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "10: opened as immutable; 11: another IoError; 12: another error";
+}
+
 TEST(Registry, LabelsArePrintableUtf8AndMetadataIsUtf8) {
     // valid: ASCII, 2-, 3- and 4-byte sequences at their limits
     for (const std::string ok : {"alice", "caf\xc3\xa9", "\xe2\x82\xac", "\xef\xbf\xbd", "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf",

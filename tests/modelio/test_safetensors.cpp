@@ -67,6 +67,21 @@ TEST(Safetensors, RoundTripIsBitExact) {
     EXPECT_THROW(g.get<float>("missing"), FormatError);
 }
 
+TEST(Safetensors, LoadCanDigestEveryByteItReads) {
+    // what sgf verify records as its decoder's SHA-256: the bytes load read, which are the whole file
+    const fs::path p = tmpdir() / "digest.safetensors";
+    SafetensorsFile f;
+    f.put<float>("a", {3, 5}, std::vector<float>(15, 0.25f));
+    f.put<float>("b", {0}, std::vector<float>{});  // an empty tensor between two others
+    f.put<float>("c", {7}, std::vector<float>(7, -2.0f));
+    f.metadata["sgf.kind"] = "test";
+    f.save(p);
+    Sha256 digest;
+    const auto g = SafetensorsFile::load(p, {}, &digest);
+    EXPECT_EQ(g.get<float>("c"), std::vector<float>(7, -2.0f));
+    EXPECT_EQ(digest.hex(), sha256_of_file(p));
+}
+
 TEST(Safetensors, HeaderLayoutFollowsTheSpec) {
     const std::string bytes = sample_bytes();
     std::uint64_t n = 0;

@@ -32,10 +32,12 @@
 #include <utility>
 
 #include <fcntl.h>
-#include <linux/fs.h>      // FS_IOC_GETFLAGS, FS_IMMUTABLE_FL: an immutable folder
-#include <sys/ioctl.h>
 #include <sys/statvfs.h>   // ST_RDONLY: a read-only mount
 #include <unistd.h>
+#ifdef __linux__
+#include <linux/fs.h>      // FS_IOC_GETFLAGS, FS_IMMUTABLE_FL: an immutable folder
+#include <sys/ioctl.h>
+#endif
 
 namespace sgf {
 
@@ -132,19 +134,21 @@ public:
 
 private:
     /// A registry on read-only storage (a read-only mount, or a folder with the immutable attribute,
-    /// `chattr +i`): SQLite reads a WAL database through a -shm file beside it, cannot create one
-    /// there, and fails with "unable to open database file". Nothing can write to the registry while
-    /// nobody can create its -wal file, so it is then opened as immutable (no locks, no -shm), unless a
-    /// -wal file with pages in it lies beside the registry: an immutable open would not read those
-    /// rows, and SQLite is left to read them (it can when the -shm file is there too). A folder that
-    /// only this user cannot write to does not count: its owner may still issue, and an immutable
-    /// reader would miss those rows or read torn pages. `real` is the file SQLite opens (symbolic
-    /// links resolved: the -wal and -shm files lie beside the target).
+    /// `chattr +i`): SQLite reads a WAL database through -wal and -shm files beside it, cannot create
+    /// them there, and fails with "unable to open database file". It is then opened as immutable (no
+    /// locks, no -shm) when no connection can be live and no rows are pending: no -wal file at all, or
+    /// an empty one with no -shm (an open connection keeps both; the last one to close removes them).
+    /// Otherwise SQLite is left to read the files that are there (it can when both exist): a read-only
+    /// mount may be a view of a registry that is still being written through another mount, and an
+    /// immutable reader would miss its new rows or read torn pages. For the same reason a folder that
+    /// only this user cannot write to does not count: its owner may still issue. `real` is the file
+    /// SQLite opens (symbolic links resolved: the -wal and -shm files lie beside the target).
     static bool on_read_only_storage(const std::filesystem::path& real) {
         namespace fs = std::filesystem;
         const fs::path folder = real.parent_path();
         struct statvfs vfs {};
         bool read_only = ::statvfs(folder.c_str(), &vfs) == 0 && (vfs.f_flag & ST_RDONLY) != 0;
+#ifdef __linux__
         if (!read_only) {  // the immutable attribute: not even root can create files there
             const int fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
             int attributes = 0;
@@ -153,12 +157,15 @@ private:
                 ::close(fd);
             }
         }
+#endif
         if (!read_only) return false;
         std::error_code ec;
-        fs::path wal = real;
+        fs::path wal = real, shm = real;
         wal += "-wal";
+        shm += "-shm";
         const auto wal_size = fs::file_size(wal, ec);
-        return ec || wal_size == 0;  // no -wal file (the last writer checkpointed and removed it), or an empty one
+        if (ec) return true;  // no -wal file: no connection is open, and every row is in the file
+        return wal_size == 0 && !fs::exists(shm, ec);
     }
     /// `real` (an absolute path) as an SQLite URI opened read-only and immutable: file:// + the path,
     /// with every byte but [A-Za-z0-9/._~-] percent-encoded ('?', '#' and '%' would end or escape it).

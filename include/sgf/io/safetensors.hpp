@@ -7,6 +7,7 @@
 // problem is a FormatError that names the file.
 #pragma once
 
+#include <sgf/core/sha256.hpp>
 #include <sgf/io/atomic_file.hpp>
 
 #include <nlohmann/json.hpp>
@@ -155,8 +156,9 @@ public:
 
     /// Reads and validates a file. The header is read and checked against the file's size first:
     /// a damaged header, a truncated file or one with trailing bytes is refused without reading (or
-    /// allocating memory for) its data area.
-    static SafetensorsFile load(const std::filesystem::path& path, const SafetensorsLimits& lim = {}) {
+    /// allocating memory for) its data area. With `digest`, every byte read is added to it: as the
+    /// tensors cover the data area without gaps, that is the whole file (its SHA-256, e.g. for a record).
+    static SafetensorsFile load(const std::filesystem::path& path, const SafetensorsLimits& lim = {}, Sha256* digest = nullptr) {
         InputFile in(path);
         const std::string name = path.string();
         if (in.size() > lim.max_file_bytes)
@@ -166,6 +168,10 @@ public:
         const std::uint64_t n = header_length(length, in.size(), name, lim);
         std::vector<std::uint8_t> header(static_cast<std::size_t>(n));
         in.read(header.data(), header.size());
+        if (digest) {
+            digest->add(length, 8);
+            digest->add(header.data(), header.size());
+        }
         SafetensorsFile f;
         f.source = name;
         const std::uint64_t data_size = in.size() - 8 - n;
@@ -176,6 +182,7 @@ public:
             bytes.resize(static_cast<std::size_t>(s.e - s.b));
             in.read(bytes.data(), bytes.size());
             crc = crc32_update(crc, bytes.data(), bytes.size());
+            if (digest) digest->add(bytes.data(), bytes.size());
         }
         f.check_checksum(crc32_text(crc));
         return f;
