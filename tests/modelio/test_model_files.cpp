@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 #include "own_tmpdir.hpp"
+#include "file_bytes.hpp"
 
 #include "test_util.hpp"
 
@@ -24,6 +25,14 @@ namespace fs = std::filesystem;
 using B = EigenCpu;
 
 fs::path tmpdir() { return test::own_tmpdir(SGF_TEST_TMPDIR, "models"); }
+
+/// A copy of `file` named `name` in tmpdir() without its last `cut` bytes (a truncated download).
+fs::path truncated_copy(const fs::path& file, const std::string& name, std::size_t cut) {
+    const std::string bytes = test::slurp(file);
+    const fs::path out = tmpdir() / name;
+    std::ofstream(out, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size() - cut));
+    return out;
+}
 
 io::ImageDataset random_dataset(const ModelConfig& cfg, int n) {
     io::ImageDataset ds;
@@ -104,17 +113,7 @@ TEST(ModelFiles, DecoderFileHoldsFAloneAndDecodesAsTheMetaModel) {
     EXPECT_NE(m.find("holds a 'baked-generator', expected meta-model or decoder"), std::string::npos) << m;
     // the discriminator (1 output) is not saved as a decoder; a truncated decoder file is refused
     EXPECT_THROW(io::save_decoder(b, tmpdir() / "d-as-f.safetensors", D), ArgumentError);
-    std::string bytes;
-    {
-        std::ifstream in(dec, std::ios::binary);
-        bytes.assign(std::istreambuf_iterator<char>(in), {});
-    }
-    const fs::path cut = tmpdir() / "dec-cut.safetensors";
-    {
-        std::ofstream out(cut, std::ios::binary);
-        out.write(bytes.data(), std::streamsize(bytes.size() - 100));
-    }
-    EXPECT_THROW(io::load_decoder<B>(b, cut), FormatError);
+    EXPECT_THROW(io::load_decoder<B>(b, truncated_copy(dec, "dec-cut.safetensors", 100)), FormatError);
 }
 
 TEST(ModelFiles, MetaGeneratorFileHoldsGAloneAndBakesAsTheMetaModel) {
@@ -156,17 +155,7 @@ TEST(ModelFiles, MetaGeneratorFileHoldsGAloneAndBakesAsTheMetaModel) {
     // a decoder file is no meta generator; a truncated meta-generator file is refused
     io::save_decoder(b, tmpdir() / "gen-dec.safetensors", F);
     EXPECT_THROW(io::load_meta_generator<B>(b, tmpdir() / "gen-dec.safetensors"), FormatError);
-    std::string bytes;
-    {
-        std::ifstream in(gen, std::ios::binary);
-        bytes.assign(std::istreambuf_iterator<char>(in), {});
-    }
-    const fs::path cut = tmpdir() / "gen-cut.safetensors";
-    {
-        std::ofstream out(cut, std::ios::binary);
-        out.write(bytes.data(), std::streamsize(bytes.size() - 100));
-    }
-    EXPECT_THROW(io::load_meta_generator<B>(b, cut), FormatError);
+    EXPECT_THROW(io::load_meta_generator<B>(b, truncated_copy(gen, "gen-cut.safetensors", 100)), FormatError);
 }
 
 TEST(ModelFiles, ConfigJsonIntegersOutsideIntAndOversizedConfigsAreRefused) {
@@ -592,14 +581,8 @@ TEST(ModelFiles, SaversRefuseFilesTheirLoadersWouldRefuse) {
     auto Gu = instantiate(b, G, c1);
     const fs::path p = tmpdir() / "saver-checks.safetensors";
     io::save_meta_model(b, p, G, F, D);
-    const std::string before = [&] {
-        std::ifstream in(p, std::ios::binary);
-        return std::string(std::istreambuf_iterator<char>(in), {});
-    }();
-    auto unchanged = [&] {
-        std::ifstream in(p, std::ios::binary);
-        return std::string(std::istreambuf_iterator<char>(in), {}) == before;
-    };
+    const std::string before = test::slurp(p);
+    auto unchanged = [&] { return test::slurp(p) == before; };
     auto message = [](auto&& f) { return sgf::test::message_of<Error>(f); };  // ArgumentError or NumericError
     std::string m = message([&] { io::save_meta_model(b, p, Gu, F, D); });
     EXPECT_NE(m.find("would hold a baked generator"), std::string::npos) << m;

@@ -214,6 +214,21 @@ struct MetaModel {
     ResidualCritic<B> F, D;
 };
 
+/// Writes a model file of `kind`: the header for `cfg`, the caller's extra metadata, then each
+/// network's parameters in the order given; refused before anything is written when a weight is not
+/// finite, and written atomically (temp file + rename). The save_* functions below check what they
+/// are given and then call this.
+template <Backend B, class... Parameters>
+void write_model_file(B& b, const std::filesystem::path& path, const std::string& kind, const ModelConfig& cfg,
+                      const std::map<std::string, std::string>& extra, const Parameters&... networks) {
+    SafetensorsFile f;
+    set_header(f, kind, cfg);
+    add_extra_metadata(f, extra, path);
+    (put_parameters(b, f, networks), ...);
+    check_finite_before_saving(f, path);
+    f.save(path);
+}
+
 template <Backend B>
 void save_meta_model(B& b, const std::filesystem::path& path, const MetaGenerator<B>& G, const ResidualCritic<B>& F,
                      const ResidualCritic<B>& D, const std::map<std::string, std::string>& extra = {}) {
@@ -229,14 +244,7 @@ void save_meta_model(B& b, const std::filesystem::path& path, const MetaGenerato
     SGF_CHECK(nlohmann::json(F.config()) == cfg && nlohmann::json(D.config()) == cfg, ArgumentError,
               "save_meta_model: '{}': the decoder and discriminator must have the generator's config ({}), got F {} and D {}",
               path.string(), cfg.dump(), nlohmann::json(F.config()).dump(), nlohmann::json(D.config()).dump());
-    SafetensorsFile f;
-    set_header(f, "meta-model", G.config());
-    add_extra_metadata(f, extra, path);
-    put_parameters(b, f, G.parameters());
-    put_parameters(b, f, F.parameters());
-    put_parameters(b, f, D.parameters());
-    check_finite_before_saving(f, path);
-    f.save(path);
+    write_model_file(b, path, "meta-model", G.config(), extra, G.parameters(), F.parameters(), D.parameters());
 }
 
 /// From a file already read (e.g. to look at its `sgf.kind` first without reading it twice).
@@ -269,12 +277,7 @@ void save_decoder(B& b, const std::filesystem::path& path, const ResidualCritic<
     SGF_CHECK(F.outputs() == F.config().decoder_outputs(), ArgumentError,
               "save_decoder: '{}': the network has {} outputs, a decoder of this config has {}", path.string(), F.outputs(),
               F.config().decoder_outputs());
-    SafetensorsFile f;
-    set_header(f, "decoder", F.config());
-    add_extra_metadata(f, extra, path);
-    put_parameters(b, f, F.parameters());
-    check_finite_before_saving(f, path);
-    f.save(path);
+    write_model_file(b, path, "decoder", F.config(), extra, F.parameters());
 }
 
 /// F from a "decoder" file or a "meta-model" file (whose G and D are not loaded).
@@ -306,12 +309,7 @@ void save_meta_generator(B& b, const std::filesystem::path& path, const MetaGene
     G.check_not_empty("save_meta_generator");
     SGF_CHECK(!G.baked(), ArgumentError, "save_meta_generator: '{}' would hold a baked generator (save_baked_generator writes those)",
               path.string());
-    SafetensorsFile f;
-    set_header(f, "meta-generator", G.config());
-    add_extra_metadata(f, extra, path);
-    put_parameters(b, f, G.parameters());
-    check_finite_before_saving(f, path);
-    f.save(path);
+    write_model_file(b, path, "meta-generator", G.config(), extra, G.parameters());
 }
 
 /// E and G from a "meta-generator" file or a "meta-model" file (whose F and D are not loaded).
@@ -333,12 +331,7 @@ void save_baked_generator(B& b, const std::filesystem::path& path, const MetaGen
                           const std::map<std::string, std::string>& extra = {}) {
     Gu.check_not_empty("save_baked_generator");
     SGF_CHECK(Gu.baked(), ArgumentError, "save_baked_generator: '{}' would hold a meta generator", path.string());
-    SafetensorsFile f;
-    set_header(f, "baked-generator", Gu.config());
-    add_extra_metadata(f, extra, path);
-    put_parameters(b, f, Gu.parameters());
-    check_finite_before_saving(f, path);
-    f.save(path);
+    write_model_file(b, path, "baked-generator", Gu.config(), extra, Gu.parameters());
 }
 
 template <Backend B>
