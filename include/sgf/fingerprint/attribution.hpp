@@ -1,16 +1,24 @@
 // Attribution of a decoded fingerprint to the issued ones (algorithm.md 6, docs/verification.md).
 // A flat matcher keeps all registered codes contiguously and scans them with popcount, keeping the
-// best and runner-up matches. Decision with family-wise level alpha over N entries:
-//   k* = bit_threshold(n, alpha / N)
-//   best < k*                                           -> not_fingerprinted
-//   runner-up >= k*  or  best - runner-up < min_margin  -> inconclusive
-//   otherwise                                           -> attributed
+// best and runner-up matches. Two scores (AttributionRule::score):
+//   bits      the paper's: m = number of matching bits, null Bin(n, 1/2)
+//   weighted  each bit weighs q_i = min(round(4 |logit_i|), 15) (confidence_weights): m = sum of q_i
+//             over the matching bits, null: the exact distribution of stats::WeightedNull
+// Decision with family-wise level alpha over N entries:
+//   m* = the smallest score whose null tail is <= alpha / N
+//   best < m*                                                   -> not_fingerprinted
+//   runner-up >= m*  or  best - runner-up < min_margin bits'
+//                        worth of score (min_margin * sum q / n) -> inconclusive
+//   otherwise                                                   -> attributed
+// With every weight equal the two scores make the same decision.
 #pragma once
 
 #include <sgf/fingerprint/fingerprint.hpp>
 #include <sgf/fingerprint/statistics.hpp>
 
+#include <bit>
 #include <cmath>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,18 +35,50 @@ inline const char* outcome_name(Outcome o) {
     return "?";
 }
 
+/// What a match is scored by: the number of matching bits (the paper's test), or matching bits
+/// weighted by how confidently the decoder read each one (same null hypothesis, exact p-values; more
+/// images pass at the same false-positive rate, docs/verification.md "The weighted score").
+enum class Score { bits, weighted };
+inline const char* score_name(Score s) { return s == Score::bits ? "bits" : "weighted"; }
+inline Score parse_score(std::string_view s) {
+    if (s == "bits") return Score::bits;
+    if (s == "weighted") return Score::weighted;
+    SGF_THROW(ArgumentError, "score '{}': expected 'bits' (count matching bits) or 'weighted' (weigh each bit by the decoder's confidence)", s);
+}
+
 struct AttributionRule {
     double alpha = 1e-6;  ///< family-wise false-positive rate
-    int min_margin = 8;   ///< bits between best and runner-up needed to name one entry
+    int min_margin = 8;   ///< bits between best and runner-up needed to name one entry (weighted: bits' worth of score)
+    /// How matches are scored when the decoder's logits are given (Matcher::attribute with logits);
+    /// a fingerprint alone carries no confidences and is always scored by its bits.
+    Score score = Score::weighted;
 };
+
+/// The weight of each bit in the weighted score: q_i = min(round(4 |logit_i|), 15), a quarter-logit
+/// scale capped at 3.75. A logit of 0 (no idea) weighs nothing; a bit read at logit 3.75 or more
+/// (probability about 0.98 of being right, were the logits calibrated) weighs 15. The cap and the
+/// scale were chosen on the default models (docs/verification.md); the test is exact for any weights.
+inline constexpr int kMaxConfidenceWeight = 15;
+inline std::vector<std::uint8_t> confidence_weights(std::span<const float> logits) {
+    std::vector<std::uint8_t> q(logits.size());
+    for (std::size_t i = 0; i < logits.size(); ++i) {
+        SGF_CHECK(std::isfinite(logits[i]), ArgumentError, "confidence weights: logit {} is not finite ({})", i, logits[i]);
+        q[i] = std::uint8_t(std::min<double>(std::round(4.0 * std::fabs(double(logits[i]))), kMaxConfidenceWeight));
+    }
+    return q;
+}
 
 struct Attribution {
     Outcome outcome = Outcome::not_fingerprinted;
     std::int64_t best_index = -1, runner_up_index = -1;
     std::string best_label, runner_up_label;
     int best_matching = 0, runner_up_matching = 0, margin = 0;
-    int threshold = 0;           ///< k*
+    int threshold = 0;           ///< k*: the bit count's threshold (also reported with the weighted score)
     int bits = 0;
+    Score score = Score::bits;   ///< the score that decided
+    /// The deciding score of the best and runner-up entries, its maximum (n for bits, sum of the
+    /// weights for weighted) and its threshold m* (k* for bits). p-values below are of best_score.
+    std::int64_t best_score = 0, runner_up_score = 0, score_total = 0, score_threshold = 0;
     std::int64_t registry_size = 0;
     double log10_p = 0;          ///< per-comparison p-value of the best match
     double log10_family_p = 0;   ///< Bonferroni over the registry
@@ -124,6 +164,8 @@ public:
                   decoded.bits(), bits_);  // also for an empty registry: a mistake, not "not fingerprinted"
         a.threshold = stats::family_bit_threshold(bits_, rule.alpha, size(),
                                                   "attribute: AttributionRule::alpha (the family-wise false-positive rate)");
+        a.score_total = bits_;
+        a.score_threshold = a.threshold;
         if (size() == 0) return a;
         scan(decoded, a.best_index, a.best_matching, a.runner_up_index, a.runner_up_matching);
         a.best_label = label(a.best_index);
@@ -131,6 +173,8 @@ public:
         a.margin = a.best_matching - a.runner_up_matching;
         a.log10_p = stats::log10_p_value(a.best_matching, bits_);
         a.log10_family_p = stats::log_family_p_value(a.best_matching, bits_, size()) / std::log(10.0);
+        a.best_score = a.best_matching;
+        a.runner_up_score = a.runner_up_matching;
         a.detected = a.best_matching >= a.threshold;
         if (!a.detected) a.outcome = Outcome::not_fingerprinted;
         else if ((a.runner_up_index >= 0 && a.runner_up_matching >= a.threshold) ||
@@ -140,7 +184,98 @@ public:
         return a;
     }
 
+    /// Attribution from the decoder's output: the hard bits `decoded` and the logits they came from
+    /// (one per bit). rule.score == bits ignores the logits (attribute(decoded, rule, who)); weighted
+    /// scores each entry by the confidence weights of the bits it matches.
+    Attribution attribute(const Fingerprint& decoded, std::span<const float> logits, const AttributionRule& rule,
+                          std::string_view who = "attribute") const {
+        SGF_CHECK(std::int64_t(logits.size()) == decoded.bits(), ArgumentError, "{}: {} logits for a {}-bit decoded fingerprint", who,
+                  logits.size(), decoded.bits());
+        for (std::size_t i = 0; i < logits.size(); ++i)
+            SGF_CHECK(decoded.bit(int(i)) == (logits[i] > 0), ArgumentError, "{}: bit {} of the decoded fingerprint is not the sign of its logit ({})",
+                      who, i, logits[i]);
+        if (rule.score == Score::bits) return attribute(decoded, rule, who);
+        SGF_CHECK(decoded.bits() == bits_, ArgumentError,
+                  "{}: the decoded fingerprint has {} bits, the registry holds {}-bit fingerprints (a decoder of another model?)", who,
+                  decoded.bits(), bits_);
+        Attribution a;
+        a.bits = bits_;
+        a.registry_size = size();
+        a.score = Score::weighted;
+        a.threshold = stats::family_bit_threshold(bits_, rule.alpha, size(),
+                                                  "attribute: AttributionRule::alpha (the family-wise false-positive rate)");  // for the record
+        const auto q = confidence_weights(logits);
+        const stats::WeightedNull null(q);
+        a.score_total = null.total();
+        a.score_threshold = null.family_threshold(rule.alpha, size(), "attribute: AttributionRule::alpha (the family-wise false-positive rate)");
+        if (size() == 0) return a;
+        scan_weighted(decoded, q, a.best_index, a.best_score, a.runner_up_index, a.runner_up_score);
+        a.best_label = label(a.best_index);
+        a.best_matching = matching_bits(decoded, a.best_index);
+        if (a.runner_up_index >= 0) {
+            a.runner_up_label = label(a.runner_up_index);
+            a.runner_up_matching = matching_bits(decoded, a.runner_up_index);
+        }
+        a.margin = a.best_matching - a.runner_up_matching;
+        const double lp = null.log_p_value(a.best_score);
+        a.log10_p = lp / std::log(10.0);
+        a.log10_family_p = std::min(0.0, lp + std::log(double(size()))) / std::log(10.0);
+        a.detected = a.best_score >= a.score_threshold;
+        // the margin in bits' worth of score: min_margin * (sum q) / n, compared without division
+        const bool close = a.runner_up_index >= 0 &&
+                           (a.best_score - a.runner_up_score) * std::int64_t(bits_) < std::int64_t(rule.min_margin) * a.score_total;
+        if (!a.detected) a.outcome = Outcome::not_fingerprinted;
+        else if ((a.runner_up_index >= 0 && a.runner_up_score >= a.score_threshold) || close) a.outcome = Outcome::inconclusive;
+        else a.outcome = Outcome::attributed;
+        return a;
+    }
+
 private:
+    int matching_bits(const Fingerprint& q, std::int64_t i) const {
+        const std::uint64_t* c = codes_.data() + std::size_t(i) * std::size_t(words_per_);
+        int d = 0;
+        for (int w = 0; w < words_per_; ++w) d += std::popcount(c[w] ^ q.words()[std::size_t(w)]);
+        return bits_ - d;
+    }
+    /// Best and runner-up by weighted score: each weight's binary digits as bit planes, so the
+    /// weight of the mismatching bits is sum_b 2^b popcount(mismatch & plane_b), 64 bits at a time.
+    void scan_weighted(const Fingerprint& q, const std::vector<std::uint8_t>& weight, std::int64_t& i1, std::int64_t& s1, std::int64_t& i2,
+                       std::int64_t& s2) const {
+        const std::size_t W = std::size_t(words_per_);
+        int planes = 0;
+        for (const std::uint8_t w : weight) planes = std::max(planes, int(std::bit_width(unsigned(w))));
+        std::vector<std::uint64_t> plane(std::size_t(planes) * W, 0);
+        std::int64_t total = 0;
+        for (std::size_t i = 0; i < weight.size(); ++i) {
+            total += weight[i];
+            for (int p = 0; p < planes; ++p)
+                if ((weight[i] >> p) & 1u) plane[std::size_t(p) * W + i / 64] |= std::uint64_t(1) << (i % 64);
+        }
+        i1 = i2 = -1;
+        std::int64_t d1 = total + 1, d2 = total + 1;
+        const std::uint64_t* qw = q.words().data();
+        const std::uint64_t* c = codes_.data();
+        const std::size_t N = labels_.size();
+        for (std::size_t i = 0; i < N; ++i, c += W) {
+            std::int64_t d = 0;
+            for (std::size_t w = 0; w < W; ++w) {
+                const std::uint64_t x = c[w] ^ qw[w];
+                for (int p = 0; p < planes; ++p) d += std::int64_t(std::popcount(x & plane[std::size_t(p) * W + w])) << p;
+            }
+            if (d < d1) {
+                d2 = d1;
+                i2 = i1;
+                d1 = d;
+                i1 = std::int64_t(i);
+            } else if (d < d2) {
+                d2 = d;
+                i2 = std::int64_t(i);
+            }
+        }
+        s1 = i1 >= 0 ? total - d1 : 0;
+        s2 = i2 >= 0 ? total - d2 : 0;
+    }
+
     int bits_, words_per_;
     std::vector<std::uint64_t> codes_;
     std::vector<std::string> labels_;

@@ -412,6 +412,12 @@ public:
         refresh();
         return matcher_.attribute(decoded, rule, path_);  // its messages name the file
     }
+    /// From the decoder's output: scored as rule.score says (Matcher::attribute with logits).
+    Attribution attribute(const Fingerprint& decoded, std::span<const float> logits, const AttributionRule& rule = {}) {
+        std::scoped_lock lock(mu_);
+        refresh();
+        return matcher_.attribute(decoded, logits, rule, path_);
+    }
 
     // ---- import / export: CSV columns label,fingerprint,issued_at,metadata; JSON an array of objects
     /// FormatError naming the entry when a text field is not UTF-8 (the file was changed by other

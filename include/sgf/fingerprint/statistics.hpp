@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cmath>
 #include <limits>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -82,5 +83,75 @@ inline int family_bit_threshold(int n, double alpha, std::int64_t registry_size,
 inline double log_family_p_value(int k, int n, std::int64_t registry_size) {
     return std::min(0.0, log_p_value(k, n) + std::log(double(std::max<std::int64_t>(registry_size, 1))));
 }
+
+/// The null distribution of a weighted match score (docs/verification.md, "The weighted score").
+/// Bit i carries an integer weight q_i >= 0 fixed by the image alone (the decoder's confidence);
+/// the score against a registered code c is M = sum of q_i over the bits where c matches. Under the
+/// null, c is uniform and independent of the image, so each bit matches with probability 1/2
+/// independently, whatever the weights: M is a sum of independent q_i * Bernoulli(1/2). Its exact
+/// distribution is built by dynamic programming over the bits (O(n * sum q) additions); with all
+/// q_i = 1 it is Bin(n, 1/2) and the threshold is k* of bit_threshold. Every nonzero probability is a
+/// multiple of 2^-n, so n is limited to kMaxBits, where 2^-n is still a normal double.
+class WeightedNull {
+public:
+    static constexpr int kMaxBits = 1000;
+    static constexpr int kMaxWeight = 255;
+
+    explicit WeightedNull(std::span<const std::uint8_t> weights) : n_(int(weights.size())) {
+        SGF_CHECK(n_ >= 1 && n_ <= kMaxBits, ArgumentError,
+                  "weighted score: {} bits; the exact null distribution is computed for 1..{} bits (use the bit count for more)", n_,
+                  kMaxBits);
+        std::int64_t total = 0;
+        for (const std::uint8_t q : weights) total += q;
+        total_ = total;
+        // dist[m] = P[M = m], adding one bit at a time: M' = M + q with probability 1/2, M otherwise
+        std::vector<double> dist(std::size_t(total + 1), 0.0);
+        dist[0] = 1.0;
+        std::int64_t reach = 0;  // the largest m with P[M = m] > 0 so far
+        for (const std::uint8_t q : weights) {
+            if (q == 0) continue;
+            for (std::int64_t m = reach; m >= 0; --m) {  // downwards: dist[m] is read before it is halved
+                dist[std::size_t(m + q)] += 0.5 * dist[std::size_t(m)];
+                dist[std::size_t(m)] *= 0.5;
+            }
+            reach += q;
+        }
+        // upper tails, summed from the top so that small tails keep their relative precision
+        tail_.assign(std::size_t(total + 2), 0.0);
+        for (std::int64_t m = total; m >= 0; --m) tail_[std::size_t(m)] = tail_[std::size_t(m + 1)] + dist[std::size_t(m)];
+    }
+
+    int bits() const { return n_; }
+    /// sum of the weights: the score of a code matching every bit
+    std::int64_t total() const { return total_; }
+    /// ln P[M >= m] (0 for m <= 0, -inf above total()).
+    double log_p_value(std::int64_t m) const {
+        if (m <= 0) return 0.0;
+        if (m > total_) return -std::numeric_limits<double>::infinity();
+        return std::min(0.0, std::log(tail_[std::size_t(m)]));
+    }
+    double log10_p_value(std::int64_t m) const { return log_p_value(m) / std::log(10.0); }
+    /// The smallest m with ln P[M >= m] <= la (total() + 1 when no score is enough); la <= 0.
+    std::int64_t threshold_for_log_level(double la) const {
+        SGF_CHECK(la <= 0 && !std::isnan(la), ArgumentError, "weighted threshold: log level must be <= 0, got {}", la);
+        std::int64_t lo = 0, hi = total_ + 1;  // the tail falls as m grows: binary search as threshold_for_log_level(n, la)
+        while (lo < hi) {
+            const std::int64_t mid = lo + (hi - lo) / 2;
+            if (log_p_value(mid) <= la) hi = mid;
+            else lo = mid + 1;
+        }
+        return lo;
+    }
+    /// The threshold for a family-wise level alpha over a registry of N fingerprints (Bonferroni).
+    std::int64_t family_threshold(double alpha, std::int64_t registry_size, std::string_view what_alpha = "weighted threshold: alpha") const {
+        const double la = detail::log_alpha(alpha, what_alpha);
+        return threshold_for_log_level(la - std::log(detail::tests_of(registry_size)));
+    }
+
+private:
+    int n_ = 0;
+    std::int64_t total_ = 0;
+    std::vector<double> tail_;
+};
 
 }  // namespace sgf::stats
