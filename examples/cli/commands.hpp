@@ -126,7 +126,21 @@ inline json attribution_json(const sgf::Attribution& a) {
                 {"runner_up_label", a.runner_up_label},   {"runner_up_matching_bits", a.runner_up_matching},
                 {"margin", a.margin},                     {"threshold_bits", a.threshold},
                 {"bits", a.bits},                         {"registry_size", a.registry_size},
-                {"log10_p_value", a.log10_p},             {"log10_family_p_value", a.log10_family_p}};
+                {"log10_p_value", a.log10_p},             {"log10_family_p_value", a.log10_family_p},
+                {"score", sgf::score_name(a.score)},      {"best_score", a.best_score},
+                {"runner_up_score", a.runner_up_score},   {"score_total", a.score_total},
+                {"score_threshold", a.score_threshold}};
+}
+
+/// One line of verify's text output: the outcome, the best match's bits and, with the weighted
+/// score, its score against the image's own threshold.
+inline std::string attribution_text(const sgf::Attribution& a) {
+    const std::string evidence =
+        a.score == sgf::Score::weighted
+            ? fmt::format("score {}/{} (threshold {}), {}/{} bits", a.best_score, a.score_total, a.score_threshold, a.best_matching, a.bits)
+            : fmt::format("{}/{} bits (threshold {})", a.best_matching, a.bits, a.threshold);
+    return fmt::format("{}\t{}\t{}, runner-up {} ({} bits), family p = 1e{:.1f}", sgf::outcome_name(a.outcome), terminal_safe(a.best_label),
+                       evidence, a.runner_up_label.empty() ? "-" : terminal_safe(a.runner_up_label), a.runner_up_matching, a.log10_family_p);
 }
 
 inline std::string seconds(double s) { return fmt::format("{:.2f} s", s); }
@@ -390,13 +404,13 @@ inline json decision_record(json rule, const std::string& registry, int bits, co
 
 template <class B>
 int cmd_verify(B& b, const Common& c, const std::string& model, const std::string& registry, const std::vector<std::string>& images,
-               double alpha, int min_margin, bool outcome_only = false) {
+               double alpha, int min_margin, sgf::Score score, bool outcome_only = false) {
     if (!(alpha > 0 && alpha < 1)) SGF_THROW(ArgumentError, "--alpha must be in (0, 1), got {}", alpha);
     auto [m, decoder_sha256] = load_hashed_decoder(b, model);  // a meta model or a decoder file
     sgf::Registry reg(registry, sgf::RegistryOptions::existing_read_only(m.config.fingerprint_bits));
     reg.require_bits(m.config.fingerprint_bits);
     const sgf::Matcher snapshot = reg.matcher();  // every image against the same entries, as the record says
-    const sgf::AttributionRule rule{alpha, min_margin};
+    const sgf::AttributionRule rule{alpha, min_margin, score};
     std::string capacity = sgf::attribution_capacity_problem(snapshot.bits(), alpha, snapshot.size());
     if (!capacity.empty()) capacity += ". Use a larger --alpha, or a model (and registry) with more bits";
     warn(capacity.empty() ? capacity : fmt::format("{}: {}", registry, capacity));  // before decoding: every outcome below would be "not fingerprinted"
@@ -411,7 +425,7 @@ int cmd_verify(B& b, const Common& c, const std::string& model, const std::strin
             add_unreadable(d, arr, text, worst);
             continue;
         }
-        const auto a = snapshot.attribute(d.decoded->fingerprint, rule, registry);
+        const auto a = snapshot.attribute(d.decoded->fingerprint, d.decoded->logits, rule, registry);
         if (a.outcome == sgf::Outcome::attributed) ++n_attr;
         else if (a.outcome == sgf::Outcome::not_fingerprinted) ++n_none;
         else ++n_inc;
@@ -428,10 +442,7 @@ int cmd_verify(B& b, const Common& c, const std::string& model, const std::strin
         j["image"] = d.path;
         j["fingerprint"] = d.decoded->fingerprint.hex();
         arr.push_back(j);
-        text += fmt::format("{}\t{}\t{}\t{}/{} bits (threshold {}), runner-up {} ({} bits), family p = 1e{:.1f}\n",
-                            terminal_safe(d.path), sgf::outcome_name(a.outcome), terminal_safe(a.best_label), a.best_matching, a.bits,
-                            a.threshold, a.runner_up_label.empty() ? "-" : terminal_safe(a.runner_up_label), a.runner_up_matching,
-                            a.log10_family_p);
+        text += fmt::format("{}\t{}\n", terminal_safe(d.path), attribution_text(a));
     }
     int rc = worst;
     if (rc == kOk) rc = n_inc ? kInconclusive : (n_none ? kNotFingerprinted : kOk);
@@ -446,6 +457,7 @@ int cmd_verify(B& b, const Common& c, const std::string& model, const std::strin
             out["decision"] = decision_record(
                 {{"alpha", alpha},
                  {"min_margin", min_margin},
+                 {"score", sgf::score_name(score)},
                  {"threshold_bits", sgf::stats::family_bit_threshold(snapshot.bits(), alpha, snapshot.size())},
                  {"registry_size", snapshot.size()}},
                 registry, snapshot.bits(), model, decoder_sha256);
@@ -461,7 +473,7 @@ int cmd_verify(B& b, const Common& c, const std::string& model, const std::strin
 /// user's: verify without --label names the best match in the whole registry).
 template <class B>
 int cmd_verify_claim(B& b, const Common& c, const std::string& model, const std::string& registry, const std::string& label,
-                     const std::vector<std::string>& images, double alpha, bool outcome_only) {
+                     const std::vector<std::string>& images, double alpha, sgf::Score score, bool outcome_only) {
     if (!(alpha > 0 && alpha < 1)) SGF_THROW(ArgumentError, "--alpha must be in (0, 1), got {}", alpha);
     auto [m, decoder_sha256] = load_hashed_decoder(b, model);
     sgf::Registry reg(registry, sgf::RegistryOptions::existing_read_only(m.config.fingerprint_bits));
@@ -484,18 +496,22 @@ int cmd_verify_claim(B& b, const Common& c, const std::string& model, const std:
             add_unreadable(d, arr, text, worst);
             continue;
         }
-        const int matching = entry->fingerprint.matching_bits(d.decoded->fingerprint);
-        const bool match = matching >= k;
+        const auto t = sgf::test_claim(entry->fingerprint, d.decoded->fingerprint, d.decoded->logits, alpha, score, registry);
+        const bool match = t.match;
         ++(match ? n_match : n_no);
         const char* outcome = match ? "matches" : "no_match";
         json j{{"image", d.path}, {"label", entry->label}, {"outcome", outcome}};
         if (outcome_only) {
             text += fmt::format("{}\t{}\t{}\n", terminal_safe(d.path), outcome, terminal_safe(entry->label));
         } else {
-            const double lp = sgf::stats::log10_p_value(matching, bits);
-            j.update({{"matching_bits", matching}, {"threshold_bits", k}, {"bits", bits}, {"log10_p_value", lp}});
-            text += fmt::format("{}\t{}\t{}\t{}/{} bits (threshold {}), p = 1e{:.1f}\n", terminal_safe(d.path), outcome,
-                                terminal_safe(entry->label), matching, bits, k, lp);
+            j.update({{"matching_bits", t.matching_bits}, {"threshold_bits", k}, {"bits", bits}, {"log10_p_value", t.log10_p},
+                      {"score", sgf::score_name(score)}, {"score_value", t.score_value}, {"score_total", t.score_total},
+                      {"score_threshold", t.score_threshold}});
+            const std::string evidence = score == sgf::Score::weighted
+                                             ? fmt::format("score {}/{} (threshold {}), {}/{} bits", t.score_value, t.score_total,
+                                                           t.score_threshold, t.matching_bits, bits)
+                                             : fmt::format("{}/{} bits (threshold {})", t.matching_bits, bits, k);
+            text += fmt::format("{}\t{}\t{}\t{}, p = 1e{:.1f}\n", terminal_safe(d.path), outcome, terminal_safe(entry->label), evidence, t.log10_p);
         }
         arr.push_back(j);
     }
@@ -505,7 +521,8 @@ int cmd_verify_claim(B& b, const Common& c, const std::string& model, const std:
     json out{{"results", arr}, {"label", entry->label}, {"matches", n_match}, {"no_match", n_no}, {"errors", n_err}, {"exit_code", rc}};
     if (!capacity.empty()) out["warning"] = capacity;
     if (c.json && !outcome_only)
-        out["decision"] = decision_record({{"alpha", alpha}, {"threshold_bits", k}, {"claim", entry->label}}, registry, bits, model,
+        out["decision"] = decision_record({{"alpha", alpha}, {"threshold_bits", k}, {"score", sgf::score_name(score)}, {"claim", entry->label}},
+                                          registry, bits, model,
                                           decoder_sha256);
     emit(c, out, text);
     return rc;
@@ -514,7 +531,7 @@ int cmd_verify_claim(B& b, const Common& c, const std::string& model, const std:
 // ------------------------------------------------------------------------------------------ demo
 template <class B>
 int cmd_demo(B& b, const Common& c, const std::string& model, int users, int per_user, int n_real, int n_open, const std::string& keep,
-             const std::string& real_dir) {
+             const std::string& real_dir, sgf::Score score = sgf::Score::weighted) {
     using clock = std::chrono::steady_clock;
     auto since = [](clock::time_point t) { return std::chrono::duration<double>(clock::now() - t).count(); };
     // the demo keeps one user's images, and all the verify results, in memory: sizes a demo is for
@@ -633,7 +650,7 @@ int cmd_demo(B& b, const Common& c, const std::string& model, int users, int per
     const auto decoded = sgf::decode_files(b, m.F, all);
     const double decode_s = since(t);
     t = clock::now();
-    const sgf::AttributionRule rule{};
+    const sgf::AttributionRule rule{.score = score};
     std::int64_t correct = 0, gen_detected = 0, real_attr = 0, real_detected = 0, real_decoded = 0, open_attr = 0, open_detected = 0,
                  errors = 0;
     double bit_acc = 0;
@@ -643,7 +660,7 @@ int cmd_demo(B& b, const Common& c, const std::string& model, int users, int per
             continue;
         }
         const auto& fp = decoded[i].decoded->fingerprint;
-        const auto a = reg.attribute(fp, rule);
+        const auto a = reg.attribute(fp, decoded[i].decoded->logits, rule);
         if (i < gen_files.size()) {
             const auto& truth = issued[i / std::size_t(per_user)].fingerprint;
             bit_acc += double(fp.matching_bits(truth)) / cfg.fingerprint_bits;
@@ -679,6 +696,7 @@ int cmd_demo(B& b, const Common& c, const std::string& model, int users, int per
            {"empirical_fpr_real", real_decoded == 0 ? json(nullptr) : json(fpr_real)},
            {"theoretical_family_fpr", rule.alpha},
            {"threshold_bits", k_star},
+           {"score", sgf::score_name(score)},
            {"unreadable", errors},
            {"real_images_source", real_dir.empty() ? std::string("fashion-mnist/test") : real_dir},
            {"seconds", stages},
@@ -691,7 +709,7 @@ int cmd_demo(B& b, const Common& c, const std::string& model, int users, int per
             "  | attribution accuracy ({}) | {:.4f} ({} of {}) |\n"
             "  | false attributions, {} | {} |\n"
             "  | false attributions, {} (unregistered fingerprints) | {} |\n"
-            "  | empirical false-positive rate on real images | {} ({} of {} pass k* = {} bits) |\n"
+            "  | empirical false-positive rate on real images | {} ({} of {} pass {}) |\n"
             "  | theoretical family-wise false-positive rate | {:g} |\n"
             "  | time: issue / bake+generate / decode / attribute | {} / {} / {} / {} |\n",
             sgf::count_of(std::int64_t(gen_files.size()), "generated image"), bit_acc, sgf::count_of(users, "user"),
@@ -699,7 +717,10 @@ int cmd_demo(B& b, const Common& c, const std::string& model, int users, int per
             real_dir.empty() ? sgf::count_of(std::int64_t(real_files.size()), "real Fashion-MNIST test image")
                              : sgf::count_of(std::int64_t(real_files.size()), "real image") + " from " + real_dir,
             real_attr, sgf::count_of(std::int64_t(open_files.size()), "open-world image"), open_attr,
-            real_decoded == 0 ? std::string("none measured") : fmt::format("{:.4f}", fpr_real), real_detected, real_decoded, k_star, rule.alpha,
+            real_decoded == 0 ? std::string("none measured") : fmt::format("{:.4f}", fpr_real), real_detected, real_decoded,
+            score == sgf::Score::bits ? fmt::format("k* = {} bits", k_star)
+                                      : std::string("the weighted-score threshold"),
+            rule.alpha,
             seconds(stages["issue"].get<double>()), seconds(stages["instantiate_and_generate"].get<double>()), seconds(decode_s),
             seconds(attribute_s));
     } else {
@@ -718,6 +739,7 @@ struct Request {
     std::string files_from;  ///< decode/verify: more image paths, one per line ("-": standard input)
     std::string claimed;     ///< verify --label: test this one entry only
     bool outcome_only = false;
+    std::string score = "weighted";  ///< verify, demo: bits | weighted (sgf::parse_score)
     int n_images = 16, users = 100, per_user = 20, n_real = 2000, n_open = 200, min_margin = 8;
     std::string real_dir;  ///< demo --real-dir
     double alpha = 1e-6;
@@ -786,9 +808,10 @@ int run_request(B& b, Request& r) {
         case C::verify:
             gather_image_paths(r);
             if (!r.claimed.empty())
-                return cmd_verify_claim(b, r.c, r.model, r.registry, r.claimed, r.images, r.alpha, r.outcome_only);
-            return cmd_verify(b, r.c, r.model, r.registry, r.images, r.alpha, r.min_margin, r.outcome_only);
-        case C::demo: return cmd_demo(b, r.c, r.model, r.users, r.per_user, r.n_real, r.n_open, r.keep, r.real_dir);
+                return cmd_verify_claim(b, r.c, r.model, r.registry, r.claimed, r.images, r.alpha, sgf::parse_score(r.score), r.outcome_only);
+            return cmd_verify(b, r.c, r.model, r.registry, r.images, r.alpha, r.min_margin, sgf::parse_score(r.score), r.outcome_only);
+        case C::demo:
+            return cmd_demo(b, r.c, r.model, r.users, r.per_user, r.n_real, r.n_open, r.keep, r.real_dir, sgf::parse_score(r.score));
         case C::eval: {
             SGF_CHECK(r.eval.out.empty(), ArgumentError, "eval --out runs on the CPU backend");
             return run_bit_accuracy_command(b, r.c.json, r.eval);

@@ -219,6 +219,12 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(0, std::numeric_limits<int>::max()))
         ->excludes(ver_label)
         ->capture_default_str();
+    const auto score_check = CLI::IsMember({"bits", "weighted"});
+    ver->add_option("--score", req.score,
+                    "weighted: matching bits weighted by the decoder's confidence in each (exact p-values, more images pass at the same "
+                    "false-positive rate); bits: the paper's count of matching bits (docs/verification.md)")
+        ->check(score_check)
+        ->capture_default_str();
     ver->add_flag("--outcome-only", req.outcome_only,
                   "print only each image's outcome and, when attributed, the label: no bits, p-values or runner-up (public services)");
     ver->add_option("images", images, "image files (a folder: every PNG/JPEG under it)");
@@ -250,6 +256,9 @@ int main(int argc, char** argv) {
     demo->add_option("--real", n_real, "real test images")->check(CLI::Range(0, std::numeric_limits<int>::max()))->capture_default_str();
     demo->add_option("--open", n_open, "open-world images")->check(CLI::Range(0, std::numeric_limits<int>::max()))->capture_default_str();
     demo->add_option("--keep", keep, "keep the working files in this folder");
+    demo->add_option("--score", req.score, "bits | weighted: how verification scores a match (as verify --score)")
+        ->check(score_check)
+        ->capture_default_str();
     demo->add_option("--real-dir", req.real_dir,
                      "real images from this folder (PNG/JPEG, searched recursively; the first --real in path order) instead of "
                      "Fashion-MNIST's test split");

@@ -103,6 +103,44 @@ inline std::string attribution_capacity_problem(int bits, double alpha, std::int
         bits, alpha, N, N == 1 ? "" : "s", bits, bits, alpha / double(N), bits, capacity, capacity == 1 ? "" : "s");
 }
 
+/// One claim, "the copy carrying `claimed` made this image", tested alone at level alpha (one
+/// comparison: no Bonferroni). With Score::bits the score is the matching bit count, otherwise the
+/// confidence-weighted score of the bits that match `claimed` (the logits may be empty only for bits).
+struct ClaimTest {
+    Score score = Score::bits;
+    int matching_bits = 0, bits = 0;
+    std::int64_t score_value = 0, score_total = 0, score_threshold = 0;
+    double log10_p = 0;
+    bool match = false;  ///< score_value >= score_threshold
+};
+inline ClaimTest test_claim(const Fingerprint& claimed, const Fingerprint& decoded, std::span<const float> logits, double alpha, Score score,
+                            std::string_view who = "claim") {
+    SGF_CHECK(decoded.bits() == claimed.bits(), ArgumentError, "{}: the decoded fingerprint has {} bits, the claimed one {}", who,
+              decoded.bits(), claimed.bits());
+    ClaimTest t;
+    t.score = score;
+    t.bits = claimed.bits();
+    t.matching_bits = claimed.matching_bits(decoded);
+    const double la = stats::detail::log_alpha(alpha, fmt::format("{}: alpha", who));
+    if (score == Score::bits) {
+        t.score_value = t.matching_bits;
+        t.score_total = t.bits;
+        t.score_threshold = stats::threshold_for_log_level(t.bits, la);
+        t.log10_p = stats::log10_p_value(t.matching_bits, t.bits);
+    } else {
+        SGF_CHECK(std::int64_t(logits.size()) == decoded.bits(), ArgumentError, "{}: {} logits for a {}-bit decoded fingerprint", who,
+                  logits.size(), decoded.bits());
+        const auto q = confidence_weights(logits);
+        const stats::WeightedNull null(q);
+        for (int i = 0; i < t.bits; ++i) t.score_value += claimed.bit(i) == decoded.bit(i) ? q[std::size_t(i)] : 0;
+        t.score_total = null.total();
+        t.score_threshold = null.threshold_for_log_level(la);
+        t.log10_p = null.log10_p_value(t.score_value);
+    }
+    t.match = t.score_value >= t.score_threshold;
+    return t;
+}
+
 class Matcher {
 public:
     explicit Matcher(int bits = 128) : bits_(Fingerprint::checked_bits(bits)), words_per_((bits + 63) / 64) {}
