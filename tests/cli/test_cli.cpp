@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <numeric>
 #include <sstream>
 
 namespace sgf {
@@ -402,7 +403,7 @@ TEST_F(Cli, RoundTripIssueInstantiateGenerateVerify) {
     EXPECT_EQ(j["attributed"].get<int>() + j["not_fingerprinted"].get<int>() + j["inconclusive"].get<int>(), 3);
     EXPECT_EQ(j["errors"], 0);
     // what the decisions rest on: the rule, the registry as read, the decoder file by its SHA-256
-    EXPECT_EQ(j["decision"], (json{{"alpha", 1e-6}, {"min_margin", 8}, {"threshold_bits", stats::bit_threshold(128, 1e-6 / 5)},
+    EXPECT_EQ(j["decision"], (json{{"alpha", 1e-6}, {"min_margin", 8}, {"score", "weighted"}, {"threshold_bits", stats::bit_threshold(128, 1e-6 / 5)},
                                    {"registry", registry.string()}, {"registry_size", 5}, {"bits", 128}, {"decoder", model.string()},
                                    {"decoder_sha256", sha256_of_file(model)}, {"sgf_version", kVersion}}))
         << j["decision"].dump();
@@ -414,7 +415,8 @@ TEST_F(Cli, RoundTripIssueInstantiateGenerateVerify) {
 }
 
 // A decoder with random weights still reads a definite fingerprint from an image; registering
-// exactly that code (or codes near it) makes every outcome of the decision rule reachable.
+// exactly that code (or codes near it) makes every outcome of the decision rule reachable. Scored
+// by the paper's bit count (--score bits); the weighted score's test is WeightedScoreReadsConfidentBits.
 TEST_F(Cli, AttributionOutcomesAndExitCodes) {
     io::save_png(dir / "a.png", gradient(16, 16, 1));
     const std::string img = (dir / "a.png").string();
@@ -427,7 +429,7 @@ TEST_F(Cli, AttributionOutcomesAndExitCodes) {
         reg.add("target", fp);
         reg.issue("other2", "", 8);
     }
-    Result r = sgf({"--json", "verify", "--model", model.string(), "--registry", r_match.string(), img});
+    Result r = sgf({"--json", "verify", "--score", "bits", "--model", model.string(), "--registry", r_match.string(), img});
     EXPECT_EQ(r.rc, kOk) << r.out << r.err;
     json a = r.parsed()["results"][0];
     EXPECT_EQ(a["outcome"], "attributed");
@@ -443,7 +445,7 @@ TEST_F(Cli, AttributionOutcomesAndExitCodes) {
         for (int i = 0; i < 128; ++i) inv.set_bit(i, !fp.bit(i));
         reg.add("complement", inv);
     }
-    r = sgf({"--json", "verify", "--model", model.string(), "--registry", r_far.string(), img});
+    r = sgf({"--json", "verify", "--score", "bits", "--model", model.string(), "--registry", r_far.string(), img});
     EXPECT_EQ(r.rc, kNotFingerprinted) << r.out << r.err;
     a = r.parsed()["results"][0];
     EXPECT_EQ(a["outcome"], "not_fingerprinted");
@@ -460,7 +462,7 @@ TEST_F(Cli, AttributionOutcomesAndExitCodes) {
         reg.add("twin1", c1);
         reg.add("twin2", c2);
     }
-    r = sgf({"--json", "verify", "--model", model.string(), "--registry", r_close.string(), img});
+    r = sgf({"--json", "verify", "--score", "bits", "--model", model.string(), "--registry", r_close.string(), img});
     EXPECT_EQ(r.rc, kInconclusive) << r.out << r.err;
     a = r.parsed()["results"][0];
     EXPECT_EQ(a["outcome"], "inconclusive");
@@ -470,7 +472,7 @@ TEST_F(Cli, AttributionOutcomesAndExitCodes) {
 
     // Mixed batch: the worst class decides the exit code (inconclusive over not-fingerprinted,
     // unreadable files over any outcome).
-    r = sgf({"--json", "verify", "--model", model.string(), "--registry", r_match.string(), img, (dir / "nope.png").string()});
+    r = sgf({"--json", "verify", "--score", "bits", "--model", model.string(), "--registry", r_match.string(), img, (dir / "nope.png").string()});
     EXPECT_EQ(r.rc, kIoError);
     json j = r.parsed();
     EXPECT_EQ(j["attributed"], 1);
@@ -478,10 +480,10 @@ TEST_F(Cli, AttributionOutcomesAndExitCodes) {
     EXPECT_EQ(j["exit_code"], kIoError);
     EXPECT_EQ(j["results"][1]["outcome"], "error");
     // --min-margin 0 and a huge alpha change the decision as documented
-    r = sgf({"--json", "verify", "--model", model.string(), "--registry", r_close.string(), "--min-margin", "0", img});
+    r = sgf({"--json", "verify", "--score", "bits", "--model", model.string(), "--registry", r_close.string(), "--min-margin", "0", img});
     EXPECT_EQ(r.rc, kInconclusive);  // the runner-up still passes k*
     for (const char* alpha : {"0", "1", "1.5", "-0.1", "nan"}) {
-        r = sgf({"--json", "verify", "--model", model.string(), "--registry", r_match.string(), "--alpha", alpha, img});
+        r = sgf({"--json", "verify", "--score", "bits", "--model", model.string(), "--registry", r_match.string(), "--alpha", alpha, img});
         EXPECT_EQ(r.rc, kUsage) << alpha << r.out << r.err;
         EXPECT_NE(r.err.find("--alpha"), std::string::npos) << r.err;
     }
@@ -595,7 +597,7 @@ TEST_F(Cli, VerifyLabelTestsOneClaimWithoutBonferroni) {
     const int k1 = stats::bit_threshold(128, 1e-6);  // one comparison
     ASSERT_LE(k1, 94);  // 92
     ASSERT_GT(stats::bit_threshold(128, 1e-6 / 42), 94) << "the registry-wide test must not attribute the same image";  // 95
-    Result r = sgf({"--json", "verify", "--model", model.string(), "--registry", reg_path.string(), "--label", "near", img});
+    Result r = sgf({"--json", "verify", "--score", "bits", "--model", model.string(), "--registry", reg_path.string(), "--label", "near", img});
     EXPECT_EQ(r.rc, kOk) << r.out << r.err;
     json j = r.parsed()["results"][0];
     EXPECT_EQ(j["outcome"], "matches");
@@ -605,24 +607,90 @@ TEST_F(Cli, VerifyLabelTestsOneClaimWithoutBonferroni) {
     EXPECT_NEAR(j["log10_p_value"].get<double>(), stats::log10_p_value(94, 128), 1e-9);
     // the record of what the claim was tested with: the claim, the level, the decoder by its digest
     EXPECT_EQ(r.parsed()["decision"],
-              (json{{"alpha", 1e-6}, {"threshold_bits", k1}, {"claim", "near"}, {"registry", reg_path.string()}, {"bits", 128},
+              (json{{"alpha", 1e-6}, {"threshold_bits", k1}, {"score", "bits"}, {"claim", "near"}, {"registry", reg_path.string()}, {"bits", 128},
                     {"decoder", model.string()}, {"decoder_sha256", sha256_of_file(model)}, {"sgf_version", kVersion}}))
         << r.out;
-    r = sgf({"--json", "verify", "--model", model.string(), "--registry", reg_path.string(), img});
+    r = sgf({"--json", "verify", "--score", "bits", "--model", model.string(), "--registry", reg_path.string(), img});
     EXPECT_EQ(r.rc, kNotFingerprinted) << "Bonferroni over 42 entries: 94 bits are not enough";
     // the claim against a code the image does not carry: no_match, the not-fingerprinted exit code
-    r = sgf({"verify", "--model", model.string(), "--registry", reg_path.string(), "--label", "far", img});
+    r = sgf({"verify", "--score", "bits", "--model", model.string(), "--registry", reg_path.string(), "--label", "far", img});
     EXPECT_EQ(r.rc, kNotFingerprinted);
     EXPECT_EQ(r.out.rfind(img + "\tno_match\tfar\t0/128 bits (threshold " + std::to_string(k1) + ")", 0), 0u) << r.out;
-    r = sgf({"--json", "verify", "--outcome-only", "--model", model.string(), "--registry", reg_path.string(), "--label", "near", img});
+    r = sgf({"--json", "verify", "--score", "bits", "--outcome-only", "--model", model.string(), "--registry", reg_path.string(), "--label", "near", img});
     EXPECT_EQ(r.parsed()["results"][0], (json{{"image", img}, {"label", "near"}, {"outcome", "matches"}}));
     EXPECT_FALSE(r.parsed().contains("decision"));
     // an unknown label, or --min-margin (which has no meaning for one comparison): exit 2
-    r = sgf({"verify", "--model", model.string(), "--registry", reg_path.string(), "--label", "carol", img});
+    r = sgf({"verify", "--score", "bits", "--model", model.string(), "--registry", reg_path.string(), "--label", "carol", img});
     EXPECT_EQ(r.rc, kUsage);
     EXPECT_NE(r.err.find("'carol'"), std::string::npos) << r.err;
-    r = sgf({"verify", "--model", model.string(), "--registry", reg_path.string(), "--label", "near", "--min-margin", "3", img});
+    r = sgf({"verify", "--score", "bits", "--model", model.string(), "--registry", reg_path.string(), "--label", "near", "--min-margin", "3", img});
     EXPECT_EQ(r.rc, kUsage) << r.err;
+}
+
+// The weighted score (verify's default) and the bit count on one image: a registered code that
+// differs from the decoded one in its 40 least confident bits is attributed by the weighted score
+// and missed by the count (88 of 128 bits, k* = 93 over 3 entries); the JSON and text carry the
+// score as the library computes it from the logits decode prints.
+TEST_F(Cli, WeightedScoreReadsConfidentBitsTheCountMisses) {
+    io::save_png(dir / "a.png", gradient(16, 16, 1));
+    const std::string img = (dir / "a.png").string();
+    Result r = sgf({"--json", "decode", "--model", model.string(), img});
+    ASSERT_EQ(r.rc, kOk) << r.err;
+    const json d = r.parsed()["results"][0];
+    const Fingerprint fp = Fingerprint::parse(d["fingerprint"].get<std::string>());
+    const auto logits = d["logits"].get<std::vector<float>>();
+    ASSERT_EQ(logits.size(), 128u);
+    std::vector<int> order(128);
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int x, int y) { return std::fabs(logits[std::size_t(x)]) < std::fabs(logits[std::size_t(y)]); });
+    Fingerprint code = fp;
+    for (int i = 0; i < 40; ++i) code.set_bit(order[std::size_t(i)], !fp.bit(order[std::size_t(i)]));
+    const fs::path reg_path = dir / "weighted.db";
+    {
+        Registry reg(reg_path);
+        reg.issue("other1", "", 11);
+        reg.add("target", code);
+        reg.issue("other2", "", 12);
+    }
+    const auto q = confidence_weights(logits);
+    const stats::WeightedNull null(q);
+    std::int64_t score = 0;
+    for (int i = 0; i < 128; ++i) score += code.bit(i) == fp.bit(i) ? q[std::size_t(i)] : 0;
+    const std::int64_t threshold = null.family_threshold(1e-6, 3);
+    ASSERT_GE(score, threshold) << "the test decoder's 40 least confident bits must weigh little";
+    ASSERT_LT(88, stats::family_bit_threshold(128, 1e-6, 3));
+
+    r = sgf({"--json", "verify", "--model", model.string(), "--registry", reg_path.string(), img});
+    EXPECT_EQ(r.rc, kOk) << r.out << r.err;
+    json a = r.parsed()["results"][0];
+    EXPECT_EQ(a["outcome"], "attributed");
+    EXPECT_EQ(a["best_label"], "target");
+    EXPECT_EQ(a["score"], "weighted");
+    EXPECT_EQ(a["best_score"], score);
+    EXPECT_EQ(a["score_total"], null.total());
+    EXPECT_EQ(a["score_threshold"], threshold);
+    EXPECT_EQ(a["best_matching_bits"], 88);
+    EXPECT_NEAR(a["log10_p_value"].get<double>(), null.log10_p_value(score), 1e-9);
+    EXPECT_EQ(r.parsed()["decision"]["score"], "weighted");
+    r = sgf({"verify", "--model", model.string(), "--registry", reg_path.string(), img});
+    EXPECT_EQ(r.out.rfind(fmt::format("{}\tattributed\ttarget\tscore {}/{} (threshold {}), 88/128 bits", img, score, null.total(), threshold), 0), 0u)
+        << r.out;
+    // the paper's count misses it
+    r = sgf({"--json", "verify", "--score", "bits", "--model", model.string(), "--registry", reg_path.string(), img});
+    EXPECT_EQ(r.rc, kNotFingerprinted) << r.out << r.err;
+    EXPECT_EQ(r.parsed()["results"][0]["score"], "bits");
+    EXPECT_EQ(r.parsed()["results"][0]["best_score"], 88);
+    // one claim: the weighted score matches, the count (k = 92 without Bonferroni) does not
+    r = sgf({"--json", "verify", "--model", model.string(), "--registry", reg_path.string(), "--label", "target", img});
+    EXPECT_EQ(r.rc, kOk) << r.out << r.err;
+    EXPECT_EQ(r.parsed()["results"][0]["outcome"], "matches");
+    EXPECT_EQ(r.parsed()["results"][0]["score_value"], score);
+    EXPECT_EQ(r.parsed()["results"][0]["score_threshold"], null.threshold_for_log_level(std::log(1e-6)));
+    r = sgf({"--json", "verify", "--score", "bits", "--model", model.string(), "--registry", reg_path.string(), "--label", "target", img});
+    EXPECT_EQ(r.rc, kNotFingerprinted) << r.out << r.err;
+    r = sgf({"verify", "--score", "soft", "--model", model.string(), "--registry", reg_path.string(), img});
+    EXPECT_EQ(r.rc, kUsage) << r.err;
+    EXPECT_NE(r.err.find("--score"), std::string::npos) << r.err;
 }
 
 TEST_F(Cli, ExportDecoderGivesAVerifierTheDecoderAlone) {
