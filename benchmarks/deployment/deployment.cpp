@@ -41,6 +41,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <cmath>
 #include <random>
 #include <sstream>
 #include <string>
@@ -172,6 +173,27 @@ void bench_attribution(std::int64_t entries, int runs, int flip, bool with_sqlit
     if (a_match.outcome != sgf::Outcome::attributed || a_match.best_index != target)
         SGF_THROW(Error, "attribution benchmark: the matching query was not attributed to entry {}", target);
 
+    // the weighted score (verify's default): logits with the queries' signs and |logit| ~ |N(0, 2)|,
+    // so the weights spread over 0..15 as a decoder's do; the null distribution is built per query
+    auto logits_of = [&](const sgf::Fingerprint& f) {
+        std::normal_distribution<double> g(0.0, 2.0);
+        std::vector<float> l(static_cast<std::size_t>(bits));
+        for (int i = 0; i < bits; ++i) l[std::size_t(i)] = float(std::fabs(g(rng)) + 0.01) * (f.bit(i) ? 1.f : -1.f);
+        return l;
+    };
+    const auto l_random = logits_of(q_random), l_match = logits_of(q_match);
+    const sgf::AttributionRule weighted{};  // Score::weighted
+    sgf::Attribution w_rand, w_match;
+    const auto wms_rand = time_runs(runs, [&] { w_rand = m.attribute(q_random, l_random, weighted); });
+    const auto wms_match = time_runs(runs, [&] { w_match = m.attribute(q_match, l_match, weighted); });
+    fmt::print("  weighted score, random query:  {}  -> {} (score {} of {}, threshold {})\n", stats(wms_rand),
+               sgf::outcome_name(w_rand.outcome), w_rand.best_score, w_rand.score_total, w_rand.score_threshold);
+    fmt::print("  weighted score, matching query: {}  -> {} '{}' (score {} of {}, threshold {})\n", stats(wms_match),
+               sgf::outcome_name(w_match.outcome), w_match.best_label, w_match.best_score, w_match.score_total, w_match.score_threshold);
+    fmt::print("RESULT matcher_weighted_random {:.3f}\nRESULT matcher_weighted_match {:.3f}\n", median(wms_rand), median(wms_match));
+    if (w_match.best_index != target)
+        SGF_THROW(Error, "attribution benchmark: the weighted score did not find entry {} for the matching query", target);
+
     if (!with_sqlite) return;
     // --- SQLite-backed registry
     namespace fs = std::filesystem;
@@ -225,13 +247,17 @@ void bench_attribution(std::int64_t entries, int runs, int flip, bool with_sqlit
         sgf::Attribution ra, rm;
         const auto r_rand = time_runs(runs, [&] { ra = reg.attribute(q_random); });
         const auto r_match = time_runs(runs, [&] { rm = reg.attribute(q_match); });
+        sgf::Attribution rw;
+        const auto r_weighted = time_runs(runs, [&] { rw = reg.attribute(q_match, l_match, weighted); });
         fmt::print("SQLite registry, {} rows ({:.0f} MB, filled in {:.1f} s):\n", entries, file_mb, fill_ms / 1000);
         fmt::print("  open (loads every row into the matcher): {}\n", stats(open_ms));
         fmt::print("  Registry::attribute, random query:   {}  -> {}\n", stats(r_rand), sgf::outcome_name(ra.outcome));
         fmt::print("  Registry::attribute, matching query: {}  -> {} '{}'\n", stats(r_match), sgf::outcome_name(rm.outcome),
                    rm.best_label);
-        fmt::print("RESULT registry_open {:.3f}\nRESULT registry_random {:.3f}\nRESULT registry_match {:.3f}\n", median(open_ms),
-                   median(r_rand), median(r_match));
+        fmt::print("  Registry::attribute, matching query, weighted score: {}  -> {} '{}'\n", stats(r_weighted),
+                   sgf::outcome_name(rw.outcome), rw.best_label);
+        fmt::print("RESULT registry_open {:.3f}\nRESULT registry_random {:.3f}\nRESULT registry_match {:.3f}\nRESULT registry_weighted_match {:.3f}\n",
+                   median(open_ms), median(r_rand), median(r_match), median(r_weighted));
     } catch (...) {
         cleanup();
         throw;

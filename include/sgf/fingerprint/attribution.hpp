@@ -169,26 +169,56 @@ public:
 private:
     /// best_two without the length check (attribute checks it once, with its caller's name).
     void scan(const Fingerprint& q, std::int64_t& i1, int& m1, std::int64_t& i2, int& m2) const {
-        i1 = i2 = -1;
-        int d1 = bits_ + 1, d2 = bits_ + 1;
         const std::uint64_t* qw = q.words().data();
+        const std::size_t W = std::size_t(words_per_);
+        std::int64_t d1 = 0, d2 = 0;
+        best_two_blocked(
+            [&](const std::uint64_t* c, std::size_t n, std::int32_t* dist) {
+                if (W == 2) {  // 128-bit codes: a fixed-size loop the compiler vectorises
+                    const std::uint64_t q0 = qw[0], q1 = qw[1];
+                    for (std::size_t i = 0; i < n; ++i) dist[i] = std::popcount(c[2 * i] ^ q0) + std::popcount(c[2 * i + 1] ^ q1);
+                    return;
+                }
+                for (std::size_t i = 0; i < n; ++i) {
+                    int d = 0;
+                    for (std::size_t w = 0; w < W; ++w) d += std::popcount(c[i * W + w] ^ qw[w]);
+                    dist[i] = d;
+                }
+            },
+            bits_, i1, d1, i2, d2);
+        m1 = i1 >= 0 ? bits_ - int(d1) : 0;
+        m2 = i2 >= 0 ? bits_ - int(d2) : 0;
+    }
+
+    /// The two entries of least distance (ties: lower index first). `distances(codes, n, dist)` fills
+    /// dist[0..n) for the n entries whose codes start at `codes`; it is called on blocks of entries,
+    /// so that it is a branch-free loop the compiler can vectorise, and the best two are then picked
+    /// from the block. `worst` is above every distance (i1, i2 = -1 when there is no such entry).
+    template <class Distances>
+    void best_two_blocked(Distances&& distances, std::int64_t worst, std::int64_t& i1, std::int64_t& d1, std::int64_t& i2,
+                          std::int64_t& d2) const {
+        constexpr std::size_t kBlock = 256;
+        std::int32_t dist[kBlock];
+        i1 = i2 = -1;
+        d1 = d2 = worst + 1;
         const std::size_t W = std::size_t(words_per_), N = labels_.size();
-        const std::uint64_t* c = codes_.data();
-        for (std::size_t i = 0; i < N; ++i, c += W) {
-            int d = 0;
-            for (std::size_t w = 0; w < W; ++w) d += std::popcount(c[w] ^ qw[w]);
-            if (d < d1) {
-                d2 = d1;
-                i2 = i1;
-                d1 = d;
-                i1 = std::int64_t(i);
-            } else if (d < d2) {
-                d2 = d;
-                i2 = std::int64_t(i);
+        for (std::size_t start = 0; start < N; start += kBlock) {
+            const std::size_t n = std::min(kBlock, N - start);
+            distances(codes_.data() + start * W, n, dist);
+            for (std::size_t i = 0; i < n; ++i) {
+                const std::int64_t d = dist[i];
+                if (d >= d2) continue;  // most entries are far
+                if (d < d1) {
+                    d2 = d1;
+                    i2 = i1;
+                    d1 = d;
+                    i1 = std::int64_t(start + i);
+                } else {
+                    d2 = d;
+                    i2 = std::int64_t(start + i);
+                }
             }
         }
-        m1 = i1 >= 0 ? bits_ - d1 : 0;
-        m2 = i2 >= 0 ? bits_ - d2 : 0;
     }
 
 public:
@@ -289,27 +319,36 @@ private:
             for (int p = 0; p < planes; ++p)
                 if ((weight[i] >> p) & 1u) plane[std::size_t(p) * W + i / 64] |= std::uint64_t(1) << (i % 64);
         }
-        i1 = i2 = -1;
-        std::int64_t d1 = total + 1, d2 = total + 1;
         const std::uint64_t* qw = q.words().data();
-        const std::uint64_t* c = codes_.data();
-        const std::size_t N = labels_.size();
-        for (std::size_t i = 0; i < N; ++i, c += W) {
-            std::int64_t d = 0;
-            for (std::size_t w = 0; w < W; ++w) {
-                const std::uint64_t x = c[w] ^ qw[w];
-                for (int p = 0; p < planes; ++p) d += std::int64_t(std::popcount(x & plane[std::size_t(p) * W + w])) << p;
-            }
-            if (d < d1) {
-                d2 = d1;
-                i2 = i1;
-                d1 = d;
-                i1 = std::int64_t(i);
-            } else if (d < d2) {
-                d2 = d;
-                i2 = std::int64_t(i);
-            }
-        }
+        std::uint64_t P[4][2] = {};  // 128-bit codes with weights up to 15 (the usual case): a fixed-size loop
+        const bool fixed = W == 2 && planes <= 4;
+        if (fixed)
+            for (int p = 0; p < planes; ++p)
+                for (std::size_t w = 0; w < 2; ++w) P[p][w] = plane[std::size_t(p) * W + w];
+        std::int64_t d1 = 0, d2 = 0;
+        best_two_blocked(
+            [&](const std::uint64_t* c, std::size_t n, std::int32_t* dist) {
+                if (fixed) {
+                    const std::uint64_t q0 = qw[0], q1 = qw[1];
+                    for (std::size_t i = 0; i < n; ++i) {
+                        const std::uint64_t x0 = c[2 * i] ^ q0, x1 = c[2 * i + 1] ^ q1;
+                        std::int32_t d = 0;
+                        for (int p = 0; p < 4; ++p)  // planes above `planes` are zero
+                            d += std::int32_t(std::popcount(x0 & P[p][0]) + std::popcount(x1 & P[p][1])) << p;
+                        dist[i] = d;
+                    }
+                    return;
+                }
+                for (std::size_t i = 0; i < n; ++i) {
+                    std::int64_t d = 0;
+                    for (std::size_t w = 0; w < W; ++w) {
+                        const std::uint64_t x = c[i * W + w] ^ qw[w];
+                        for (int p = 0; p < planes; ++p) d += std::int64_t(std::popcount(x & plane[std::size_t(p) * W + w])) << p;
+                    }
+                    dist[i] = std::int32_t(d);  // at most 255 * 1000 (WeightedNull's limits)
+                }
+            },
+            total, i1, d1, i2, d2);
         s1 = i1 >= 0 ? total - d1 : 0;
         s2 = i2 >= 0 ? total - d2 : 0;
     }
