@@ -44,16 +44,17 @@ namespace {
 /// user (or to none); prints one line per image.
 std::vector<sgf::Attribution> verify(B& cpu, const sgf::ResidualCritic<B>& F, sgf::Registry& registry,
                                      const std::vector<std::string>& files) {
-    const sgf::AttributionRule rule{/*alpha=*/1e-6, /*min_margin=*/8};  // the defaults, as in `sgf verify`
+    const sgf::AttributionRule rule{/*alpha=*/1e-6, /*min_margin=*/8, sgf::Score::weighted};  // the defaults, as in `sgf verify`
     std::vector<sgf::Attribution> results;
     // decode_files reads PNG or JPEG of any size, gray or RGB, and fits it to the model (channels,
     // centre crop, resize). A file it cannot read is reported in its result, not thrown.
     for (const sgf::FileDecode& d : sgf::decode_files(cpu, F, files)) {
         d.throw_if_failed();  // IoError (missing, unreadable) or FormatError (not an image, too small), naming the file
-        const sgf::Attribution a = registry.attribute(d.decoded->fingerprint, rule);
-        fmt::print("  {:<13} {:<17} best {:<5} {:>3}/{} bits (k* {}), runner-up {:>3}, family p = 1e{:.1f}\n",
-                   fs::path(d.path).filename().string(), sgf::outcome_name(a.outcome), a.best_label, a.best_matching,
-                   a.bits, a.threshold, a.runner_up_matching, a.log10_family_p);
+        // the logits weigh each bit by the decoder's confidence (the weighted score; Score::bits counts bits)
+        const sgf::Attribution a = registry.attribute(d.decoded->fingerprint, d.decoded->logits, rule);
+        fmt::print("  {:<13} {:<17} best {:<5} score {:>4}/{} (threshold {}), {:>3}/{} bits, family p = 1e{:.1f}\n",
+                   fs::path(d.path).filename().string(), sgf::outcome_name(a.outcome), a.best_label, a.best_score,
+                   a.score_total, a.score_threshold, a.best_matching, a.bits, a.log10_family_p);
         results.push_back(a);
     }
     return results;
@@ -89,7 +90,7 @@ int tour(const fs::path& model_path, const fs::path& out) {
     // that an image made by none of the N users passes for one of them with probability <= alpha
     const int k_star = sgf::stats::family_bit_threshold(cfg.fingerprint_bits, /*alpha=*/1e-6, registry.size());
     // [/tour:issue]
-    fmt::print("b. registry {} ({} users; attributed from {} of {} matching bits):\n", registry.path(), registry.size(),
+    fmt::print("b. registry {} ({} users; the bit count attributes from {} of {} matching bits):\n", registry.path(), registry.size(),
                k_star, cfg.fingerprint_bits);
     for (const auto& u : users) fmt::print("  {:<5} {}\n", u.label, u.fingerprint.hex());
 
@@ -135,7 +136,7 @@ int tour(const fs::path& model_path, const fs::path& out) {
     unseen.push_back(sgf::io::Image{r, r, /*channels=*/1, std::vector<std::uint8_t>(std::size_t(r) * r, 128)});
     std::vector<sgf::Attribution> others;
     for (const sgf::Decoded& d : sgf::decode_images(cpu, model.F, unseen)) {
-        others.push_back(registry.attribute(d.fingerprint, sgf::AttributionRule{/*alpha=*/1e-6, /*min_margin=*/8}));
+        others.push_back(registry.attribute(d.fingerprint, d.logits, sgf::AttributionRule{/*alpha=*/1e-6, /*min_margin=*/8}));
         fmt::print("  {:<17} best {:<5} {:>3}/{} bits\n", sgf::outcome_name(others.back().outcome),
                    others.back().best_label, others.back().best_matching, others.back().bits);
     }
