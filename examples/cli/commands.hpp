@@ -132,13 +132,25 @@ inline json attribution_json(const sgf::Attribution& a) {
                 {"score_threshold", a.score_threshold}};
 }
 
+/// The score verify and demo use for a model of `bits` bits: `requested`, except that fingerprints
+/// longer than the weighted score's limit are scored by their bits, with a warning on stderr.
+inline sgf::Score score_for(sgf::Score requested, int bits) {
+    const sgf::Score used = sgf::effective_score(requested, bits);
+    if (used != requested)
+        warn(fmt::format("{}-bit fingerprints are scored by their bits: the weighted score's exact null distribution is computed for "
+                         "up to {} bits",
+                         bits, sgf::stats::WeightedNull::kMaxBits));
+    return used;
+}
+
 /// One line of verify's text output: the outcome, the best match's bits and, with the weighted
 /// score, its score against the image's own threshold.
+inline std::string evidence_text(sgf::Score score, std::int64_t value, std::int64_t total, std::int64_t threshold, int matching, int bits) {
+    return score == sgf::Score::weighted ? fmt::format("score {}/{} (threshold {}), {}/{} bits", value, total, threshold, matching, bits)
+                                         : fmt::format("{}/{} bits (threshold {})", matching, bits, threshold);
+}
 inline std::string attribution_text(const sgf::Attribution& a) {
-    const std::string evidence =
-        a.score == sgf::Score::weighted
-            ? fmt::format("score {}/{} (threshold {}), {}/{} bits", a.best_score, a.score_total, a.score_threshold, a.best_matching, a.bits)
-            : fmt::format("{}/{} bits (threshold {})", a.best_matching, a.bits, a.threshold);
+    const std::string evidence = evidence_text(a.score, a.best_score, a.score_total, a.score_threshold, a.best_matching, a.bits);
     return fmt::format("{}\t{}\t{}, runner-up {} ({} bits), family p = 1e{:.1f}", sgf::outcome_name(a.outcome), terminal_safe(a.best_label),
                        evidence, a.runner_up_label.empty() ? "-" : terminal_safe(a.runner_up_label), a.runner_up_matching, a.log10_family_p);
 }
@@ -410,6 +422,7 @@ int cmd_verify(B& b, const Common& c, const std::string& model, const std::strin
     sgf::Registry reg(registry, sgf::RegistryOptions::existing_read_only(m.config.fingerprint_bits));
     reg.require_bits(m.config.fingerprint_bits);
     const sgf::Matcher snapshot = reg.matcher();  // every image against the same entries, as the record says
+    score = score_for(score, snapshot.bits());
     const sgf::AttributionRule rule{alpha, min_margin, score};
     std::string capacity = sgf::attribution_capacity_problem(snapshot.bits(), alpha, snapshot.size());
     if (!capacity.empty()) capacity += ". Use a larger --alpha, or a model (and registry) with more bits";
@@ -481,6 +494,7 @@ int cmd_verify_claim(B& b, const Common& c, const std::string& model, const std:
     const auto entry = reg.find(label);
     if (!entry) SGF_THROW(ArgumentError, "{}: no fingerprint is issued under the label '{}'", registry, terminal_safe(label));
     const int bits = reg.bits(), k = sgf::stats::bit_threshold(bits, alpha);
+    score = score_for(score, bits);
     const std::string capacity =
         k > bits ? fmt::format("--alpha {} needs {} matching bits of {}: no image can match; use a larger --alpha", alpha, k, bits)
                  : std::string();
@@ -507,10 +521,7 @@ int cmd_verify_claim(B& b, const Common& c, const std::string& model, const std:
             j.update({{"matching_bits", t.matching_bits}, {"threshold_bits", k}, {"bits", bits}, {"log10_p_value", t.log10_p},
                       {"score", sgf::score_name(score)}, {"score_value", t.score_value}, {"score_total", t.score_total},
                       {"score_threshold", t.score_threshold}});
-            const std::string evidence = score == sgf::Score::weighted
-                                             ? fmt::format("score {}/{} (threshold {}), {}/{} bits", t.score_value, t.score_total,
-                                                           t.score_threshold, t.matching_bits, bits)
-                                             : fmt::format("{}/{} bits (threshold {})", t.matching_bits, bits, k);
+            const std::string evidence = evidence_text(t.score, t.score_value, t.score_total, t.score_threshold, t.matching_bits, bits);
             text += fmt::format("{}\t{}\t{}\t{}, p = 1e{:.1f}\n", terminal_safe(d.path), outcome, terminal_safe(entry->label), evidence, t.log10_p);
         }
         arr.push_back(j);
@@ -650,6 +661,7 @@ int cmd_demo(B& b, const Common& c, const std::string& model, int users, int per
     const auto decoded = sgf::decode_files(b, m.F, all);
     const double decode_s = since(t);
     t = clock::now();
+    score = score_for(score, cfg.fingerprint_bits);
     const sgf::AttributionRule rule{.score = score};
     std::int64_t correct = 0, gen_detected = 0, real_attr = 0, real_detected = 0, real_decoded = 0, open_attr = 0, open_detected = 0,
                  errors = 0;

@@ -147,11 +147,96 @@ TEST(WeightedScore, MatcherScanFindsTheBestTwoByWeightedScore) {
             EXPECT_NEAR(a.log10_p, null.log10_p_value(a.best_score), 1e-12);
             if (t == 0) {
                 EXPECT_EQ(a.best_index, 10);
-                EXPECT_EQ(a.runner_up_index, 300);  // the duplicate: equal score, so inconclusive
-                EXPECT_NE(a.outcome, Outcome::attributed);
+                EXPECT_EQ(a.runner_up_index, 300);  // the duplicate: the same score, the later entry second
+                EXPECT_EQ(a.best_score, a.runner_up_score);
             }
         }
     }
+}
+
+TEST(WeightedScore, ATieBetweenTwoPassingEntriesIsInconclusive) {
+    Matcher m(128);
+    const Fingerprint a = Fingerprint::from_seed(128, 3);
+    m.add(Fingerprint::from_seed(128, 4), "other");
+    m.add(a, "first");
+    m.add(a, "again");
+    std::mt19937 rng(4);
+    const auto l = logits_for(a, rng);
+    const auto r = m.attribute(Fingerprint::from_logits(l), l, AttributionRule{});
+    EXPECT_TRUE(r.detected);
+    EXPECT_EQ(r.best_label, "first");
+    EXPECT_EQ(r.runner_up_label, "again");
+    EXPECT_EQ(r.outcome, Outcome::inconclusive);
+    // one entry: no runner-up, so the margin rule does not apply
+    Matcher one(128);
+    one.add(a, "only");
+    const auto o = one.attribute(Fingerprint::from_logits(l), l, AttributionRule{});
+    EXPECT_EQ(o.outcome, Outcome::attributed);
+    EXPECT_EQ(o.runner_up_index, -1);
+    // an empty registry: nothing to find, the threshold still reported
+    const auto e = Matcher(128).attribute(Fingerprint::from_logits(l), l, AttributionRule{});
+    EXPECT_EQ(e.outcome, Outcome::not_fingerprinted);
+    EXPECT_EQ(e.best_index, -1);
+    EXPECT_EQ(e.score_total, stats::WeightedNull(confidence_weights(l)).total());
+    // logits all (close to) zero: no bit weighs anything, nothing passes
+    std::vector<float> flat(128);
+    for (int i = 0; i < 128; ++i) flat[std::size_t(i)] = a.bit(i) ? 0.1f : -0.1f;
+    const auto z = m.attribute(a, flat, AttributionRule{});
+    EXPECT_EQ(z.score_total, 0);
+    EXPECT_EQ(z.outcome, Outcome::not_fingerprinted);
+    EXPECT_EQ(z.best_index, 0);  // every entry scores 0: the first one is "best"
+}
+
+TEST(WeightedScore, FingerprintsOverTheLimitAreScoredByTheirBits) {
+    const int n = stats::WeightedNull::kMaxBits + 24;
+    EXPECT_EQ(effective_score(Score::weighted, n), Score::bits);
+    EXPECT_EQ(effective_score(Score::weighted, stats::WeightedNull::kMaxBits), Score::weighted);
+    EXPECT_EQ(effective_score(Score::bits, 128), Score::bits);
+    Matcher m(n);
+    const Fingerprint c = Fingerprint::from_seed(n, 1);
+    m.add(c, "c");
+    std::mt19937 rng(2);
+    const auto l = logits_for(c, rng);
+    const auto a = m.attribute(c, l, AttributionRule{});
+    EXPECT_EQ(a.score, Score::bits);
+    EXPECT_EQ(a.best_score, n);
+    EXPECT_EQ(a.outcome, Outcome::attributed);
+    const auto t = test_claim(c, c, l, 1e-6, Score::weighted);
+    EXPECT_EQ(t.score, Score::bits);
+    EXPECT_TRUE(t.match);
+}
+
+TEST(WeightedScore, OneClaimIsTestedAgainstItsOwnNull) {
+    std::mt19937 rng(6);
+    const Fingerprint claimed = Fingerprint::from_seed(128, 8);
+    Fingerprint dec = claimed;
+    std::vector<float> l = logits_for(claimed, rng);
+    for (int i = 0; i < 40; ++i) {  // 40 bits read wrong, with little confidence
+        dec.set_bit(i, !dec.bit(i));
+        l[std::size_t(i)] = dec.bit(i) ? 0.2f : -0.2f;
+    }
+    const auto q = confidence_weights(l);
+    const stats::WeightedNull null(q);
+    const auto w = test_claim(claimed, dec, l, 1e-6, Score::weighted);
+    EXPECT_EQ(w.score, Score::weighted);
+    EXPECT_EQ(w.matching_bits, 88);
+    std::int64_t want = 0;
+    for (int i = 40; i < 128; ++i) want += q[std::size_t(i)];
+    EXPECT_EQ(w.score_value, want);
+    EXPECT_EQ(w.score_total, null.total());
+    EXPECT_EQ(w.score_threshold, null.threshold_for_log_level(std::log(1e-6)));
+    EXPECT_NEAR(w.log10_p, null.log10_p_value(want), 1e-12);
+    EXPECT_TRUE(w.match);
+    const auto b = test_claim(claimed, dec, l, 1e-6, Score::bits);
+    EXPECT_EQ(b.score_value, 88);
+    EXPECT_EQ(b.score_threshold, stats::bit_threshold(128, 1e-6));  // 92
+    EXPECT_FALSE(b.match);
+    EXPECT_EQ(test_claim(claimed, dec, {}, 1e-6, Score::bits).score_value, 88);  // the count needs no logits
+    EXPECT_THROW((void)test_claim(claimed, dec, {}, 1e-6, Score::weighted), ArgumentError);
+    l[50] = -l[50];  // a logit whose sign is not the decoded bit
+    EXPECT_THROW((void)test_claim(claimed, dec, l, 1e-6, Score::weighted), ArgumentError);
+    EXPECT_THROW((void)test_claim(claimed, Fingerprint::from_seed(64, 1), {}, 1e-6, Score::bits), ArgumentError);
+    EXPECT_THROW((void)test_claim(claimed, dec, {}, 0.0, Score::bits), ArgumentError);
 }
 
 TEST(WeightedScore, EqualConfidencesDecideAsTheBitCount) {

@@ -68,6 +68,30 @@ inline std::vector<std::uint8_t> confidence_weights(std::span<const float> logit
     return q;
 }
 
+/// The score actually used for `bits`-bit fingerprints when `requested` is asked for: the weighted
+/// score's exact null distribution is computed for at most stats::WeightedNull::kMaxBits bits, so
+/// longer fingerprints are scored by their bits (Attribution::score and ClaimTest::score say which).
+inline Score effective_score(Score requested, int bits) {
+    return requested == Score::weighted && bits <= stats::WeightedNull::kMaxBits ? Score::weighted : Score::bits;
+}
+
+namespace detail {
+/// The decoder's output must be one logit per bit, with bit i = (logit i > 0).
+inline void check_logits(const Fingerprint& decoded, std::span<const float> logits, std::string_view who) {
+    SGF_CHECK(std::int64_t(logits.size()) == decoded.bits(), ArgumentError, "{}: {} logits for a {}-bit decoded fingerprint", who,
+              logits.size(), decoded.bits());
+    for (std::size_t i = 0; i < logits.size(); ++i)
+        SGF_CHECK(decoded.bit(int(i)) == (logits[i] > 0), ArgumentError, "{}: bit {} of the decoded fingerprint is not the sign of its logit ({})",
+                  who, i, logits[i]);
+}
+/// sum of the weights q_i over the bits where `code` and `decoded` agree
+inline std::int64_t weighted_score(const Fingerprint& code, const Fingerprint& decoded, const std::vector<std::uint8_t>& q) {
+    std::int64_t s = 0;
+    for (int i = 0; i < code.bits(); ++i) s += code.bit(i) == decoded.bit(i) ? q[std::size_t(i)] : 0;
+    return s;
+}
+}  // namespace detail
+
 struct Attribution {
     Outcome outcome = Outcome::not_fingerprinted;
     std::int64_t best_index = -1, runner_up_index = -1;
@@ -105,7 +129,8 @@ inline std::string attribution_capacity_problem(int bits, double alpha, std::int
 
 /// One claim, "the copy carrying `claimed` made this image", tested alone at level alpha (one
 /// comparison: no Bonferroni). With Score::bits the score is the matching bit count, otherwise the
-/// confidence-weighted score of the bits that match `claimed` (the logits may be empty only for bits).
+/// confidence-weighted score of the bits that match `claimed` (effective_score decides; the logits
+/// may be empty only when the bit count is used).
 struct ClaimTest {
     Score score = Score::bits;
     int matching_bits = 0, bits = 0;
@@ -118,7 +143,7 @@ inline ClaimTest test_claim(const Fingerprint& claimed, const Fingerprint& decod
     SGF_CHECK(decoded.bits() == claimed.bits(), ArgumentError, "{}: the decoded fingerprint has {} bits, the claimed one {}", who,
               decoded.bits(), claimed.bits());
     ClaimTest t;
-    t.score = score;
+    t.score = score = effective_score(score, claimed.bits());
     t.bits = claimed.bits();
     t.matching_bits = claimed.matching_bits(decoded);
     const double la = stats::detail::log_alpha(alpha, fmt::format("{}: alpha", who));
@@ -128,11 +153,10 @@ inline ClaimTest test_claim(const Fingerprint& claimed, const Fingerprint& decod
         t.score_threshold = stats::threshold_for_log_level(t.bits, la);
         t.log10_p = stats::log10_p_value(t.matching_bits, t.bits);
     } else {
-        SGF_CHECK(std::int64_t(logits.size()) == decoded.bits(), ArgumentError, "{}: {} logits for a {}-bit decoded fingerprint", who,
-                  logits.size(), decoded.bits());
+        detail::check_logits(decoded, logits, who);
         const auto q = confidence_weights(logits);
         const stats::WeightedNull null(q);
-        for (int i = 0; i < t.bits; ++i) t.score_value += claimed.bit(i) == decoded.bit(i) ? q[std::size_t(i)] : 0;
+        t.score_value = detail::weighted_score(claimed, decoded, q);
         t.score_total = null.total();
         t.score_threshold = null.threshold_for_log_level(la);
         t.log10_p = null.log10_p_value(t.score_value);
@@ -224,6 +248,44 @@ private:
 public:
     /// `who` starts the error messages: "attribute" here, the registry's file name from Registry.
     Attribution attribute(const Fingerprint& decoded, const AttributionRule& rule = {}, std::string_view who = "attribute") const {
+        Attribution a = start(decoded, rule, who);
+        a.score_total = bits_;
+        a.score_threshold = a.threshold;
+        if (size() == 0) return a;
+        scan(decoded, a.best_index, a.best_matching, a.runner_up_index, a.runner_up_matching);
+        a.best_score = a.best_matching;
+        a.runner_up_score = a.runner_up_matching;
+        a.log10_p = stats::log10_p_value(a.best_matching, bits_);
+        decide(a, rule);
+        return a;
+    }
+
+    /// Attribution from the decoder's output: the hard bits `decoded` and the logits they came from
+    /// (one per bit). The weighted score (rule.score, see effective_score) scores each entry by the
+    /// confidence weights of the bits it matches; the bit count ignores the logits. Best and runner-up
+    /// are chosen by the deciding score, so the bit `margin` of a weighted attribution can be negative.
+    Attribution attribute(const Fingerprint& decoded, std::span<const float> logits, const AttributionRule& rule,
+                          std::string_view who = "attribute") const {
+        detail::check_logits(decoded, logits, who);
+        if (effective_score(rule.score, decoded.bits()) == Score::bits) return attribute(decoded, rule, who);
+        Attribution a = start(decoded, rule, who);
+        a.score = Score::weighted;
+        const auto q = confidence_weights(logits);
+        const stats::WeightedNull null(q);
+        a.score_total = null.total();
+        a.score_threshold = null.family_threshold(rule.alpha, size(), "attribute: AttributionRule::alpha (the family-wise false-positive rate)");
+        if (size() == 0) return a;
+        scan_weighted(decoded, q, a.best_index, a.best_score, a.runner_up_index, a.runner_up_score);
+        a.best_matching = matching_bits(decoded, a.best_index);
+        if (a.runner_up_index >= 0) a.runner_up_matching = matching_bits(decoded, a.runner_up_index);
+        a.log10_p = null.log10_p_value(a.best_score);
+        decide(a, rule);
+        return a;
+    }
+
+private:
+    /// The fields every attribution has before the scan: checks, bits, registry size, k*.
+    Attribution start(const Fingerprint& decoded, const AttributionRule& rule, std::string_view who) const {
         Attribution a;
         a.bits = bits_;
         a.registry_size = size();
@@ -232,73 +294,24 @@ public:
                   decoded.bits(), bits_);  // also for an empty registry: a mistake, not "not fingerprinted"
         a.threshold = stats::family_bit_threshold(bits_, rule.alpha, size(),
                                                   "attribute: AttributionRule::alpha (the family-wise false-positive rate)");
-        a.score_total = bits_;
-        a.score_threshold = a.threshold;
-        if (size() == 0) return a;
-        scan(decoded, a.best_index, a.best_matching, a.runner_up_index, a.runner_up_matching);
+        return a;
+    }
+    /// Labels, margin, family p-value and outcome from the scores of a non-empty registry's scan.
+    void decide(Attribution& a, const AttributionRule& rule) const {
         a.best_label = label(a.best_index);
         if (a.runner_up_index >= 0) a.runner_up_label = label(a.runner_up_index);
         a.margin = a.best_matching - a.runner_up_matching;
-        a.log10_p = stats::log10_p_value(a.best_matching, bits_);
-        a.log10_family_p = stats::log_family_p_value(a.best_matching, bits_, size()) / std::log(10.0);
-        a.best_score = a.best_matching;
-        a.runner_up_score = a.runner_up_matching;
-        a.detected = a.best_matching >= a.threshold;
-        if (!a.detected) a.outcome = Outcome::not_fingerprinted;
-        else if ((a.runner_up_index >= 0 && a.runner_up_matching >= a.threshold) ||
-                 (a.runner_up_index >= 0 && a.margin < rule.min_margin))
-            a.outcome = Outcome::inconclusive;
-        else a.outcome = Outcome::attributed;
-        return a;
-    }
-
-    /// Attribution from the decoder's output: the hard bits `decoded` and the logits they came from
-    /// (one per bit). rule.score == bits ignores the logits (attribute(decoded, rule, who)); weighted
-    /// scores each entry by the confidence weights of the bits it matches.
-    Attribution attribute(const Fingerprint& decoded, std::span<const float> logits, const AttributionRule& rule,
-                          std::string_view who = "attribute") const {
-        SGF_CHECK(std::int64_t(logits.size()) == decoded.bits(), ArgumentError, "{}: {} logits for a {}-bit decoded fingerprint", who,
-                  logits.size(), decoded.bits());
-        for (std::size_t i = 0; i < logits.size(); ++i)
-            SGF_CHECK(decoded.bit(int(i)) == (logits[i] > 0), ArgumentError, "{}: bit {} of the decoded fingerprint is not the sign of its logit ({})",
-                      who, i, logits[i]);
-        if (rule.score == Score::bits) return attribute(decoded, rule, who);
-        SGF_CHECK(decoded.bits() == bits_, ArgumentError,
-                  "{}: the decoded fingerprint has {} bits, the registry holds {}-bit fingerprints (a decoder of another model?)", who,
-                  decoded.bits(), bits_);
-        Attribution a;
-        a.bits = bits_;
-        a.registry_size = size();
-        a.score = Score::weighted;
-        a.threshold = stats::family_bit_threshold(bits_, rule.alpha, size(),
-                                                  "attribute: AttributionRule::alpha (the family-wise false-positive rate)");  // for the record
-        const auto q = confidence_weights(logits);
-        const stats::WeightedNull null(q);
-        a.score_total = null.total();
-        a.score_threshold = null.family_threshold(rule.alpha, size(), "attribute: AttributionRule::alpha (the family-wise false-positive rate)");
-        if (size() == 0) return a;
-        scan_weighted(decoded, q, a.best_index, a.best_score, a.runner_up_index, a.runner_up_score);
-        a.best_label = label(a.best_index);
-        a.best_matching = matching_bits(decoded, a.best_index);
-        if (a.runner_up_index >= 0) {
-            a.runner_up_label = label(a.runner_up_index);
-            a.runner_up_matching = matching_bits(decoded, a.runner_up_index);
-        }
-        a.margin = a.best_matching - a.runner_up_matching;
-        const double lp = null.log_p_value(a.best_score);
-        a.log10_p = lp / std::log(10.0);
-        a.log10_family_p = std::min(0.0, lp + std::log(double(size()))) / std::log(10.0);
+        a.log10_family_p = std::min(0.0, a.log10_p + std::log10(double(size())));
         a.detected = a.best_score >= a.score_threshold;
-        // the margin in bits' worth of score: min_margin * (sum q) / n, compared without division
+        // the margin in bits' worth of score: min_margin * score_total / n (for the bit count, min_margin
+        // bits), compared without division
         const bool close = a.runner_up_index >= 0 &&
                            (a.best_score - a.runner_up_score) * std::int64_t(bits_) < std::int64_t(rule.min_margin) * a.score_total;
         if (!a.detected) a.outcome = Outcome::not_fingerprinted;
         else if ((a.runner_up_index >= 0 && a.runner_up_score >= a.score_threshold) || close) a.outcome = Outcome::inconclusive;
         else a.outcome = Outcome::attributed;
-        return a;
     }
 
-private:
     int matching_bits(const Fingerprint& q, std::int64_t i) const {
         const std::uint64_t* c = codes_.data() + std::size_t(i) * std::size_t(words_per_);
         int d = 0;

@@ -413,7 +413,7 @@ public:
         return matcher_.attribute(decoded, rule, path_);  // its messages name the file
     }
     /// From the decoder's output: scored as rule.score says (Matcher::attribute with logits).
-    Attribution attribute(const Fingerprint& decoded, std::span<const float> logits, const AttributionRule& rule = {}) {
+    Attribution attribute(const Fingerprint& decoded, std::span<const float> logits, const AttributionRule& rule) {
         std::scoped_lock lock(mu_);
         refresh();
         return matcher_.attribute(decoded, logits, rule, path_);

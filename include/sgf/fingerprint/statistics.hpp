@@ -95,7 +95,6 @@ inline double log_family_p_value(int k, int n, std::int64_t registry_size) {
 class WeightedNull {
 public:
     static constexpr int kMaxBits = 1000;
-    static constexpr int kMaxWeight = 255;
 
     explicit WeightedNull(std::span<const std::uint8_t> weights) : n_(int(weights.size())) {
         SGF_CHECK(n_ >= 1 && n_ <= kMaxBits, ArgumentError,
