@@ -691,6 +691,32 @@ TEST_F(Cli, WeightedScoreReadsConfidentBitsTheCountMisses) {
     r = sgf({"verify", "--score", "soft", "--model", model.string(), "--registry", reg_path.string(), img});
     EXPECT_EQ(r.rc, kUsage) << r.err;
     EXPECT_NE(r.err.find("--score"), std::string::npos) << r.err;
+    r = sgf({"--json", "verify", "--outcome-only", "--model", model.string(), "--registry", reg_path.string(), img});
+    EXPECT_EQ(r.rc, kOk) << r.err;
+    EXPECT_EQ(r.parsed()["results"][0], (json{{"image", img}, {"outcome", "attributed"}, {"label", "target"}}));
+
+    // the other two outcomes under the default score: only the complement registered (every bit
+    // wrong: score 0), and two codes each 2 bits from the decoded one (both pass: inconclusive)
+    const fs::path far_path = dir / "weighted-far.db", twins_path = dir / "weighted-twins.db";
+    {
+        Fingerprint inv(128), t1 = fp, t2 = fp;
+        for (int i = 0; i < 128; ++i) inv.set_bit(i, !fp.bit(i));
+        Registry(far_path).add("complement", inv);
+        for (int i : {0, 1}) t1.set_bit(order[std::size_t(i)], !fp.bit(order[std::size_t(i)]));
+        for (int i : {2, 3}) t2.set_bit(order[std::size_t(i)], !fp.bit(order[std::size_t(i)]));
+        Registry twins(twins_path, RegistryOptions{128, 0});
+        twins.add("twin1", t1);
+        twins.add("twin2", t2);
+    }
+    r = sgf({"--json", "verify", "--model", model.string(), "--registry", far_path.string(), img});
+    EXPECT_EQ(r.rc, kNotFingerprinted) << r.out << r.err;
+    EXPECT_EQ(r.parsed()["results"][0]["outcome"], "not_fingerprinted");
+    EXPECT_EQ(r.parsed()["results"][0]["best_score"], 0);
+    r = sgf({"--json", "verify", "--model", model.string(), "--registry", twins_path.string(), img});
+    EXPECT_EQ(r.rc, kInconclusive) << r.out << r.err;
+    a = r.parsed()["results"][0];
+    EXPECT_EQ(a["outcome"], "inconclusive");
+    EXPECT_GE(a["runner_up_score"].get<std::int64_t>(), a["score_threshold"].get<std::int64_t>());
 }
 
 TEST_F(Cli, ExportDecoderGivesAVerifierTheDecoderAlone) {
