@@ -14,6 +14,7 @@
 #include <csignal>
 #include <limits>
 #include <map>
+#include <string_view>
 
 namespace {
 
@@ -143,7 +144,14 @@ int main(int argc, char** argv) {
     app.fallthrough();  // --json, --threads, --backend also work after the subcommand
     Request req;
     Common& c = req.c;
-    app.set_version_flag("--version", fmt::format("sgf {}", sgf::kVersion), "print the version and exit");
+    // with --json anywhere on the line (it may come after --version, which stops the parse), as JSON
+    const bool json_anywhere = std::any_of(argv + 1, argv + argc, [](const char* a) { return std::string_view(a) == "--json"; });
+    app.set_version_flag(
+        "--version",
+        [json_anywhere] {
+            return json_anywhere ? nlohmann::json{{"name", "sgf"}, {"version", sgf::kVersion}}.dump() : fmt::format("sgf {}", sgf::kVersion);
+        },
+        "print the version and exit");
     app.add_flag("--json", c.json, "machine-readable output");
     app.add_option("--threads", c.threads, "CPU threads")->check(CLI::Range(1, 1024))->capture_default_str();
     app.add_option("--backend", c.backend, "cpu or cuda")->capture_default_str();

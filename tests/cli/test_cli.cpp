@@ -182,6 +182,12 @@ TEST_F(Cli, UsageErrorsAndHelp) {
             EXPECT_EQ(v.out, fmt::format("sgf {}\n", SGF_PROJECT_VERSION));
         }
         EXPECT_STREQ(kVersion, SGF_PROJECT_VERSION);
+        for (const auto& args : {std::vector<std::string>{"--json", "--version"}, std::vector<std::string>{"--version", "--json"},
+                                 std::vector<std::string>{"verify", "--version", "--json"}}) {
+            const auto v = sgf(args);
+            EXPECT_EQ(v.rc, kOk) << v.err;
+            EXPECT_EQ(v.parsed(), (json{{"name", "sgf"}, {"version", SGF_PROJECT_VERSION}})) << v.out;
+        }
     }
     EXPECT_EQ(sgf({"verify", "--model", model.string()}).rc, kUsage);  // --registry and images are required
     {  // a parse error says "error:" and names the subcommand whose help to read (CLI11 alone said neither)
