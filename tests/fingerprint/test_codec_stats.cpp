@@ -2,6 +2,7 @@
 #include <sgf/fingerprint.hpp>
 
 #include <gtest/gtest.h>
+#include "registered_users.hpp"
 
 #include <cmath>
 #include <limits>
@@ -223,12 +224,7 @@ TEST(Attribution, CapacityProblemWhenEvenAllBitsCannotPassTheThreshold) {
 }
 
 TEST(Attribution, Outcomes) {
-    Matcher m(128);
-    std::vector<Fingerprint> fs;
-    for (int i = 0; i < 100; ++i) {
-        fs.push_back(Fingerprint::from_seed(128, 1000 + i));
-        m.add(fs.back(), "user" + std::to_string(i));
-    }
+    auto [m, fs] = test::registered_users(100, 1000);
     auto exact = m.attribute(fs[37]);
     EXPECT_EQ(exact.outcome, Outcome::attributed);
     EXPECT_EQ(exact.best_label, "user37");

@@ -3,6 +3,7 @@
 #include <sgf/fingerprint.hpp>
 
 #include <gtest/gtest.h>
+#include "registered_users.hpp"
 
 #include <cmath>
 #include <random>
@@ -240,12 +241,7 @@ TEST(WeightedScore, OneClaimIsTestedAgainstItsOwnNull) {
 }
 
 TEST(WeightedScore, EqualConfidencesDecideAsTheBitCount) {
-    Matcher m(128);
-    std::vector<Fingerprint> fs;
-    for (int i = 0; i < 100; ++i) {
-        fs.push_back(Fingerprint::from_seed(128, 500 + i));
-        m.add(fs.back(), "user" + std::to_string(i));
-    }
+    auto [m, fs] = test::registered_users(100, 500);
     Fingerprint other = fs[3];  // a registered code 4 bits from fs[3]: decodes between them are inconclusive
     for (int i : {0, 1, 2, 3}) other.set_bit(i, !other.bit(i));
     m.add(other, "near3");
@@ -280,12 +276,7 @@ TEST(WeightedScore, EqualConfidencesDecideAsTheBitCount) {
 }
 
 TEST(WeightedScore, ConfidentBitsCarryAnImageTheBitCountMisses) {
-    Matcher m(128);
-    std::vector<Fingerprint> fs;
-    for (int i = 0; i < 100; ++i) {
-        fs.push_back(Fingerprint::from_seed(128, 900 + i));
-        m.add(fs.back(), "user" + std::to_string(i));
-    }
+    auto [m, fs] = test::registered_users(100, 900);
     // 89 of 128 bits right (k* = 96 at alpha 1e-6 over 100): the 39 wrong ones read with little confidence
     const Fingerprint& truth = fs[17];
     Fingerprint dec = truth;

@@ -203,11 +203,7 @@ private:
                     for (std::size_t i = 0; i < n; ++i) dist[i] = std::popcount(c[2 * i] ^ q0) + std::popcount(c[2 * i + 1] ^ q1);
                     return;
                 }
-                for (std::size_t i = 0; i < n; ++i) {
-                    int d = 0;
-                    for (std::size_t w = 0; w < W; ++w) d += std::popcount(c[i * W + w] ^ qw[w]);
-                    dist[i] = d;
-                }
+                for (std::size_t i = 0; i < n; ++i) dist[i] = hamming(c + i * W, qw);
             },
             bits_, i1, d1, i2, d2);
         m1 = i1 >= 0 ? bits_ - int(d1) : 0;
@@ -275,7 +271,7 @@ public:
         a.score_total = null.total();
         a.score_threshold = null.family_threshold(rule.alpha, size(), "attribute: AttributionRule::alpha (the family-wise false-positive rate)");
         if (size() == 0) return a;
-        scan_weighted(decoded, q, a.best_index, a.best_score, a.runner_up_index, a.runner_up_score);
+        scan_weighted(decoded, q, a.score_total, a.best_index, a.best_score, a.runner_up_index, a.runner_up_score);
         a.best_matching = matching_bits(decoded, a.best_index);
         if (a.runner_up_index >= 0) a.runner_up_matching = matching_bits(decoded, a.runner_up_index);
         a.log10_p = null.log10_p_value(a.best_score);
@@ -301,7 +297,7 @@ private:
         a.best_label = label(a.best_index);
         if (a.runner_up_index >= 0) a.runner_up_label = label(a.runner_up_index);
         a.margin = a.best_matching - a.runner_up_matching;
-        a.log10_family_p = std::min(0.0, a.log10_p + std::log10(double(size())));
+        a.log10_family_p = stats::log_family_p(a.log10_p * std::log(10.0), size()) / std::log(10.0);
         a.detected = a.best_score >= a.score_threshold;
         // the margin in bits' worth of score: min_margin * score_total / n (for the bit count, min_margin
         // bits), compared without division
@@ -312,23 +308,25 @@ private:
         else a.outcome = Outcome::attributed;
     }
 
-    int matching_bits(const Fingerprint& q, std::int64_t i) const {
-        const std::uint64_t* c = codes_.data() + std::size_t(i) * std::size_t(words_per_);
+    /// Differing bits between one stored code and a query, both words_per_ words long.
+    int hamming(const std::uint64_t* code, const std::uint64_t* q) const {
         int d = 0;
-        for (int w = 0; w < words_per_; ++w) d += std::popcount(c[w] ^ q.words()[std::size_t(w)]);
-        return bits_ - d;
+        for (int w = 0; w < words_per_; ++w) d += std::popcount(code[w] ^ q[w]);
+        return d;
+    }
+    int matching_bits(const Fingerprint& q, std::int64_t i) const {
+        return bits_ - hamming(codes_.data() + std::size_t(i) * std::size_t(words_per_), q.words().data());
     }
     /// Best and runner-up by weighted score: each weight's binary digits as bit planes, so the
     /// weight of the mismatching bits is sum_b 2^b popcount(mismatch & plane_b), 64 bits at a time.
-    void scan_weighted(const Fingerprint& q, const std::vector<std::uint8_t>& weight, std::int64_t& i1, std::int64_t& s1, std::int64_t& i2,
-                       std::int64_t& s2) const {
+    /// `total` is the sum of the weights (WeightedNull::total()).
+    void scan_weighted(const Fingerprint& q, const std::vector<std::uint8_t>& weight, std::int64_t total, std::int64_t& i1, std::int64_t& s1,
+                       std::int64_t& i2, std::int64_t& s2) const {
         const std::size_t W = std::size_t(words_per_);
         int planes = 0;
         for (const std::uint8_t w : weight) planes = std::max(planes, int(std::bit_width(unsigned(w))));
         std::vector<std::uint64_t> plane(std::size_t(planes) * W, 0);
-        std::int64_t total = 0;
         for (std::size_t i = 0; i < weight.size(); ++i) {
-            total += weight[i];
             for (int p = 0; p < planes; ++p)
                 if ((weight[i] >> p) & 1u) plane[std::size_t(p) * W + i / 64] |= std::uint64_t(1) << (i % 64);
         }

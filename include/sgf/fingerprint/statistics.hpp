@@ -79,10 +79,12 @@ inline int family_bit_threshold(int n, double alpha, std::int64_t registry_size,
     const double la = detail::log_alpha(alpha, what_alpha);  // alpha is checked before the registry size
     return threshold_for_log_level(n, la - std::log(detail::tests_of(registry_size)));
 }
-/// Family-wise p-value min(1, N p), in log space.
-inline double log_family_p_value(int k, int n, std::int64_t registry_size) {
-    return std::min(0.0, log_p_value(k, n) + std::log(double(std::max<std::int64_t>(registry_size, 1))));
+/// Family-wise p-value min(1, N p) of a per-comparison p-value given as ln p, in log space.
+inline double log_family_p(double log_p, std::int64_t registry_size) {
+    return std::min(0.0, log_p + std::log(double(std::max<std::int64_t>(registry_size, 1))));
 }
+/// The same for k matching bits of n.
+inline double log_family_p_value(int k, int n, std::int64_t registry_size) { return log_family_p(log_p_value(k, n), registry_size); }
 
 /// The null distribution of a weighted match score (docs/verification.md, "The weighted score").
 /// Bit i carries an integer weight q_i >= 0 fixed by the image alone (the decoder's confidence);
