@@ -294,12 +294,16 @@ int run_eval(B& b, bool json_out, const EvalArgs& a) {
                             m.clean_float.worst_image);
         text += fmt::format("  bit accuracy, 8-bit PNG round trip: {:.4f} (worst image {:.3f})\n", m.clean_png.bit_accuracy,
                             m.clean_png.worst_image);
-        text += fmt::format("  mean -log10 p {:.2f}, TPR at FPR {:g}: {:.4f}\n", m.clean_png.mean_neg_log10_p, opt.rule.alpha, m.clean_png.tpr);
-        text += fmt::format("  real images attributed: {} of {} (registry of {}), {} pass k* = {} for one fingerprint\n",
-                            m.fpr.registry_attributed, m.fpr.real_images, m.fpr.registry_size, m.fpr.single_pass, m.fpr.threshold_single);
+        text += fmt::format("  TPR at FPR {:g}: bit count {:.4f} (mean -log10 p {:.2f}), weighted score {:.4f} (mean -log10 p {:.2f})\n",
+                            opt.rule.alpha, m.clean_png.tpr, m.clean_png.mean_neg_log10_p, m.clean_png.tpr_weighted,
+                            m.clean_png.mean_neg_log10_p_weighted);
+        text += fmt::format("  real images attributed (registry of {}): {} of {} by the bit count, {} by the weighted score; "
+                            "{} pass k* = {} for one fingerprint\n",
+                            m.fpr.registry_size, m.fpr.registry_attributed, m.fpr.real_images, m.fpr.registry_attributed_weighted,
+                            m.fpr.single_pass, m.fpr.threshold_single);
         for (const auto& at : m.attribution)
-            text += fmt::format("  attribution, {:>5} users: closed world {:.4f}, open world {:.4f}\n", at.users, at.closed_accuracy,
-                                at.open_accuracy);
+            text += fmt::format("  attribution, {:>5} users, {:<15} closed world {:.4f}, open world {:.4f}\n", at.users,
+                                at.score == sgf::Score::weighted ? "weighted score:" : "bit count:", at.closed_accuracy, at.open_accuracy);
         if (m.fd) text += fmt::format("  FD-classifier vs real: {:.4f}\n", m.fd->value);
     }
     if (r.fidelity.computed) {

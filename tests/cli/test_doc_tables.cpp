@@ -348,21 +348,24 @@ TEST(DocTables, VerificationProseFigures) {
 }
 
 // docs/verification.md, "What the fingerprint survives": the shipped models' rows of
-// docs/eval-default/robustness.csv (bit accuracy and detection rate), quoted with 3 decimals. The
-// first two cells (attack and strength as in the CSV, and their meaning) are the doc's own.
+// docs/eval-default/robustness.csv (bit accuracy, detection rate by the bit count and by the
+// weighted score), quoted with 3 decimals. The first two cells (attack and strength as in the CSV,
+// and their meaning) are the doc's own.
 TEST(DocTables, VerificationShippedModelRobustness) {
     std::ifstream csv(fs::path(SGF_SOURCE_DIR) / "docs/eval-default/robustness.csv");
     ASSERT_TRUE(csv) << "docs/eval-default/robustness.csv";
-    std::map<std::string, std::pair<double, double>> measured;  // "model attack strength" -> (bit accuracy, detection rate)
+    std::map<std::string, std::array<double, 3>> measured;  // "model attack strength" -> (bit accuracy, detected: bits, weighted)
     std::string line;
     std::getline(csv, line);
-    ASSERT_EQ(line.rfind("model,kind,attack,strength,identity,images,bit_accuracy,worst_image_accuracy,detection_rate,", 0), 0u) << line;
+    const std::string head = "model,kind,attack,strength,identity,images,bit_accuracy,worst_image_accuracy,detection_rate,"
+                             "mean_neg_log10_p,detection_rate_weighted,";
+    ASSERT_EQ(line.rfind(head, 0), 0u) << line;
     while (std::getline(csv, line)) {
-        std::vector<std::string> f;
+        std::vector<std::string> f;  // the fields before `parameter`, which may be quoted
         std::istringstream fields(line);
-        for (std::string x; f.size() < 9 && std::getline(fields, x, ',');) f.push_back(x);
-        ASSERT_EQ(f.size(), 9u) << line;
-        measured[f[0] + " " + f[2] + " " + f[3]] = {std::stod(f[6]), std::stod(f[8])};
+        for (std::string x; f.size() < 11 && std::getline(fields, x, ',');) f.push_back(x);
+        ASSERT_EQ(f.size(), 11u) << line;
+        measured[f[0] + " " + f[2] + " " + f[3]] = {std::stod(f[6]), std::stod(f[8]), std::stod(f[10])};
     }
     const DocCopy c{"docs/verification.md", "### What the fingerprint survives and what it does not",
                     "the table of the shipped models' robustness", "VerificationShippedModelRobustness", "shipped-model robustness", ""};
@@ -382,7 +385,7 @@ TEST(DocTables, VerificationShippedModelRobustness) {
         for (const char* model : {"original", "immunised"}) {
             const auto it = measured.find(fmt::format("{} {} {}", model, m[1].str(), m[2].str()));
             ASSERT_NE(it, measured.end()) << "no " << model << " row for " << m[1] << " " << m[2] << " in robustness.csv";
-            cells += fmt::format(" {:.3f} | {:.3f} |", it->second.first, it->second.second);
+            cells += fmt::format(" {:.3f} | {:.3f} | {:.3f} |", it->second[0], it->second[1], it->second[2]);
         }
         want.push_back(cells);
     }

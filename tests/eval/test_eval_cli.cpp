@@ -124,7 +124,7 @@ TEST_F(EvalCli, QuickReportIsComplete) {
     const auto& rep = j["report"];
     ASSERT_EQ(rep["models"].size(), 2u);
     EXPECT_EQ(rep["models"][1]["role"], "immunised");
-    EXPECT_EQ(rep["models"][0]["attribution"].size(), 3u) << "1, 10, 20 users";
+    EXPECT_EQ(rep["models"][0]["attribution"].size(), 6u) << "1, 10, 20 users, by each score";
     EXPECT_TRUE(rep["fidelity"].contains("baseline"));
     EXPECT_TRUE(rep["fidelity"]["relative_difference_vs_baseline"].contains("original"));
     EXPECT_GE(rep["fidelity"]["real_vs_real"]["fd_classifier"].get<double>(), 0.0);
@@ -144,7 +144,8 @@ TEST_F(EvalCli, QuickReportIsComplete) {
     std::vector<std::string> header;
     const auto rows = read_csv(out / "robustness.csv", &header);
     EXPECT_EQ(header, (std::vector<std::string>{"model", "kind", "attack", "strength", "identity", "images", "bit_accuracy",
-                                                "worst_image_accuracy", "detection_rate", "mean_neg_log10_p", "parameter"}));
+                                                "worst_image_accuracy", "detection_rate", "mean_neg_log10_p", "detection_rate_weighted",
+                                                "mean_neg_log10_p_weighted", "parameter"}));
     std::size_t strengths = 0;
     for (const auto& a : attack::image_attacks()) strengths += a.sweep.size();
     EXPECT_EQ(rows.size(), 2 * strengths) << "one row per model x attack x strength";
@@ -162,17 +163,24 @@ TEST_F(EvalCli, QuickReportIsComplete) {
         EXPECT_GE(tpr, 0.0);
         EXPECT_LE(tpr, 1.0);
         EXPECT_GE(number(row.at("mean_neg_log10_p")), 0.0);
+        const double tpr_weighted = number(row.at("detection_rate_weighted"));
+        EXPECT_GE(tpr_weighted, 0.0);
+        EXPECT_LE(tpr_weighted, 1.0);
+        EXPECT_GE(number(row.at("mean_neg_log10_p_weighted")), 0.0);
         EXPECT_FALSE(row.at("parameter").empty());
     }
     EXPECT_EQ(per_model["original"], int(strengths));
     EXPECT_EQ(per_model["immunised"], int(strengths));
 
     const auto att = read_csv(out / "attribution.csv", nullptr);
-    EXPECT_EQ(att.size(), 6u);
+    EXPECT_EQ(att.size(), 12u) << "2 models x 3 registry sizes x 2 scores";
+    std::map<std::string, int> per_score;
     for (const auto& row : att) {
+        ++per_score[row.at("score")];
         EXPECT_EQ(number(row.at("correct")) + number(row.at("wrong_user")) + number(row.at("inconclusive")) + number(row.at("missed")),
                   number(row.at("generated")));
     }
+    EXPECT_EQ(per_score, (std::map<std::string, int>{{"bits", 6}, {"weighted", 6}}));
 
     const std::string md = slurp(out / "report.md");
     for (const char* s : {"## Clean detection", "## False positives on real images", "## Attribution", "## Fidelity (FD-classifier, not FID)",

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <random>
 #include <set>
 #include <sstream>
 
@@ -65,6 +66,21 @@ TEST(BitAccuracy, ClampedAccuracyAndSaturatedPixelsMatchADirectCount) {
     EXPECT_NE(r.clamped_accuracy, r.float_accuracy);
 }
 
+/// A decoded set with the logit of every bit at +-confidence(i, j) (image i, bit j), the sign its bit's.
+template <class Confidence>
+DecodedSet with_logits(const std::vector<Fingerprint>& fps, Confidence confidence) {
+    DecodedSet d;
+    for (std::size_t i = 0; i < fps.size(); ++i) {
+        std::vector<float> l(std::size_t(fps[i].bits()));
+        for (int j = 0; j < fps[i].bits(); ++j) l[std::size_t(j)] = (fps[i].bit(j) ? 1.f : -1.f) * float(confidence(i, j));
+        d.push_back(fps[i], l);
+    }
+    return d;
+}
+DecodedSet equally_confident(const std::vector<Fingerprint>& fps) {
+    return with_logits(fps, [](std::size_t, int) { return 1.0; });
+}
+
 TEST(EvalHelpers, IssuedFingerprintsKeepTheMinimumDistanceAndAreDeterministic) {
     const auto a = detail::issue_fingerprints(128, 300, 32, 7);
     const auto b = detail::issue_fingerprints(128, 300, 32, 7);
@@ -94,19 +110,90 @@ TEST(EvalHelpers, CountAttributionOnSyntheticCodes) {
     const std::vector<std::int64_t> who{0, 1, 2, 4};
     const std::vector<Fingerprint> real{Fingerprint::from_seed(128, 99), users[5]};  // the second is a false attribution
     const std::vector<Fingerprint> open{Fingerprint::from_seed(128, 100), users[6], Fingerprint::from_seed(128, 101)};
-    const AttributionRule rule{};
-    const auto s = count_attribution(reg, gen, who, real, open, rule);
-    EXPECT_EQ(s.users, 10);
-    EXPECT_EQ(s.threshold, stats::bit_threshold(128, 1e-7));
-    EXPECT_EQ(s.correct, 2);
-    EXPECT_EQ(s.missed, 1);
-    EXPECT_EQ(s.wrong_user, 1);
-    EXPECT_EQ(s.inconclusive, 0);
-    EXPECT_EQ(s.real_attributed, 1);
-    EXPECT_EQ(s.open_attributed, 1);
-    EXPECT_EQ(s.open_detected, 1);
-    EXPECT_DOUBLE_EQ(s.closed_accuracy, (2.0 + 1.0) / 6.0);
-    EXPECT_DOUBLE_EQ(s.open_accuracy, (2.0 + 1.0 + 2.0) / 9.0);
+    // with every bit equally confident, the weighted score decides exactly as the bit count
+    for (const Score score : {Score::bits, Score::weighted}) {
+        AttributionRule rule{};
+        rule.score = score;
+        const auto s = count_attribution(reg, equally_confident(gen), who, equally_confident(real), equally_confident(open), rule);
+        EXPECT_EQ(s.score, score);
+        EXPECT_EQ(s.users, 10);
+        EXPECT_EQ(s.threshold, stats::bit_threshold(128, 1e-7));
+        EXPECT_EQ(s.correct, 2);
+        EXPECT_EQ(s.missed, 1);
+        EXPECT_EQ(s.wrong_user, 1);
+        EXPECT_EQ(s.inconclusive, 0);
+        EXPECT_EQ(s.real_attributed, 1);
+        EXPECT_EQ(s.open_attributed, 1);
+        EXPECT_EQ(s.open_detected, 1);
+        EXPECT_DOUBLE_EQ(s.closed_accuracy, (2.0 + 1.0) / 6.0);
+        EXPECT_DOUBLE_EQ(s.open_accuracy, (2.0 + 1.0 + 2.0) / 9.0);
+    }
+    // the decoder unsure of exactly the 50 bits it got wrong in user 2's image: the bit count still
+    // misses it, the weighted score attributes it (the other 78 bits carry the full weight)
+    const auto unsure = with_logits(gen, [](std::size_t i, int j) { return i == 2 && j < 50 ? 0.05 : 4.0; });
+    AttributionRule weighted{};
+    weighted.score = Score::weighted;
+    const auto w = count_attribution(reg, unsure, who, equally_confident(real), equally_confident(open), weighted);
+    EXPECT_EQ(w.correct, 3);
+    EXPECT_EQ(w.missed, 0);
+    AttributionRule bits{};
+    bits.score = Score::bits;
+    EXPECT_EQ(count_attribution(reg, unsure, who, equally_confident(real), equally_confident(open), bits).missed, 1);
+    EXPECT_THROW((void)count_attribution(reg, unsure, {0, 1}, equally_confident(real), equally_confident(open), bits), ArgumentError);
+}
+
+// false_positive_stats against a direct count with test_claim and the registry, both scores
+TEST(EvalHelpers, FalsePositiveStatsCountBothScores) {
+    const auto users = detail::issue_fingerprints(128, 20, 32, 4);
+    std::vector<Fingerprint> real;
+    for (int i = 0; i < 30; ++i) real.push_back(Fingerprint::from_seed(128, 500 + std::uint64_t(i)));
+    real.push_back(flip(users[0], 30));  // close to users[0] (a false positive at any alpha used here)
+    real.push_back(flip(users[3], 34));
+    std::mt19937 rng{7};
+    std::uniform_real_distribution<double> conf(0.0, 5.0);
+    std::vector<std::vector<double>> c(real.size(), std::vector<double>(128));
+    for (auto& row : c)
+        for (auto& v : row) v = conf(rng);
+    const auto dec = with_logits(real, [&](std::size_t i, int j) { return c[i][std::size_t(j)]; });
+    AttributionRule rule{};
+    rule.alpha = 1e-3;
+    const auto f = false_positive_stats(dec, users, rule);
+    Matcher reg(128);
+    for (std::size_t u = 0; u < users.size(); ++u) reg.add(users[u], std::to_string(u));
+    std::int64_t single[2] = {0, 0}, pairs[2] = {0, 0}, detected[2] = {0, 0}, attributed[2] = {0, 0};
+    double min_p[2] = {0, 0};
+    for (std::size_t i = 0; i < dec.size(); ++i)
+        for (const Score score : {Score::bits, Score::weighted}) {
+            const int k = score == Score::bits ? 0 : 1;
+            single[k] += test_claim(users[0], real[i], dec.logits_of(i), rule.alpha, score).match;
+            for (const auto& u : users) {
+                const auto t = test_claim(u, real[i], dec.logits_of(i), rule.alpha, score);
+                pairs[k] += t.match;
+                min_p[k] = std::min(min_p[k], t.log10_p);
+            }
+            AttributionRule r = rule;
+            r.score = score;
+            const auto a = reg.attribute(real[i], dec.logits_of(i), r);
+            detected[k] += a.detected;
+            attributed[k] += a.outcome == Outcome::attributed;
+        }
+    EXPECT_EQ(f.real_images, 32);
+    EXPECT_EQ(f.comparisons, 32 * 20);
+    EXPECT_EQ(f.single_pass, single[0]);
+    EXPECT_EQ(f.single_pass_weighted, single[1]);
+    EXPECT_EQ(f.comparison_pass, pairs[0]);
+    EXPECT_EQ(f.comparison_pass_weighted, pairs[1]);
+    EXPECT_EQ(f.registry_detected, detected[0]);
+    EXPECT_EQ(f.registry_detected_weighted, detected[1]);
+    EXPECT_EQ(f.registry_attributed, attributed[0]);
+    EXPECT_EQ(f.registry_attributed_weighted, attributed[1]);
+    EXPECT_NEAR(f.min_log10_p, min_p[0], 1e-9);
+    EXPECT_NEAR(f.min_log10_p_weighted, min_p[1], 1e-9);
+    EXPECT_EQ(f.max_matching, 128 - 30);
+    // the premise: the planted near-copies pass under both scores
+    EXPECT_GE(f.single_pass_weighted, 1);
+    EXPECT_GE(f.registry_attributed, 2);
+    EXPECT_GE(f.registry_attributed_weighted, 2);
 }
 
 TEST(EvalHelpers, DetectionStats) {
@@ -114,13 +201,23 @@ TEST(EvalHelpers, DetectionStats) {
     const auto t = Fingerprint::from_seed(128, 1);
     const std::vector<Fingerprint> truth{t, t};
     const std::vector<Fingerprint> dec{t, flip(t, 64)};
-    const auto s = detail::detection_stats(dec, truth, 92, nlp);
+    const auto s = detail::detection_stats(equally_confident(dec), truth, 92, nlp, 1e-6);
     EXPECT_DOUBLE_EQ(s.bit_accuracy, 0.75);
     EXPECT_DOUBLE_EQ(s.worst_image, 0.5);
     EXPECT_DOUBLE_EQ(s.tpr, 0.5);
     EXPECT_NEAR(s.mean_neg_log10_p, 0.5 * (-stats::log10_p_value(128, 128) - stats::log10_p_value(64, 128)), 1e-12);
     EXPECT_DOUBLE_EQ(s.per_bit[0], 0.5);
     EXPECT_DOUBLE_EQ(s.per_bit[100], 1.0);
+    // equal confidences: the weighted score's test is the bit count's
+    EXPECT_DOUBLE_EQ(s.tpr_weighted, 0.5);
+    EXPECT_NEAR(s.mean_neg_log10_p_weighted, s.mean_neg_log10_p, 1e-9);
+    // no confidence in the 64 flipped bits (weight round(4 * 0.1) = 0), full weight elsewhere: the second
+    // image's 64 weighted bits all match, p = 2^-64, and it is detected
+    const auto w = detail::detection_stats(with_logits(dec, [](std::size_t i, int j) { return i == 1 && j < 64 ? 0.1 : 4.0; }), truth, 92,
+                                           nlp, 1e-6);
+    EXPECT_DOUBLE_EQ(w.tpr, 0.5);
+    EXPECT_DOUBLE_EQ(w.tpr_weighted, 1.0);
+    EXPECT_NEAR(w.mean_neg_log10_p_weighted, 0.5 * (128 + 64) * std::log10(2.0), 1e-9);
 }
 
 TEST(Plot, NiceTicksAndLabels) {
@@ -246,10 +343,12 @@ TEST_F(Evaluation, SweepsCoverEveryStrengthAndTheIdentityIsTheCleanPng) {
 
 TEST_F(Evaluation, AttributionAndFalsePositiveBookkeeping) {
     for (const auto& m : r_->models) {
-        ASSERT_EQ(m.attribution.size(), 3u) << "1, 10 and users_max = 12";
-        EXPECT_EQ(m.attribution[0].users, 1);
-        EXPECT_EQ(m.attribution[1].users, 10);
-        EXPECT_EQ(m.attribution[2].users, 12);
+        ASSERT_EQ(m.attribution.size(), 6u) << "1, 10 and users_max = 12, by each score";
+        const std::int64_t sizes[] = {1, 10, 12};
+        for (std::size_t i = 0; i < 6; ++i) {
+            EXPECT_EQ(m.attribution[i].score, i < 3 ? Score::weighted : Score::bits);
+            EXPECT_EQ(m.attribution[i].users, sizes[i % 3]);
+        }
         for (const auto& a : m.attribution) {
             EXPECT_EQ(a.generated, opt_.images);
             EXPECT_EQ(a.correct + a.wrong_user + a.inconclusive + a.missed, a.generated);
@@ -264,7 +363,15 @@ TEST_F(Evaluation, AttributionAndFalsePositiveBookkeeping) {
         EXPECT_EQ(m.fpr.registry_size, opt_.users_max);
         EXPECT_EQ(m.fpr.comparisons, opt_.images * opt_.users_max);
         EXPECT_LE(m.fpr.registry_attributed, m.fpr.registry_detected);
+        EXPECT_LE(m.fpr.registry_attributed_weighted, m.fpr.registry_detected_weighted);
+        EXPECT_LE(m.fpr.comparison_pass_weighted, m.fpr.comparisons);
         EXPECT_GT(m.fpr.max_matching, 0);
+        EXPECT_LT(m.fpr.min_log10_p_weighted, 0.0);
+        for (const DetectionStats* d : {&m.clean_float, &m.clean_png}) {
+            EXPECT_GE(d->tpr_weighted, 0.0);
+            EXPECT_LE(d->tpr_weighted, 1.0);
+            EXPECT_GT(d->mean_neg_log10_p_weighted, 0.0);
+        }
     }
     EXPECT_EQ(r_->threshold_single, 92);
 }

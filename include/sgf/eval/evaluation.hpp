@@ -3,6 +3,8 @@
 //   - clean bit accuracy (float output and 8-bit PNG), mean -log10 p-value, TPR at FPR alpha;
 //   - empirical false-positive rate on real test images, against one fingerprint and a registry;
 //   - attribution accuracy in the closed and the open world for registries of 1, 10, 100, 1000 users;
+//   (detection, false positives and attribution under both scores of fingerprint/attribution.hpp:
+//   the matching bit count, and the confidence-weighted score that needs the decoder's logits)
 //   - robustness: bit accuracy under every image attack of attack::image_attacks() at every
 //     strength of its sweep;
 //   - fidelity: FD-classifier (eval/fd_classifier.hpp; not FID) of generated vs real images, for the
@@ -58,6 +60,23 @@ struct EvalOptions {
     std::filesystem::path real_dir;
 };
 
+/// A set of decoded images: the hard bits of each and the decoder's logits they came from.
+struct DecodedSet {
+    std::vector<Fingerprint> fingerprints;
+    std::vector<float> logits;  ///< fingerprints.size() x bits, row-major; bit = logit > 0
+    std::size_t size() const { return fingerprints.size(); }
+    bool empty() const { return fingerprints.empty(); }
+    std::span<const float> logits_of(std::size_t i) const {
+        const std::size_t n = std::size_t(fingerprints[i].bits());
+        return {logits.data() + i * n, n};
+    }
+    void push_back(Fingerprint f, std::span<const float> l) {
+        SGF_CHECK(std::int64_t(l.size()) == f.bits(), ArgumentError, "DecodedSet: {} logits for a {}-bit fingerprint", l.size(), f.bits());
+        fingerprints.push_back(std::move(f));
+        logits.insert(logits.end(), l.begin(), l.end());
+    }
+};
+
 /// Detection statistics of a set of decoded images against the fingerprints they were made with.
 struct DetectionStats {
     std::int64_t images = 0;
@@ -65,6 +84,11 @@ struct DetectionStats {
     double worst_image = 1;        ///< lowest per-image fraction
     double tpr = 0;                ///< fraction with matching bits >= k*(n, alpha): detected against the true code alone
     double mean_neg_log10_p = 0;   ///< mean of -log10 P[Bin(n, 1/2) >= matching bits]
+    /// The same two with the confidence-weighted score (test_claim with Score::weighted; the bit
+    /// count for fingerprints over stats::WeightedNull::kMaxBits bits): the fraction whose weighted
+    /// score against the true code passes its own threshold at alpha, and the mean -log10 p-value.
+    double tpr_weighted = 0;
+    double mean_neg_log10_p_weighted = 0;
     std::vector<double> per_bit;   ///< accuracy of every bit position
 };
 
@@ -89,11 +113,20 @@ struct FprStats {
     std::int64_t registry_detected = 0;     ///< real images whose best match passes k*
     std::int64_t registry_attributed = 0;   ///< real images attributed to some user
     int max_matching = 0;                   ///< most matching bits of a real image with any entry
+    // the same counts with the confidence-weighted score (each image's own threshold at alpha, or at
+    // alpha / registry_size against the registry)
+    std::int64_t single_pass_weighted = 0;
+    std::int64_t comparison_pass_weighted = 0;
+    std::int64_t registry_detected_weighted = 0;
+    std::int64_t registry_attributed_weighted = 0;
+    double min_log10_p_weighted = 0;        ///< smallest per-comparison log10 p-value of a real image with any entry
+    double min_log10_p = 0;                 ///< the same for the bit count (of max_matching)
 };
 
 struct AttributionStats {
+    Score score = Score::bits;  ///< how the registry scored the matches
     std::int64_t users = 0;
-    int threshold = 0;  ///< k*(n, alpha / users)
+    int threshold = 0;  ///< k*(n, alpha / users); the weighted score's threshold is each image's own
     std::int64_t generated = 0, correct = 0, wrong_user = 0, inconclusive = 0, missed = 0;
     std::int64_t real = 0, real_attributed = 0;  ///< false attributions of real images
     std::int64_t open = 0, open_attributed = 0, open_detected = 0;  ///< images from never-issued fingerprints
@@ -107,7 +140,7 @@ struct ModelEval {
     DetectionStats clean_float, clean_png;
     double saturated_pixels = 0;  ///< fraction of the clean float output's values outside [-1, 1] (lost to the 8-bit clamp)
     FprStats fpr;
-    std::vector<AttributionStats> attribution;
+    std::vector<AttributionStats> attribution;  ///< every registry size under the weighted score, then under the bit count
     std::vector<SweepRow> sweeps;
     std::optional<FrechetDistance> fd;  ///< FD-classifier of generated (8-bit) vs real reference images
 };
@@ -207,17 +240,17 @@ inline void append(HostTensor<float>& dst, const HostTensor<float>& src) {
     dst.shape.n += src.shape.n;
 }
 
-/// Decoded fingerprints of a host batch, in chunks of `batch`.
+/// Decoded fingerprints and logits of a host batch, in chunks of `batch`.
 template <Backend B>
-std::vector<Fingerprint> decode_host(B& b, const ResidualCritic<B>& F, const HostTensor<float>& x, std::int64_t batch) {
-    std::vector<Fingerprint> out;
-    out.reserve(std::size_t(x.shape.n));
+DecodedSet decode_host(B& b, const ResidualCritic<B>& F, const HostTensor<float>& x, std::int64_t batch) {
+    DecodedSet out;
+    out.fingerprints.reserve(std::size_t(x.shape.n));
     const std::int64_t S = x.shape.sample_size();
     for (std::int64_t done = 0; done < x.shape.n; done += batch) {
         const std::int64_t n = std::min(batch, x.shape.n - done);
         auto t = from_host<B, float>(b, Shape{n, x.shape.c, x.shape.h, x.shape.w},
                                      std::span<const float>(x.data.data() + done * S, std::size_t(n * S)));
-        for (auto& d : decode_batch(b, F, t)) out.push_back(std::move(d.fingerprint));
+        for (auto& d : decode_batch(b, F, t)) out.push_back(std::move(d.fingerprint), d.logits);
     }
     return out;
 }
@@ -229,28 +262,36 @@ inline std::vector<double> neg_log10_p_table(int n) {
     return t;
 }
 
-inline DetectionStats detection_stats(const std::vector<Fingerprint>& decoded, const std::vector<Fingerprint>& truth, int k_star,
-                                      const std::vector<double>& nlp) {
+/// `nlp` is neg_log10_p_table(n) and k_star = bit_threshold(n, alpha): the bit count's p-values and
+/// threshold, shared by every image; the weighted score's come from each image's logits.
+inline DetectionStats detection_stats(const DecodedSet& decoded, const std::vector<Fingerprint>& truth, int k_star,
+                                      const std::vector<double>& nlp, double alpha) {
     SGF_CHECK(decoded.size() == truth.size() && !decoded.empty(), ArgumentError, "detection_stats: {} decoded vs {} truths",
               decoded.size(), truth.size());
     const int n = truth[0].bits();
     DetectionStats s;
     s.images = std::int64_t(decoded.size());
     s.per_bit.assign(std::size_t(n), 0.0);
-    std::int64_t pass = 0;
+    std::int64_t pass = 0, pass_weighted = 0;
     for (std::size_t i = 0; i < decoded.size(); ++i) {
-        const int m = decoded[i].matching_bits(truth[i]);
+        const Fingerprint& d = decoded.fingerprints[i];
+        const int m = d.matching_bits(truth[i]);
         const double a = double(m) / n;
         s.bit_accuracy += a;
         s.worst_image = std::min(s.worst_image, a);
         s.mean_neg_log10_p += nlp[std::size_t(m)];
         pass += m >= k_star;
-        for (int j = 0; j < n; ++j) s.per_bit[std::size_t(j)] += decoded[i].bit(j) == truth[i].bit(j);
+        const auto w = test_claim(truth[i], d, decoded.logits_of(i), alpha, Score::weighted, "detection_stats");
+        pass_weighted += w.match;
+        s.mean_neg_log10_p_weighted -= w.log10_p;
+        for (int j = 0; j < n; ++j) s.per_bit[std::size_t(j)] += d.bit(j) == truth[i].bit(j);
     }
     const double N = double(decoded.size());
     s.bit_accuracy /= N;
     s.mean_neg_log10_p /= N;
+    s.mean_neg_log10_p_weighted /= N;
     s.tpr = double(pass) / N;
+    s.tpr_weighted = double(pass_weighted) / N;
     for (auto& v : s.per_bit) v /= N;
     return s;
 }
@@ -370,17 +411,21 @@ inline std::vector<std::size_t> strip_columns(std::size_t sweep_size, int wanted
 }  // namespace detail
 
 /// Attribution outcomes against `reg` of decoded generated images (image i made by entry who[i]),
-/// decoded real images and decoded open-world images (never-issued fingerprints).
-inline AttributionStats count_attribution(const Matcher& reg, const std::vector<Fingerprint>& generated,
-                                          const std::vector<std::int64_t>& who, const std::vector<Fingerprint>& real,
-                                          const std::vector<Fingerprint>& open, const AttributionRule& rule) {
+/// decoded real images and decoded open-world images (never-issued fingerprints), scored by
+/// rule.score (effective_score: the bit count over stats::WeightedNull::kMaxBits bits).
+inline AttributionStats count_attribution(const Matcher& reg, const DecodedSet& generated, const std::vector<std::int64_t>& who,
+                                          const DecodedSet& real, const DecodedSet& open, const AttributionRule& rule) {
     SGF_CHECK(generated.size() == who.size(), ArgumentError, "count_attribution: {} images, {} owners", generated.size(), who.size());
     AttributionStats s;
+    s.score = effective_score(rule.score, reg.bits());
     s.users = reg.size();
     s.threshold = stats::family_bit_threshold(reg.bits(), rule.alpha, reg.size());
     s.generated = std::int64_t(generated.size());
+    auto attribute = [&](const DecodedSet& set, std::size_t i) {
+        return reg.attribute(set.fingerprints[i], set.logits_of(i), rule, "count_attribution");
+    };
     for (std::size_t i = 0; i < generated.size(); ++i) {
-        const auto a = reg.attribute(generated[i], rule);
+        const auto a = attribute(generated, i);
         if (a.outcome == Outcome::attributed) {
             if (a.best_index == who[i]) ++s.correct;
             else ++s.wrong_user;
@@ -391,10 +436,10 @@ inline AttributionStats count_attribution(const Matcher& reg, const std::vector<
         }
     }
     s.real = std::int64_t(real.size());
-    for (const auto& d : real) s.real_attributed += reg.attribute(d, rule).outcome == Outcome::attributed;
+    for (std::size_t i = 0; i < real.size(); ++i) s.real_attributed += attribute(real, i).outcome == Outcome::attributed;
     s.open = std::int64_t(open.size());
-    for (const auto& d : open) {
-        const auto a = reg.attribute(d, rule);
+    for (std::size_t i = 0; i < open.size(); ++i) {
+        const auto a = attribute(open, i);
         s.open_attributed += a.outcome == Outcome::attributed;
         s.open_detected += a.detected;
     }
@@ -403,6 +448,68 @@ inline AttributionStats count_attribution(const Matcher& reg, const std::vector<
     s.closed_accuracy = closed_n > 0 ? closed_ok / closed_n : 0.0;
     s.open_accuracy = open_n > 0 ? (closed_ok + double(s.open - s.open_attributed)) / open_n : 0.0;
     return s;
+}
+
+/// False positives of decoded real images (no fingerprint) against `users` (registry order): with
+/// fingerprint #0 alone, with every entry one comparison at a time, and against the whole registry
+/// (Bonferroni over its size), by the bit count and by the weighted score.
+inline FprStats false_positive_stats(const DecodedSet& real, const std::vector<Fingerprint>& users, const AttributionRule& rule) {
+    SGF_CHECK(!users.empty(), ArgumentError, "false_positive_stats: no registered fingerprint");
+    const int n = users[0].bits();
+    FprStats f;
+    f.real_images = std::int64_t(real.size());
+    f.threshold_single = stats::bit_threshold(n, rule.alpha);
+    Matcher reg(n);
+    for (std::size_t u = 0; u < users.size(); ++u) reg.add(users[u], std::to_string(u));
+    f.registry_size = reg.size();
+    f.threshold_registry = stats::family_bit_threshold(n, rule.alpha, f.registry_size);
+    const bool weighted = effective_score(Score::weighted, n) == Score::weighted;
+    const double la = stats::detail::log_alpha(rule.alpha);
+    for (std::size_t i = 0; i < real.size(); ++i) {
+        const Fingerprint& d = real.fingerprints[i];
+        const int m0 = d.matching_bits(users[0]);
+        f.single_pass += m0 >= f.threshold_single;
+        f.single_mean_matching += m0;
+        // the weighted score: this image's weights, null distribution and one-comparison threshold
+        std::vector<std::uint8_t> q;
+        std::optional<stats::WeightedNull> null;
+        std::int64_t t_single = 0, best_weighted = 0;
+        if (weighted) {
+            q = confidence_weights(real.logits_of(i));
+            null.emplace(q);
+            t_single = null->threshold_for_log_level(la);
+        }
+        for (const auto& u : users) {
+            const int mu = d.matching_bits(u);
+            f.comparison_pass += mu >= f.threshold_single;
+            f.max_matching = std::max(f.max_matching, mu);
+            if (weighted) {
+                const std::int64_t w = sgf::detail::weighted_score(u, d, q);
+                f.comparison_pass_weighted += w >= t_single;
+                best_weighted = std::max(best_weighted, w);
+            }
+        }
+        if (weighted) {
+            f.single_pass_weighted += sgf::detail::weighted_score(users[0], d, q) >= t_single;
+            f.min_log10_p_weighted = std::min(f.min_log10_p_weighted, null->log10_p_value(best_weighted));
+        }
+        f.comparisons += std::int64_t(users.size());
+        for (const Score sc : {Score::bits, Score::weighted}) {
+            AttributionRule r = rule;
+            r.score = sc;
+            const auto a = reg.attribute(d, real.logits_of(i), r, "false positives");
+            (sc == Score::bits ? f.registry_detected : f.registry_detected_weighted) += a.detected;
+            (sc == Score::bits ? f.registry_attributed : f.registry_attributed_weighted) += a.outcome == Outcome::attributed;
+        }
+    }
+    f.min_log10_p = stats::log10_p_value(f.max_matching, n);
+    if (!weighted) {  // fingerprints too long for the weighted score: it is the bit count (effective_score)
+        f.single_pass_weighted = f.single_pass;
+        f.comparison_pass_weighted = f.comparison_pass;
+        f.min_log10_p_weighted = f.min_log10_p;
+    }
+    f.single_mean_matching /= double(std::max<std::int64_t>(1, f.real_images));
+    return f;
 }
 
 // ---- the evaluation -------------------------------------------------------------------------------------
@@ -543,13 +650,13 @@ EvalResult evaluate(B& b, std::vector<EvalModelInput<B>> models, const EvalOptio
                 detail::append(flt, to_host<float>(b, m.G.forward(b, gb.z, gb.c1, gb.noise1).image()));
                 report(in.role + ": generating the clean set", std::min(N, done + nb), N);
             }
-            me.clean_float = detail::detection_stats(detail::decode_host(b, m.F, flt, opt.batch), truth, res.threshold_single, nlp);
+            me.clean_float = detail::detection_stats(detail::decode_host(b, m.F, flt, opt.batch), truth, res.threshold_single, nlp, opt.rule.alpha);
             std::int64_t outside = 0;
             for (float v : flt.data) outside += v < -1.f || v > 1.f;
             me.saturated_pixels = double(outside) / double(std::max<std::size_t>(1, flt.data.size()));
             clean = std::move(flt);
             detail::quantize8(clean);
-            me.clean_png = detail::detection_stats(detail::decode_host(b, m.F, clean, opt.batch), truth, res.threshold_single, nlp);
+            me.clean_png = detail::detection_stats(detail::decode_host(b, m.F, clean, opt.batch), truth, res.threshold_single, nlp, opt.rule.alpha);
         }
         stage_time(in.role + ": clean bit accuracy", t0);
 
@@ -557,30 +664,7 @@ EvalResult evaluate(B& b, std::vector<EvalModelInput<B>> models, const EvalOptio
         t0 = clock::now();
         const HostTensor<float> real_m = detail::real_for_model(real, cfg);
         const auto real_dec = detail::decode_host(b, m.F, real_m, opt.batch);
-        {
-            FprStats& f = me.fpr;
-            f.real_images = std::int64_t(real_dec.size());
-            f.threshold_single = res.threshold_single;
-            Matcher reg(n);
-            for (std::size_t u = 0; u < users.size(); ++u) reg.add(users[u], std::to_string(u));
-            f.registry_size = reg.size();
-            f.threshold_registry = stats::family_bit_threshold(n, opt.rule.alpha, f.registry_size);
-            for (const auto& d : real_dec) {
-                const int m0 = d.matching_bits(users[0]);
-                f.single_pass += m0 >= f.threshold_single;
-                f.single_mean_matching += m0;
-                for (const auto& u : users) {
-                    const int mu = d.matching_bits(u);
-                    f.comparison_pass += mu >= f.threshold_single;
-                    f.max_matching = std::max(f.max_matching, mu);
-                }
-                f.comparisons += std::int64_t(users.size());
-                const auto a = reg.attribute(d, opt.rule);
-                f.registry_detected += a.detected;
-                f.registry_attributed += a.outcome == Outcome::attributed;
-            }
-            f.single_mean_matching /= double(std::max<std::int64_t>(1, f.real_images));
-        }
+        me.fpr = false_positive_stats(real_dec, users, opt.rule);
         stage_time(in.role + ": false positives on real images", t0);
 
         // 3. attribution, closed and open world
@@ -588,6 +672,7 @@ EvalResult evaluate(B& b, std::vector<EvalModelInput<B>> models, const EvalOptio
         {
             const auto open_img = detail::generate(b, m.G, open_fps, opt.seed, 0x0FE00000ull);
             const auto open_dec = detail::decode_host(b, m.F, open_img, opt.batch);
+            std::vector<AttributionStats> by_score[2];  // weighted rows, then the bit count's
             for (std::size_t si = 0; si < sizes.size(); ++si) {
                 const std::int64_t U = sizes[si];
                 Matcher reg(n);
@@ -600,10 +685,14 @@ EvalResult evaluate(B& b, std::vector<EvalModelInput<B>> models, const EvalOptio
                 }
                 const auto img = detail::generate(b, m.G, fps, opt.seed, 0x0A000000ull + (std::uint64_t(si) << 20));
                 const auto dec = detail::decode_host(b, m.F, img, opt.batch);
-                AttributionStats s = count_attribution(reg, dec, who, real_dec, open_dec, opt.rule);
-                me.attribution.push_back(s);
+                for (const Score sc : {Score::weighted, Score::bits}) {
+                    AttributionRule rule = opt.rule;
+                    rule.score = sc;
+                    by_score[sc == Score::weighted ? 0 : 1].push_back(count_attribution(reg, dec, who, real_dec, open_dec, rule));
+                }
                 report(in.role + ": attribution", std::int64_t(si + 1), std::int64_t(sizes.size()));
             }
+            for (auto& rows : by_score) me.attribution.insert(me.attribution.end(), rows.begin(), rows.end());
         }
         stage_time(in.role + ": attribution", t0);
 
@@ -632,7 +721,7 @@ EvalResult evaluate(B& b, std::vector<EvalModelInput<B>> models, const EvalOptio
                     row.parameter = info.parameter;
                     row.strength = info.sweep[si];
                     row.identity = info.identity && *info.identity == info.sweep[si];
-                    row.stats = detail::detection_stats(detail::decode_host(b, m.F, y, opt.batch), truth, res.threshold_single, nlp);
+                    row.stats = detail::detection_stats(detail::decode_host(b, m.F, y, opt.batch), truth, res.threshold_single, nlp, opt.rule.alpha);
                     me.sweeps.push_back(std::move(row));
                     if (std::find(cols.begin(), cols.end(), si) != cols.end()) {
                         if (row0 == 0) labels.push_back(atk.label());

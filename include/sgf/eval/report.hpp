@@ -13,15 +13,17 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <filesystem>
 #include <string>
 
 namespace sgf::eval {
 
 inline constexpr const char* kRobustnessCsvHeader =
-    "model,kind,attack,strength,identity,images,bit_accuracy,worst_image_accuracy,detection_rate,mean_neg_log10_p,parameter";
+    "model,kind,attack,strength,identity,images,bit_accuracy,worst_image_accuracy,detection_rate,mean_neg_log10_p,"
+    "detection_rate_weighted,mean_neg_log10_p_weighted,parameter";
 inline constexpr const char* kAttributionCsvHeader =
-    "model,users,threshold_bits,generated,correct,wrong_user,inconclusive,missed,real,real_attributed,open,open_attributed,"
+    "model,score,users,threshold_bits,generated,correct,wrong_user,inconclusive,missed,real,real_attributed,open,open_attributed,"
     "open_detected,closed_accuracy,open_accuracy";
 
 namespace detail {
@@ -43,7 +45,9 @@ inline nlohmann::json to_json(const DetectionStats& s, bool per_bit = false) {
                      {"bit_accuracy", s.bit_accuracy},
                      {"worst_image_accuracy", s.worst_image},
                      {"detection_rate", s.tpr},
-                     {"mean_neg_log10_p", s.mean_neg_log10_p}};
+                     {"mean_neg_log10_p", s.mean_neg_log10_p},
+                     {"detection_rate_weighted", s.tpr_weighted},
+                     {"mean_neg_log10_p_weighted", s.mean_neg_log10_p_weighted}};
     if (per_bit) j["per_bit_accuracy"] = s.per_bit;
     return j;
 }
@@ -58,7 +62,8 @@ inline nlohmann::json to_json(const EvalResult& r) {
     for (const auto& m : r.models) {
         json att = json::array();
         for (const auto& a : m.attribution)
-            att.push_back({{"users", a.users},
+            att.push_back({{"score", score_name(a.score)},
+                           {"users", a.users},
                            {"threshold_bits", a.threshold},
                            {"generated", a.generated},
                            {"correct", a.correct},
@@ -101,7 +106,17 @@ inline nlohmann::json to_json(const EvalResult& r) {
                   {"registry_detected", f.registry_detected},
                   {"registry_attributed", f.registry_attributed},
                   {"registry_fpr", double(f.registry_attributed) / double(std::max<std::int64_t>(1, f.real_images))},
-                  {"max_matching_bits", f.max_matching}}},
+                  {"max_matching_bits", f.max_matching},
+                  {"min_log10_p", f.min_log10_p},
+                  {"weighted",
+                   {{"single_pass", f.single_pass_weighted},
+                    {"single_fpr", double(f.single_pass_weighted) / double(std::max<std::int64_t>(1, f.real_images))},
+                    {"comparison_pass", f.comparison_pass_weighted},
+                    {"comparison_fpr", double(f.comparison_pass_weighted) / double(std::max<std::int64_t>(1, f.comparisons))},
+                    {"registry_detected", f.registry_detected_weighted},
+                    {"registry_attributed", f.registry_attributed_weighted},
+                    {"registry_fpr", double(f.registry_attributed_weighted) / double(std::max<std::int64_t>(1, f.real_images))},
+                    {"min_log10_p", f.min_log10_p_weighted}}}}},
                 {"attribution", att},
                 {"robustness", sw}};
         if (m.fd) mj["fidelity"] = to_json(*m.fd);
@@ -155,9 +170,11 @@ inline std::string robustness_csv(const EvalResult& r) {
     std::string s = std::string(kRobustnessCsvHeader) + "\n";
     for (const auto& m : r.models)
         for (const auto& w : m.sweeps)
-            s += fmt::format("{},{},{},{},{},{},{},{},{},{},{}\n", detail::csv_quote(m.role), w.kind, w.attack, detail::num(w.strength),
-                             w.identity ? 1 : 0, w.stats.images, detail::num(w.stats.bit_accuracy), detail::num(w.stats.worst_image),
-                             detail::num(w.stats.tpr), detail::num(w.stats.mean_neg_log10_p), detail::csv_quote(w.parameter));
+            s += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{}\n", detail::csv_quote(m.role), w.kind, w.attack,
+                             detail::num(w.strength), w.identity ? 1 : 0, w.stats.images, detail::num(w.stats.bit_accuracy),
+                             detail::num(w.stats.worst_image), detail::num(w.stats.tpr), detail::num(w.stats.mean_neg_log10_p),
+                             detail::num(w.stats.tpr_weighted), detail::num(w.stats.mean_neg_log10_p_weighted),
+                             detail::csv_quote(w.parameter));
     return s;
 }
 
@@ -165,7 +182,8 @@ inline std::string attribution_csv(const EvalResult& r) {
     std::string s = std::string(kAttributionCsvHeader) + "\n";
     for (const auto& m : r.models)
         for (const auto& a : m.attribution)
-            s += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", detail::csv_quote(m.role), a.users, a.threshold, a.generated,
+            s += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", detail::csv_quote(m.role), score_name(a.score), a.users,
+                             a.threshold, a.generated,
                              a.correct, a.wrong_user, a.inconclusive, a.missed, a.real, a.real_attributed, a.open, a.open_attributed,
                              a.open_detected, detail::num(a.closed_accuracy), detail::num(a.open_accuracy));
     return s;
@@ -237,7 +255,14 @@ inline std::string markdown_report(const EvalResult& r) {
     row("mean -log10 p, 8-bit PNG", [](const ModelEval& m) { return fmt::format("{:.2f}", m.clean_png.mean_neg_log10_p); });
     row(fmt::format("TPR at FPR {:g} (>= {} bits), 8-bit PNG", o.rule.alpha, r.threshold_single),
         [](const ModelEval& m) { return fmt::format("{:.4f}", m.clean_png.tpr); });
-    add("\n");
+    row("mean -log10 p, weighted score, 8-bit PNG",
+        [](const ModelEval& m) { return fmt::format("{:.2f}", m.clean_png.mean_neg_log10_p_weighted); });
+    row(fmt::format("TPR at FPR {:g}, weighted score, 8-bit PNG", o.rule.alpha),
+        [](const ModelEval& m) { return fmt::format("{:.4f}", m.clean_png.tpr_weighted); });
+    add(fmt::format("\nThe bit count tests the number of bits that match the true fingerprint; the weighted score weighs each "
+                    "matching bit by the decoder's confidence, min(round(4 |logit|), 15), and tests the sum against its exact null "
+                    "distribution for that image (docs/verification.md, \"The weighted score\"). Both have false-positive rate {:g}.\n\n",
+                    o.rule.alpha));
 
     add("## False positives on real images\n\n");
     add(fmt::format("Real images (no fingerprint) from {}, {} available, decoded like any published image.\n\n", r.real_source,
@@ -256,7 +281,23 @@ inline std::string markdown_report(const EvalResult& r) {
         return fmt::format("{} (N = {}, k* = {})", m.fpr.registry_detected, m.fpr.registry_size, m.fpr.threshold_registry);
     });
     row("attributed to a registered user", [](const ModelEval& m) { return fmt::format("{}", m.fpr.registry_attributed); });
-    row("most matching bits with any entry", [](const ModelEval& m) { return fmt::format("{}", m.fpr.max_matching); });
+    row("most matching bits with any entry", [](const ModelEval& m) {
+        return fmt::format("{} (p = {:.2g})", m.fpr.max_matching, std::pow(10.0, m.fpr.min_log10_p));
+    });
+    auto rate = [](std::int64_t k, std::int64_t n) { return double(k) / double(std::max<std::int64_t>(1, n)); };
+    row("weighted score: pass the threshold for one fingerprint", [&](const ModelEval& m) {
+        return fmt::format("{} ({:.2g})", m.fpr.single_pass_weighted, rate(m.fpr.single_pass_weighted, m.fpr.real_images));
+    });
+    row("weighted score: (image, entry) pairs passing it", [&](const ModelEval& m) {
+        return fmt::format("{} of {} ({:.2g})", m.fpr.comparison_pass_weighted, m.fpr.comparisons,
+                           rate(m.fpr.comparison_pass_weighted, m.fpr.comparisons));
+    });
+    row("weighted score: detected against the registry",
+        [](const ModelEval& m) { return fmt::format("{}", m.fpr.registry_detected_weighted); });
+    row("weighted score: attributed to a registered user",
+        [](const ModelEval& m) { return fmt::format("{}", m.fpr.registry_attributed_weighted); });
+    row("weighted score: smallest p-value with any entry",
+        [](const ModelEval& m) { return fmt::format("{:.2g}", std::pow(10.0, m.fpr.min_log10_p_weighted)); });
     add(fmt::format("\nTheoretical rate: alpha = {:g} per image (per comparison for one fingerprint, family-wise for the "
                     "registry).\n\n",
                     o.rule.alpha));
@@ -264,14 +305,17 @@ inline std::string markdown_report(const EvalResult& r) {
     add("## Attribution\n\n");
     add("Closed world: images of registered users and real images. Open world: additionally images of never-issued "
         "fingerprints, which must not be attributed. Accuracy counts a generated image as correct when it is attributed to "
-        "its own user, a real or open-world image when it is not attributed to anyone.\n\n");
-    add("| model | users | k* | correct | wrong user | inconclusive | missed | real attributed | open attributed | closed acc. | open acc. |\n");
-    add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        "its own user, a real or open-world image when it is not attributed to anyone. Score `weighted` (sgf's default) "
+        "weighs each bit by the decoder's confidence; `bits` counts matching bits (the paper's test), and k* is its "
+        "threshold.\n\n");
+    add("| model | score | users | k* | correct | wrong user | inconclusive | missed | real attributed | open attributed | closed acc. | "
+        "open acc. |\n");
+    add("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (const auto& m : r.models)
         for (const auto& a : m.attribution)
-            add(fmt::format("| {} | {} | {} | {}/{} | {} | {} | {} | {}/{} | {}/{} | {:.4f} | {:.4f} |\n", m.role, a.users, a.threshold, a.correct,
-                            a.generated, a.wrong_user, a.inconclusive, a.missed, a.real_attributed, a.real, a.open_attributed, a.open,
-                            a.closed_accuracy, a.open_accuracy));
+            add(fmt::format("| {} | {} | {} | {} | {}/{} | {} | {} | {} | {}/{} | {}/{} | {:.4f} | {:.4f} |\n", m.role, score_name(a.score),
+                            a.users, a.threshold, a.correct, a.generated, a.wrong_user, a.inconclusive, a.missed, a.real_attributed, a.real,
+                            a.open_attributed, a.open, a.closed_accuracy, a.open_accuracy));
     add("\n");
 
     add("## Fidelity (FD-classifier, not FID)\n\n");
@@ -304,9 +348,10 @@ inline std::string markdown_report(const EvalResult& r) {
     }
 
     add("## Robustness\n\n");
-    add(fmt::format("Bit accuracy of {} images per model after each attack (applied to the 8-bit image, result saved in 8 bits); "
-                    "the dashed red line is k*/n, below which the mean image is no longer detected at FPR {:g}. All numbers are in "
-                    "`robustness.csv`.\n\n",
+    add(fmt::format("Bit accuracy of {} images per model after each attack (applied to the 8-bit image, result saved in 8 bits), "
+                    "and the fraction detected against the true fingerprint (TPR) by the bit count and by the weighted score; "
+                    "the dashed red line is k*/n, below which the mean image is no longer detected by the bit count at FPR {:g}. "
+                    "All numbers are in `robustness.csv`.\n\n",
                     o.images, o.rule.alpha));
     std::vector<std::string> names;
     for (const auto& m : r.models)
@@ -316,8 +361,8 @@ inline std::string markdown_report(const EvalResult& r) {
         add(fmt::format("### {}\n\n{}\n\n", name, attack::image_attack_info(name).parameter));
         std::string h = "| strength |", sep = "|---:|";
         for (const auto& m : r.models) {
-            h += fmt::format(" {} bit acc. | {} TPR |", m.role, m.role);
-            sep += "---:|---:|";
+            h += fmt::format(" {} bit acc. | {} TPR | {} TPR, weighted |", m.role, m.role, m.role);
+            sep += "---:|---:|---:|";
         }
         add(h + "\n" + sep + "\n");
         const auto& sweep = attack::image_attack_info(name).sweep;
@@ -327,7 +372,8 @@ inline std::string markdown_report(const EvalResult& r) {
                 const SweepRow* found = nullptr;
                 for (const auto& w : m.sweeps)
                     if (w.attack == name && w.strength == s) found = &w;
-                line += found ? fmt::format(" {:.4f} | {:.3f} |", found->stats.bit_accuracy, found->stats.tpr) : " | |";
+                line += found ? fmt::format(" {:.4f} | {:.3f} | {:.3f} |", found->stats.bit_accuracy, found->stats.tpr, found->stats.tpr_weighted)
+                              : " | | |";
             }
             add(line + "\n");
         }
