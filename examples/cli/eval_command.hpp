@@ -44,7 +44,7 @@ inline void add_eval_options(CLI::App& eval, EvalArgs& a) {
     eval.add_option("--seed", a.seed, "seed of every random draw")->transform(sgf_examples::seed_check())->capture_default_str();
     eval.add_option("--alpha", a.alpha, "false-positive rate of the detection threshold (family-wise for registries)")->capture_default_str();
     eval.add_option("--min-margin", a.min_margin, "bits between best and runner-up to attribute")->capture_default_str();
-    eval.add_option("--attacks", a.attacks, "image attacks to sweep (default: all registered)")->delimiter(',');
+    eval.add_option("--attacks", a.attacks, "image and model attacks to sweep (default: all registered; docs/evaluation.md lists them)")->delimiter(',');
     eval.add_option("--fd-classifier", a.fd_classifier,
                     "FD classifier file; trained and saved there when missing (default: fd-classifier.safetensors beside --model, "
                     "in --out with --quick or --real-dir)");
@@ -78,7 +78,7 @@ inline void validate_eval_args(const EvalArgs& a) {
     if (a.users_max) SGF_CHECK(*a.users_max >= 1 && *a.users_max <= 1000000, ArgumentError,
                                "--users-max must be in 1..1000000, got {}", *a.users_max);
     if (a.fd_steps) SGF_CHECK(*a.fd_steps >= 1, ArgumentError, "--fd-steps must be at least 1, got {}", *a.fd_steps);
-    for (const auto& name : a.attacks) (void)sgf::attack::image_attack_info(name);  // names the unknown attack
+    for (const auto& name : a.attacks) (void)sgf::eval::find_attack(name);  // names the unknown attack
     if (a.out.empty()) return;
     std::error_code ec;
     if (!a.real_dir.empty()) {

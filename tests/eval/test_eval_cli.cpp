@@ -5,6 +5,7 @@
 #include <sgf/nets.hpp>
 #include <sgf/io.hpp>
 #include <sgf/robustness/image_attacks.hpp>
+#include <sgf/robustness/model_attacks.hpp>
 #include <sgf/backends/eigen.hpp>
 
 #include <gtest/gtest.h>
@@ -131,7 +132,9 @@ TEST_F(EvalCli, QuickReportIsComplete) {
 
     for (const char* f : {"report.md", "robustness.csv", "attribution.csv", "summary.json", "fd-classifier.safetensors"})
         EXPECT_TRUE(fs::exists(out / f)) << f;
-    for (const auto& a : attack::image_attacks()) {
+    std::vector<attack::AttackInfo> all = attack::image_attacks();  // the default: every image and model attack
+    all.insert(all.end(), attack::model_attacks().begin(), attack::model_attacks().end());
+    for (const auto& a : all) {
         for (const char* sub : {"plots", "examples"}) {
             const fs::path p = out / sub / (a.name + ".png");
             ASSERT_TRUE(fs::exists(p)) << p;
@@ -146,14 +149,16 @@ TEST_F(EvalCli, QuickReportIsComplete) {
     EXPECT_EQ(header, (std::vector<std::string>{"model", "kind", "attack", "strength", "identity", "images", "bit_accuracy",
                                                 "worst_image_accuracy", "detection_rate", "mean_neg_log10_p", "detection_rate_weighted",
                                                 "mean_neg_log10_p_weighted", "parameter"}));
-    std::size_t strengths = 0;
+    std::size_t strengths = 0, model_strengths = 0;
     for (const auto& a : attack::image_attacks()) strengths += a.sweep.size();
-    EXPECT_EQ(rows.size(), 2 * strengths) << "one row per model x attack x strength";
-    std::map<std::string, int> per_model;
+    for (const auto& a : attack::model_attacks()) model_strengths += a.sweep.size();
+    EXPECT_EQ(rows.size(), 2 * (strengths + model_strengths)) << "one row per model x attack x strength";
+    std::map<std::string, int> per_model, per_kind;
     for (const auto& row : rows) {
         ++per_model[row.at("model")];
-        EXPECT_EQ(row.at("kind"), "image");
-        EXPECT_NO_THROW((void)attack::image_attack_info(row.at("attack")));
+        ++per_kind[row.at("kind")];
+        if (row.at("kind") == "image") EXPECT_NO_THROW((void)attack::image_attack_info(row.at("attack")));
+        else EXPECT_NO_THROW((void)attack::model_attack_info(row.at("attack")));
         (void)number(row.at("strength"));
         EXPECT_EQ(number(row.at("images")), 48);
         const double acc = number(row.at("bit_accuracy"));
@@ -169,8 +174,10 @@ TEST_F(EvalCli, QuickReportIsComplete) {
         EXPECT_GE(number(row.at("mean_neg_log10_p_weighted")), 0.0);
         EXPECT_FALSE(row.at("parameter").empty());
     }
-    EXPECT_EQ(per_model["original"], int(strengths));
-    EXPECT_EQ(per_model["immunised"], int(strengths));
+    EXPECT_EQ(per_model["original"], int(strengths + model_strengths));
+    EXPECT_EQ(per_model["immunised"], int(strengths + model_strengths));
+    EXPECT_EQ(per_kind["image"], int(2 * strengths));
+    EXPECT_EQ(per_kind["model"], int(2 * model_strengths));
 
     const auto att = read_csv(out / "attribution.csv", nullptr);
     EXPECT_EQ(att.size(), 12u) << "2 models x 3 registry sizes x 2 scores";

@@ -376,6 +376,69 @@ TEST_F(Evaluation, AttributionAndFalsePositiveBookkeeping) {
     EXPECT_EQ(r_->threshold_single, 92);
 }
 
+// Model attacks: the baked copies of the first users make the images of each strength. The no-op
+// strength must give what the meta generator makes for those users' fingerprints with the same z
+// (a baked copy reproduces G(z, c) to float rounding), user u the images u, u + U, ...
+TEST(EvaluationModelAttacks, BakedCopiesOfTheFirstUsersMakeEachStrengthsImages) {
+    B b(2);
+    auto m = random_model(b, 31);
+    EvalOptions o;
+    o.images = 30;
+    o.users_max = 4;
+    o.seed = 12;
+    o.fidelity = false;
+    o.attacks = {"prune", "noise"};
+    const auto r = evaluate<B>(b, {{"original", "m", &m}}, o);
+    const auto& sw = r.models[0].sweeps;
+    const auto& prune = attack::model_attack_info("prune");
+    ASSERT_EQ(sw.size(), prune.sweep.size() + attack::image_attack_info("noise").sweep.size());
+    for (std::size_t i = 0; i < sw.size(); ++i) {
+        EXPECT_EQ(sw[i].kind, i < prune.sweep.size() ? "model" : "image") << i;
+        EXPECT_EQ(sw[i].stats.images, 30);
+    }
+    ASSERT_TRUE(sw[0].identity);
+    // the same images from the meta generator: user u's fingerprint for images u, u + 4, ... (grouped by user)
+    const auto users = detail::issue_fingerprints(128, 4, Registry::default_min_distance(128), detail::mix(o.seed, 2));
+    HostTensor<float> y;
+    std::vector<Fingerprint> truth;
+    for (std::int64_t u = 0; u < 4; ++u) {
+        const std::vector<Fingerprint> fps(std::size_t((30 - u + 3) / 4), users[std::size_t(u)]);
+        detail::append(y, detail::generate(b, m.G, fps, o.seed, 0x0C000000ull + (std::uint64_t(u) << 16)));
+        truth.insert(truth.end(), fps.begin(), fps.end());
+    }
+    const auto direct = detail::detection_stats(detail::decode_host(b, m.F, y, 64), truth, r.threshold_single,
+                                                detail::neg_log10_p_table(128), o.rule.alpha);
+    EXPECT_NEAR(sw[0].stats.bit_accuracy, direct.bit_accuracy, 0.01);
+    // pruning 90% of every conv weight changes the images: the decoded bits move
+    EXPECT_NE(sw[prune.sweep.size() - 1].stats.bit_accuracy, sw[0].stats.bit_accuracy);
+    // the strips and the report name the model attack
+    const auto md = markdown_report(r);
+    EXPECT_NE(md.find("### prune (model attack)"), std::string::npos);
+    EXPECT_THROW((void)find_attack("nosuch"), ArgumentError);
+    EXPECT_EQ(find_attack("weight_noise").kind, "model");
+    EXPECT_EQ(find_attack("blur").kind, "image");
+}
+
+// On the shipped default model, relative weight noise of 0.3 std per tensor erases most of the
+// fingerprint that the unperturbed copies carry.
+TEST(EvaluationModelAttacks, WeightNoiseWeakensTheShippedModelsFingerprint) {
+    B b(2);
+    auto m = io::load_meta_model<B>(b, fs::path(SGF_SOURCE_DIR) / "models/fashion-small.safetensors");
+    EvalOptions o;
+    o.images = 64;
+    o.users_max = 10;
+    o.fidelity = false;
+    o.attacks = {"weight_noise"};
+    const auto r = evaluate<B>(b, {{"original", "default", &m}}, o);
+    const auto& sw = r.models[0].sweeps;
+    ASSERT_EQ(sw.size(), attack::model_attack_info("weight_noise").sweep.size());
+    ASSERT_TRUE(sw.front().identity);
+    EXPECT_GT(sw.front().stats.bit_accuracy, 0.8) << "the baked copies read as the meta model does (0.85)";
+    EXPECT_EQ(sw.front().stats.tpr_weighted, 1.0);
+    EXPECT_EQ(sw.back().strength, 0.3);
+    EXPECT_LT(sw.back().stats.bit_accuracy, sw.front().stats.bit_accuracy - 0.1);
+}
+
 TEST_F(Evaluation, DeterministicFromTheSeed) {
     const auto again = evaluate<B>(*b_, {{"original", "m1", m1_}}, opt_);
     const auto& a = again.models[0];

@@ -5,8 +5,8 @@
 //   - attribution accuracy in the closed and the open world for registries of 1, 10, 100, 1000 users;
 //   (detection, false positives and attribution under both scores of fingerprint/attribution.hpp:
 //   the matching bit count, and the confidence-weighted score that needs the decoder's logits)
-//   - robustness: bit accuracy under every image attack of attack::image_attacks() at every
-//     strength of its sweep;
+//   - robustness: bit accuracy under every image attack of attack::image_attacks() and every model
+//     attack of attack::model_attacks() at every strength of its sweep;
 //   - fidelity: FD-classifier (eval/fd_classifier.hpp; not FID) of generated vs real images, for the
 //     model and for a baseline trained without fingerprinting.
 // Everything is deterministic from EvalOptions::seed. The report files are written by
@@ -26,6 +26,7 @@
 #include <sgf/fingerprint.hpp>
 #include <sgf/io.hpp>
 #include <sgf/robustness/image_attacks.hpp>
+#include <sgf/robustness/model_attacks.hpp>
 #include <sgf/train/objective.hpp>
 #include <sgf/verify/decode.hpp>
 
@@ -46,7 +47,7 @@ struct EvalOptions {
     std::int64_t users_max = 1000;     ///< largest registry of the attribution study (1, 10, 100, 1000 up to this)
     std::uint64_t seed = 2024;
     AttributionRule rule{};            ///< alpha (family-wise, also the single-fingerprint FPR) and min margin
-    std::vector<std::string> attacks;  ///< image attacks to sweep; empty: every registered one
+    std::vector<std::string> attacks;  ///< image and model attacks to sweep (find_attack); empty: every registered one
     int strip_images = 2;              ///< example images per model in each attack's strip
     int strip_strengths = 5;           ///< strengths shown in each strip
     std::int64_t batch = 64;           ///< decode batch
@@ -92,9 +93,30 @@ struct DetectionStats {
     std::vector<double> per_bit;   ///< accuracy of every bit position
 };
 
+/// Model attacks perturb the baked copies of the first this many registered users (fewer when
+/// users_max is smaller); image i of a sweep row is made by user i mod that number.
+inline constexpr std::int64_t kModelAttackUsers = 10;
+
+/// A registered attack by name: an image attack (robustness/image_attacks.hpp) or a model attack
+/// (robustness/model_attacks.hpp); the two lists share no name.
+struct AttackRef {
+    std::string kind;  ///< "image" or "model"
+    const attack::AttackInfo* info = nullptr;
+};
+inline AttackRef find_attack(std::string_view name) {
+    for (const auto& a : attack::image_attacks())
+        if (a.name == name) return {"image", &a};
+    for (const auto& a : attack::model_attacks())
+        if (a.name == name) return {"model", &a};
+    std::string image, model;
+    for (const auto& a : attack::image_attacks()) image += (image.empty() ? "" : ", ") + a.name;
+    for (const auto& a : attack::model_attacks()) model += (model.empty() ? "" : ", ") + a.name;
+    SGF_THROW(ArgumentError, "unknown attack '{}' (image attacks: {}; model attacks: {})", name, image, model);
+}
+
 struct SweepRow {
     std::string model;     ///< "original", "immunised"
-    std::string kind = "image";
+    std::string kind = "image";  ///< "image": the attack changed the images; "model": the baked generators' weights
     std::string attack, parameter;
     double strength = 0;
     bool identity = false;  ///< the strength is the attack's no-op
@@ -551,10 +573,12 @@ EvalResult evaluate(B& b, std::vector<EvalModelInput<B>> models, const EvalOptio
                   c0.resolution);
     }
     std::vector<std::string> attack_names = opt.attacks;
-    if (attack_names.empty())
+    if (attack_names.empty()) {
         for (const auto& a : attack::image_attacks()) attack_names.push_back(a.name);
+        for (const auto& a : attack::model_attacks()) attack_names.push_back(a.name);
+    }
     for (std::size_t i = 0; i < attack_names.size(); ++i) {
-        (void)attack::image_attack_info(attack_names[i]);  // unknown names fail before any work
+        (void)find_attack(attack_names[i]);  // unknown names fail before any work
         for (std::size_t j = 0; j < i; ++j)
             SGF_CHECK(attack_names[i] != attack_names[j], ArgumentError, "evaluate: attack '{}' is given twice", attack_names[i]);
     }
@@ -696,35 +720,63 @@ EvalResult evaluate(B& b, std::vector<EvalModelInput<B>> models, const EvalOptio
         }
         stage_time(in.role + ": attribution", t0);
 
-        // 4. robustness sweeps over the image attacks (on the 8-bit clean set)
+        // 4. robustness sweeps. Image attacks change the 8-bit clean set. Model attacks change the
+        // weights of the baked copies of the first Um registered users (instantiate, then
+        // attack::apply), which make N images, user u the images i = u mod Um with the same z at
+        // every strength (draw_generator_batch streams 0x0C000000 + (u << 16) + batch index; weight
+        // noise seeded by mix(mix(seed, name_hash(name), strength index), u)); the images are saved
+        // in 8 bits and decoded against their user's fingerprint.
         t0 = clock::now();
         {
             std::int64_t total = 0, done = 0;
-            for (const auto& a : attack_names) total += std::int64_t(attack::image_attack_info(a).sweep.size());
+            for (const auto& a : attack_names) total += std::int64_t(find_attack(a).info->sweep.size());
             const int ex = int(std::min<std::int64_t>(opt.strip_images, N));
             for (int r = 0; r < ex; ++r) strip_row_labels.push_back(fmt::format("{} {}", in.role, r + 1));
+            const std::int64_t Um = std::min<std::int64_t>(kModelAttackUsers, std::int64_t(users.size()));
+            std::vector<Fingerprint> model_truth;  // the model attacks' images, grouped by user
+            for (std::int64_t u = 0; u < Um; ++u)
+                for (std::int64_t i = u; i < N; i += Um) model_truth.push_back(users[std::size_t(u)]);
             for (const auto& name : attack_names) {
-                const auto& info = attack::image_attack_info(name);
+                const AttackRef ref = find_attack(name);
+                const auto& info = *ref.info;
+                const bool model_attack = ref.kind == "model";
                 const auto cols = detail::strip_columns(info.sweep.size(), opt.strip_strengths);
                 auto& rows = strip_rows[name];
                 const std::size_t row0 = rows.size();
                 rows.resize(row0 + std::size_t(ex));
                 auto& labels = strip_cols[name];
                 for (std::size_t si = 0; si < info.sweep.size(); ++si) {
-                    const attack::ImageAttack atk{name, info.sweep[si]};
-                    HostTensor<float> y = attack::apply(atk, clean, detail::mix(opt.seed, name_hash(name), si));
-                    if (y.shape != clean.shape) y = attack::resize_images(y, int(clean.shape.w), int(clean.shape.h));
-                    detail::quantize8(y);
+                    HostTensor<float> y;
+                    std::string label;
+                    if (!model_attack) {
+                        const attack::ImageAttack atk{name, info.sweep[si]};
+                        label = atk.label();
+                        y = attack::apply(atk, clean, detail::mix(opt.seed, name_hash(name), si));
+                        if (y.shape != clean.shape) y = attack::resize_images(y, int(clean.shape.w), int(clean.shape.h));
+                        detail::quantize8(y);
+                    } else {
+                        const attack::ModelAttack atk{name, info.sweep[si]};
+                        label = atk.label();
+                        for (std::int64_t u = 0; u < Um; ++u) {
+                            auto Gu = instantiate(b, m.G, users[std::size_t(u)]);
+                            (void)attack::apply(b, Gu, atk, detail::mix(detail::mix(opt.seed, name_hash(name), si), std::uint64_t(u)));
+                            const std::int64_t count = (N - u + Um - 1) / Um;  // images i = u, u + Um, ... below N
+                            const std::vector<Fingerprint> fps(std::size_t(count), users[std::size_t(u)]);
+                            detail::append(y, detail::generate(b, Gu, fps, opt.seed, 0x0C000000ull + (std::uint64_t(u) << 16)));
+                        }
+                    }
                     SweepRow row;
                     row.model = in.role;
+                    row.kind = ref.kind;
                     row.attack = name;
                     row.parameter = info.parameter;
                     row.strength = info.sweep[si];
                     row.identity = info.identity && *info.identity == info.sweep[si];
-                    row.stats = detail::detection_stats(detail::decode_host(b, m.F, y, opt.batch), truth, res.threshold_single, nlp, opt.rule.alpha);
+                    row.stats = detail::detection_stats(detail::decode_host(b, m.F, y, opt.batch), model_attack ? model_truth : truth,
+                                                        res.threshold_single, nlp, opt.rule.alpha);
                     me.sweeps.push_back(std::move(row));
                     if (std::find(cols.begin(), cols.end(), si) != cols.end()) {
-                        if (row0 == 0) labels.push_back(atk.label());
+                        if (row0 == 0) labels.push_back(label);
                         for (int r = 0; r < ex; ++r) rows[row0 + std::size_t(r)].push_back(io::to_image(y, r));
                     }
                     report(in.role + ": robustness sweeps", ++done, total);

@@ -191,9 +191,10 @@ inline std::string attribution_csv(const EvalResult& r) {
 
 /// Bit accuracy vs strength of one attack, one line per model.
 inline io::Image robustness_plot(const EvalResult& r, const std::string& attack_name) {
-    const auto& info = attack::image_attack_info(attack_name);
+    const AttackRef ref = find_attack(attack_name);
+    const auto& info = *ref.info;
     plot::PlotSpec spec;
-    spec.title = fmt::format("bit accuracy under {}", attack_name);
+    spec.title = fmt::format("bit accuracy under {}{}", attack_name, ref.kind == "model" ? " (model attack)" : "");
     spec.x_label = info.parameter;  // shortened to fit the axis: drop a trailing parenthesis first
     if (spec.x_label.size() > 55 && spec.x_label.find(" (") != std::string::npos) spec.x_label.resize(spec.x_label.find(" ("));
     if (spec.x_label.size() > 55) spec.x_label = attack_name + " strength";
@@ -348,8 +349,10 @@ inline std::string markdown_report(const EvalResult& r) {
     }
 
     add("## Robustness\n\n");
-    add(fmt::format("Bit accuracy of {} images per model after each attack (applied to the 8-bit image, result saved in 8 bits), "
-                    "and the fraction detected against the true fingerprint (TPR) by the bit count and by the weighted score; "
+    add(fmt::format("Bit accuracy of {} images per model after each attack, and the fraction detected against the true "
+                    "fingerprint (TPR) by the bit count and by the weighted score. An image attack is applied to the 8-bit image "
+                    "and its result saved in 8 bits; a model attack perturbs the weights of registered users' baked generators, "
+                    "whose images are saved in 8 bits (its no-op strength gives those copies' clean numbers); "
                     "the dashed red line is k*/n, below which the mean image is no longer detected by the bit count at FPR {:g}. "
                     "All numbers are in `robustness.csv`.\n\n",
                     o.images, o.rule.alpha));
@@ -358,14 +361,17 @@ inline std::string markdown_report(const EvalResult& r) {
         for (const auto& w : m.sweeps)
             if (std::find(names.begin(), names.end(), w.attack) == names.end()) names.push_back(w.attack);
     for (const auto& name : names) {
-        add(fmt::format("### {}\n\n{}\n\n", name, attack::image_attack_info(name).parameter));
+        const AttackRef ref = find_attack(name);
+        add(ref.kind == "model" ? fmt::format("### {} (model attack)\n\n{}; the weights of {} users' baked generators.\n\n", name,
+                                              ref.info->parameter, std::min<std::int64_t>(kModelAttackUsers, o.users_max))
+                                : fmt::format("### {}\n\n{}\n\n", name, ref.info->parameter));
         std::string h = "| strength |", sep = "|---:|";
         for (const auto& m : r.models) {
             h += fmt::format(" {} bit acc. | {} TPR | {} TPR, weighted |", m.role, m.role, m.role);
             sep += "---:|---:|---:|";
         }
         add(h + "\n" + sep + "\n");
-        const auto& sweep = attack::image_attack_info(name).sweep;
+        const auto& sweep = ref.info->sweep;
         for (double s : sweep) {
             std::string line = fmt::format("| {:g} |", s);
             for (const auto& m : r.models) {
@@ -434,12 +440,13 @@ inline std::vector<std::string> write_report(const EvalResult& r, const std::fil
         throw;
     }
     fs::remove_all(staging, ec);
-    for (const auto& info : attack::image_attacks())  // a plot or strip of an attack this report has not
-        for (const char* sub : {"plots", "examples"}) {
-            const fs::path old = dir / sub / (std::string(info.name) + ".png");
-            if (std::none_of(content.begin(), content.end(), [&](const auto& c) { return c.first == fs::path(sub) / old.filename(); }))
-                fs::remove(old, ec);
-        }
+    for (const auto* list : {&attack::image_attacks(), &attack::model_attacks()})  // a plot or strip of an attack this report has not
+        for (const auto& info : *list)
+            for (const char* sub : {"plots", "examples"}) {
+                const fs::path old = dir / sub / (std::string(info.name) + ".png");
+                if (std::none_of(content.begin(), content.end(), [&](const auto& c) { return c.first == fs::path(sub) / old.filename(); }))
+                    fs::remove(old, ec);
+            }
     std::vector<std::string> files;
     for (const auto& [rel, bytes] : content) files.push_back((dir / rel).string());
     return files;
