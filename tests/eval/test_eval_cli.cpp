@@ -5,6 +5,7 @@
 #include <sgf/nets.hpp>
 #include <sgf/io.hpp>
 #include <sgf/robustness/image_attacks.hpp>
+#include <sgf/robustness/finetune_attack.hpp>
 #include <sgf/robustness/model_attacks.hpp>
 #include <sgf/backends/eigen.hpp>
 
@@ -134,6 +135,7 @@ TEST_F(EvalCli, QuickReportIsComplete) {
         EXPECT_TRUE(fs::exists(out / f)) << f;
     std::vector<attack::AttackInfo> all = attack::image_attacks();  // the default: every image and model attack
     all.insert(all.end(), attack::model_attacks().begin(), attack::model_attacks().end());
+    all.push_back(attack::finetune_attack_info());
     for (const auto& a : all) {
         for (const char* sub : {"plots", "examples"}) {
             const fs::path p = out / sub / (a.name + ".png");
@@ -152,13 +154,14 @@ TEST_F(EvalCli, QuickReportIsComplete) {
     std::size_t strengths = 0, model_strengths = 0;
     for (const auto& a : attack::image_attacks()) strengths += a.sweep.size();
     for (const auto& a : attack::model_attacks()) model_strengths += a.sweep.size();
+    model_strengths += attack::finetune_attack_info().sweep.size();
     EXPECT_EQ(rows.size(), 2 * (strengths + model_strengths)) << "one row per model x attack x strength";
     std::map<std::string, int> per_model, per_kind;
     for (const auto& row : rows) {
         ++per_model[row.at("model")];
         ++per_kind[row.at("kind")];
         if (row.at("kind") == "image") EXPECT_NO_THROW((void)attack::image_attack_info(row.at("attack")));
-        else EXPECT_NO_THROW((void)attack::model_attack_info(row.at("attack")));
+        else if (row.at("attack") != attack::finetune_attack_info().name) EXPECT_NO_THROW((void)attack::model_attack_info(row.at("attack")));
         (void)number(row.at("strength"));
         EXPECT_EQ(number(row.at("images")), 48);
         const double acc = number(row.at("bit_accuracy"));

@@ -387,36 +387,44 @@ TEST(EvaluationModelAttacks, BakedCopiesOfTheFirstUsersMakeEachStrengthsImages) 
     o.users_max = 4;
     o.seed = 12;
     o.fidelity = false;
-    o.attacks = {"prune", "noise"};
+    o.attacks = {"prune", "finetune", "noise"};
     const auto r = evaluate<B>(b, {{"original", "m", &m}}, o);
     const auto& sw = r.models[0].sweeps;
-    const auto& prune = attack::model_attack_info("prune");
-    ASSERT_EQ(sw.size(), prune.sweep.size() + attack::image_attack_info("noise").sweep.size());
+    const std::size_t np = attack::model_attack_info("prune").sweep.size(), nf = attack::finetune_attack_info().sweep.size();
+    ASSERT_EQ(sw.size(), np + nf + attack::image_attack_info("noise").sweep.size());
     for (std::size_t i = 0; i < sw.size(); ++i) {
-        EXPECT_EQ(sw[i].kind, i < prune.sweep.size() ? "model" : "image") << i;
+        EXPECT_EQ(sw[i].kind, i < np + nf ? "model" : "image") << i;
+        EXPECT_EQ(sw[i].attack, i < np ? "prune" : i < np + nf ? "finetune" : "noise") << i;
         EXPECT_EQ(sw[i].stats.images, 30);
     }
     ASSERT_TRUE(sw[0].identity);
-    // the same images from the meta generator: user u's fingerprint for images u, u + 4, ... (grouped by user)
+    ASSERT_TRUE(sw[np].identity);
+    // the same images from the meta generator: user u's fingerprint for images u, u + U, ... (grouped
+    // by user), U = 4 (users_max) for pruning and 2 (kFinetuneUsers) for fine-tuning
     const auto users = detail::issue_fingerprints(128, 4, Registry::default_min_distance(128), detail::mix(o.seed, 2));
-    HostTensor<float> y;
-    std::vector<Fingerprint> truth;
-    for (std::int64_t u = 0; u < 4; ++u) {
-        const std::vector<Fingerprint> fps(std::size_t((30 - u + 3) / 4), users[std::size_t(u)]);
-        detail::append(y, detail::generate(b, m.G, fps, o.seed, 0x0C000000ull + (std::uint64_t(u) << 16)));
-        truth.insert(truth.end(), fps.begin(), fps.end());
-    }
-    const auto direct = detail::detection_stats(detail::decode_host(b, m.F, y, 64), truth, r.threshold_single,
-                                                detail::neg_log10_p_table(128), o.rule.alpha);
-    EXPECT_NEAR(sw[0].stats.bit_accuracy, direct.bit_accuracy, 0.01);
-    // pruning 90% of every conv weight changes the images: the decoded bits move
-    EXPECT_NE(sw[prune.sweep.size() - 1].stats.bit_accuracy, sw[0].stats.bit_accuracy);
+    auto direct = [&](std::int64_t U) {
+        HostTensor<float> y;
+        std::vector<Fingerprint> truth;
+        for (std::int64_t u = 0; u < U; ++u) {
+            const std::vector<Fingerprint> fps(std::size_t((30 - u + U - 1) / U), users[std::size_t(u)]);
+            detail::append(y, detail::generate(b, m.G, fps, o.seed, 0x0C000000ull + (std::uint64_t(u) << 16)));
+            truth.insert(truth.end(), fps.begin(), fps.end());
+        }
+        return detail::detection_stats(detail::decode_host(b, m.F, y, 64), truth, r.threshold_single, detail::neg_log10_p_table(128),
+                                       o.rule.alpha);
+    };
+    EXPECT_NEAR(sw[0].stats.bit_accuracy, direct(4).bit_accuracy, 0.01);
+    EXPECT_NEAR(sw[np].stats.bit_accuracy, direct(kFinetuneUsers).bit_accuracy, 0.01);
+    // pruning 90% of every conv weight, and 200 fine-tuning steps, change the images: the decoded bits move
+    EXPECT_NE(sw[np - 1].stats.bit_accuracy, sw[0].stats.bit_accuracy);
+    EXPECT_NE(sw[np + nf - 1].stats.bit_accuracy, sw[np].stats.bit_accuracy);
     // the strips and the report name the model attack
     const auto md = markdown_report(r);
     EXPECT_NE(md.find("### prune (model attack)"), std::string::npos);
     EXPECT_THROW((void)find_attack("nosuch"), ArgumentError);
     EXPECT_EQ(find_attack("weight_noise").kind, "model");
     EXPECT_EQ(find_attack("blur").kind, "image");
+    EXPECT_EQ(find_attack("finetune").kind, "model");
 }
 
 // On the shipped default model, relative weight noise of 0.3 std per tensor erases most of the

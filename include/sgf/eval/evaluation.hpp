@@ -26,6 +26,7 @@
 #include <sgf/fingerprint.hpp>
 #include <sgf/io.hpp>
 #include <sgf/robustness/image_attacks.hpp>
+#include <sgf/robustness/finetune_attack.hpp>
 #include <sgf/robustness/model_attacks.hpp>
 #include <sgf/train/objective.hpp>
 #include <sgf/verify/decode.hpp>
@@ -33,6 +34,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -94,8 +96,10 @@ struct DetectionStats {
 };
 
 /// Model attacks perturb the baked copies of the first this many registered users (fewer when
-/// users_max is smaller); image i of a sweep row is made by user i mod that number.
+/// users_max is smaller); image i of a sweep row is made by user i mod that number. The fine-tuning
+/// attack, which trains each copy, attacks fewer.
 inline constexpr std::int64_t kModelAttackUsers = 10;
+inline constexpr std::int64_t kFinetuneUsers = 2;
 
 /// A registered attack by name: an image attack (robustness/image_attacks.hpp) or a model attack
 /// (robustness/model_attacks.hpp); the two lists share no name.
@@ -108,9 +112,11 @@ inline AttackRef find_attack(std::string_view name) {
         if (a.name == name) return {"image", &a};
     for (const auto& a : attack::model_attacks())
         if (a.name == name) return {"model", &a};
+    if (name == attack::finetune_attack_info().name) return {"model", &attack::finetune_attack_info()};
     std::string image, model;
     for (const auto& a : attack::image_attacks()) image += (image.empty() ? "" : ", ") + a.name;
     for (const auto& a : attack::model_attacks()) model += (model.empty() ? "" : ", ") + a.name;
+    model += ", " + attack::finetune_attack_info().name;
     SGF_THROW(ArgumentError, "unknown attack '{}' (image attacks: {}; model attacks: {})", name, image, model);
 }
 
@@ -576,6 +582,7 @@ EvalResult evaluate(B& b, std::vector<EvalModelInput<B>> models, const EvalOptio
     if (attack_names.empty()) {
         for (const auto& a : attack::image_attacks()) attack_names.push_back(a.name);
         for (const auto& a : attack::model_attacks()) attack_names.push_back(a.name);
+        attack_names.push_back(attack::finetune_attack_info().name);
     }
     for (std::size_t i = 0; i < attack_names.size(); ++i) {
         (void)find_attack(attack_names[i]);  // unknown names fail before any work
@@ -732,14 +739,31 @@ EvalResult evaluate(B& b, std::vector<EvalModelInput<B>> models, const EvalOptio
             for (const auto& a : attack_names) total += std::int64_t(find_attack(a).info->sweep.size());
             const int ex = int(std::min<std::int64_t>(opt.strip_images, N));
             for (int r = 0; r < ex; ++r) strip_row_labels.push_back(fmt::format("{} {}", in.role, r + 1));
-            const std::int64_t Um = std::min<std::int64_t>(kModelAttackUsers, std::int64_t(users.size()));
-            std::vector<Fingerprint> model_truth;  // the model attacks' images, grouped by user
-            for (std::int64_t u = 0; u < Um; ++u)
-                for (std::int64_t i = u; i < N; i += Um) model_truth.push_back(users[std::size_t(u)]);
             for (const auto& name : attack_names) {
                 const AttackRef ref = find_attack(name);
                 const auto& info = *ref.info;
-                const bool model_attack = ref.kind == "model";
+                const bool model_attack = ref.kind == "model", finetune = name == attack::finetune_attack_info().name;
+                // model attacks: the users whose copies are attacked, and the images' fingerprints, grouped by user
+                const std::int64_t Um = std::min<std::int64_t>(finetune ? kFinetuneUsers : kModelAttackUsers, std::int64_t(users.size()));
+                std::vector<Fingerprint> model_truth;
+                for (std::int64_t u = 0; u < Um && model_attack; ++u)
+                    for (std::int64_t i = u; i < N; i += Um) model_truth.push_back(users[std::size_t(u)]);
+                auto copy_images = [&](std::int64_t u, const MetaGenerator<B>& Gu) {  // user u's images i = u, u + Um, ... below N
+                    const std::vector<Fingerprint> fps(std::size_t((N - u + Um - 1) / Um), users[std::size_t(u)]);
+                    return detail::generate(b, Gu, fps, opt.seed, 0x0C000000ull + (std::uint64_t(u) << 16));
+                };
+                // the fine-tuning attack continues one run per user from strength to strength (its steps)
+                std::vector<MetaGenerator<B>> ft_copies;
+                std::vector<std::unique_ptr<attack::AdversarialFinetune<B>>> ft_runs;
+                if (finetune) {
+                    ft_copies.reserve(std::size_t(Um));  // the runs hold pointers to the copies
+                    for (std::int64_t u = 0; u < Um; ++u) ft_copies.push_back(instantiate(b, m.G, users[std::size_t(u)]));
+                    for (std::int64_t u = 0; u < Um; ++u) {
+                        attack::FinetuneOptions fo;
+                        fo.seed = detail::mix(opt.seed, name_hash(name), std::uint64_t(u));
+                        ft_runs.push_back(std::make_unique<attack::AdversarialFinetune<B>>(b, ft_copies[std::size_t(u)], m.D, real_m, fo));
+                    }
+                }
                 const auto cols = detail::strip_columns(info.sweep.size(), opt.strip_strengths);
                 auto& rows = strip_rows[name];
                 const std::size_t row0 = rows.size();
@@ -754,15 +778,22 @@ EvalResult evaluate(B& b, std::vector<EvalModelInput<B>> models, const EvalOptio
                         y = attack::apply(atk, clean, detail::mix(opt.seed, name_hash(name), si));
                         if (y.shape != clean.shape) y = attack::resize_images(y, int(clean.shape.w), int(clean.shape.h));
                         detail::quantize8(y);
+                    } else if (finetune) {
+                        label = fmt::format("{}@{}", name, info.sweep[si]);
+                        const auto steps = std::int64_t(info.sweep[si]);
+                        for (std::int64_t u = 0; u < Um; ++u) {
+                            auto& run = *ft_runs[std::size_t(u)];
+                            SGF_CHECK(steps >= run.steps_done(), ArgumentError, "evaluate: the fine-tuning sweep must not decrease");
+                            (void)run.run(b, steps - run.steps_done());
+                            detail::append(y, copy_images(u, ft_copies[std::size_t(u)]));
+                        }
                     } else {
                         const attack::ModelAttack atk{name, info.sweep[si]};
                         label = atk.label();
                         for (std::int64_t u = 0; u < Um; ++u) {
                             auto Gu = instantiate(b, m.G, users[std::size_t(u)]);
                             (void)attack::apply(b, Gu, atk, detail::mix(detail::mix(opt.seed, name_hash(name), si), std::uint64_t(u)));
-                            const std::int64_t count = (N - u + Um - 1) / Um;  // images i = u, u + Um, ... below N
-                            const std::vector<Fingerprint> fps(std::size_t(count), users[std::size_t(u)]);
-                            detail::append(y, detail::generate(b, Gu, fps, opt.seed, 0x0C000000ull + (std::uint64_t(u) << 16)));
+                            detail::append(y, copy_images(u, Gu));
                         }
                     }
                     SweepRow row;

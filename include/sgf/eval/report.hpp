@@ -363,7 +363,10 @@ inline std::string markdown_report(const EvalResult& r) {
     for (const auto& name : names) {
         const AttackRef ref = find_attack(name);
         add(ref.kind == "model" ? fmt::format("### {} (model attack)\n\n{}; the weights of {} users' baked generators.\n\n", name,
-                                              ref.info->parameter, std::min<std::int64_t>(kModelAttackUsers, o.users_max))
+                                              ref.info->parameter,
+                                              std::min<std::int64_t>(name == attack::finetune_attack_info().name ? kFinetuneUsers
+                                                                                                                 : kModelAttackUsers,
+                                                                     o.users_max))
                                 : fmt::format("### {}\n\n{}\n\n", name, ref.info->parameter));
         std::string h = "| strength |", sep = "|---:|";
         for (const auto& m : r.models) {
@@ -440,13 +443,16 @@ inline std::vector<std::string> write_report(const EvalResult& r, const std::fil
         throw;
     }
     fs::remove_all(staging, ec);
-    for (const auto* list : {&attack::image_attacks(), &attack::model_attacks()})  // a plot or strip of an attack this report has not
-        for (const auto& info : *list)
-            for (const char* sub : {"plots", "examples"}) {
-                const fs::path old = dir / sub / (std::string(info.name) + ".png");
-                if (std::none_of(content.begin(), content.end(), [&](const auto& c) { return c.first == fs::path(sub) / old.filename(); }))
-                    fs::remove(old, ec);
-            }
+    std::vector<std::string> known;  // every attack name: a plot or strip of one this report has not is removed
+    for (const auto* list : {&attack::image_attacks(), &attack::model_attacks()})
+        for (const auto& info : *list) known.push_back(info.name);
+    known.push_back(attack::finetune_attack_info().name);
+    for (const auto& name : known)
+        for (const char* sub : {"plots", "examples"}) {
+            const fs::path old = dir / sub / (name + ".png");
+            if (std::none_of(content.begin(), content.end(), [&](const auto& c) { return c.first == fs::path(sub) / old.filename(); }))
+                fs::remove(old, ec);
+        }
     std::vector<std::string> files;
     for (const auto& [rel, bytes] : content) files.push_back((dir / rel).string());
     return files;
