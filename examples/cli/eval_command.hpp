@@ -53,7 +53,8 @@ inline void add_eval_options(CLI::App& eval, EvalArgs& a) {
                     "fidelity needs them in one sub-folder per class (needs --out)");
     eval.add_option("--fd-steps", a.fd_steps, "training steps when the FD classifier has to be trained (default 1500, 30 with --quick)");
     eval.add_flag("--no-fidelity", a.no_fidelity, "skip the FD-classifier measurement");
-    eval.add_flag("--quick", a.quick, "small sizes for smoke tests (48 images, 100 users, a 30-step classifier kept in --out)");
+    eval.add_flag("--quick", a.quick,
+                  "small sizes for smoke tests (48 images, 100 users, a 30-step classifier kept in --out, fine-tuning attack at batch 2)");
 }
 
 /// For a folder `dir` that may not exist yet (ensure_directory would create it): the nearest existing
@@ -171,6 +172,7 @@ int run_eval(B& b, bool json_out, const EvalArgs& a) {
     sgf::eval::EvalOptions opt;
     opt.images = a.images.value_or(a.quick ? 48 : 1000);
     opt.users_max = a.users_max.value_or(a.quick ? 100 : 1000);
+    if (a.quick) opt.finetune_batch = 2;  // the fine-tuning attack's 2 x 200 steps per model
     opt.seed = a.seed;
     if (!(a.alpha > 0 && a.alpha < 1)) SGF_THROW(ArgumentError, "--alpha must be in (0, 1), got {}", a.alpha);
     SGF_CHECK(a.min_margin >= 0, ArgumentError, "--min-margin must be >= 0, got {}", a.min_margin);

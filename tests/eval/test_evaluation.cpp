@@ -388,6 +388,7 @@ TEST(EvaluationModelAttacks, BakedCopiesOfTheFirstUsersMakeEachStrengthsImages) 
     o.seed = 12;
     o.fidelity = false;
     o.attacks = {"prune", "finetune", "noise"};
+    o.finetune_batch = 2;
     const auto r = evaluate<B>(b, {{"original", "m", &m}}, o);
     const auto& sw = r.models[0].sweeps;
     const std::size_t np = attack::model_attack_info("prune").sweep.size(), nf = attack::finetune_attack_info().sweep.size();

@@ -50,6 +50,7 @@ struct EvalOptions {
     std::uint64_t seed = 2024;
     AttributionRule rule{};            ///< alpha (family-wise, also the single-fingerprint FPR) and min margin
     std::vector<std::string> attacks;  ///< image and model attacks to sweep (find_attack); empty: every registered one
+    std::int64_t finetune_batch = 16;  ///< batch of the fine-tuning attack's steps (attack::FinetuneOptions::batch)
     int strip_images = 2;              ///< example images per model in each attack's strip
     int strip_strengths = 5;           ///< strengths shown in each strip
     std::int64_t batch = 64;           ///< decode batch
@@ -554,7 +555,7 @@ EvalResult evaluate(B& b, std::vector<EvalModelInput<B>> models, const EvalOptio
               opt.users_max);
     SGF_CHECK(opt.strip_images >= 0 && opt.strip_strengths >= 0, ArgumentError,
               "evaluate: strip_images and strip_strengths must be >= 0, got {} and {}", opt.strip_images, opt.strip_strengths);
-    SGF_CHECK(opt.batch >= 1, ArgumentError, "evaluate: batch must be positive");
+    SGF_CHECK(opt.batch >= 1 && opt.finetune_batch >= 1, ArgumentError, "evaluate: batch and finetune_batch must be positive");
     // the FD classifier's training options, before the sweeps (it may be trained only at the end)
     SGF_CHECK(opt.fd_train.steps >= 1, ArgumentError, "evaluate: --fd-steps must be at least 1, got {}", opt.fd_train.steps);
     SGF_CHECK(opt.fd_train.batch >= 1 && std::isfinite(opt.fd_train.lr) && opt.fd_train.lr > 0, ArgumentError,
@@ -761,6 +762,7 @@ EvalResult evaluate(B& b, std::vector<EvalModelInput<B>> models, const EvalOptio
                     for (std::int64_t u = 0; u < Um; ++u) {
                         attack::FinetuneOptions fo;
                         fo.seed = detail::mix(opt.seed, name_hash(name), std::uint64_t(u));
+                        fo.batch = opt.finetune_batch;
                         ft_runs.push_back(std::make_unique<attack::AdversarialFinetune<B>>(b, ft_copies[std::size_t(u)], m.D, real_m, fo));
                     }
                 }

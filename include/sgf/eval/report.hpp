@@ -362,8 +362,9 @@ inline std::string markdown_report(const EvalResult& r) {
             if (std::find(names.begin(), names.end(), w.attack) == names.end()) names.push_back(w.attack);
     for (const auto& name : names) {
         const AttackRef ref = find_attack(name);
-        add(ref.kind == "model" ? fmt::format("### {} (model attack)\n\n{}; the weights of {} users' baked generators.\n\n", name,
-                                              ref.info->parameter,
+        const std::string batch = name == attack::finetune_attack_info().name ? fmt::format(", batch {}", o.finetune_batch) : "";
+        add(ref.kind == "model" ? fmt::format("### {} (model attack)\n\n{}{}; the weights of {} users' baked generators.\n\n", name,
+                                              ref.info->parameter, batch,
                                               std::min<std::int64_t>(name == attack::finetune_attack_info().name ? kFinetuneUsers
                                                                                                                  : kModelAttackUsers,
                                                                      o.users_max))

@@ -30,7 +30,7 @@ namespace sgf::attack {
 
 /// The registered fine-tuning attack: its strength is the number of steps.
 inline const AttackInfo& finetune_attack_info() {
-    static const AttackInfo info{"finetune", "steps of adversarial-only fine-tuning of the baked copy (batch 16, Adam lr 1e-5)", 0.0, 0, 1e6,
+    static const AttackInfo info{"finetune", "steps of adversarial-only fine-tuning of the baked copy (Adam lr 1e-5)", 0.0, 0, 1e6,
                                  {0, 25, 50, 100, 200}, true};
     return info;
 }
