@@ -446,6 +446,24 @@ TEST(EvaluationModelAttacks, WeightNoiseWeakensTheShippedModelsFingerprint) {
     EXPECT_EQ(sw.front().stats.tpr_weighted, 1.0);
     EXPECT_EQ(sw.back().strength, 0.3);
     EXPECT_LT(sw.back().stats.bit_accuracy, sw.front().stats.bit_accuracy - 0.1);
+    // the no-op row is the meta generator's images of the first 10 users, stored user after user and
+    // read against each image's own user: the same z and fingerprints give the same numbers, while the
+    // same images read against the next user's fingerprint read at chance
+    const auto users = detail::issue_fingerprints(128, 10, Registry::default_min_distance(128), detail::mix(o.seed, 2));
+    HostTensor<float> y;
+    std::vector<Fingerprint> truth, shifted;
+    for (std::int64_t u = 0; u < 10; ++u) {
+        const std::vector<Fingerprint> fps(std::size_t((64 - u + 9) / 10), users[std::size_t(u)]);
+        detail::append(y, detail::generate(b, m.G, fps, o.seed, 0x0C000000ull + (std::uint64_t(u) << 16)));
+        truth.insert(truth.end(), fps.begin(), fps.end());
+        shifted.insert(shifted.end(), fps.size(), users[std::size_t((u + 1) % 10)]);
+    }
+    const auto dec = detail::decode_host(b, m.F, y, 64);
+    const auto nlp = detail::neg_log10_p_table(128);
+    const auto direct = detail::detection_stats(dec, truth, r.threshold_single, nlp, o.rule.alpha);
+    EXPECT_NEAR(sw.front().stats.bit_accuracy, direct.bit_accuracy, 2.0 / 128) << "baked copies reproduce G(z, c) to float rounding";
+    EXPECT_NEAR(sw.front().stats.mean_neg_log10_p_weighted, direct.mean_neg_log10_p_weighted, 0.5);
+    EXPECT_LT(detail::detection_stats(dec, shifted, r.threshold_single, nlp, o.rule.alpha).bit_accuracy, 0.6);
 }
 
 TEST_F(Evaluation, DeterministicFromTheSeed) {

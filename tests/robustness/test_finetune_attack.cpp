@@ -32,7 +32,7 @@ struct Fixture {
 FinetuneOptions options(std::uint64_t seed) {
     FinetuneOptions o;
     o.batch = 8;
-    o.adam.lr = 2e-3;
+    o.adam_critic.lr = 2e-3;
     o.adam_generator.lr = 2e-3;
     o.seed = seed;
     return o;
@@ -113,6 +113,8 @@ TEST(FinetuneAttack, RefusesWhatItCannotFinetune) {
     EXPECT_THROW((AdversarialFinetune<B>(f.b, f.G, f.D, f.real, {})), ArgumentError) << "a meta generator";
     HostTensor<float> wrong(Shape{4, f.cfg.image_channels, f.cfg.resolution * 2, f.cfg.resolution * 2});
     EXPECT_THROW((AdversarialFinetune<B>(f.b, Gu, f.D, wrong, {})), ShapeError);
+    const auto F = make_decoder(f.b, f.cfg, 6);  // the decoder, not D: same layers, wider output
+    EXPECT_THROW((AdversarialFinetune<B>(f.b, Gu, F, f.real, {})), ArgumentError);
     FinetuneOptions o;
     o.batch = 0;
     EXPECT_THROW((AdversarialFinetune<B>(f.b, Gu, f.D, f.real, o)), ArgumentError);

@@ -96,9 +96,10 @@ struct DetectionStats {
     std::vector<double> per_bit;   ///< accuracy of every bit position
 };
 
-/// Model attacks perturb the baked copies of the first this many registered users (fewer when
-/// users_max is smaller); image i of a sweep row is made by user i mod that number. The fine-tuning
-/// attack, which trains each copy, attacks fewer.
+/// Model attacks perturb the baked copies of the first U = this many registered users (fewer when
+/// users_max or the images are fewer); user u makes ceil((N - u) / U) of a sweep row's N images, the
+/// users' images stored one user after the other. The fine-tuning attack, which trains each copy,
+/// attacks fewer.
 inline constexpr std::int64_t kModelAttackUsers = 10;
 inline constexpr std::int64_t kFinetuneUsers = 2;
 
@@ -169,7 +170,9 @@ struct ModelEval {
     DetectionStats clean_float, clean_png;
     double saturated_pixels = 0;  ///< fraction of the clean float output's values outside [-1, 1] (lost to the 8-bit clamp)
     FprStats fpr;
-    std::vector<AttributionStats> attribution;  ///< every registry size under the weighted score, then under the bit count
+    /// every registry size under the weighted score, then under the bit count (only the bit count's
+    /// rows for fingerprints over stats::WeightedNull::kMaxBits bits, see effective_score)
+    std::vector<AttributionStats> attribution;
     std::vector<SweepRow> sweeps;
     std::optional<FrechetDistance> fd;  ///< FD-classifier of generated (8-bit) vs real reference images
 };
@@ -500,26 +503,27 @@ inline FprStats false_positive_stats(const DecodedSet& real, const std::vector<F
         f.single_pass += m0 >= f.threshold_single;
         f.single_mean_matching += m0;
         // the weighted score: this image's weights, null distribution and one-comparison threshold
-        std::vector<std::uint8_t> q;
         std::optional<stats::WeightedNull> null;
+        std::optional<sgf::detail::WeightPlanes> planes;
         std::int64_t t_single = 0, best_weighted = 0;
         if (weighted) {
-            q = confidence_weights(real.logits_of(i));
+            const auto q = confidence_weights(real.logits_of(i));
             null.emplace(q);
+            planes.emplace(q, d.words().size());
             t_single = null->threshold_for_log_level(la);
         }
-        for (const auto& u : users) {
-            const int mu = d.matching_bits(u);
+        for (std::size_t k = 0; k < users.size(); ++k) {
+            const int mu = d.matching_bits(users[k]);
             f.comparison_pass += mu >= f.threshold_single;
             f.max_matching = std::max(f.max_matching, mu);
             if (weighted) {
-                const std::int64_t w = sgf::detail::weighted_score(u, d, q);
+                const std::int64_t w = null->total() - planes->mismatch(users[k].words().data(), d.words().data());
                 f.comparison_pass_weighted += w >= t_single;
                 best_weighted = std::max(best_weighted, w);
+                if (k == 0) f.single_pass_weighted += w >= t_single;
             }
         }
         if (weighted) {
-            f.single_pass_weighted += sgf::detail::weighted_score(users[0], d, q) >= t_single;
             f.min_log10_p_weighted = std::min(f.min_log10_p_weighted, null->log10_p_value(best_weighted));
         }
         f.comparisons += std::int64_t(users.size());
@@ -718,6 +722,7 @@ EvalResult evaluate(B& b, std::vector<EvalModelInput<B>> models, const EvalOptio
                 const auto img = detail::generate(b, m.G, fps, opt.seed, 0x0A000000ull + (std::uint64_t(si) << 20));
                 const auto dec = detail::decode_host(b, m.F, img, opt.batch);
                 for (const Score sc : {Score::weighted, Score::bits}) {
+                    if (effective_score(sc, n) != sc) continue;  // too long for the weighted score: its rows would be the count's
                     AttributionRule rule = opt.rule;
                     rule.score = sc;
                     by_score[sc == Score::weighted ? 0 : 1].push_back(count_attribution(reg, dec, who, real_dec, open_dec, rule));
@@ -730,8 +735,8 @@ EvalResult evaluate(B& b, std::vector<EvalModelInput<B>> models, const EvalOptio
 
         // 4. robustness sweeps. Image attacks change the 8-bit clean set. Model attacks change the
         // weights of the baked copies of the first Um registered users (instantiate, then
-        // attack::apply), which make N images, user u the images i = u mod Um with the same z at
-        // every strength (draw_generator_batch streams 0x0C000000 + (u << 16) + batch index; weight
+        // attack::apply), which make N images, user u ceil((N - u) / Um) of them (stored user after
+        // user), with the same z at every strength (draw_generator_batch streams 0x0C000000 + (u << 16) + batch index; weight
         // noise seeded by mix(mix(seed, name_hash(name), strength index), u)); the images are saved
         // in 8 bits and decoded against their user's fingerprint.
         t0 = clock::now();
@@ -745,11 +750,12 @@ EvalResult evaluate(B& b, std::vector<EvalModelInput<B>> models, const EvalOptio
                 const auto& info = *ref.info;
                 const bool model_attack = ref.kind == "model", finetune = name == attack::finetune_attack_info().name;
                 // model attacks: the users whose copies are attacked, and the images' fingerprints, grouped by user
-                const std::int64_t Um = std::min<std::int64_t>(finetune ? kFinetuneUsers : kModelAttackUsers, std::int64_t(users.size()));
+                const std::int64_t Um =
+                    std::min({finetune ? kFinetuneUsers : kModelAttackUsers, std::int64_t(users.size()), N});
                 std::vector<Fingerprint> model_truth;
                 for (std::int64_t u = 0; u < Um && model_attack; ++u)
                     for (std::int64_t i = u; i < N; i += Um) model_truth.push_back(users[std::size_t(u)]);
-                auto copy_images = [&](std::int64_t u, const MetaGenerator<B>& Gu) {  // user u's images i = u, u + Um, ... below N
+                auto copy_images = [&](std::int64_t u, const MetaGenerator<B>& Gu) {  // user u's ceil((N - u) / Um) images
                     const std::vector<Fingerprint> fps(std::size_t((N - u + Um - 1) / Um), users[std::size_t(u)]);
                     return detail::generate(b, Gu, fps, opt.seed, 0x0C000000ull + (std::uint64_t(u) << 16));
                 };

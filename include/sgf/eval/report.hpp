@@ -131,6 +131,9 @@ inline nlohmann::json to_json(const EvalResult& r) {
            {"alpha", r.options.rule.alpha},
            {"min_margin", r.options.rule.min_margin},
            {"threshold_bits", r.threshold_single},
+           {"model_attack_users", std::min({kModelAttackUsers, r.options.users_max, r.options.images})},
+           {"finetune_users", std::min({kFinetuneUsers, r.options.users_max, r.options.images})},
+           {"finetune_batch", r.options.finetune_batch},
            {"real_images_source", r.real_source},
            {"real_images_available", r.real_available},
            {"models", models},
@@ -365,9 +368,8 @@ inline std::string markdown_report(const EvalResult& r) {
         const std::string batch = name == attack::finetune_attack_info().name ? fmt::format(", batch {}", o.finetune_batch) : "";
         add(ref.kind == "model" ? fmt::format("### {} (model attack)\n\n{}{}; the weights of {} users' baked generators.\n\n", name,
                                               ref.info->parameter, batch,
-                                              std::min<std::int64_t>(name == attack::finetune_attack_info().name ? kFinetuneUsers
-                                                                                                                 : kModelAttackUsers,
-                                                                     o.users_max))
+                                              std::min({name == attack::finetune_attack_info().name ? kFinetuneUsers : kModelAttackUsers,
+                                                        o.users_max, o.images}))
                                 : fmt::format("### {}\n\n{}\n\n", name, ref.info->parameter));
         std::string h = "| strength |", sep = "|---:|";
         for (const auto& m : r.models) {

@@ -84,6 +84,30 @@ inline void check_logits(const Fingerprint& decoded, std::span<const float> logi
         SGF_CHECK(decoded.bit(int(i)) == (logits[i] > 0), ArgumentError, "{}: bit {} of the decoded fingerprint is not the sign of its logit ({})",
                   who, i, logits[i]);
 }
+/// The weights' binary digits as bit planes over `words` 64-bit words: plane p holds the bits whose
+/// weight has binary digit p set, so the weight of the bits where two codes differ is
+/// sum_p 2^p popcount((a ^ b) & plane_p), 64 bits at a time.
+struct WeightPlanes {
+    int planes = 0;
+    std::size_t words = 0;
+    std::vector<std::uint64_t> bits;  ///< planes x words, plane-major
+    WeightPlanes(const std::vector<std::uint8_t>& weight, std::size_t words_) : words(words_) {
+        for (const std::uint8_t w : weight) planes = std::max(planes, int(std::bit_width(unsigned(w))));
+        bits.assign(std::size_t(planes) * words, 0);
+        for (std::size_t i = 0; i < weight.size(); ++i)
+            for (int p = 0; p < planes; ++p)
+                if ((weight[i] >> p) & 1u) bits[std::size_t(p) * words + i / 64] |= std::uint64_t(1) << (i % 64);
+    }
+    /// the weight of the bits where `a` and `b` (words() words each) differ
+    std::int64_t mismatch(const std::uint64_t* a, const std::uint64_t* b) const {
+        std::int64_t d = 0;
+        for (std::size_t w = 0; w < words; ++w) {
+            const std::uint64_t x = a[w] ^ b[w];
+            for (int p = 0; p < planes; ++p) d += std::int64_t(std::popcount(x & bits[std::size_t(p) * words + w])) << p;
+        }
+        return d;
+    }
+};
 /// sum of the weights q_i over the bits where `code` and `decoded` agree
 inline std::int64_t weighted_score(const Fingerprint& code, const Fingerprint& decoded, const std::vector<std::uint8_t>& q) {
     std::int64_t s = 0;
@@ -323,13 +347,9 @@ private:
     void scan_weighted(const Fingerprint& q, const std::vector<std::uint8_t>& weight, std::int64_t total, std::int64_t& i1, std::int64_t& s1,
                        std::int64_t& i2, std::int64_t& s2) const {
         const std::size_t W = std::size_t(words_per_);
-        int planes = 0;
-        for (const std::uint8_t w : weight) planes = std::max(planes, int(std::bit_width(unsigned(w))));
-        std::vector<std::uint64_t> plane(std::size_t(planes) * W, 0);
-        for (std::size_t i = 0; i < weight.size(); ++i) {
-            for (int p = 0; p < planes; ++p)
-                if ((weight[i] >> p) & 1u) plane[std::size_t(p) * W + i / 64] |= std::uint64_t(1) << (i % 64);
-        }
+        const detail::WeightPlanes wp(weight, W);
+        const int planes = wp.planes;
+        const std::vector<std::uint64_t>& plane = wp.bits;
         const std::uint64_t* qw = q.words().data();
         std::uint64_t P[4][2] = {};  // 128-bit codes with weights up to 15 (the usual case): a fixed-size loop
         const bool fixed = W == 2 && planes <= 4;
@@ -350,14 +370,8 @@ private:
                     }
                     return;
                 }
-                for (std::size_t i = 0; i < n; ++i) {
-                    std::int64_t d = 0;
-                    for (std::size_t w = 0; w < W; ++w) {
-                        const std::uint64_t x = c[i * W + w] ^ qw[w];
-                        for (int p = 0; p < planes; ++p) d += std::int64_t(std::popcount(x & plane[std::size_t(p) * W + w])) << p;
-                    }
-                    dist[i] = std::int32_t(d);  // at most 255 * 1000 (WeightedNull's limits)
-                }
+                for (std::size_t i = 0; i < n; ++i)
+                    dist[i] = std::int32_t(wp.mismatch(c + i * W, qw));  // at most 255 * 1000 (WeightedNull's limits)
             },
             total, i1, d1, i2, d2);
         s1 = i1 >= 0 ? total - d1 : 0;

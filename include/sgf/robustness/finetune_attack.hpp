@@ -9,10 +9,11 @@
 //   G step: G minimises softplus(-D(G(z_g)))                    (non-saturating, D frozen);
 // both with Adam (betas 0 / 0.99) on every parameter of the baked copy (its modulated-and-
 // demodulated conv weights, input layer, biases, noise strengths) and of the critic. The critic's lr
-// is 2e-4, a tenth of training's; the copy's is 1e-5, because its weights hold their real values
+// is 2e-4, a tenth of training's; the copy's is 1e-5, because its conv weights hold their real values
 // (training steps the equalised-lr weights, which the run-time scale 1/sqrt(fan in), about 0.02-0.04
-// here, shrinks). At 1e-5 the images of the default model stay as good as the copy's own over 400
-// steps; at 2e-4 they fell apart within 25 (session 33, docs/evaluation.md). z_d and z_g are N(0, I) from Philox RngKey{seed, kFinetuneStream + 2t (+1 for z_g), 0},
+// here, shrinks; the input layer alone keeps its stored units). At 1e-5 the images of the default
+// model stay as good as the copy's own over the eval sweep's 200 steps; at 2e-4 they fell apart
+// within 25 (measured in session 33 while choosing the rate). z_d and z_g are N(0, I) from Philox RngKey{seed, kFinetuneStream + 2t (+1 for z_g), 0},
 // and each forward's noise seed is the first two words of Philox RngKey{seed, same stream, 1 << 40}.
 // Everything is deterministic from the seed.
 #pragma once
@@ -37,7 +38,7 @@ inline const AttackInfo& finetune_attack_info() {
 
 struct FinetuneOptions {
     std::int64_t batch = 16;
-    AdamParams adam{0.0002, 0.0, 0.99, 1e-8};            ///< the critic's (its weights are stored with the equalised-lr scale)
+    AdamParams adam_critic{0.0002, 0.0, 0.99, 1e-8};     ///< the critic's (its weights are stored with the equalised-lr scale)
     AdamParams adam_generator{0.00001, 0.0, 0.99, 1e-8};  ///< the copy's (its weights hold their real values)
     std::uint64_t seed = 0;
     bool train_critic = true;  ///< false: no D steps, the copy of the owner's D stays as it is
@@ -64,18 +65,22 @@ public:
         const ModelConfig& cfg = G.config();
         SGF_CHECK(G.baked(), ArgumentError, "fine-tuning attack: the generator must be a baked per-user copy (see instantiate)");
         SGF_CHECK(o.batch >= 1, ArgumentError, "fine-tuning attack: batch must be positive, got {}", o.batch);
-        SGF_CHECK(std::isfinite(o.adam.lr) && o.adam.lr > 0 && std::isfinite(o.adam_generator.lr) && o.adam_generator.lr > 0, ArgumentError,
-                  "fine-tuning attack: learning rates must be positive, got {} and {}", o.adam.lr, o.adam_generator.lr);
+        SGF_CHECK(std::isfinite(o.adam_critic.lr) && o.adam_critic.lr > 0 && std::isfinite(o.adam_generator.lr) && o.adam_generator.lr > 0,
+                  ArgumentError, "fine-tuning attack: learning rates must be positive, got {} and {}", o.adam_critic.lr,
+                  o.adam_generator.lr);
         SGF_CHECK(real.shape.n >= 1 && real.shape.c == cfg.image_channels && real.shape.h == cfg.resolution && real.shape.w == cfg.resolution,
                   ShapeError, "fine-tuning attack: real images {} do not fit the generator's [N, {}, {}, {}]", real.shape.str(),
                   cfg.image_channels, cfg.resolution, cfg.resolution);
         D_ = make_discriminator(b, D.config(), 0);
         const auto from = D.parameters();
         const auto to = D_.parameters();
-        SGF_CHECK(from.size() == to.size(), ArgumentError, "fine-tuning attack: the discriminator's layout is not the preset's");
+        // a decoder F passed by mistake has the same layers but a wider output: compare every tensor
+        bool same = from.size() == to.size();
+        for (std::size_t i = 0; same && i < from.size(); ++i) same = from[i]->name == to[i]->name && from[i]->value.shape() == to[i]->value.shape();
+        SGF_CHECK(same, ArgumentError, "fine-tuning attack: the critic must be the model's discriminator D (its tensors are not D's)");
         for (std::size_t i = 0; i < from.size(); ++i) b.copy(from[i]->value.data(), to[i]->value.data(), from[i]->value.size());
         optG_ = Adam<B>(b, G.parameters(), o.adam_generator);
-        optD_ = Adam<B>(b, D_.parameters(), o.adam);
+        optD_ = Adam<B>(b, D_.parameters(), o.adam_critic);
         sampler_ = io::Sampler(real.shape.n, o.seed);
     }
 
