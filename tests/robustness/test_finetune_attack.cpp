@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include "parameter_values.hpp"
+
 #include <map>
 #include <random>
 
@@ -38,33 +40,26 @@ FinetuneOptions options(std::uint64_t seed) {
     return o;
 }
 
-template <class Net>
-std::map<std::string, std::vector<float>> params(B& b, const Net& net) {
-    std::map<std::string, std::vector<float>> m;
-    for (const auto* p : net.parameters()) m[p->name] = to_host_vector<float>(b, p->value);
-    return m;
-}
-
 TEST(FinetuneAttack, ChangesTheCopyAndItsOwnCriticOnly) {
     Fixture f;
     auto Gu = f.baked();
-    const auto g0 = params(f.b, Gu);
-    const auto d0 = params(f.b, f.D);
-    const auto meta0 = params(f.b, f.G);
+    const auto g0 = test::parameter_values(f.b, Gu);
+    const auto d0 = test::parameter_values(f.b, f.D);
+    const auto meta0 = test::parameter_values(f.b, f.G);
     AdversarialFinetune<B> ft(f.b, Gu, f.D, f.real, options(1));
-    EXPECT_EQ(params(f.b, ft.critic()), d0) << "the critic starts as a copy of D";
+    EXPECT_EQ(test::parameter_values(f.b, ft.critic()), d0) << "the critic starts as a copy of D";
     const auto none = ft.run(f.b, 0);
     EXPECT_EQ(none.generator, 0.0);
-    EXPECT_EQ(params(f.b, Gu), g0) << "zero steps: the no-op strength";
+    EXPECT_EQ(test::parameter_values(f.b, Gu), g0) << "zero steps: the no-op strength";
     const auto L = ft.run(f.b, 3);
     EXPECT_EQ(ft.steps_done(), 3);
     EXPECT_GT(L.generator, 0.0);
     EXPECT_GT(L.discriminator, 0.0);
-    const auto g3 = params(f.b, Gu);
+    const auto g3 = test::parameter_values(f.b, Gu);
     for (const auto& [name, v] : g0) EXPECT_NE(g3.at(name), v) << name << " did not move";
-    EXPECT_NE(params(f.b, ft.critic()), d0);
-    EXPECT_EQ(params(f.b, f.D), d0) << "the owner's D is not touched";
-    EXPECT_EQ(params(f.b, f.G), meta0) << "nor the meta generator";
+    EXPECT_NE(test::parameter_values(f.b, ft.critic()), d0);
+    EXPECT_EQ(test::parameter_values(f.b, f.D), d0) << "the owner's D is not touched";
+    EXPECT_EQ(test::parameter_values(f.b, f.G), meta0) << "nor the meta generator";
 }
 
 TEST(FinetuneAttack, ChunksContinueExactlyAndTheSeedDecides) {
@@ -75,12 +70,12 @@ TEST(FinetuneAttack, ChunksContinueExactlyAndTheSeedDecides) {
     a.run(f.b, 5);
     c.run(f.b, 2);
     c.run(f.b, 3);
-    EXPECT_EQ(params(f.b, once), params(f.b, chunked));
+    EXPECT_EQ(test::parameter_values(f.b, once), test::parameter_values(f.b, chunked));
     FinetuneOptions o2 = o;
     o2.seed = 8;
     AdversarialFinetune<B> d(f.b, other, f.D, f.real, o2);
     d.run(f.b, 5);
-    EXPECT_NE(params(f.b, once), params(f.b, other));
+    EXPECT_NE(test::parameter_values(f.b, once), test::parameter_values(f.b, other));
 }
 
 // With the critic frozen, the generator steps are plain gradient descent on softplus(-D(G(z))):
@@ -102,7 +97,7 @@ TEST(FinetuneAttack, GeneratorStepsDescendTheAdversarialLoss) {
     };
     const double before = loss();
     ft.run(f.b, 20);
-    EXPECT_EQ(params(f.b, ft.critic()), params(f.b, f.D)) << "train_critic = false";
+    EXPECT_EQ(test::parameter_values(f.b, ft.critic()), test::parameter_values(f.b, f.D)) << "train_critic = false";
     const double after = loss();
     EXPECT_LT(after, before - 0.05) << before << " -> " << after;
 }

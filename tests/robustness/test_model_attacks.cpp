@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include "parameter_values.hpp"
+
 #include <bit>
 #include <cmath>
 #include <map>
@@ -31,11 +33,7 @@ struct Fixture {
         return instantiate(b, G, c);
     }
     std::vector<float> image(MetaGenerator<B>& Gu) { return to_host_vector<float>(b, Gu.forward_baked(b, z, 77).image()); }
-    std::map<std::string, std::vector<float>> params(MetaGenerator<B>& Gu) {
-        std::map<std::string, std::vector<float>> m;
-        for (auto* p : Gu.parameters()) m[p->name] = to_host_vector<float>(b, p->value);
-        return m;
-    }
+    std::map<std::string, std::vector<float>> params(MetaGenerator<B>& Gu) { return test::parameter_values(b, Gu); }
 };
 
 bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {

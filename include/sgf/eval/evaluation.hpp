@@ -122,6 +122,21 @@ inline AttackRef find_attack(std::string_view name) {
     SGF_THROW(ArgumentError, "unknown attack '{}' (image attacks: {}; model attacks: {})", name, image, model);
 }
 
+/// Every attack find_attack knows, image attacks first: what an empty EvalOptions::attacks sweeps.
+inline std::vector<std::string> registered_attack_names() {
+    std::vector<std::string> names;
+    for (const auto* list : {&attack::image_attacks(), &attack::model_attacks()})
+        for (const auto& a : *list) names.push_back(a.name);
+    names.push_back(attack::finetune_attack_info().name);
+    return names;
+}
+
+/// How many users' copies the model attack `name` perturbs (kModelAttackUsers, kFinetuneUsers for
+/// fine-tuning), capped by the registry (users_max) and by the images they make between them.
+inline std::int64_t model_attack_users(std::string_view name, const EvalOptions& opt) {
+    return std::min({name == attack::finetune_attack_info().name ? kFinetuneUsers : kModelAttackUsers, opt.users_max, opt.images});
+}
+
 struct SweepRow {
     std::string model;     ///< "original", "immunised"
     std::string kind = "image";  ///< "image": the attack changed the images; "model": the baked generators' weights
@@ -583,12 +598,7 @@ EvalResult evaluate(B& b, std::vector<EvalModelInput<B>> models, const EvalOptio
                   baseline->path, bc.image_channels, bc.resolution, bc.resolution, models[0].path, c0.image_channels, c0.resolution,
                   c0.resolution);
     }
-    std::vector<std::string> attack_names = opt.attacks;
-    if (attack_names.empty()) {
-        for (const auto& a : attack::image_attacks()) attack_names.push_back(a.name);
-        for (const auto& a : attack::model_attacks()) attack_names.push_back(a.name);
-        attack_names.push_back(attack::finetune_attack_info().name);
-    }
+    std::vector<std::string> attack_names = opt.attacks.empty() ? registered_attack_names() : opt.attacks;
     for (std::size_t i = 0; i < attack_names.size(); ++i) {
         (void)find_attack(attack_names[i]);  // unknown names fail before any work
         for (std::size_t j = 0; j < i; ++j)
@@ -750,8 +760,7 @@ EvalResult evaluate(B& b, std::vector<EvalModelInput<B>> models, const EvalOptio
                 const auto& info = *ref.info;
                 const bool model_attack = ref.kind == "model", finetune = name == attack::finetune_attack_info().name;
                 // model attacks: the users whose copies are attacked, and the images' fingerprints, grouped by user
-                const std::int64_t Um =
-                    std::min({finetune ? kFinetuneUsers : kModelAttackUsers, std::int64_t(users.size()), N});
+                const std::int64_t Um = model_attack_users(name, opt);
                 std::vector<Fingerprint> model_truth;
                 for (std::int64_t u = 0; u < Um && model_attack; ++u)
                     for (std::int64_t i = u; i < N; i += Um) model_truth.push_back(users[std::size_t(u)]);

@@ -131,8 +131,8 @@ inline nlohmann::json to_json(const EvalResult& r) {
            {"alpha", r.options.rule.alpha},
            {"min_margin", r.options.rule.min_margin},
            {"threshold_bits", r.threshold_single},
-           {"model_attack_users", std::min({kModelAttackUsers, r.options.users_max, r.options.images})},
-           {"finetune_users", std::min({kFinetuneUsers, r.options.users_max, r.options.images})},
+           {"model_attack_users", model_attack_users(attack::model_attacks().front().name, r.options)},  // every attack but fine-tuning
+           {"finetune_users", model_attack_users(attack::finetune_attack_info().name, r.options)},
            {"finetune_batch", r.options.finetune_batch},
            {"real_images_source", r.real_source},
            {"real_images_available", r.real_available},
@@ -368,8 +368,7 @@ inline std::string markdown_report(const EvalResult& r) {
         const std::string batch = name == attack::finetune_attack_info().name ? fmt::format(", batch {}", o.finetune_batch) : "";
         add(ref.kind == "model" ? fmt::format("### {} (model attack)\n\n{}{}; the weights of {} users' baked generators.\n\n", name,
                                               ref.info->parameter, batch,
-                                              std::min({name == attack::finetune_attack_info().name ? kFinetuneUsers : kModelAttackUsers,
-                                                        o.users_max, o.images}))
+                                              model_attack_users(name, o))
                                 : fmt::format("### {}\n\n{}\n\n", name, ref.info->parameter));
         std::string h = "| strength |", sep = "|---:|";
         for (const auto& m : r.models) {
@@ -446,11 +445,7 @@ inline std::vector<std::string> write_report(const EvalResult& r, const std::fil
         throw;
     }
     fs::remove_all(staging, ec);
-    std::vector<std::string> known;  // every attack name: a plot or strip of one this report has not is removed
-    for (const auto* list : {&attack::image_attacks(), &attack::model_attacks()})
-        for (const auto& info : *list) known.push_back(info.name);
-    known.push_back(attack::finetune_attack_info().name);
-    for (const auto& name : known)
+    for (const auto& name : registered_attack_names())  // a plot or strip of an attack this report has not is removed
         for (const char* sub : {"plots", "examples"}) {
             const fs::path old = dir / sub / (name + ".png");
             if (std::none_of(content.begin(), content.end(), [&](const auto& c) { return c.first == fs::path(sub) / old.filename(); }))
