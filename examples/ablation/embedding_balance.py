@@ -11,6 +11,11 @@ bit is read (docs/training-log.md, session 30). Uses the numpy reader of example
   python3 embedding_balance.py embed-lr SRC DST MULT
       a copy of SRC with E's learning-rate multiplier MULT, its stored weights rescaled so that E
       computes the same function (W = V mult / sqrt(in), b mult)
+  python3 embedding_balance.py widen SRC DST WIDTH [SEED]
+      a copy of meta model SRC (2-layer E) whose E hidden width and w_dim are WIDTH, computing the
+      same images: new hidden units and new w features are random (as at initialisation), the new
+      columns that read them (E.fc1's old rows, every style affine) are zero, and the old columns
+      are rescaled for the larger fan-in (session 34, docs/training-log.md)
 """
 import json
 import os
@@ -57,6 +62,68 @@ def rewrite(src, dst, changes, config=None):
     h = json.dumps({"__metadata__": meta, **header}, separators=(",", ":")).encode()
     h += b" " * ((8 - len(h) % 8) % 8)
     open(dst, "wb").write(struct.pack("<Q", len(h)) + h + bytes(data))
+
+
+def write_tensors(src, dst, tensors, config):
+    """Writes dst with src's metadata, the tensors (src's names and order, any shapes) and config,
+    recomputing sgf's checksums and every offset."""
+    raw = open(src, "rb").read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    meta = header.pop("__metadata__")
+    data, entries = bytearray(), {}
+    for name in header:
+        b = np.ascontiguousarray(tensors[name], "<f4").tobytes()
+        entries[name] = {"dtype": "F32", "shape": list(tensors[name].shape),
+                         "data_offsets": [len(data), len(data) + len(b)]}
+        data += b
+    meta["sgf.config"] = json.dumps(config, separators=(",", ":"), sort_keys=True)
+    meta["sgf.config_checksum"] = "crc32:%08x" % zlib.crc32(meta["sgf.config"].encode())
+    meta["sgf.checksum"] = "crc32:%08x" % zlib.crc32(bytes(data))
+    h = json.dumps({"__metadata__": meta, **entries}, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    tmp = dst + ".tmp"
+    open(tmp, "wb").write(struct.pack("<Q", len(h)) + h + bytes(data))
+    os.replace(tmp, dst)
+
+
+def widen(src, dst, width, seed=34):
+    """Net2net-style widening of E's hidden layer and w: the same function, better-conditioned new
+    routes from c to the styles (a tall random map has singular values within a factor ~3 of each
+    other; a square one's smallest is near zero)."""
+    cfg, t = load(src)
+    if cfg["embed_layers"] != 2:
+        sys.exit(f"{src}: widen handles a 2-layer E, this one has {cfg['embed_layers']}")
+    h0, w0 = cfg["embed_width"], cfg["w_dim"]
+    if width < max(h0, w0):
+        sys.exit(f"{src}: WIDTH {width} is below the current widths ({h0}, {w0})")
+    rng = np.random.default_rng(seed)
+    m = cfg["embed_lr_mult"]
+    init_std = 1.0 / m  # stored weights start N(0, 1/lr_mult^2) (runtime W = V lr_mult / sqrt(in))
+    out = dict(t)
+    v0, b0 = t["G.embed.fc0.weight"], t["G.embed.fc0.bias"]      # [h0, n]
+    fc0 = rng.normal(0.0, init_std, (width, v0.shape[1])).astype(np.float32)
+    fc0[:h0] = v0
+    out["G.embed.fc0.weight"] = fc0
+    out["G.embed.fc0.bias"] = np.concatenate([b0, np.zeros(width - h0, np.float32)])
+    v1, b1 = t["G.embed.fc1.weight"], t["G.embed.fc1.bias"]      # [w0, h0]
+    fc1 = rng.normal(0.0, init_std, (width, width)).astype(np.float32)
+    fc1[:w0, :] = 0.0
+    fc1[:w0, :h0] = v1 * np.float32(np.sqrt(width / h0))         # fan-in h0 -> width
+    out["G.embed.fc1.weight"] = fc1
+    out["G.embed.fc1.bias"] = np.concatenate([b1, np.zeros(width - w0, np.float32)])
+    for name, v in t.items():
+        if name.endswith(".affine.weight"):                       # [C_in, w0]
+            a = np.zeros((v.shape[0], width), np.float32)
+            a[:, :w0] = v * np.float32(np.sqrt(width / w0))       # fan-in w0 -> width
+            out[name] = a
+    cfg["embed_width"], cfg["w_dim"] = width, width
+    write_tensors(src, dst, out, cfg)
+    cfg2, t2 = load(dst)
+    c = np.random.default_rng(1).integers(0, 2, cfg["fingerprint_bits"]).astype(np.float32)
+    s_old = ref.dense(ref.embed(t, load(src)[0], c), t["G.b4.conv0.affine.weight"], t["G.b4.conv0.affine.bias"])
+    s_new = ref.dense(ref.embed(t2, cfg2, c), t2["G.b4.conv0.affine.weight"], t2["G.b4.conv0.affine.bias"])
+    print(f"{dst}: embed_width = w_dim = {width}; largest change of a style: {np.abs(s_new - s_old).max():.2e}")
 
 
 def load(path):
@@ -110,5 +177,7 @@ if __name__ == "__main__":
         equalise(a[1], a[2], a[3] if len(a) > 3 else "median", float(a[4]) if len(a) > 4 else 1.0)
     elif len(a) == 4 and a[0] == "embed-lr":
         embed_lr(a[1], a[2], float(a[3]))
+    elif len(a) in (4, 5) and a[0] == "widen":
+        widen(a[1], a[2], int(a[3]), int(a[4]) if len(a) > 4 else 34)
     else:
         sys.exit(__doc__)

@@ -159,6 +159,9 @@ inline void add_training_options(CLI::App& app, TrainingCommand& cmd) {
     app.add_flag("--clamp-decoder-input", tc.clamp_decoder_input,
                  "F reads G's images clamped to [-1, 1], as a saved image holds them; G gets no decoder gradient "
                  "from saturated pixels (docs/architecture.md)");
+    app.add_flag("--x-flip", tc.x_flip,
+                 "mirror augmentation: each epoch shows every real image also mirrored left to right (doubles the "
+                 "data; the paper's only augmentation of reals)");
     app.add_flag("--immunise", tc.immunise.enabled,
                  "immunised training: random crop/blur/brightness-contrast/noise/JPEG between G and F "
                  "(docs/robustness.md)");

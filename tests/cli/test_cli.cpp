@@ -1420,6 +1420,31 @@ TEST_F(Cli, TrainClampDecoderInputIsKeptAndCannotBeSwitchedOnByResume) {
     EXPECT_NE(r.err.find("--no-fingerprint"), std::string::npos) << r.err;
 }
 
+TEST_F(Cli, TrainXFlipIsRecordedKeptOnResumeAndCannotBeSwitchedOnByResume) {
+    const fs::path plain = dir / "plain-noflip";
+    Result r = train_tiny(plain);
+    ASSERT_EQ(r.rc, kOk) << r.out << r.err;
+    r = sgf({"train", "--resume", "--x-flip", "--kimg", "0.016", "--out", plain.string()});
+    EXPECT_EQ(r.rc, kUsage) << r.out << r.err;
+    EXPECT_NE(r.err.find("without --x-flip"), std::string::npos) << r.err;
+    const fs::path mirrored = dir / "mirrored";
+    r = sgf({"train", "--init-from", (plain / "model.safetensors").string(), "--x-flip", "--batch", "4", "--kimg", "0.008",
+             "--out", mirrored.string()});
+    ASSERT_EQ(r.rc, kOk) << r.out << r.err;
+    auto config_of = [](const fs::path& run) {
+        return io::SafetensorsFile::load(run / "model.safetensors").metadata.at("sgf.train_config");
+    };
+    EXPECT_NE(config_of(mirrored).find("\"x_flip\":true"), std::string::npos) << config_of(mirrored);
+    EXPECT_EQ(config_of(plain).find("x_flip"), std::string::npos) << config_of(plain);
+    r = sgf({"train", "--resume", "--kimg", "0.016", "--out", mirrored.string()});  // continues mirrored
+    ASSERT_EQ(r.rc, kOk) << r.out << r.err;
+    EXPECT_NE(config_of(mirrored).find("\"x_flip\":true"), std::string::npos) << config_of(mirrored);
+    r = sgf({"train", "--init-from", (plain / "model.safetensors").string(), "--x-flip", "--decoder-only", "--out",
+             (dir / "bad-flip").string()});
+    EXPECT_EQ(r.rc, kUsage) << r.out << r.err;
+    EXPECT_NE(r.err.find("--x-flip"), std::string::npos) << r.err;
+}
+
 // ------------------------------------------------------------------------------------------ no lost data, nothing left behind
 TEST_F(Cli, InstantiateNeverReplacesItsInputsOrOtherFiles) {
     const std::string model_before = slurp(model);

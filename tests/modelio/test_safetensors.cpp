@@ -372,5 +372,33 @@ TEST(Datasets, SamplerIsDeterministicAndResumable) {
     EXPECT_EQ(std::vector<std::int64_t>(x.begin() + 130, x.end()), cont);
 }
 
+// Mirror augmentation: index N + i is image i reversed along each row, every channel; an epoch of a
+// Sampler over 2N indices shows each image once as stored and once mirrored.
+TEST(Datasets, XFlipBatchMirrorsTheUpperHalfOfTheIndices) {
+    ImageDataset ds;
+    ds.name = "xflip-test";
+    ds.count = 3;
+    ds.channels = 2;
+    ds.height = 2;
+    ds.width = 3;
+    for (int i = 0; i < ds.count * ds.sample_size(); ++i) ds.pixels.push_back(std::uint8_t(i * 7 % 256));
+    const auto plain = ds.batch({0, 1, 2});
+    const auto t = ds.x_flip_batch({4, 1, 3, 5, 2});
+    ASSERT_EQ(t.shape, (Shape{5, 2, 2, 3}));
+    const std::int64_t source[5] = {1, 1, 0, 2, 2};
+    const bool mirrored[5] = {true, false, true, true, false};
+    for (int n = 0; n < 5; ++n)
+        for (int c = 0; c < 2; ++c)
+            for (int y = 0; y < 2; ++y)
+                for (int x = 0; x < 3; ++x)
+                    ASSERT_EQ(t.at(n, c, y, x), plain.at(source[n], c, y, mirrored[n] ? 2 - x : x)) << n << c << y << x;
+    EXPECT_THROW(ds.x_flip_batch({6}), ArgumentError);
+    EXPECT_THROW(ds.x_flip_batch({-1}), ArgumentError);
+    Sampler s(2 * ds.count, 5);
+    auto epoch = s.next(2 * ds.count);
+    std::sort(epoch.begin(), epoch.end());
+    EXPECT_EQ(epoch, (std::vector<std::int64_t>{0, 1, 2, 3, 4, 5}));
+}
+
 }  // namespace
 }  // namespace sgf::io

@@ -46,6 +46,7 @@ TEST(TrainConfig, ValidateRefusesEveryUnusableValueAndAcceptsTheDefaults) {
         {"consistency rampup -1", [](TrainConfig& t) { t.consistency_rampup_kimg = -1; }},
         {"immunise strength -1 (even when off)", [](TrainConfig& t) { t.immunise.strength = -1; }},
         {"decoder-only without fingerprint", [](TrainConfig& t) { t.decoder_only = true; t.fingerprint = false; }},
+        {"x-flip in a decoder-only run (no reals)", [](TrainConfig& t) { t.decoder_only = true; t.x_flip = true; }},
     };
     for (const auto& [what, mutate] : bad) {
         TrainConfig t;
@@ -58,7 +59,13 @@ TEST(TrainConfig, ValidateRefusesEveryUnusableValueAndAcceptsTheDefaults) {
     t.d_reg_interval = 0;
     t.weights = {0, 0, 0, 0};
     t.adam.beta1 = 0;
+    t.x_flip = true;
     EXPECT_NO_THROW(validate(t));
+    // x_flip is written only when on, and files without the key read as off
+    EXPECT_EQ(nlohmann::json(t).at("x_flip"), true);
+    EXPECT_TRUE(nlohmann::json(t).get<TrainConfig>().x_flip);
+    EXPECT_FALSE(nlohmann::json(TrainConfig{}).contains("x_flip"));
+    EXPECT_FALSE(nlohmann::json(TrainConfig{}).get<TrainConfig>().x_flip);
 }
 
 // The training config in checkpoints and release files: integers had to be JSON integers in range,

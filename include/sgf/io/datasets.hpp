@@ -77,6 +77,26 @@ struct ImageDataset {
         }
         return t;
     }
+    /// Images at `indices` in [0, 2 size()) with mirror augmentation (x-flip, the only augmentation
+    /// of reals the paper uses): index i < size() is image i, index size() + i is image i mirrored
+    /// left to right. A Sampler over 2 size() indices then visits every image once each way per
+    /// epoch, and its (epoch, position) still resumes the run exactly.
+    HostTensor<float> x_flip_batch(const std::vector<std::int64_t>& indices) const {
+        std::vector<std::int64_t> plain(indices.size());
+        for (std::size_t i = 0; i < indices.size(); ++i) {
+            SGF_CHECK(indices[i] >= 0 && indices[i] < 2 * count, ArgumentError, "{}: x-flip index {} out of range [0, {})", name,
+                      indices[i], 2 * count);
+            plain[i] = indices[i] % count;
+        }
+        HostTensor<float> t = batch(plain);
+        const std::int64_t rows = std::int64_t(channels) * height;
+        for (std::size_t i = 0; i < indices.size(); ++i) {
+            if (indices[i] < count) continue;
+            float* img = t.data.data() + std::int64_t(i) * sample_size();
+            for (std::int64_t r = 0; r < rows; ++r) std::reverse(img + r * width, img + (r + 1) * width);
+        }
+        return t;
+    }
     /// Every image, in order, as floats in [-1, 1].
     HostTensor<float> all_images() const {
         std::vector<std::int64_t> idx(static_cast<std::size_t>(count));

@@ -278,6 +278,10 @@ int run_training(B& b, const ModelConfig& mc_in, const TrainConfig& tc_in, const
         // not silently ignored
         SGF_CHECK(tc_in.fingerprint || !tc.fingerprint, ArgumentError,
                   "{} continues a fingerprinted run; --no-fingerprint can only start a new one (another --out)", ckpt.string());
+        SGF_CHECK(!tc_in.x_flip || tc.x_flip, ArgumentError,
+                  "{} continues a run without --x-flip: start a mirrored run from its release file (--init-from {} "
+                  "--x-flip --out <new folder>)",
+                  ckpt.string(), (opt.out_dir / "model.safetensors").string());
         SGF_CHECK(!tc_in.immunise.enabled || tc.immunise.enabled, ArgumentError,
                   "{} continues a run without --immunise: start an immunised run from its release file (--init-from {} "
                   "--immunise --out <new folder>)",
@@ -294,7 +298,7 @@ int run_training(B& b, const ModelConfig& mc_in, const TrainConfig& tc_in, const
     SGF_CHECK(is_valid_utf8(data.name), ArgumentError,
               "--data {}: the folder's path is not valid UTF-8, which a checkpoint cannot record; rename the folder", printable(data.name));
     Trainer<B> tr(b, mc, tc);  // checks the configs
-    io::Sampler sampler(ds.size(), tc.seed);
+    io::Sampler sampler(tc.x_flip ? 2 * ds.size() : ds.size(), tc.seed);  // x-flip: index N + i is image i mirrored
     if (opt.resume) {
         load_checkpoint(b, ckpt, tr, sampler, data);  // refuses a checkpoint of other data
         fmt::print("resumed from {} at step {} ({} kimg)\n", ckpt.string(), tr.step_count(),
@@ -345,7 +349,8 @@ int run_training(B& b, const ModelConfig& mc_in, const TrainConfig& tc_in, const
                        tr.step_count());
             return 130;
         }
-        const auto real = from_host(b, ds.batch(sampler.next(tc.batch)));
+        const auto indices = sampler.next(tc.batch);
+        const auto real = from_host(b, tc.x_flip ? ds.x_flip_batch(indices) : ds.batch(indices));
         StepStats st;
         try {
             st = tr.step(real);

@@ -51,6 +51,10 @@ struct TrainConfig {
     /// fingerprint where a saved image keeps it. In decoder-only runs every image is clamped. Off by
     /// default (the paper's objective); JSON key "clamp_decoder_input", written only when on.
     bool clamp_decoder_input = false;
+    /// Mirror augmentation of the real images (x-flip; algorithm.md: the only augmentation of reals):
+    /// the run samples each epoch from every image and its left-right mirror (ImageDataset::
+    /// x_flip_batch). Off by default; JSON key "x_flip", written only when on.
+    bool x_flip = false;
 };
 
 /// Throws ArgumentError naming the first value a training run cannot use: a batch below 1, a
@@ -82,6 +86,8 @@ inline void validate(const TrainConfig& t) {
               "training: decoder-only fine-tuning needs the fingerprint losses (drop --no-fingerprint)");
     SGF_CHECK(!(t.clamp_decoder_input && !t.fingerprint), ArgumentError,
               "training: --clamp-decoder-input changes what the decoder reads, and --no-fingerprint trains no decoder");
+    SGF_CHECK(!(t.x_flip && t.decoder_only), ArgumentError,
+              "training: --x-flip augments the real images, which decoder-only fine-tuning does not read");
 }
 
 inline void to_json(nlohmann::json& j, const TrainConfig& t) {
@@ -105,6 +111,7 @@ inline void to_json(nlohmann::json& j, const TrainConfig& t) {
     if (t.immunise.enabled) j["immunise"] = t.immunise;
     if (t.decoder_only) j["decoder_only"] = true;
     if (t.clamp_decoder_input) j["clamp_decoder_input"] = true;
+    if (t.x_flip) j["x_flip"] = true;
 }
 inline void from_json(const nlohmann::json& j, TrainConfig& t) {
     // integers checked as in ModelConfig (nlohmann's get_to wrapped "batch": 2^32 + 16 to 16), and
@@ -134,6 +141,7 @@ inline void from_json(const nlohmann::json& j, TrainConfig& t) {
         t.immunise = j.value("immunise", ImmuniseConfig{});  // absent in files without immunisation
         t.decoder_only = j.value("decoder_only", false);
         t.clamp_decoder_input = j.value("clamp_decoder_input", false);  // absent in earlier files
+        t.x_flip = j.value("x_flip", false);                            // absent in earlier files
     } catch (const nlohmann::json::exception& e) {
         SGF_THROW(FormatError, "training config: {}", e.what());
     }
