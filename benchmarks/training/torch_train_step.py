@@ -37,8 +37,8 @@ SQRT2 = math.sqrt(2.0)
 # The `small` preset as of this writing (include/sgf/nets/config.hpp). run.sh passes the preset's
 # current values with --config (from `sgf_bench_train_step --print-config`), so both sides always
 # build the same shapes.
-SMALL = dict(resolution=32, image_channels=1, fingerprint_bits=128, z_dim=64, w_dim=128, embed_layers=2,
-             embed_width=128, embed_lr_mult=0.01, channel_base=1024, channel_max=64, mbstd_group=4, fc_width=512)
+SMALL = dict(resolution=32, image_channels=1, fingerprint_bits=128, z_dim=64, w_dim=512, embed_layers=2,
+             embed_width=512, embed_lr_mult=0.01, channel_base=1024, channel_max=64, mbstd_group=4, fc_width=512)
 CONFIG_KEYS = tuple(SMALL)
 
 

@@ -94,9 +94,12 @@ struct ModelConfig {
         c.resolution = 32;
         c.fingerprint_bits = 128;
         c.z_dim = 64;
-        c.w_dim = 128;
+        // E 2 x 512 and w 512, the paper's 4:1 ratio of w to bits: a square E (128 wide for 128 bits)
+        // passes the bits through badly conditioned random maps (condition number of the bit-flip
+        // matrix of w about 15,000 at initialisation against 8 here; docs/training-log.md, session 34)
+        c.w_dim = 512;
         c.embed_layers = 2;  // the paper's 8 make c -> w far harder to invert on a CPU budget
-        c.embed_width = 128;
+        c.embed_width = 512;
         c.channel_base = 1024;
         c.channel_max = 64;
         return c;
