@@ -2,7 +2,7 @@
 # Packs what scripts/gpu-run.sh needs on a bare GPU machine into .gpu-carry/ (ignored by git; name
 # that folder in the device tool's `carry`): the build folder without object files (executables
 # stripped, ctest files kept; as build.tar.xz), the shared libraries a CUDA image may lack (cuBLAS and cuDNN are taken
-# from the machine), Fashion-MNIST, and the widened default model the GPU run starts from. Build first, on a machine with the same CUDA toolkit:
+# from the machine), and Fashion-MNIST. Build first, on a machine with the same CUDA toolkit:
 #   cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DSGF_NATIVE=OFF \
 #         -DSGF_WITH_ONEDNN=OFF && cmake --build build-gpu -j
 #   scripts/gpu-pack.sh [build-gpu]
@@ -21,11 +21,6 @@ for lib in libfmt.so.9 libstb.so.0 libsqlite3.so.0; do cp -L "/lib/x86_64-linux-
 cp -L "$(dirname "$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)")/../lib64/libcudart.so.13" .gpu-carry/lib/ 2>/dev/null ||
   cp -L /usr/local/cuda/lib/libcudart.so.13 .gpu-carry/lib/
 cp /usr/share/datasets/fashion-mnist/*.gz .gpu-carry/fashion-mnist/
-# the recommended start for a GPU run (docs/cuda.md): the default model with E and w widened to 512,
-# computing the same images (examples/ablation/embedding_balance.py widen; needs numpy)
-/usr/bin/python3 examples/ablation/embedding_balance.py widen models/fashion-small.safetensors \
-    .gpu-carry/fashion-small-wide512.safetensors 512 ||
-  echo "gpu-pack.sh: no widened start written (numpy missing?); --init-from models/fashion-small.safetensors still works"
 # the whole carry must stay under the device tool's 64 MiB with the working tree: compress the build
 tar -C .gpu-carry -cJf .gpu-carry/build.tar.xz build && rm -rf .gpu-carry/build
 du -sh .gpu-carry/build.tar.xz .gpu-carry/lib .gpu-carry/fashion-mnist
