@@ -164,6 +164,9 @@ def widen(src, dst, width, seed=34, affine_std=0.0):
     """Net2net-style widening of E's hidden layer and w: the same function, better-conditioned new
     routes from c to the styles (a tall random map has singular values within a factor ~3 of each
     other; a square one's smallest is near zero)."""
+    kind = ref.load_safetensors(src)[0].get("sgf.kind")
+    if kind != "meta-model":  # a checkpoint also holds the EMA copy and optimiser moments, which this does not widen
+        sys.exit(f"{src}: widen needs a meta model (a release file), this is a {kind}")
     cfg, t = load(src)
     if cfg["embed_layers"] != 2:
         sys.exit(f"{src}: widen handles a 2-layer E, this one has {cfg['embed_layers']}")
