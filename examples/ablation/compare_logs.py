@@ -1,5 +1,6 @@
 """Paired comparison of training runs that share a seed (docs/training-log.md, session 34): the mean
-running bit accuracy (log.csv's bit_accuracy) of the steps every run has logged, in blocks of B steps.
+bit accuracy of the training batches (log.csv's bit_accuracy, logged every 10th step) over the steps
+every run has logged, in blocks of B steps.
 
   python3 compare_logs.py B RUN_DIR [RUN_DIR ...]
       one column per run, and the last run minus the first
@@ -15,6 +16,8 @@ def main(block, runs):
         with open(os.path.join(r, "log.csv")) as fh:
             acc[r] = {int(row["step"]): float(row["bit_accuracy"]) for row in csv.DictReader(fh)}
     common = sorted(set.intersection(*(set(a) for a in acc.values())))
+    if not common:
+        sys.exit("compare_logs.py: the runs have no logged step in common")
     blocks = {}
     for s in common:
         blocks.setdefault((s - 1) // block, []).append(s)
@@ -27,6 +30,6 @@ def main(block, runs):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 3:
+    if len(sys.argv) < 3 or not sys.argv[1].isdigit() or int(sys.argv[1]) < 1:
         sys.exit(__doc__)
     main(int(sys.argv[1]), sys.argv[2:])
